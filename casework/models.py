@@ -1,0 +1,212 @@
+"""The store's tables. Changing one means writing an Alembic migration beside it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+CASE_TYPES = ("digital-sex-crime", "stalking", "child-exploitation", "domestic-violence", "other")
+SERVICE_KINDS = (
+    "counseling",
+    "deletion",
+    "legal",
+    "psychological",
+    "medical",
+    "housing",
+    "financial",
+)
+TAKEDOWN_STATUSES = ("new", "confirmed", "rejected")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: DateTime(timezone=True)}
+
+
+class Case(Base):
+    __tablename__ = "support_case"
+
+    id: Mapped[str] = mapped_column(String(20), primary_key=True)  # C-2026-0001
+    case_type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    assigned_to: Mapped[str | None] = mapped_column(String(64))
+    pseudonym: Mapped[str | None] = mapped_column(String(128))
+    # Fernet token; the key lives outside the database.
+    contact_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]
+
+    services: Mapped[list[Service]] = relationship(back_populates="case", order_by="Service.id")
+    references: Mapped[list[Reference]] = relationship(back_populates="case")
+
+
+class Service(Base):
+    """One support service given to a case (the center's one-stop record)."""
+
+    __tablename__ = "service"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("support_case.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    given_on: Mapped[datetime] = mapped_column(default=utcnow)
+    note: Mapped[str] = mapped_column(Text, default="")
+    recorded_by: Mapped[str] = mapped_column(String(64))
+
+    case: Mapped[Case] = relationship(back_populates="services")
+
+
+class Reference(Base):
+    """What a victim reported: its signals only, never the media itself."""
+
+    __tablename__ = "reference"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("support_case.id"), index=True)
+    modality: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str | None] = mapped_column(String(256))
+    origin: Mapped[str] = mapped_column(String(16), default="file")  # file | import
+    added_by: Mapped[str] = mapped_column(String(64))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    consent: Mapped[str] = mapped_column(String(16), default="given")  # given | withdrawn
+    withdrawn_at: Mapped[datetime | None]
+
+    case: Mapped[Case] = relationship(back_populates="references")
+    signals: Mapped[list[Signal]] = relationship(
+        back_populates="reference", cascade="all, delete-orphan"
+    )
+
+
+class ScannedItem(Base):
+    """One file or URL that was fingerprinted by a scan or a crawl."""
+
+    __tablename__ = "scanned_item"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    location: Mapped[str] = mapped_column(Text)  # a path or a URL
+    modality: Mapped[str | None] = mapped_column(String(16))
+    mime: Mapped[str | None] = mapped_column(String(128))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    md5: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    scanned_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    signals: Mapped[list[Signal]] = relationship(
+        back_populates="item", cascade="all, delete-orphan"
+    )
+
+
+class Signal(Base):
+    """One fingerprint of a reference or of a scanned item.
+
+    Its id is the entry id in every index, so a hit maps straight back to its owner.
+    `value` holds text signals (hex hashes), `blob` binary ones (landmarks, descriptors).
+    """
+
+    __tablename__ = "signal"
+    __table_args__ = (Index("ix_signal_kind_value", "kind", "value"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference_id: Mapped[int | None] = mapped_column(
+        ForeignKey("reference.id", ondelete="CASCADE"), index=True
+    )
+    item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("scanned_item.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))  # sha256 | md5 | pdq | ...
+    value: Mapped[str | None] = mapped_column(String(128))
+    quality: Mapped[int | None] = mapped_column(Integer)
+    frame: Mapped[int | None] = mapped_column(Integer)
+    timestamp: Mapped[float | None] = mapped_column(Float)
+    blob: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+    reference: Mapped[Reference | None] = relationship(back_populates="signals")
+    item: Mapped[ScannedItem | None] = relationship(back_populates="signals")
+
+
+class Match(Base):
+    __tablename__ = "match"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("scanned_item.id"), index=True)
+    reference_id: Mapped[int] = mapped_column(ForeignKey("reference.id"), index=True)
+    signal: Mapped[str] = mapped_column(String(32))
+    distance: Mapped[float | None] = mapped_column(Float)
+    score: Mapped[float | None] = mapped_column(Float)
+    explanation: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Takedown(Base):
+    """One location to get removed for one case; its history is in TakedownEvent."""
+
+    __tablename__ = "takedown"
+    __table_args__ = (UniqueConstraint("location", "case_id", name="uq_takedown_location_case"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("support_case.id"), index=True)
+    reference_id: Mapped[int] = mapped_column(ForeignKey("reference.id"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("scanned_item.id"))
+    match_id: Mapped[int] = mapped_column(ForeignKey("match.id"))
+    location: Mapped[str] = mapped_column(Text)
+    host: Mapped[str | None] = mapped_column(String(255), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="new", index=True)
+    detected_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    events: Mapped[list[TakedownEvent]] = relationship(order_by="TakedownEvent.id")
+
+
+class TakedownEvent(Base):
+    __tablename__ = "takedown_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    takedown_id: Mapped[int] = mapped_column(ForeignKey("takedown.id"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditEntry(Base):
+    """Append-only, hash-chained: `entry_hash` covers the row and the previous hash."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(128))
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """A single row locked while appending, so concurrent writers never fork the chain."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    entry_hash: Mapped[str] = mapped_column(String(64), default="0" * 64)

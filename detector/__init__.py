@@ -1,0 +1,1 @@
+"""Media in, signals out: one module per modality, plus the match decision."""

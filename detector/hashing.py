@@ -1,0 +1,103 @@
+"""The detector's one entry point: a file in, its signals out.
+
+`hash_file` sniffs the real type from the bytes, computes the file digests and hands the
+file to the hasher of its modality. A modality is added by writing a `MediaHasher` and
+listing it in `HASHERS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from detector.errors import LowQuality, MediaError, UnsupportedMedia
+from detector.filehash import file_digests
+from detector.image import ImageOptions, hash_image
+from detector.pdq import DEFAULT_MIN_QUALITY
+from detector.signals import FrameHash, MediaSignals
+from detector.sniff import IMAGE_MIMES, Sniffed, sniff_file
+
+
+@dataclass(frozen=True)
+class HashOptions:
+    """Knobs for every hasher; each modality reads its own fields."""
+
+    image: ImageOptions = ImageOptions()
+    min_pdq_quality: int = DEFAULT_MIN_QUALITY
+    max_file_bytes: int = 4 << 30
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class HasherOutput:
+    pdq: list[FrameHash] = field(default_factory=list)
+    pdq_dihedral: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+class MediaHasher(Protocol):
+    modality: str
+
+    def accepts(self, sniffed: Sniffed) -> bool: ...
+
+    def hash(self, path: Path, sniffed: Sniffed, options: HashOptions) -> HasherOutput: ...
+
+
+class ImageHasher:
+    modality = "image"
+
+    def accepts(self, sniffed: Sniffed) -> bool:
+        return sniffed.mime in IMAGE_MIMES
+
+    def hash(self, path: Path, sniffed: Sniffed, options: HashOptions) -> HasherOutput:
+        hashes = hash_image(path, options.image)
+        if hashes.pdq.quality < options.min_pdq_quality:
+            raise LowQuality(
+                f"image PDQ quality {hashes.pdq.quality} is below {options.min_pdq_quality}: "
+                "too flat or featureless to match safely"
+            )
+        return HasherOutput(pdq=[hashes.pdq], pdq_dihedral=hashes.dihedral)
+
+
+HASHERS: list[MediaHasher] = [ImageHasher()]
+
+
+def hash_file(path: Path, options: HashOptions = HashOptions()) -> MediaSignals:
+    """Fingerprint one file. Raises MediaError (with a readable message) on bad input."""
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise MediaError("not a regular file")
+        if size == 0:
+            raise MediaError("file is empty (0 bytes)")
+        if size > options.max_file_bytes:
+            raise MediaError(
+                f"file is {size:,} bytes, over the limit of {options.max_file_bytes:,}"
+            )
+        sniffed = sniff_file(path)
+        hasher = next((h for h in HASHERS if h.accepts(sniffed)), None)
+        if hasher is None:
+            raise UnsupportedMedia(
+                f"unsupported content ({sniffed.mime}), whatever the file name says"
+            )
+        sha256, md5, size = file_digests(path)
+        output = hasher.hash(path, sniffed, options)
+    except FileNotFoundError as exc:
+        raise MediaError("file vanished or does not exist") from exc
+    except PermissionError as exc:
+        raise MediaError("file is not readable (permission denied)") from exc
+    except IsADirectoryError as exc:
+        raise MediaError("is a directory") from exc
+    return MediaSignals(
+        modality=hasher.modality,
+        sha256=sha256,
+        md5=md5,
+        size=size,
+        mime=sniffed.mime,
+        pdq=output.pdq,
+        pdq_dihedral=output.pdq_dihedral,
+        extra=output.extra,
+        warnings=output.warnings,
+    )

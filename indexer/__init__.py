@@ -1,0 +1,1 @@
+"""Signal indexes: what was fingerprinted, searchable by similarity. No store access here."""
