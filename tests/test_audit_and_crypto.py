@@ -65,7 +65,8 @@ def test_cut_off_tail_is_detected_through_the_anchor(workspace_with_history: Wor
         # A careful forger also rewinds the head row; the anchor outside the DB still knows.
         session.execute(
             text(
-                "UPDATE audit_head SET seq = :seq, entry_hash = (SELECT entry_hash FROM audit WHERE seq = :seq)"
+                "UPDATE audit_head SET seq = :seq,"
+                " entry_hash = (SELECT entry_hash FROM audit WHERE seq = :seq)"
             ),
             {"seq": last - 1},
         )
