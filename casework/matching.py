@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casework.banks import Banks
+from casework.image_matching import match_image_robust
 from casework.models import Reference, Signal
 from detector.decision import (
     Decision,
@@ -77,7 +78,7 @@ def match_image_pdq(
     return [d for e in evidence.values() if (d := pdq_image_decision(e, rules)) is not None]
 
 
-MATCHERS: list[Matcher] = [match_exact, match_image_pdq]
+MATCHERS: list[Matcher] = [match_exact, match_image_pdq, match_image_robust]
 
 
 def find_matches(

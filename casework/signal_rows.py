@@ -10,9 +10,30 @@ from collections.abc import Callable
 from typing import Any
 
 from casework.models import Signal
+from detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
+from detector.descriptor import Descriptor
+from detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
+from detector.local_verify import LocalFeatures
 from detector.signals import MediaSignals
 
-EXTRA_SIGNAL_ENCODERS: dict[str, Callable[[Any], list[Signal]]] = {}
+
+def _descriptor_rows(descriptor: Descriptor) -> list[Signal]:
+    # value names the model: vectors of other weights are never compared with these.
+    return [Signal(kind=DESCRIPTOR_KIND, value=descriptor.model_id, blob=descriptor.to_blob())]
+
+
+def _local_feature_rows(features: LocalFeatures) -> list[Signal]:
+    return [
+        Signal(
+            kind=LOCAL_FEATURES_KIND, value=f"{len(features)} keypoints", blob=features.to_blob()
+        )
+    ]
+
+
+EXTRA_SIGNAL_ENCODERS: dict[str, Callable[[Any], list[Signal]]] = {
+    DESCRIPTOR_KIND: _descriptor_rows,
+    LOCAL_FEATURES_KIND: _local_feature_rows,
+}
 
 
 def rows_from_signals(signals: MediaSignals) -> list[Signal]:

@@ -19,6 +19,8 @@ import numpy as np
 SIGNAL_KIND = "descriptor"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "weights" / "descriptor.pt"
 WEIGHTS_ENV = "ANSIM_DESCRIPTOR_WEIGHTS"
+# The bank's float index is made for this width (models.descriptor.DescriptorConfig.dim).
+DESCRIPTOR_DIM = 128
 
 
 def torch_available() -> bool:
