@@ -116,7 +116,12 @@ def match_image_robust(
         return []
     if DESCRIPTOR_KIND not in signals.extra and LOCAL_FEATURES_KIND not in signals.extra:
         return []  # neither torch nor OpenCV here: the PDQ matcher is all there is
-    candidates = gather_candidates(session, banks, signals, rules)
+    # What PDQ matches on its own is the PDQ matcher's (same rule, no verification cost).
+    candidates = [
+        c
+        for c in gather_candidates(session, banks, signals, rules)
+        if c.pdq_distance is None or c.pdq_distance > rules.pdq_max_distance
+    ]
     if not candidates:
         return []
     features = _reference_features(session, {c.owner_id for c in candidates})
