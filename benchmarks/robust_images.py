@@ -77,7 +77,7 @@ class RobustBenchConfig:
     transforms: tuple[str, ...] = tuple(HARD_TRANSFORMS) + tuple(EASY_TRANSFORMS)
     target_precision: float = 0.999
     descriptor_neighbours: int = 10
-    max_verifications: int = 5
+    max_verifications: int = 4
     seed: int = 2021
     weights: Path | None = None
 

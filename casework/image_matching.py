@@ -33,7 +33,7 @@ from detector.signals import MediaSignals
 
 DESCRIPTOR_NEIGHBOURS = 10
 LOCAL_FEATURE_CANDIDATES = 10
-MAX_VERIFICATIONS = 5
+MAX_VERIFICATIONS = 4
 
 
 @lru_cache(maxsize=1)

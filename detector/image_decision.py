@@ -295,36 +295,29 @@ class Candidate:
     local_votes: int = 0
 
 
-def _as_if_verified(votes: int) -> Verification:
-    return Verification(matches=votes, inliers=votes, geometry_ok=True)
-
-
 def judge_candidates(
     candidates: Sequence[Candidate],
     query_features: LocalFeatures | None,
     reference_features: Callable[[int], LocalFeatures | None],
     thresholds: Thresholds,
-    max_verifications: int = 5,
+    max_verifications: int = 4,
 ) -> list[Decision]:
-    """Decide every candidate; verify geometrically the `max_verifications` most promising.
+    """Decide every candidate, verifying geometrically up to `max_verifications` of them.
 
-    Candidates are ranked by what PDQ and the descriptor already say, so the expensive
-    verification goes where it is most likely to turn a near miss into a match (or to
-    explain a match with where the reference sits in the item).
+    Each index gets its turn at the verification budget (most local-feature votes, then
+    the nearest descriptor, then the closest PDQ near miss, then the second of each, ...):
+    a strong candidate from one index cannot crowd out the one that only another index
+    found. Candidates that PDQ already matches need no verification.
     """
-    ranked = sorted(
-        candidates,
-        key=lambda c: (
-            -max(
-                pdq_score(c.pdq_distance, thresholds),
-                descriptor_score(c.descriptor_similarity, thresholds),
-            )
-        ),
+    chosen = (
+        _pick_for_verification(candidates, thresholds, max_verifications)
+        if query_features is not None
+        else set()
     )
     decisions = []
-    for rank, candidate in enumerate(ranked):
+    for candidate in candidates:
         verification = None
-        if query_features is not None and rank < max_verifications:
+        if candidate.owner_id in chosen:
             features = reference_features(candidate.owner_id)
             if features is not None:
                 verification = verify(query_features, features)
@@ -335,3 +328,32 @@ def judge_candidates(
         )
         decisions.append(decide(evidence, thresholds, candidate.owner_id))
     return decisions
+
+
+def _pick_for_verification(
+    candidates: Sequence[Candidate], thresholds: Thresholds, budget: int
+) -> set[int]:
+    open_ones = [
+        c
+        for c in candidates
+        if c.pdq_distance is None or c.pdq_distance > thresholds.pdq_max_distance
+    ]
+    queues = [
+        sorted((c for c in open_ones if c.local_votes > 0), key=lambda c: -c.local_votes),
+        sorted(
+            (c for c in open_ones if c.descriptor_similarity is not None),
+            key=lambda c: -(c.descriptor_similarity or 0.0),
+        ),
+        sorted(
+            (c for c in open_ones if c.pdq_distance is not None),
+            key=lambda c: c.pdq_distance or 0,
+        ),
+    ]
+    chosen: list[int] = []
+    for rank in range(max((len(q) for q in queues), default=0)):
+        for queue in queues:
+            if rank < len(queue) and queue[rank].owner_id not in chosen:
+                chosen.append(queue[rank].owner_id)
+                if len(chosen) == budget:
+                    return set(chosen)
+    return set(chosen)

@@ -39,21 +39,29 @@ def opencv_available() -> bool:
 @dataclass(frozen=True)
 class LocalFeatures:
     """Keypoint positions (n, 2) in a working frame of `width` x `height` pixels and
-    their 32-byte ORB descriptors (n, 32)."""
+    their 32-byte ORB descriptors (n, 32): the first `fine` from the full-size frame,
+    the rest from the half-size one."""
 
     points: np.ndarray
     descriptors: np.ndarray
     width: int
     height: int
+    fine: int = -1  # -1: all of them
+
+    @property
+    def fine_count(self) -> int:
+        return len(self.points) if self.fine < 0 else self.fine
 
     def __len__(self) -> int:
         return len(self.points)
 
-    _HEADER = struct.Struct("<4sHHI")
-    _MAGIC = b"ORB1"
+    _HEADER = struct.Struct("<4sHHII")
+    _MAGIC = b"ORB2"
 
     def to_blob(self) -> bytes:
-        header = self._HEADER.pack(self._MAGIC, self.width, self.height, len(self.points))
+        header = self._HEADER.pack(
+            self._MAGIC, self.width, self.height, len(self.points), self.fine_count
+        )
         return (
             header
             + self.points.astype(np.float16).tobytes()
@@ -62,14 +70,16 @@ class LocalFeatures:
 
     @classmethod
     def from_blob(cls, blob: bytes) -> LocalFeatures:
-        magic, width, height, count = cls._HEADER.unpack_from(blob)
+        magic, width, height, count, fine = cls._HEADER.unpack_from(blob)
         if magic != cls._MAGIC:
             raise ValueError("not an ORB feature blob")
         offset = cls._HEADER.size
         points = np.frombuffer(blob, np.float16, count * 2, offset).astype(np.float32)
         offset += count * 2 * 2
         descriptors = np.frombuffer(blob, np.uint8, count * 32, offset)
-        return cls(points.reshape(count, 2), descriptors.reshape(count, 32).copy(), width, height)
+        return cls(
+            points.reshape(count, 2), descriptors.reshape(count, 32).copy(), width, height, fine
+        )
 
     def summary(self) -> dict[str, object]:
         return {"keypoints": len(self), "frame": [self.width, self.height]}
@@ -93,6 +103,7 @@ def extract_local_features(rgb: np.ndarray) -> LocalFeatures:
         np.concatenate([features.descriptors, coarse.descriptors]),
         features.width,
         features.height,
+        fine=len(features),
     )
 
 

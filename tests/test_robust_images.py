@@ -160,17 +160,20 @@ def noisy_copy(rng: np.random.Generator, features: LocalFeatures, keep: int) -> 
     )
 
 
+def local_feature_queries(rng: np.random.Generator, entries: dict[int, LocalFeatures]) -> list:
+    queries = [noisy_copy(rng, entries[e], keep) for e, keep in ((20, 60), (25, 12), (31, 4))]
+    return [*queries, random_features(rng, 200)]
+
+
 def test_local_feature_index_agrees_with_brute_force(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
-    entries = {entry: random_features(rng, 300) for entry in range(20, 32)}
+    entries = {entry: random_features(rng, 128) for entry in range(20, 32)}
     fast = FaissLocalFeatureIndex()
     slow = BruteForceLocalFeatureIndex()
     for index in (fast, slow):
         index.add(list(entries), list(entries.values()))
-    queries = [
-        noisy_copy(rng, entries[entry], keep) for entry, keep in ((20, 60), (25, 10), (31, 3))
-    ]
-    queries.append(random_features(rng, 200))
+    assert not fast.uses_inverted_file
+    queries = local_feature_queries(rng, entries)
     found = fast.search(queries, k=3)
     assert found == slow.search(queries, k=3)
     assert [row[0].entry_id if row else None for row in found] == [20, 25, 31, None]
@@ -183,6 +186,35 @@ def test_local_feature_index_agrees_with_brute_force(tmp_path: Path) -> None:
     assert reloaded.search(queries, k=3)[0] == []
 
 
+def test_inverted_file_local_index_agrees_with_brute_force(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import indexer.local_feature_index as module
+
+    monkeypatch.setattr(module, "IVF_MIN_CODES", 2000)
+    rng = np.random.default_rng(4)
+    entries = {entry: random_features(rng, 128) for entry in range(40)}
+    slow = BruteForceLocalFeatureIndex()
+    slow.add(list(entries), list(entries.values()))
+    approximate = FaissLocalFeatureIndex()
+    approximate.add(list(entries)[:10], list(entries.values())[:10])  # flat while small
+    approximate.add(list(entries)[10:], list(entries.values())[10:])  # then trained IVF
+    assert approximate.uses_inverted_file
+    queries = local_feature_queries(rng, entries)
+    # Probing every list makes the inverted file exact: it must equal the twin.
+    approximate.save(tmp_path / "ivf.index")
+    with np.load(tmp_path / "ivf.index") as data:
+        from indexer.local_feature_index import _StoredCodes
+
+        exact = FaissLocalFeatureIndex(_StoredCodes(data["codes"], data["owners"]), nprobe=4096)
+    assert exact.search(queries, k=3) == slow.search(queries, k=3)
+    # With its default probes it still puts every copy first.
+    top = [row[0].entry_id if row else None for row in approximate.search(queries, k=3)]
+    assert top == [20, 25, 31, None]
+    assert approximate.remove([20]) == slow.remove([20]) == 1
+    assert all(hit.entry_id != 20 for row in approximate.search(queries, k=5) for hit in row)
+
+
 def test_local_features_survive_their_blob() -> None:
     rng = np.random.default_rng(1)
     features = random_features(rng, 57)
@@ -192,6 +224,8 @@ def test_local_features_survive_their_blob() -> None:
     assert np.allclose(back.points, features.points, atol=0.25)
     with pytest.raises(ValueError):
         LocalFeatures.from_blob(b"JUNK" + bytes(20))
+    split = LocalFeatures(features.points, features.descriptors, 400, 300, fine=40)
+    assert LocalFeatures.from_blob(split.to_blob()).fine_count == 40
 
 
 # --- geometric verification ---------------------------------------------------------------
