@@ -523,7 +523,7 @@ def plot_recall(result: dict, path: Path) -> None:
     axis.set_xticks(x, groups, rotation=45, ha="right")
     axis.set_ylabel(f"recall at precision >= {result['config']['target_precision']}")
     axis.set_ylim(0, 1.05)
-    axis.legend()
+    axis.legend(ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -53,7 +53,7 @@ def _owners(session: Session, entry_ids: set[int], model_id: str | None = None) 
     )
     if model_id is not None:
         query = query.where(Signal.value == model_id)
-    return dict(session.execute(query).tuples().all())
+    return {signal_id: reference_id for signal_id, reference_id in session.execute(query)}
 
 
 def _reference_features(session: Session, reference_ids: set[int]) -> dict[int, LocalFeatures]:

@@ -371,6 +371,14 @@ def test_training_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     assert seen == [2]  # step 1 was not trained again
     network, recipe = load_weights(str(config.output))
     assert network.config.dim == 16 and recipe["steps"] == 2
+    # Interrupted and resumed, or straight through: the same weights (batches are a pure
+    # function of seed and step, the optimiser state travels in the checkpoint).
+    config.run_dir, config.output = tmp_path / "straight", tmp_path / "straight.pt"
+    train(config)
+    straight, _ = load_weights(str(config.output))
+    for name, tensor in straight.state_dict().items():
+        assert torch.allclose(tensor.float(), network.state_dict()[name].float(), atol=1e-6), name
+    config.run_dir = tmp_path / "run"
     config.model = DescriptorConfig(widths=(8, 8, 16, 32), dim=16, input_size=32)
     with pytest.raises(ValueError, match="another network shape"):
         train(config)
