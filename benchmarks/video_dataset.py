@@ -76,6 +76,7 @@ class SlideshowSpec:
     height: int = 360
     duration_s: float = 20.0
     seconds_per_shot: float = 4.0
+    motion: float = 0.15  # pan and zoom over a shot, as a share of the crop window
     encode: EncodeSettings = EncodeSettings()
 
 
@@ -92,7 +93,7 @@ def pan_zoom_frames(
         with Image.open(images[shot % len(images)]) as opened:
             photo = opened.convert("RGB")
         start = _random_window(photo.size, aspect, rng)
-        end = _random_window(photo.size, aspect, rng)
+        end = _moved_window(start, photo.size, spec.motion, rng)
         count = min(per_shot, total - produced)
         for index in range(count):
             mix = index / max(1, count - 1)
@@ -116,6 +117,26 @@ def _random_window(
     left = rng.uniform(0, width - box_w)
     top = rng.uniform(0, height - box_h)
     return (left, top, left + box_w, top + box_h)
+
+
+def _moved_window(
+    box: tuple[float, float, float, float],
+    size: tuple[int, int],
+    motion: float,
+    rng: random.Random,
+) -> tuple[float, float, float, float]:
+    """`box` panned by up to `motion` of its size and zoomed by up to that share, in bounds."""
+    left, top, right, bottom = box
+    zoom = 1 + rng.uniform(-motion, motion)
+    width = min((right - left) * zoom, size[0])
+    height = width * (bottom - top) / (right - left)
+    if height > size[1]:
+        width, height = width * size[1] / height, size[1]
+    centre_x = (left + right) / 2 + rng.uniform(-motion, motion) * (right - left)
+    centre_y = (top + bottom) / 2 + rng.uniform(-motion, motion) * (bottom - top)
+    new_left = min(max(0.0, centre_x - width / 2), size[0] - width)
+    new_top = min(max(0.0, centre_y - height / 2), size[1] - height)
+    return (new_left, new_top, new_left + width, new_top + height)
 
 
 def title_card(text: str, width: int, height: int, background=(0, 0, 0), ink=(235, 235, 235)):
@@ -299,3 +320,27 @@ def apply_transform(
     )
     op = transform.frame_op or (lambda f: f)
     return write_video(out, (op(frames[i]) for i in picks), encode)
+
+
+def cut_clip(
+    source: Path,
+    out: Path,
+    start_s: float,
+    length_s: float,
+    settings: EncodeSettings | None = None,
+) -> Path:
+    """Re-encode `length_s` seconds of `source` from `start_s`, streaming (any length)."""
+    with av.open(str(source)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        fps = float(stream.average_rate or 25)
+
+        def frames() -> Iterator[np.ndarray]:
+            for frame in container.decode(stream):
+                if frame.time is None or frame.time + 1e-6 < start_s:
+                    continue
+                if frame.time >= start_s + length_s - 1e-6:
+                    return
+                yield frame.to_ndarray(format="rgb24")
+
+        return write_video(out, frames(), settings or EncodeSettings(fps=fps))
