@@ -10,9 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 from casework.models import Signal
+from casework.video_matching import vpdq_rows
 from detector.signals import MediaSignals
 
-EXTRA_SIGNAL_ENCODERS: dict[str, Callable[[Any], list[Signal]]] = {}
+EXTRA_SIGNAL_ENCODERS: dict[str, Callable[[Any], list[Signal]]] = {"vpdq": vpdq_rows}
 
 
 def rows_from_signals(signals: MediaSignals) -> list[Signal]:

@@ -93,9 +93,7 @@ def detect_borders(
         right = _flat_run(columns[::-1][:max_cols], tolerance, max_outliers)
         if top == bottom == left == right == 0:
             break
-        box = CropBox(
-            box.top + top, box.bottom - bottom, box.left + left, box.right - right
-        )
+        box = CropBox(box.top + top, box.bottom - bottom, box.left + left, box.right - right)
     if box.height < MIN_CONTENT_FRACTION * height or box.width < MIN_CONTENT_FRACTION * width:
         return CropBox(0, height, 0, width)
     return box

@@ -33,7 +33,7 @@ DEFAULT_SPEEDS = (1.0, 1.1, 1 / 1.1, 1.25, 1 / 1.25)
 
 
 @dataclass(frozen=True)
-class MatchRules:
+class VideoMatchRules:
     max_distance: int = DEFAULT_MATCH_DISTANCE
     min_quality: int = DEFAULT_MIN_QUALITY
     min_duration_s: float = 5.0
@@ -148,7 +148,7 @@ def align(
     pairs: Sequence[FramePair],
     query: VideoSide,
     reference_side: VideoSide,
-    rules: MatchRules = MatchRules(),
+    rules: VideoMatchRules = VideoMatchRules(),
     mirrored: bool = False,
 ) -> Alignment | None:
     """Best time alignment of one reference's frame pairs, with the match decision."""
@@ -162,14 +162,19 @@ def align(
         offsets = reference_times - speed * query_times
         order = np.argsort(offsets, kind="stable")
         chosen = order[_best_window(offsets[order], query_times[order], rules.offset_window_s)]
-        score = (len(set(query_times[chosen].tolist())), -float(distances[chosen].mean()))
+        # Most distinct query frames first; among equals, the speed whose offsets agree best.
+        spread = float(np.std(offsets[chosen]))
+        score = (len(set(query_times[chosen].tolist())), -round(spread, 3))
         if best is None or score > best[0]:
             best = (score, speed, chosen)
     assert best is not None
     _, speed, chosen = best
     q_times, r_times = query_times[chosen], reference_times[chosen]
-    query_cov = _coverage(q_times.tolist(), query.step_s)
-    reference_cov = _coverage(r_times.tolist(), reference_side.step_s)
+    # A pair vouches for one sampling step of the coarser side on both sides, so a query
+    # sampled once a second aligns with a reference hashed at every frame.
+    step = max(query.step_s, reference_side.step_s)
+    query_cov = _coverage(q_times.tolist(), step)
+    reference_cov = _coverage(r_times.tolist(), step)
     duration = min(query_cov, reference_cov)
     query_share = min(1.0, query_cov / query.usable_s) if query.usable_s else 0.0
     reference_share = (
@@ -212,7 +217,7 @@ def align_hits(
     hits: Sequence[Sequence[FrameHit]],
     query: VideoSide,
     references: Mapping[Hashable, VideoSide],
-    rules: MatchRules = MatchRules(),
+    rules: VideoMatchRules = VideoMatchRules(),
     mirrored: bool = False,
 ) -> list[Alignment]:
     """Alignments for every reference hit by a query, from per-frame index results.
@@ -295,7 +300,7 @@ class VideoFrames:
 def compare_videos(
     query: VideoFrames,
     reference: VideoFrames,
-    rules: MatchRules = MatchRules(),
+    rules: VideoMatchRules = VideoMatchRules(),
     reference_key: Hashable = "reference",
 ) -> Alignment | None:
     """Align a query against one reference by brute force, straight and mirrored."""

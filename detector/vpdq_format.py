@@ -75,14 +75,48 @@ def parse_vpdq(text: str, source: str = "vPDQ text") -> list[FrameHash]:
     return frames
 
 
-def read_vpdq_file(path: Path) -> list[FrameHash]:
+def read_vpdq_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise VpdqFormatError(f"{path.name} is not text (vPDQ files are ASCII)") from exc
     except OSError as exc:
         raise VpdqFormatError(f"{path.name} cannot be read: {exc.strerror or exc}") from exc
-    return parse_vpdq(text, source=path.name)
+
+
+def read_vpdq_file(path: Path) -> list[FrameHash]:
+    return parse_vpdq(read_vpdq_text(path), source=path.name)
+
+
+def split_videos(text: str, source: str = "vPDQ text") -> list[tuple[str | None, list[FrameHash]]]:
+    """Several videos in one text: each block of frame lines under a `# label` line.
+
+    A plain vPDQ file (no `#` lines) is one video with no label. This is what
+    `ansim ref export --format vpdq` writes for more than one reference.
+    """
+    blocks: list[tuple[str | None, list[str]]] = [(None, [])]
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            blocks.append((stripped.lstrip("#").strip() or None, []))
+        elif stripped:
+            blocks[-1][1].append(stripped)
+    videos = []
+    for label, lines in blocks:
+        if lines:
+            name = f"{source} [{label}]" if label else source
+            videos.append((label, parse_vpdq("\n".join(lines), source=name)))
+    if not videos:
+        raise VpdqFormatError(f"{source} holds no vPDQ frame lines")
+    return videos
+
+
+def format_videos(videos: Iterable[tuple[str, Iterable[FrameHash]]]) -> str:
+    """Videos as one text; a single video stays a plain vPDQ file that Meta's tools read."""
+    listed = list(videos)
+    if len(listed) == 1:
+        return format_vpdq(listed[0][1])
+    return "".join(f"# {label}\n{format_vpdq(frames)}" for label, frames in listed)
 
 
 def write_vpdq_file(path: Path, frames: Iterable[FrameHash]) -> None:
