@@ -157,14 +157,15 @@ def align(
     query_times = np.array([p.query_time for p in pairs])
     reference_times = np.array([p.reference_time for p in pairs])
     distances = np.array([p.distance for p in pairs])
-    best: tuple[tuple[int, float], float, np.ndarray] | None = None
+    best: tuple[tuple[int, bool, float], float, np.ndarray] | None = None
     for speed in rules.speeds:
         offsets = reference_times - speed * query_times
         order = np.argsort(offsets, kind="stable")
         chosen = order[_best_window(offsets[order], query_times[order], rules.offset_window_s)]
-        # Most distinct query frames first; among equals, the speed whose offsets agree best.
+        # Most distinct query frames first; among equals, normal speed, then the speed
+        # whose offsets agree best.
         spread = float(np.std(offsets[chosen]))
-        score = (len(set(query_times[chosen].tolist())), -round(spread, 3))
+        score = (len(set(query_times[chosen].tolist())), speed == 1.0, -round(spread, 3))
         if best is None or score > best[0]:
             best = (score, speed, chosen)
     assert best is not None
