@@ -1,7 +1,9 @@
 """Flat borders (letterbox, pillarbox, padding) found and cropped before hashing.
 
 A border is a run of rows (or columns) at a frame edge that are all close to one colour,
-whatever the colour: black bars, a brand's coloured pillars, grey padding. PDQ hashes the
+whatever the colour: black bars, a brand's coloured pillars, grey padding. Borders come in
+opposite pairs of about the same size (top and bottom, left and right); a flat run on one
+edge alone is left, as it is mostly content. PDQ hashes the
 whole frame, so a copy with bars added hashes far from its original (Meta's vPDQ matches
 the `-bar` samples to their `-no-bar` originals at 0%); cropping the bars on both sides
 makes them hash alike again.
@@ -35,6 +37,8 @@ MAX_SIDE_FRACTION = 0.45
 # A frame whose picture would shrink below this share of either side is left alone.
 MIN_CONTENT_FRACTION = 0.2
 MAX_PASSES = 3
+# Opposite bars may differ by this share (odd pixel counts, a dark content edge).
+PAIR_TOLERANCE = 0.25
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,18 @@ def _flat_run(lines: np.ndarray, tolerance: int, max_outliers: float) -> int:
     return int(not_flat[0]) if not_flat.size else lines.shape[0]
 
 
+def _paired(first: int, second: int) -> tuple[int, int]:
+    """Opposite runs, kept only when both exist and are of about the same size.
+
+    Players and editors add bars in pairs (letterbox: top and bottom; pillarbox: left and
+    right). A flat run on one edge only is far more often content (a wall, a sky, a slide's
+    margin), and cropping it would make frames of the same video crop differently.
+    """
+    if min(first, second) == 0 or abs(first - second) > max(2, PAIR_TOLERANCE * max(first, second)):
+        return 0, 0
+    return first, second
+
+
 def detect_borders(
     rgb: np.ndarray,
     tolerance: int = DEFAULT_TOLERANCE,
@@ -87,10 +103,14 @@ def detect_borders(
         along_column = max(1, box.height // SAMPLES_PER_LINE)
         rows = view[:, ::along_row]
         columns = view[::along_column].transpose(1, 0, 2)
-        top = _flat_run(rows[:max_rows], tolerance, max_outliers)
-        bottom = _flat_run(rows[::-1][:max_rows], tolerance, max_outliers)
-        left = _flat_run(columns[:max_cols], tolerance, max_outliers)
-        right = _flat_run(columns[::-1][:max_cols], tolerance, max_outliers)
+        top, bottom = _paired(
+            _flat_run(rows[:max_rows], tolerance, max_outliers),
+            _flat_run(rows[::-1][:max_rows], tolerance, max_outliers),
+        )
+        left, right = _paired(
+            _flat_run(columns[:max_cols], tolerance, max_outliers),
+            _flat_run(columns[::-1][:max_cols], tolerance, max_outliers),
+        )
         if top == bottom == left == right == 0:
             break
         box = CropBox(box.top + top, box.bottom - bottom, box.left + left, box.right - right)

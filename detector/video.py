@@ -253,6 +253,10 @@ def iter_sampled_frames(
                     index = round(stamp * info.fps)
                 yield SampledFrame(index, stamp, _to_rgb(frame, options.max_hash_side))
             if time.monotonic() > deadline:
+                if decoded == 0:
+                    raise MediaError(
+                        f"no frame decoded within the time limit of {options.max_decode_s} s"
+                    )
                 notes.append(f"stopped at the time limit of {options.max_decode_s} s decoding")
                 break
         if errors:
