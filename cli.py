@@ -28,7 +28,7 @@ from casework.workspace import NotInitialized, init_workspace, open_workspace
 from detector.errors import MediaError
 from detector.hashing import HashOptions, hash_file
 from detector.image import ImageOptions
-from detector.video import VideoOptions
+from detector.video import REFERENCE_SECONDS_PER_HASH, VideoOptions
 from detector.vpdq_format import format_videos
 
 app = typer.Typer(
@@ -231,6 +231,10 @@ def ref_add(
     case_id: str,
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (recursive).")],
     full_decode: Annotated[bool, typer.Option(help="Decode images at full size (slower).")] = False,
+    seconds_per_hash: Annotated[
+        float,
+        typer.Option(help="Video: hash a frame every this many seconds (scans use 1 s)."),
+    ] = REFERENCE_SECONDS_PER_HASH,
     json_out: JsonFlag = False,
 ) -> None:
     """Fingerprint reported files into the case's references. The media itself is not kept.
@@ -244,9 +248,11 @@ def ref_add(
         def advance(result: intake.IntakeResult) -> None:
             progress.update(task, advance=1, current=Path(result.path).name)
 
-        results = intake.add_reference_files(
-            workspace, case_id, paths, hash_options(full_decode), advance
+        options = dataclasses.replace(
+            hash_options(full_decode),
+            video=VideoOptions(seconds_per_hash=max(0.0, seconds_per_hash)),
         )
+        results = intake.add_reference_files(workspace, case_id, paths, options, advance)
     failed = [r for r in results if r.error]
     if json_out:
         emit_json([r.as_dict() for r in results])

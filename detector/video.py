@@ -40,7 +40,14 @@ MIRROR_INDEX = 5
 MAX_CONSECUTIVE_DECODE_ERRORS = 50
 # Sparse sampling: only when at least this many frames pass between samples is it worth
 # skipping non-reference frames.
-SKIP_NONREF_MIN_FRAMES = 3
+SKIP_NONREF_MIN_FRAMES = 15
+
+
+# References are hashed four times a second: a query sampled once a second at any phase
+# then lands within 1/8 s of a reference frame, where PDQ barely moves even while the
+# camera pans (half a second of pan is often past 31 bits). References are few; the
+# bank holds 4 entries per second of reported video.
+REFERENCE_SECONDS_PER_HASH = 0.25
 
 
 @dataclass(frozen=True)
