@@ -588,6 +588,73 @@ def index_status(json_out: JsonFlag = False) -> None:
     emit_json(result) if json_out else out.print(result)
 
 
+def _shared_data() -> Path:
+    import os
+
+    default = Path(__file__).resolve().parent.parent / "shared" / "data"
+    return Path(os.environ.get("ANSIM_SHARED_DATA") or default)
+
+
+@bench_app.command("video")
+@refusals
+def bench_video(
+    data: Annotated[Path, typer.Option(help="Reference videos (e.g. Meta's TMK samples).")],
+    out: Annotated[Path, typer.Option(help="Folder for copies and the report.")],
+    images: Annotated[
+        Path | None, typer.Option(help="Photos to synthesize slideshows from.")
+    ] = None,
+    vpdq_hashes: Annotated[
+        Path | None, typer.Option(help="Meta's vPDQ hashes of --data, for the interop table.")
+    ] = None,
+    synthesized: Annotated[int, typer.Option(help="Slideshow references to make.")] = 6,
+    seconds: Annotated[float, typer.Option(help="Length of each slideshow.")] = 24.0,
+    negatives: Annotated[int, typer.Option(help="Unrelated videos sharing an intro.")] = 3,
+    peer: Annotated[bool, typer.Option(help="Also run Meta's vpdq package.")] = True,
+    interop: Annotated[bool, typer.Option(help="Hash --data at every frame vs Meta.")] = True,
+    json_out: JsonFlag = False,
+) -> None:
+    """Video recall/precision per transform, hashing speed and vPDQ interop, vs Meta's vpdq.
+
+    Example: `ansim bench video --data ../shared/data/threatexchange/tmk/sample-videos
+    --out bench-out/video` (about 10 minutes on 2 cores; needs `pip install vpdq`, which
+    builds against Debian's libav*-dev packages, for the peer).
+    """
+    from benchmarks.video import VideoBenchConfig, run_video_benchmark
+
+    if not data.is_dir():
+        raise CaseworkError(f"--data {data} is not a folder")
+    if peer:
+        try:
+            import vpdq  # noqa: F401
+        except ImportError as exc:
+            raise CaseworkError(
+                "the peer needs Meta's vpdq package: `make bench-video-deps`, or --no-peer"
+            ) from exc
+    shared = _shared_data()
+    config = VideoBenchConfig(
+        data=data,
+        out=out,
+        images=images or shared / "images",
+        vpdq_hashes=vpdq_hashes or shared / "threatexchange" / "vpdq" / "sample-hashes",
+        synthesized=synthesized,
+        synth_seconds=seconds,
+        negatives=negatives,
+        peer=peer,
+        interop=interop,
+    )
+    try:
+        report = run_video_benchmark(config, err)
+    except ValueError as exc:
+        raise CaseworkError(str(exc)) from exc
+    if json_out:
+        emit_json(report)
+    else:
+        out_text = (out / "video-bench.md").read_text()
+        sys.stdout.write(out_text)
+        files = ", ".join(str(out / f"video-bench.{ext}") for ext in ("md", "json", "png"))
+        err.print(f"report: {files}")
+
+
 def main() -> None:
     app()
 

@@ -280,28 +280,37 @@ TRANSFORMS: dict[str, Transform] = {
 }
 
 
-def read_frames(path: Path) -> tuple[list[np.ndarray], float]:
-    """Every frame of a (short) video as RGB, and its frame rate. For building copies only."""
+def read_frames(path: Path, max_side: int = 0) -> tuple[list[np.ndarray], float]:
+    """Every frame of a (short) video as RGB, and its frame rate. For building copies only.
+
+    `max_side` shrinks larger videos while reading (keeps memory and build time down).
+    """
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         fps = float(stream.average_rate or stream.base_rate or 25)
-        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+        frames = []
+        for frame in container.decode(stream):
+            scale = max_side / max(frame.width, frame.height) if max_side else 1.0
+            if scale < 1.0:
+                width = max(2, round(frame.width * scale / 2) * 2)
+                height = max(2, round(frame.height * scale / 2) * 2)
+                frame = frame.reformat(width=width, height=height, interpolation="AREA")
+            frames.append(frame.to_ndarray(format="rgb24"))
     return frames, fps
 
 
 def apply_transform(
-    source: Path, out: Path, transform: Transform, frames_fps=None, max_side: int = 0
+    source: Path,
+    out: Path,
+    transform: Transform,
+    frames_fps: tuple[list[np.ndarray], float] | None = None,
 ) -> Path:
     """Write the transformed copy of `source` to `out`.
 
-    `frames_fps` lets a caller decode the source once for many transforms; `max_side`
-    shrinks large sources first (speeds up benchmark builds; 0 keeps the size).
+    `frames_fps` (from `read_frames`) lets a caller decode the source once for many copies.
     """
     frames, fps = frames_fps or read_frames(source)
-    if max_side and max(frames[0].shape[:2]) > max_side:
-        scale = max_side / max(frames[0].shape[:2])
-        frames = [_resize_height(f, round(f.shape[0] * scale)) for f in frames]
     if transform.clip_s is not None:
         keep = round(transform.clip_s * fps)
         start = max(0, (len(frames) - keep) // 2)

@@ -63,16 +63,23 @@ class CropBox:
 
 
 def _flat_run(lines: np.ndarray, tolerance: int, max_outliers: float) -> int:
-    """How many leading lines (axis 0 of an (n, length, 3) array) match the first line's colour."""
+    """How many leading lines (axis 0 of an (n, length, 3) array) match the first line's colour.
+
+    Scans outward in growing blocks: most frames have no border and stop at the first block.
+    """
     if lines.shape[0] == 0:
         return 0
-    colour = np.median(lines[0], axis=0)
-    off = np.abs(lines.astype(np.int16) - colour.astype(np.int16)).max(axis=2) > tolerance
-    is_flat = off.mean(axis=1) <= max_outliers
-    if not is_flat[0]:
-        return 0
-    not_flat = np.flatnonzero(~is_flat)
-    return int(not_flat[0]) if not_flat.size else lines.shape[0]
+    colour = np.median(lines[0], axis=0).astype(np.int16)
+    start, block = 0, 8
+    while start < lines.shape[0]:
+        chunk = lines[start : start + block].astype(np.int16)
+        off = np.abs(chunk - colour).max(axis=2) > tolerance
+        is_flat = off.mean(axis=1) <= max_outliers
+        if not is_flat.all():
+            return start + int(np.argmin(is_flat))
+        start += block
+        block *= 2
+    return lines.shape[0]
 
 
 def _paired(first: int, second: int) -> tuple[int, int]:
@@ -93,6 +100,12 @@ def detect_borders(
     max_outliers: float = DEFAULT_MAX_OUTLIERS,
 ) -> CropBox:
     """The box of an RGB frame (h, w, 3) left after removing flat borders on all four sides."""
+    found = _detect(rgb, tolerance, max_outliers)
+    return found if found is not None else CropBox(0, rgb.shape[0], 0, rgb.shape[1])
+
+
+def _detect(rgb: np.ndarray, tolerance: int, max_outliers: float) -> CropBox | None:
+    """The content box, or None when the frame is too flat to tell bars from picture."""
     height, width = rgb.shape[:2]
     box = CropBox(0, height, 0, width)
     for _ in range(MAX_PASSES):
@@ -115,7 +128,7 @@ def detect_borders(
             break
         box = CropBox(box.top + top, box.bottom - bottom, box.left + left, box.right - right)
     if box.height < MIN_CONTENT_FRACTION * height or box.width < MIN_CONTENT_FRACTION * width:
-        return CropBox(0, height, 0, width)
+        return None
     return box
 
 
@@ -137,7 +150,7 @@ def least_crop(boxes: list[CropBox]) -> CropBox:
 class _Detected:
     timestamp: float
     shape: tuple[int, int]
-    box: CropBox
+    box: CropBox | None  # None: too flat to tell (a fade to black, a plain wall)
 
 
 def smooth_crops(
@@ -151,9 +164,9 @@ def smooth_crops(
 
     A side is cropped only as far as every frame within `radius` frames and `window_s`
     seconds crops it (same-sized frames only). Bars stay put for seconds, so they pass;
-    a flat wall that fills one frame's edge while the camera moves does not, and neither
-    does a fade to black. Bars that change mid-video are followed after `radius` frames.
-    Holds at most `radius` frames ahead; boxes alone are kept for the frames behind.
+    a flat wall that fills one frame's edge while the camera moves does not. Frames too flat
+    to tell (a fade to black) have no say, and take their neighbours' box. Bars that change
+    mid-video are followed after `radius` frames. Holds at most `radius` frames ahead; boxes alone are kept for the frames behind.
     """
     behind: deque[_Detected] = deque(maxlen=radius)
     ahead: deque[tuple[FrameT, _Detected]] = deque()
@@ -163,14 +176,18 @@ def smooth_crops(
         near = [
             d.box
             for d in (*behind, own, *(a for _, a in ahead))
-            if d.shape == own.shape and abs(d.timestamp - own.timestamp) <= window_s
+            if d.box is not None
+            and d.shape == own.shape
+            and abs(d.timestamp - own.timestamp) <= window_s
         ]
         behind.append(own)
-        return frame, least_crop(near)
+        height, width = own.shape
+        return frame, least_crop(near) if near else CropBox(0, height, 0, width)
 
     for frame in frames:
         rgb = pixels(frame)
-        ahead.append((frame, _Detected(timestamp(frame), rgb.shape[:2], detect_borders(rgb))))
+        found = _detect(rgb, DEFAULT_TOLERANCE, DEFAULT_MAX_OUTLIERS)
+        ahead.append((frame, _Detected(timestamp(frame), rgb.shape[:2], found)))
         if len(ahead) > radius:
             yield emit()
     while ahead:
@@ -184,7 +201,7 @@ def uniform_share(rgb: np.ndarray, tolerance: int = DEFAULT_TOLERANCE) -> float:
     a plain ground): frames that unrelated videos share, so they must not count as
     evidence of a match.
     """
-    step = max(1, min(rgb.shape[0], rgb.shape[1]) // 128)
+    step = max(1, min(rgb.shape[0], rgb.shape[1]) // 64)
     sample = rgb[::step, ::step].reshape(-1, 3)
     colour = np.median(sample, axis=0).astype(np.int16)
     return float((np.abs(sample.astype(np.int16) - colour).max(axis=1) <= tolerance).mean())

@@ -38,7 +38,7 @@ class VideoMatchRules:
     min_quality: int = DEFAULT_MIN_QUALITY
     min_duration_s: float = 5.0
     min_share: float = 0.8  # of the query's or the reference's usable duration
-    min_share_frames: int = 3  # the share rule alone needs this many aligned query frames
+    min_share_frames: int = 2  # the share rule alone needs this many aligned query frames
     offset_window_s: float = 2.0
     speeds: tuple[float, ...] = DEFAULT_SPEEDS
 
@@ -175,7 +175,10 @@ def align(
     # sampled once a second aligns with a reference hashed at every frame.
     step = max(query.step_s, reference_side.step_s)
     query_cov = _coverage(q_times.tolist(), step)
-    reference_cov = _coverage(r_times.tolist(), step)
+    # The reference side is measured by its extent: frame times there jitter by up to a
+    # step around the offset, so a union of steps would undercount a true copy. A still
+    # (one reference frame hit again and again) still spans a single step.
+    reference_cov = float(r_times.max() - r_times.min()) + step
     duration = min(query_cov, reference_cov)
     query_share = min(1.0, query_cov / query.usable_s) if query.usable_s else 0.0
     reference_share = (
