@@ -166,7 +166,8 @@ def smooth_crops(
     seconds crops it (same-sized frames only). Bars stay put for seconds, so they pass;
     a flat wall that fills one frame's edge while the camera moves does not. Frames too flat
     to tell (a fade to black) have no say, and take their neighbours' box. Bars that change
-    mid-video are followed after `radius` frames. Holds at most `radius` frames ahead; boxes alone are kept for the frames behind.
+    mid-video are followed after `radius` frames. Holds at most `radius` frames ahead;
+    boxes alone are kept for the frames behind.
     """
     behind: deque[_Detected] = deque(maxlen=radius)
     ahead: deque[tuple[FrameT, _Detected]] = deque()
