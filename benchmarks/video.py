@@ -80,7 +80,8 @@ class Video:
 @dataclass
 class SystemResult:
     name: str
-    hash_seconds: float = 0.0
+    hash_seconds: float = 0.0  # wall
+    cpu_seconds: float = 0.0
     video_seconds: float = 0.0
     decisions: dict[str, list[str]] = field(default_factory=dict)  # query -> matched refs
     failures: dict[str, str] = field(default_factory=dict)
@@ -134,7 +135,9 @@ def build_dataset(config: VideoBenchConfig, progress: Progress) -> tuple[list[Vi
     task = progress.add_task("synthesizing", total=config.synthesized + config.negatives)
     for index in range(config.synthesized + config.negatives):
         negative = index >= config.synthesized
-        name = f"{'unrelated' if negative else 'synth'}-{index:02d}"
+        # Parameters in the name: a rerun reuses files only when they would come out the same.
+        kind = "unrelated" if negative else "synth"
+        name = f"{kind}-{index:02d}-{config.synth_seconds:g}s-seed{config.seed}"
         path = synth_dir / f"{name}.mp4"
         if not path.exists():
             own = photos[index * per_video : (index + 1) * per_video]
@@ -177,67 +180,75 @@ def _vpdq_frames(path: Path, seconds_per_hash: float) -> list[FrameHash]:
     return [FrameHash(f.hex, f.quality, f.frame_number, float(f.timestamp)) for f in features]
 
 
-def _timed(func: Callable[[], Any]) -> tuple[Any, float]:
-    start = time.perf_counter()
+def _timed(func: Callable[[], Any]) -> tuple[Any, float, float]:
+    """Result, wall seconds and CPU seconds (all threads of this process)."""
+    wall, cpu = time.perf_counter(), time.process_time()
     result = func()
-    return result, time.perf_counter() - start
+    return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def run_ansim(
-    references: list[Video], queries: list[Video], progress: Progress
-) -> tuple[SystemResult, float]:
-    """ansim's decisions; returns them and the reference hashing realtime factor."""
-    result = SystemResult("ansim")
-    reference_frames: dict[str, VideoFrames] = {}
-    task = progress.add_task("ansim: references", total=len(references))
+def _ansim_query(path: Path) -> VideoFrames:
+    return _as_frames(hash_video(path, VideoOptions()))
+
+
+def _ansim_decides(query: VideoFrames, reference: VideoFrames) -> bool:
+    found = compare_videos(query, reference)
+    return found is not None and found.matched
+
+
+def _vpdq_query(path: Path) -> VideoFrames:
+    return VideoFrames.plain(_vpdq_frames(path, 1.0))
+
+
+def _vpdq_decides(query: VideoFrames, reference: VideoFrames) -> bool:
+    return min(vpdq_percentages(query.frames, reference.frames)) >= VPDQ_RULE_PERCENT
+
+
+def run_systems(
+    references: list[Video], queries: list[Video], peer: bool, progress: Progress
+) -> tuple[list[SystemResult], float]:
+    """Hash and decide every query with each system.
+
+    The two systems hash each query back to back, in alternating order, so that both see
+    the same machine load (this box is shared); wall and CPU time are both recorded.
+    Returns the results and ansim's realtime factor on references (4 frames a second).
+    """
+    systems = {"ansim": (_ansim_query, _ansim_decides)}
+    if peer:
+        systems["vpdq"] = (_vpdq_query, _vpdq_decides)
+    results = {name: SystemResult(name) for name in systems}
+    banks: dict[str, dict[str, VideoFrames]] = {name: {} for name in systems}
+    task = progress.add_task("hashing references", total=len(references))
     ref_options = VideoOptions(seconds_per_hash=REFERENCE_SECONDS_PER_HASH)
-    ref_seconds = ref_video = 0.0
+    ref_wall = ref_video = 0.0
     for reference in references:
-        hashes, elapsed = _timed(lambda r=reference: hash_video(r.path, ref_options))
-        ref_seconds += elapsed
+        hashes, wall, _ = _timed(lambda r=reference: hash_video(r.path, ref_options))
+        ref_wall += wall
         ref_video += reference.duration_s
-        reference_frames[reference.family] = _as_frames(hashes)
+        banks["ansim"][reference.family] = _as_frames(hashes)
+        if peer:
+            banks["vpdq"][reference.family] = _vpdq_query(reference.path)
         progress.advance(task)
-    task = progress.add_task("ansim: queries", total=len(queries))
-    for query in queries:
-        try:
-            hashes, elapsed = _timed(lambda q=query: hash_video(q.path, VideoOptions()))
-        except Exception as exc:  # noqa: BLE001 - a benchmark records failures and goes on
-            result.failures[str(query.path)] = str(exc)
-            result.decisions[str(query.path)] = []
-            progress.advance(task)
-            continue
-        result.hash_seconds += elapsed
-        result.video_seconds += query.duration_s
-        frames = _as_frames(hashes)
-        result.decisions[str(query.path)] = [
-            family
-            for family, ref in reference_frames.items()
-            if (found := compare_videos(frames, ref)) is not None and found.matched
-        ]
+    task = progress.add_task("hashing and matching queries", total=len(queries))
+    for number, query in enumerate(queries):
+        order = list(systems) if number % 2 == 0 else list(reversed(systems))
+        for name in order:
+            hasher, decide = systems[name]
+            result = results[name]
+            try:
+                frames, wall, cpu = _timed(lambda q=query, h=hasher: h(q.path))
+            except Exception as exc:  # noqa: BLE001 - a benchmark records failures and goes on
+                result.failures[str(query.path)] = str(exc)
+                result.decisions[str(query.path)] = []
+                continue
+            result.hash_seconds += wall
+            result.cpu_seconds += cpu
+            result.video_seconds += query.duration_s
+            result.decisions[str(query.path)] = [
+                family for family, ref in banks[name].items() if decide(frames, ref)
+            ]
         progress.advance(task)
-    return result, ref_video / ref_seconds if ref_seconds else 0.0
-
-
-def run_vpdq(references: list[Video], queries: list[Video], progress: Progress) -> SystemResult:
-    result = SystemResult("vpdq")
-    task = progress.add_task("vpdq: references", total=len(references))
-    reference_frames = {}
-    for reference in references:
-        reference_frames[reference.family] = _vpdq_frames(reference.path, 1.0)
-        progress.advance(task)
-    task = progress.add_task("vpdq: queries", total=len(queries))
-    for query in queries:
-        frames, elapsed = _timed(lambda q=query: _vpdq_frames(q.path, 1.0))
-        result.hash_seconds += elapsed
-        result.video_seconds += query.duration_s
-        result.decisions[str(query.path)] = [
-            family
-            for family, ref in reference_frames.items()
-            if min(vpdq_percentages(frames, ref)) >= VPDQ_RULE_PERCENT
-        ]
-        progress.advance(task)
-    return result
+    return list(results.values()), ref_video / ref_wall if ref_wall else 0.0
 
 
 # ---- scoring and interop -----------------------------------------------------------------
@@ -313,10 +324,8 @@ def run_video_benchmark(config: VideoBenchConfig, console: Console | None = None
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         references, queries = build_dataset(config, progress)
-        ansim, reference_rtf = run_ansim(references, queries, progress)
-        peer = run_vpdq(references, queries, progress) if config.peer else None
+        systems, reference_rtf = run_systems(references, queries, config.peer, progress)
         interop_rows = interop(config, progress) if config.interop else []
-    systems = [ansim] + ([peer] if peer else [])
     report = {
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
         "references": [{"file": r.path.name, "seconds": r.duration_s} for r in references],
@@ -326,10 +335,23 @@ def run_video_benchmark(config: VideoBenchConfig, console: Console | None = None
             s.name: {
                 "video_seconds": s.video_seconds,
                 "hash_seconds": s.hash_seconds,
+                "cpu_seconds": s.cpu_seconds,
                 "realtime_factor": s.video_seconds / s.hash_seconds if s.hash_seconds else None,
+                "video_seconds_per_cpu_second": (
+                    s.video_seconds / s.cpu_seconds if s.cpu_seconds else None
+                ),
             }
             for s in systems
         },
+        "decisions": [
+            {
+                "query": q.path.name,
+                "transform": q.transform,
+                "expected": None if q.family.startswith("none-") else q.family,
+                **{s.name: s.decisions.get(str(q.path), []) for s in systems},
+            }
+            for q in queries
+        ],
         "ansim_reference_realtime_factor_4_per_s": reference_rtf,
         "failures": {s.name: s.failures for s in systems if s.failures},
         "interop": interop_rows,
@@ -368,13 +390,15 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {transform} | {queries} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "| hashing at 1 frame/s | video s | wall s | realtime factor |",
-        "| --- | ---: | ---: | ---: |",
+        "| hashing queries at 1 frame/s | video s | wall s | CPU s | realtime (wall) "
+        "| video s per CPU s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, speed in report["speed"].items():
         lines.append(
             f"| {name} | {speed['video_seconds']:.0f} | {speed['hash_seconds']:.1f} | "
-            f"{_fmt(speed['realtime_factor'], 1)}x |"
+            f"{speed['cpu_seconds']:.1f} | {_fmt(speed['realtime_factor'], 1)}x | "
+            f"{_fmt(speed['video_seconds_per_cpu_second'], 1)} |"
         )
     lines.append(
         f"\nansim references (4 frames/s): "
