@@ -390,7 +390,9 @@ def hash_command(
         raise typer.Exit(2)
     options = dataclasses.replace(
         hash_options(full_decode),
-        video=VideoOptions(seconds_per_hash=max(0.0, seconds_per_hash), crop_borders=crop_borders),
+        video=VideoOptions(
+            seconds_per_hash=max(0.0, seconds_per_hash), crop_borders=crop_borders, min_frames=0
+        ),
     )
     results = []
     vpdq_texts: list[tuple[str, list[Any]]] = []

@@ -55,6 +55,9 @@ class VideoOptions:
     """How a video is sampled and hashed, and the limits that keep bad files harmless."""
 
     seconds_per_hash: float = 1.0  # 0 hashes every frame
+    # Short videos are sampled more densely, so each gets at least this many frames (from
+    # the declared duration): a 5 s repost gets 20 looks, not 5. 0 keeps the rate exact.
+    min_frames: int = 20
     crop_borders: bool = True
     mirror: bool = True  # also compute each frame's left-right mirror hash (for queries)
     max_hash_side: int = 1920  # larger frames are shrunk (area filter) before hashing; 0: never
@@ -148,6 +151,14 @@ def probe(path: Path) -> VideoInfo:
         return _info(container, _video_stream(container))
 
 
+def sampling_interval(info: VideoInfo, options: VideoOptions) -> float:
+    """Seconds between hashed frames: the configured rate, denser for short videos."""
+    step = max(0.0, options.seconds_per_hash)
+    if step and options.min_frames and info.duration_s > 0:
+        step = min(step, info.duration_s / options.min_frames)
+    return step
+
+
 def _check_limits(info: VideoInfo, options: VideoOptions) -> None:
     if info.width * info.height > options.max_frame_pixels:
         raise MediaError(
@@ -212,7 +223,7 @@ def iter_sampled_frames(
         _check_limits(info, options)
         stream.thread_type = "AUTO"
         stream.thread_count = options.threads
-        step = max(0.0, options.seconds_per_hash)
+        step = sampling_interval(info, options)
         skipping = options.skip_nonref and step * info.fps >= SKIP_NONREF_MIN_FRAMES
         if skipping:
             stream.codec_context.skip_frame = "NONREF"
@@ -317,7 +328,7 @@ def hash_video(path: Path, options: VideoOptions = VideoOptions()) -> VideoHashe
         uniform=uniform,
         mirrored=mirrored,
         info=info,
-        seconds_per_hash=options.seconds_per_hash,
+        seconds_per_hash=sampling_interval(info, options),
         duration_s=last_stamp + frame_s,
         crops=crops,
         warnings=warnings,
