@@ -18,7 +18,6 @@ kept for interoperability checks and the benchmark's peer.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ class VideoMatchRules:
     min_share: float = 0.8  # of the query's or the reference's usable duration
     min_share_frames: int = 2  # the share rule alone needs this many aligned query frames
     offset_window_s: float = 2.0
+    max_gap_s: float = 2.0  # aligned frames this close (or two sampling steps) form one stretch
     speeds: tuple[float, ...] = DEFAULT_SPEEDS
 
 
@@ -116,13 +116,24 @@ def sampling_step(timestamps: Sequence[float], default: float = 1.0) -> float:
     return float(np.median(gaps)) if gaps.size else default
 
 
-def _coverage(times: Iterable[float], step: float) -> float:
-    """Length of the union of [t, t + step) over `times`."""
+def _coverage(times: Iterable[float], step: float, max_gap: float) -> float:
+    """Length of the aligned stretches: runs of `times` with gaps up to `max_gap`, each
+    counted from its first frame to one step past its last.
+
+    A copy under motion, re-encoding or a phase shift matches only some sampled frames;
+    the stretch between two aligned hits a second or two apart is still the same footage.
+    """
     total = 0.0
-    end = -math.inf
-    for start in sorted(times):
-        total += min(step, start + step - max(start, end))
-        end = start + step
+    run_start = run_end = None
+    for stamp in sorted(set(times)):
+        if run_end is not None and stamp - run_end <= max_gap:
+            run_end = stamp
+            continue
+        if run_start is not None:
+            total += run_end - run_start + step
+        run_start = run_end = stamp
+    if run_start is not None:
+        total += run_end - run_start + step
     return total
 
 
@@ -174,7 +185,7 @@ def align(
     # A pair vouches for one sampling step of the coarser side on both sides, so a query
     # sampled once a second aligns with a reference hashed at every frame.
     step = max(query.step_s, reference_side.step_s)
-    query_cov = _coverage(q_times.tolist(), step)
+    query_cov = _coverage(q_times.tolist(), step, max(rules.max_gap_s, 2 * step))
     # The reference side is measured by its extent: frame times there jitter by up to a
     # step around the offset, so a union of steps would undercount a true copy. A still
     # (one reference frame hit again and again) still spans a single step.
