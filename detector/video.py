@@ -40,7 +40,7 @@ MIRROR_INDEX = 5
 MAX_CONSECUTIVE_DECODE_ERRORS = 50
 # Sparse sampling: only when at least this many frames pass between samples is it worth
 # skipping non-reference frames.
-SKIP_NONREF_MIN_FRAMES = 15
+SKIP_NONREF_MIN_FRAMES = 20
 
 
 # References are hashed four times a second: a query sampled once a second at any phase
@@ -155,7 +155,11 @@ def sampling_interval(info: VideoInfo, options: VideoOptions) -> float:
     """Seconds between hashed frames: the configured rate, denser for short videos."""
     step = max(0.0, options.seconds_per_hash)
     if step and options.min_frames and info.duration_s > 0:
-        step = min(step, info.duration_s / options.min_frames)
+        # Halve the step until the video gets its frames: a half, quarter... of the rate
+        # keeps the samples on the grid references are hashed on (a copy that kept the
+        # timing then meets reference frames exactly, not half a step off).
+        while step > 1 / 64 and info.duration_s / step < options.min_frames:
+            step /= 2
     return step
 
 

@@ -42,8 +42,8 @@ def test_hash_file_gives_vpdq_signals(media: Path) -> None:
 
 
 def test_short_videos_get_at_least_min_frames(media: Path) -> None:
-    hashes = hash_video(media / "show.mp4")  # 12 s: sampled every 0.6 s, not every 1 s
-    assert len(hashes.frames) == 20 and hashes.seconds_per_hash == 0.6
+    hashes = hash_video(media / "show.mp4")  # 12 s: sampled every 0.5 s, not every 1 s
+    assert len(hashes.frames) == 24 and hashes.seconds_per_hash == 0.5
 
 
 def test_sampling_rate_every_frame_and_half_seconds(media: Path) -> None:
