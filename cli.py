@@ -219,24 +219,47 @@ def case_service(
 @refusals
 def ref_add(
     case_id: str,
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders (recursive).")],
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Files or folders (recursive).")
+    ] = None,
+    text: Annotated[
+        str | None, typer.Option("--text", help="Register this text (kept as fingerprints only).")
+    ] = None,
+    lines: Annotated[
+        bool, typer.Option("--lines", help="Text files: one reference per non-blank line.")
+    ] = False,
     full_decode: Annotated[bool, typer.Option(help="Decode images at full size (slower).")] = False,
     json_out: JsonFlag = False,
 ) -> None:
-    """Fingerprint reported files into the case's references. The media itself is not kept.
+    """Fingerprint reported files or texts into the case's references. The media itself is
+    not kept.
 
-    Example: `ansim ref add C-2026-0001 ~/intake/2026-11-25/`
+    Examples: `ansim ref add C-2026-0001 ~/intake/2026-11-25/`,
+    `ansim ref add C-2026-0001 posts.txt --lines`, `ansim ref add C-2026-0001 --text "..."`
     """
+    if not paths and text is None:
+        raise CaseworkError("give files or folders, or --text")
     workspace = open_workspace()
+    options = hash_options(full_decode)
+    texts: list[tuple[str, str]] = [("--text", text)] if text is not None else []
+    files = list(paths or [])
+    if lines:
+        from casework.files import expand_paths
+
+        for path in expand_paths(files):
+            texts += intake.text_lines(path, options)
+        files = []
     with progress_bar() as progress:
-        task = progress.add_task("fingerprinting", total=count_files(paths), current="")
+        task = progress.add_task(
+            "fingerprinting", total=count_files(files) + len(texts), current=""
+        )
 
         def advance(result: intake.IntakeResult) -> None:
             progress.update(task, advance=1, current=Path(result.path).name)
 
-        results = intake.add_reference_files(
-            workspace, case_id, paths, hash_options(full_decode), advance
-        )
+        results = intake.add_reference_texts(workspace, case_id, texts, options, advance)
+        if files:
+            results += intake.add_reference_files(workspace, case_id, files, options, advance)
     failed = [r for r in results if r.error]
     if json_out:
         emit_json([r.as_dict() for r in results])
@@ -499,6 +522,38 @@ def index_status(json_out: JsonFlag = False) -> None:
         rebuilt = workspace.banks.ensure_consistent(session)
     result = {"sizes": workspace.banks.sizes(), "rebuilt": rebuilt}
     emit_json(result) if json_out else out.print(result)
+
+
+@bench_app.command("text")
+def bench_text(
+    data: Annotated[Path, typer.Option("--data", help="Folder of texts (shared/data/text).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the report and JSON.")],
+    references: Annotated[int, typer.Option(help="References to sample.")] = 1000,
+    max_distractors: Annotated[
+        int | None, typer.Option(help="Cap on distractors (default: all other texts).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 7,
+    calibrate: Annotated[
+        bool, typer.Option(help="Use the calibration sources and sweep the thresholds.")
+    ] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Recall per evasion, precision against distractors, signatures/s and queries/s for
+    text. Exit 1 when a target is missed.
+
+    Example: `ansim bench text --data ../shared/data/text --out bench-out/text`
+    """
+    from benchmarks import text as text_bench
+
+    command = "ansim bench text " + " ".join(sys.argv[3:])
+    result, sweep = text_bench.run_text_bench(data, references, max_distractors, seed, calibrate)
+    report = text_bench.write_outputs(out_dir, result, sweep, command)
+    if json_out:
+        emit_json(json.loads((out_dir / "text_bench.json").read_text()))
+    else:
+        out.print(report.read_text(), highlight=False, markup=False)
+    missed = text_bench.failure_summary(result)
+    raise typer.Exit(1 if missed or result.precision < 0.999 else 0)
 
 
 def main() -> None:

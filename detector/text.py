@@ -27,13 +27,17 @@ import struct
 import unicodedata
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from datasketch import MinHash
 
 from detector.errors import LowQuality, MediaError
+from detector.filehash import bytes_digests
+from detector.signals import MediaSignals
 from detector.text_normalize import NORMALIZER_VERSION, normalize
+
+if TYPE_CHECKING:
+    import datasketch
 
 SHINGLE_SIZE = 3
 NUM_PERM = 128
@@ -203,6 +207,9 @@ def shingle_hashes(normalized: str, size: int = SHINGLE_SIZE) -> np.ndarray:
 @cache
 def permutations() -> np.ndarray:
     """datasketch's permutation parameters (a, b) for our seed, shared by every MinHash."""
+    # Imported here: datasketch loads scipy, a second of start-up every other command skips.
+    from datasketch import MinHash
+
     return MinHash(num_perm=NUM_PERM, seed=MINHASH_SEED, scheme=MINHASH_SCHEME).permutations
 
 
@@ -232,7 +239,9 @@ def minhash_values(hashes: np.ndarray) -> np.ndarray:
     return result
 
 
-def to_minhash(values: np.ndarray) -> MinHash:
+def to_minhash(values: np.ndarray) -> datasketch.MinHash:
+    from datasketch import MinHash
+
     return MinHash(hashvalues=values, permutations=permutations(), scheme=MINHASH_SCHEME)
 
 
@@ -405,3 +414,18 @@ def text_file_signals(
         raise MediaError(f"text is {len(data):,} bytes, over the limit of {options.max_bytes:,}")
     decoded = decode_text(data)
     return text_signals(decoded.text, options), decoded
+
+
+def text_media_signals(text: str, options: TextOptions = TextOptions()) -> MediaSignals:
+    """A text that is not a file (a crawled page's text, `ref add --text`) as MediaSignals,
+    with its UTF-8 bytes standing in for the file's."""
+    signals = text_signals(text, options)
+    sha256, md5, size = bytes_digests(text.encode("utf-8"))
+    return MediaSignals(
+        modality="text",
+        sha256=sha256,
+        md5=md5,
+        size=size,
+        mime="text/plain",
+        extra=signals.extra(),
+    )

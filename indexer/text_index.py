@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from datasketch import MinHashLSH
 
 from detector.text import (
     MINHASH_SEED,
@@ -143,7 +142,10 @@ class TextIndex(ABC):
             return []
         sets = [self._shingles[c] for c in candidates]
         sizes = np.array([len(s) for s in sets], dtype=np.int64)
-        found = np.isin(np.concatenate(sets), query, assume_unique=True)
+        stored = np.concatenate(sets)
+        # The query set is sorted and unique: one binary search per stored shingle.
+        positions = np.minimum(np.searchsorted(query, stored), len(query) - 1)
+        found = query[positions] == stored
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         shared = np.add.reduceat(found.astype(np.int64), offsets)
         union = sizes + len(query) - shared
@@ -203,6 +205,8 @@ class LshTextIndex(TextIndex):
         if bands is None or rows is None:
             bands, rows = lsh_bands()
         self.bands, self.rows = bands, rows
+        from datasketch import MinHashLSH  # loads scipy: only when a text index is used
+
         self._lsh = MinHashLSH(num_perm=NUM_PERM, params=(bands, rows))
 
     def _insert(self, entry_id: int, signature: TextSignature) -> None:
