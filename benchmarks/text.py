@@ -22,9 +22,11 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
 from rich.progress import Progress
 
 from benchmarks import text_evasions as ev
@@ -115,6 +117,10 @@ class BenchResult:
     distractors_refused: int
     twin_references: int
     distractor_false_matches: int
+    # Distractor matches whose raw texts are near-duplicates by an independent measure
+    # (`ordered_overlap`): the corpus was deduplicated only exactly, so spam campaigns
+    # that differ in a number or a code are "other texts" that really are reposts.
+    corpus_duplicate_matches: int
     true_matches: int
     false_matches: int
     signatures_per_s: float
@@ -127,6 +133,26 @@ class BenchResult:
     def precision(self) -> float:
         total = self.true_matches + self.false_matches
         return self.true_matches / total if total else float("nan")
+
+    @property
+    def precision_excluding_corpus_duplicates(self) -> float:
+        false = self.false_matches - self.corpus_duplicate_matches
+        total = self.true_matches + false
+        return self.true_matches / total if total else float("nan")
+
+
+CORPUS_DUPLICATE_OVERLAP = 0.8
+
+
+def ordered_overlap(a: str, b: str) -> float:
+    """Share of the shorter text's characters that appear, in order, in the longer one
+    (difflib's matching blocks on case-folded raw text): a check independent of shingles
+    and of the normalizer."""
+    a, b = a.casefold(), b.casefold()
+    if not a or not b:
+        return 0.0
+    blocks = SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks()
+    return sum(block.size for block in blocks) / min(len(a), len(b))
 
 
 def _signals(text: str, options: TextOptions) -> TextSignals | None:
@@ -191,7 +217,7 @@ def run_text_bench(
     floor = min(policy.search_floor, 0.3) if calibrate else policy.search_floor
 
     index = LshTextIndex()
-    with Progress(transient=True) as progress:
+    with Progress(transient=True, console=Console(stderr=True)) as progress:
         task = progress.add_task("signing references", total=len(refs))
         ref_signals = []
         for ref in refs:
@@ -270,17 +296,20 @@ def _score(
         wrong = len(matched - {ref_id} - twins[ref_id])
         row.wrong_matches += wrong
         false_matches += wrong
-    distractor_false = 0
+    distractor_false = corpus_duplicates = 0
     examples = []
     for item, hits in zip(distractors, recorded.distractor_hits, strict=True):
         for decision in decide_all(hits or [], policy):
             distractor_false += 1
-            if len(examples) < 20:
+            overlap = ordered_overlap(item.text, refs[decision.entry_id].text)
+            corpus_duplicates += overlap >= CORPUS_DUPLICATE_OVERLAP
+            if len(examples) < 30:
                 examples.append(
                     {
                         "distractor_source": item.source,
                         "reference_source": refs[decision.entry_id].source,
                         "rule": decision.rule,
+                        "ordered_overlap": round(overlap, 3),
                         "explanation": decision.explanation,
                     }
                 )
@@ -290,6 +319,7 @@ def _score(
         distractors_refused=sum(1 for h in recorded.distractor_hits if h is None),
         twin_references=sum(1 for t in twins if len(t) > 1),
         distractor_false_matches=distractor_false,
+        corpus_duplicate_matches=corpus_duplicates,
         true_matches=true_matches,
         false_matches=false_matches + distractor_false,
         signatures_per_s=signatures_per_s,
@@ -346,7 +376,10 @@ def report_markdown(result: BenchResult, command: str) -> str:
     lines += [
         "",
         f"Precision: **{result.precision:.5f}** ({result.true_matches:,} true matches, "
-        f"{result.false_matches:,} false: {result.distractor_false_matches:,} from distractors)",
+        f"{result.false_matches:,} false: {result.distractor_false_matches:,} from distractors, "
+        f"of which {result.corpus_duplicate_matches:,} are near-duplicates in the corpus itself "
+        f"(>= {CORPUS_DUPLICATE_OVERLAP:.0%} of the shorter text in order in the longer, by "
+        f"difflib); precision without those: {result.precision_excluding_corpus_duplicates:.5f}",
         "",
         f"Signatures: {result.signatures_per_s:,.0f} documents/s; "
         f"queries: {result.queries_per_s:,.0f} /s (single process)",
@@ -360,6 +393,7 @@ def write_outputs(
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = asdict(result)
     payload["precision"] = result.precision
+    payload["precision_excluding_corpus_duplicates"] = result.precision_excluding_corpus_duplicates
     for row, evasion in zip(payload["evasions"], result.evasions, strict=True):
         row["recall"] = evasion.recall
     payload["command"] = command

@@ -24,9 +24,9 @@ from indexer.text_index import TextHit
 
 @dataclass(frozen=True)
 class TextMatchPolicy:
-    min_jaccard: float = 0.5
-    min_entry_containment: float = 0.7
-    min_query_containment: float = 0.8
+    min_jaccard: float = 0.6
+    min_entry_containment: float = 0.8
+    min_query_containment: float = 0.9
     min_shared: int = 10
 
     @property

@@ -216,9 +216,13 @@ class LshTextIndex(TextIndex):
         self._lsh.remove(entry_id)
 
     def _candidates(self, signature: TextSignature) -> list[int]:
-        found: set[int] = set(self._lsh.query(to_minhash(signature.minhash)))
+        # One MinHash object serves every window: LSH reads only its hash values, and
+        # building (validating) a fresh one per window cost more than the lookup.
+        probe = to_minhash(signature.minhash)
+        found: set[int] = set(self._lsh.query(probe))
         for window in signature.windows:
-            found.update(self._lsh.query(to_minhash(window)))
+            probe.hashvalues = window
+            found.update(self._lsh.query(probe))
         return sorted(found)
 
     def save(self, path: Path) -> None:
