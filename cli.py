@@ -556,6 +556,35 @@ def bench_text(
     raise typer.Exit(1 if missed or result.precision < 0.999 else 0)
 
 
+@bench_app.command("text-semantic")
+def bench_text_semantic(
+    data: Annotated[Path, typer.Option("--data", help="Folder of texts (shared/data/text).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the JSON result.")],
+    pairs: Annotated[int, typer.Option(help="Question pairs per file (train, test).")] = 300,
+    json_out: JsonFlag = False,
+) -> None:
+    """The optional embedding tier (extra `semantic`) on hand-labelled Korean paraphrases,
+    compared with the lexical tier on the same pairs.
+
+    Example: `ansim bench text-semantic --data ../shared/data/text --out bench-out/text`
+    """
+    from benchmarks.text_semantic import run_semantic_bench
+    from detector.text_semantic import SemanticUnavailable
+
+    try:
+        result = run_semantic_bench(data, pairs)
+    except SemanticUnavailable as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "text_semantic.json").write_text(json.dumps(result, indent=2))
+    if json_out:
+        emit_json(result)
+    else:
+        for key, value in result.items():
+            out.print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+
+
 def main() -> None:
     app()
 
