@@ -344,10 +344,10 @@ def _sweep(recorded: Recorded) -> dict[str, Any]:
     policies that keep precision >= 0.999."""
     rows = []
     grid = itertools.product(
-        (0.3, 0.35, 0.4, 0.45, 0.5, 0.6), (0.5, 0.6, 0.7, 0.8), (0.6, 0.7, 0.8, 0.9), (5, 8, 10, 15)
+        (0.5, 0.6, 0.7), (0.7, 0.8, 0.9), (0.8, 0.9), (8, 10, 15), (10, 20, 30), (0.3, 0.4, 0.5)
     )
-    for jaccard, entry_c, query_c, shared in grid:
-        policy = TextMatchPolicy(jaccard, entry_c, query_c, shared)
+    for jaccard, entry_c, query_c, shared, contained_shared, excerpt_share in grid:
+        policy = TextMatchPolicy(jaccard, entry_c, query_c, shared, contained_shared, excerpt_share)
         scored = _score(policy, recorded, 0.0, 0.0)
         recalls = {e.name: e.recall for e in scored.evasions if e.applicable}
         rows.append(

@@ -34,3 +34,8 @@ def test_decide_all_keeps_matches_best_first() -> None:
         [hit(5, 12, 0.2, 0.3, 0.3), hit(6, 30, 0.6, 0.7, 0.7), hit(7, 50, 0.9, 1, 1)]
     )
     assert [d.entry_id for d in decisions] == [7, 6]
+
+
+def test_stock_phrase_inside_a_long_reference_is_no_excerpt() -> None:
+    # "subscribe to my channel" lies whole in a long post but covers little of it.
+    assert decide(hit(8, 14, 0.1, 0.1, 1.0)) is None
