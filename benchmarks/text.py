@@ -340,8 +340,10 @@ def _score(
 
 
 def _sweep(recorded: Recorded) -> dict[str, Any]:
-    """Score a grid of policies on the recorded hits; rank by worst-case recall among the
-    policies that keep precision >= 0.999."""
+    """Score a grid of policies on the recorded hits. Among those whose precision is >=
+    0.999 once copies already in the corpus count as right (raw precision cannot tell a
+    spam template's variants apart from false matches), rank by worst recall over the
+    evasions, then by fewest raw false matches."""
     rows = []
     grid = itertools.product(
         (0.5, 0.6, 0.7), (0.7, 0.8, 0.9), (0.8, 0.9), (8, 10, 15), (10, 20, 30), (0.3, 0.4, 0.5)
@@ -354,12 +356,15 @@ def _sweep(recorded: Recorded) -> dict[str, Any]:
             {
                 "policy": asdict(policy),
                 "precision": scored.precision,
+                "precision_excluding_corpus_duplicates": (
+                    scored.precision_excluding_corpus_duplicates
+                ),
                 "false_matches": scored.false_matches,
                 "min_recall": min(recalls.values()),
                 "recalls": recalls,
             }
         )
-    ok = [r for r in rows if r["precision"] >= 0.999]
+    ok = [r for r in rows if r["precision_excluding_corpus_duplicates"] >= 0.999]
     ok.sort(key=lambda r: (-r["min_recall"], r["false_matches"]))
     return {"best": ok[:10], "all": rows}
 

@@ -30,11 +30,11 @@ from indexer.text_index import TextHit
 @dataclass(frozen=True)
 class TextMatchPolicy:
     min_jaccard: float = 0.6
-    min_entry_containment: float = 0.8
+    min_entry_containment: float = 0.9
     min_query_containment: float = 0.9
     min_shared: int = 10  # for an excerpt
     min_contained_shared: int = 20  # for a reference inside a longer text
-    min_excerpt_share: float = 0.4  # of the reference's shingles an excerpt must hold
+    min_excerpt_share: float = 0.3  # of the reference's shingles an excerpt must hold
 
     @property
     def search_floor(self) -> float:
