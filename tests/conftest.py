@@ -110,3 +110,45 @@ def backend_home(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -
     else:
         monkeypatch.setenv("ANSIM_DB_URL", db_url)
     return home
+
+
+# --- A local SMTP server -----------------------------------------------------------------
+
+
+class RecordingSmtpHandler:
+    """Keeps every accepted message; refuses recipients whose address starts with `refuse`
+    and refuses message content while `reject_data` is set."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+        self.reject_data = False
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: ANN001, ANN201, N802
+        if address.startswith("refuse"):
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802
+        if self.reject_data:
+            return "554 5.7.1 message rejected as spam"
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 OK queued"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[str, RecordingSmtpHandler]]:
+    """An aiosmtpd server on a free loopback port: yields (smtp://127.0.0.1:PORT, handler)."""
+    import socket
+
+    aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    handler = RecordingSmtpHandler()
+    controller = aiosmtpd_controller.Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield f"smtp://127.0.0.1:{port}", handler
+    finally:
+        controller.stop()
