@@ -34,3 +34,14 @@ def test_migrated_store_round_trips_a_case(store: Store, db_url: str) -> None:
         case = session.execute(select(Case)).scalar_one()
         assert case.pseudonym == "P1"
         assert [s.kind for s in case.services] == ["deletion"]
+
+
+def test_migrations_match_the_models(store: Store) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from casework.models import Base
+
+    with store.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
