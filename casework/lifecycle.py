@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from casework.errors import CaseworkError
+
 STATUSES = (
     "new",
     "confirmed",
@@ -45,7 +47,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 AWAITING_REMOVAL = ("notice_sent", "still_online", "escalated")
 
 
-class LifecycleError(ValueError):
+class LifecycleError(CaseworkError, ValueError):
     """A request the lifecycle refuses; the message says why, for the analyst."""
 
 
