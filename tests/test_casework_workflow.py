@@ -177,9 +177,9 @@ def test_unconfirmed_items_get_no_notice(workspace: Workspace, tmp_path: Path) -
     )
     hosts.set_host(workspace, "h.example", "abuse@h.example")
     assert notice_service.draft(workspace, SENDER, tmp_path / "out").notices == []
-    with workspace.session() as session:
-        with pytest.raises(InvalidTransition, match="is new; it cannot become notice_sent"):
-            queue.transition(session, queue.get_item(session, item), "notice_sent", "kim")
+    refused = pytest.raises(InvalidTransition, match="is new; it cannot become notice_sent")
+    with workspace.session() as session, refused:
+        queue.transition(session, queue.get_item(session, item), "notice_sent", "kim")
     with pytest.raises(CaseworkError, match="no sender address"):
         notice_service.sender_from_env(None)
 
