@@ -13,7 +13,6 @@ from casework.cases import get_case
 from casework.errors import CaseworkError
 from casework.lifecycle import as_utc
 from casework.models import Case, Service, Takedown, TakedownEvent, utcnow
-from casework.report_plot import plot_report
 from casework.reporting import ItemHistory, ServiceRecord, compute_report
 from casework.workspace import Workspace
 
@@ -86,6 +85,8 @@ def build_report(
     report = compute_report(items, services, since=since, until=until)
     report["case"] = case_id
     if plot is not None:
+        from casework.report_plot import plot_report  # matplotlib: only when asked for
+
         start = since or min((i.detected_at for i in items), default=until)
         report["plot"] = str(plot_report(report, items, start, until, plot))
     return report
