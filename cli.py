@@ -762,10 +762,12 @@ def _share(value: float | None) -> str:
 
 
 def _print_report(shown: dict[str, Any]) -> None:
-    window = shown["window"]
+    since, until = (
+        (shown["window"][key] or "")[:16].replace("T", " ") for key in ("since", "until")
+    )
     out.print(
-        f"[bold]Takedowns detected {window['since'] or 'from the start'} to {window['until']}"
-        f"[/bold]: {shown['items']} items in {shown['cases']} cases",
+        f"[bold]Takedowns detected {since or 'from the start'} to {until}[/bold]: "
+        f"{shown['items']} items in {shown['cases']} cases",
         highlight=False,
     )
     for title, key in (
