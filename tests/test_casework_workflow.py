@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from casework import audit, confirmations, hosts, notice_service, queue, retention
 from casework.errors import CaseworkError, NotFound
 from casework.fetch import FetchLimits
-from casework.lifecycle import InvalidTransition
+from casework.lifecycle import InvalidTransition, as_utc
 from casework.models import (
     AuditEntry,
     Case,
@@ -356,3 +356,47 @@ def test_close_without_purge_keeps_data(workspace: Workspace, tmp_path: Path) ->
     with workspace.store.session() as session:
         assert session.get(Case, case_id).pseudonym is not None
         assert session.execute(select(func.count(Notice.id))).scalar() == 0
+
+
+# --- report over the store ---------------------------------------------------------------
+
+
+def test_report_over_the_store_matches_hand_computed_figures(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    _, _, reference = open_case_with_reference(workspace, tmp_path, seed=9)
+    copy = reposted_copy(reference, tmp_path / "copy.jpg")
+    ids = [found_at(workspace, copy, f"https://h{i}.example/x.jpg")[0] for i in range(4)]
+    with workspace.store.session() as session:
+        detected = {i: as_utc(session.get(Takedown, i).detected_at) for i in ids}
+    hours = timedelta(hours=1)
+    # item: (hours to notice, hours to removal or None)
+    plans = {ids[0]: (2, 10), ids[1]: (4, 30), ids[2]: (6, 100), ids[3]: (8, None)}
+    for item, (to_notice, to_removal) in plans.items():
+        start = detected[item]
+        with workspace.session() as session:
+            takedown = queue.get_item(session, item, for_update=True)
+            queue.transition(session, takedown, "confirmed", "kim", at=start + hours)
+            queue.transition(session, takedown, "notice_sent", "kim", at=start + to_notice * hours)
+            if to_removal is not None:
+                queue.transition(session, takedown, "removed", "kim", at=start + to_removal * hours)
+    # A skewed clock: stamped before the notice, the event is moved up to it.
+    with workspace.session() as session:
+        takedown = queue.get_item(session, ids[3], for_update=True)
+        event = queue.transition(
+            session, takedown, "still_online", "lee", at=detected[ids[3]] - 3 * hours
+        )
+        assert event.at == detected[ids[3]] + 8 * hours
+    report = build_report(workspace, since=utcnow() - timedelta(days=1))
+    # Notice: 2 4 6 8 -> median 5, p90 at rank 2.7 -> 6 + 0.7 * 2 = 7.4.
+    assert report["detection_to_notice"]["median_hours"] == pytest.approx(5.0, abs=1e-3)
+    assert report["detection_to_notice"]["p90_hours"] == pytest.approx(7.4, abs=1e-3)
+    # Removal: 10 30 100 -> median 30, p90 at rank 1.8 -> 30 + 0.8 * 70 = 86;
+    # within 24 h 1/3, within 3 days 2/3.
+    removal = report["detection_to_removal"]
+    assert removal["median_hours"] == pytest.approx(30.0, abs=1e-3)
+    assert removal["p90_hours"] == pytest.approx(86.0, abs=1e-3)
+    assert removal["share_within_24h"] == pytest.approx(1 / 3)
+    assert removal["share_within_3_days"] == pytest.approx(2 / 3)
+    assert report["by_status"] == {"still_online": 1, "removed": 3}
+    assert report["clock_skew_events"] == 0
