@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casework import audit
-from casework.errors import NotFound
+from casework.errors import CaseworkError, NotFound
 from casework.lifecycle import InvalidTransition, check_transition, transition_time
 from casework.models import Match, ScannedItem, Takedown, TakedownEvent, utcnow
 from casework.workspace import Workspace
@@ -131,6 +131,13 @@ def transition(
 def set_status(
     workspace: Workspace, takedown_id: int, to_status: str, note: str | None = None
 ) -> dict[str, Any]:
+    """An analyst's direct decision (reject). Confirmation goes through
+    `casework.confirmations.confirm` (its per-case-type rule), notices through
+    `casework.notice_service`, re-checks through `casework.recheck_service`."""
+    if to_status != "rejected":
+        raise CaseworkError(
+            f"queue items become {to_status} through their own command, not set_status"
+        )
     with workspace.session() as session:
         takedown = _get(session, takedown_id, for_update=True)
         transition(session, takedown, to_status, workspace.actor, note)
