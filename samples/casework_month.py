@@ -34,6 +34,7 @@ from PIL import Image
 import casework.fetch
 from casework import cases, confirmations, hosts, intake, notice_service, queue, scanning
 from casework.fetch import FetchLimits
+from casework.lifecycle import as_utc
 from casework.models import Service, Takedown, TakedownEvent
 from casework.notices import Sender
 from casework.recheck import RecheckPolicy
@@ -267,6 +268,9 @@ def backdate_detection(crawler: Workspace, takedown_id: int, when: datetime) -> 
         takedown.detected_at = takedown.updated_at = when
         first: TakedownEvent = takedown.events[0]
         first.at = when
+        if takedown.reappearance_of is not None:  # the earlier item's `reappeared` event
+            earlier = session.get(Takedown, takedown.reappearance_of)
+            earlier.events[-1].at = max(when, as_utc(earlier.events[-2].at))
 
 
 def review(kim: Workspace, lee: Workspace, item: int, real: bool, when: datetime) -> None:
