@@ -103,7 +103,11 @@ def draft(
         query = (
             select(Takedown)
             .join(Case, Case.id == Takedown.case_id)
-            .where(Takedown.status.in_(statuses), Case.status == "open")
+            .where(
+                Takedown.status.in_(statuses),
+                Case.status == "open",
+                Takedown.location.contains("://"),  # a scanned local file has no host
+            )
             .order_by(Takedown.id)
         )
         if takedown_ids is not None:
@@ -136,9 +140,7 @@ def draft(
 
 def _skip(takedown: Takedown, entry: Host | None) -> dict[str, Any]:
     hostname = takedown.host or "(none)"
-    if takedown.host is None:
-        reason = "not a URL: no host to send a notice to"
-    elif entry is None:
+    if entry is None:
         reason = f"unknown host: run `ansim host set {hostname} --abuse-email ADDRESS`"
     else:
         reason = (
