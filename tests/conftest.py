@@ -30,3 +30,15 @@ def ansim_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("ANSIM_DB_URL", raising=False)
     monkeypatch.delenv("ANSIM_KEY_FILE", raising=False)
     return home
+
+
+@pytest.fixture(scope="session")
+def hostile_site():
+    """The hostile test site (tests/hostile_site.py) served on 127.0.0.1 for the session."""
+    from crawler.localserve import LocalServer
+    from hostile_site import HostileSite
+
+    site = HostileSite()
+    with LocalServer(site.app) as server:
+        site.server = server
+        yield site
