@@ -4,7 +4,8 @@ Retry-After) and speeds back up, never below the configured floor, when it recov
 
 The adaptive rule follows the AutoThrottle idea: a host that answers in L seconds can
 serve `target_concurrency` requests at once from us if we start one every
-L / target_concurrency seconds; the delay moves half-way towards that each response.
+L / target_concurrency seconds; the delay moves half-way towards that each response
+when it grows, and by at most 10 % per response when it shrinks.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class PolitenessConfig:
     target_concurrency: float = 2.0
     # Applied when a host answers 429/503 without a usable Retry-After.
     backoff_factor: float = 2.0
+    # Per good response, the delay shrinks to no less than this share of itself.
+    recovery_factor: float = 0.9
 
 
 class HostThrottle:
@@ -65,6 +68,8 @@ class HostThrottle:
             return
         target = latency_s / self.config.target_concurrency
         proposed = (self.delay_s + target) / 2
+        # Slow down at once, speed up gently: a host that just pushed back gets time.
+        proposed = max(proposed, self.delay_s * self.config.recovery_factor)
         if status >= 500:
             # An erroring host must not be sped up by its fast error pages.
             proposed = max(proposed, self.delay_s)
