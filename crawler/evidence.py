@@ -161,7 +161,9 @@ class EvidenceStore:
             for role, fetch in fetches:
                 for position, exchange in enumerate(fetch.exchanges):
                     final = position == len(fetch.exchanges) - 1
-                    records.append(_write_exchange(writer, exchange, role, fetch if final else None))
+                    records.append(
+                        _write_exchange(writer, exchange, role, fetch if final else None)
+                    )
         manifest = {
             "bundle_id": bundle_id,
             "created_at": datetime.now(UTC).isoformat(),
@@ -206,7 +208,8 @@ def verify_warc(warc_path: Path, manifest: dict[str, Any]) -> None:
             entry = expected.get(record_id)
             if entry is None:
                 continue
-            payload = hashlib.sha256(record.content_stream().read()).hexdigest()
+            # raw_stream: the payload as received (content_stream would undo its gzip).
+            payload = hashlib.sha256(record.raw_stream.read()).hexdigest()
             if record.rec_type == "response" and payload != entry["payload_sha256"]:
                 raise EvidenceError(f"record {record_id} ({entry['url']}): payload digest differs")
             found.add(record_id)
@@ -228,6 +231,10 @@ class _DigestingWriter:
         self._digest.update(data)
         self.size += len(data)
         return self.target.write(data)
+
+    def flush(self) -> None:
+        assert self.target is not None
+        self.target.flush()
 
     def hexdigest(self) -> str:
         return self._digest.hexdigest()
@@ -261,11 +268,8 @@ def _write_exchange(
         response_headers,
         protocol=exchange.http_version,
     )
-    body: BinaryIO
-    if exchange.raw_path is not None:
-        body = open(exchange.raw_path, "rb")  # noqa: SIM115 - closed below
-    else:
-        body = io.BytesIO(b"")
+    has_body = exchange.raw_path is not None
+    body: BinaryIO = open(exchange.raw_path, "rb") if has_body else io.BytesIO(b"")  # noqa: SIM115
     try:
         response = writer.create_warc_record(
             exchange.url,

@@ -227,7 +227,10 @@ class Fetcher:
             if hop > 0 and permit is not None:
                 refusal = await permit(current)
                 if refusal:
-                    result.outcome, result.error = NOT_PERMITTED, f"redirect to {current}: {refusal}"
+                    result.outcome, result.error = (
+                        NOT_PERMITTED,
+                        f"redirect to {current}: {refusal}",
+                    )
                     return result
             try:
                 exchange, body = await self._request_with_retries(current, max_bytes, result)
@@ -411,7 +414,9 @@ class _Inflater:
         self._members += 1
         if self._members > MAX_GZIP_MEMBERS:
             raise FetchFailure(BAD_ENCODING, "too many gzip members", retry=False)
-        return zlib.decompressobj(zlib.MAX_WBITS | 16 if self.encoding == "gzip" else zlib.MAX_WBITS)
+        return zlib.decompressobj(
+            zlib.MAX_WBITS | 16 if self.encoding == "gzip" else zlib.MAX_WBITS
+        )
 
     def feed(self, data: bytes):  # type: ignore[no-untyped-def]
         if not self._raw_deflate_checked and data:

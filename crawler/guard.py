@@ -73,11 +73,14 @@ class AddressPolicy:
         literal = parse_ip_literal(host)
         if literal is not None:
             self.check_ip(str(literal))
-        elif host.lower().rstrip(".") in ("localhost", "localhost.localdomain") or host.lower(
-        ).endswith(".localhost"):
-            # RFC 6761: these names are loopback whatever a resolver says.
-            if not self.allow_loopback:
-                raise BlockedAddress(f"refused loopback name {host}")
+            return
+        name = host.lower().rstrip(".")
+        # RFC 6761: these names are loopback whatever a resolver says.
+        is_loopback_name = name in ("localhost", "localhost.localdomain") or name.endswith(
+            ".localhost"
+        )
+        if is_loopback_name and not self.allow_loopback:
+            raise BlockedAddress(f"refused loopback name {host}")
 
 
 def parse_ip_literal(host: str) -> IpAddress | None:

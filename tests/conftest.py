@@ -36,7 +36,7 @@ def ansim_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def hostile_site():
     """The hostile test site (tests/hostile_site.py) served on 127.0.0.1 for the session."""
     from crawler.localserve import LocalServer
-    from hostile_site import HostileSite
+    from tests.hostile_site import HostileSite
 
     site = HostileSite()
     with LocalServer(site.app) as server:

@@ -9,6 +9,7 @@ assert what the crawler did (and did not) fetch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import io
 import socket
@@ -64,7 +65,9 @@ def gzip_bomb() -> bytes:
 
 
 def page(body: str, title: str = "page", head: str = "") -> web.Response:
-    html = f"<!doctype html><html><head><title>{title}</title>{head}</head><body>{body}</body></html>"
+    html = (
+        f"<!doctype html><html><head><title>{title}</title>{head}</head><body>{body}</body></html>"
+    )
     return web.Response(text=html, content_type="text/html")
 
 
@@ -212,10 +215,8 @@ class HostileSite:
         response = web.StreamResponse(headers={"Content-Type": "text/html"})
         response.content_length = 1000
         await response.prepare(request)
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            pass
         return response
 
     async def serve_gzip_bomb(self, _request: web.Request) -> web.Response:
@@ -234,7 +235,7 @@ class HostileSite:
 
     async def malformed(self, _request: web.Request) -> web.Response:
         soup = (
-            "<html><head><title>broken<body><div><p>unclosed <b>bold <i>italic"
+            "<html><head><title>broken</title><body><div><p>unclosed <b>bold <i>italic"
             '<img src="/img/1.png" <a href="/img/2.png>half</a>'
             "<table><tr><td>cell<td>cell2</table></div></span></span>"
             '<img src="/img/2.png"><a href="/trap/0">trap</a>'
@@ -264,10 +265,7 @@ class HostileSite:
 
     async def storm(self, request: web.Request) -> web.Response:
         n = int(request.match_info["n"])
-        if n < 50:
-            body = f'<a href="/storm/{n + 1}">next</a>'
-        else:
-            body = ""
+        body = f'<a href="/storm/{n + 1}">next</a>' if n < 50 else ""
         return web.Response(status=500 + n % 4, text=body, content_type="text/html")
 
     async def flaky(self, request: web.Request) -> web.Response:
@@ -317,5 +315,6 @@ class HostileSite:
     async def gzipped(self, _request: web.Request) -> web.Response:
         html = b"<html><body><p>compressed page</p><img src='/img/0.png'></body></html>"
         return web.Response(
-            body=gzip.compress(html), headers={"Content-Encoding": "gzip", "Content-Type": "text/html"}
+            body=gzip.compress(html),
+            headers={"Content-Encoding": "gzip", "Content-Type": "text/html"},
         )

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import psutil
 import pytest
-from crawler_helpers import QUICK_LIMITS, quick_fetcher
 
 from crawler import fetch as f
 from crawler.fetch import FetchLimits
+from tests.crawler_helpers import QUICK_LIMITS, quick_fetcher
 
 HOSTILE_OUTCOMES = [
     ("/loop/a", f.REDIRECT_LOOP),

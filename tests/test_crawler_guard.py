@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from crawler_helpers import PinnedResolver, quick_fetcher
 
 from crawler.fetch import BLOCKED, OK
 from crawler.guard import AddressPolicy, BlockedAddress, GuardedResolver, parse_ip_literal
+from tests.crawler_helpers import PinnedResolver, quick_fetcher
 
 REFUSED_ALWAYS = [
     "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254", "224.0.0.1", "0.0.0.0",
