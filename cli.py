@@ -603,6 +603,9 @@ def crawl_run(
     ] = 0.25,
     host_concurrency: Annotated[int, typer.Option(help="Parallel requests per host.")] = 4,
     workers: Annotated[int, typer.Option(help="Pages in flight at once.")] = 16,
+    hash_processes: Annotated[
+        int, typer.Option(help="Fingerprinting processes (0: one per CPU, 1: in-process).")
+    ] = 0,
     max_response_mb: Annotated[int, typer.Option(help="Cap per response, MiB.")] = 64,
     max_crawl_gb: Annotated[float, typer.Option(help="Cap on bytes fetched per crawl, GiB.")] = 20,
     allow_loopback: AllowLoopback = False,
@@ -636,6 +639,7 @@ def crawl_run(
             workers=workers,
             host_concurrency=host_concurrency,
             min_delay_s=delay,
+            hash_processes=hash_processes,
         )
         try:
             crawling.Scope(scope)

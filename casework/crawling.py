@@ -25,9 +25,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
-from multiprocessing import get_context
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +222,7 @@ class Crawl:
         self._pages_started = 0
         self._history_rows: list[Any] = []
         self._unmatched_sha: dict[str, int] = {}
+        self._hashing: dict[str, asyncio.Future[None]] = {}
         self._newest_reference_at: datetime | None = None
         self._stop_reason: str | None = None
         self._work_dir: Path | None = None
@@ -498,6 +499,10 @@ class Crawl:
     ) -> None:
         self.summary.media += 1
         location = result.final_url or url
+        sha256 = result.sha256 or ""
+        first = self._hashing.get(sha256)
+        if first is not None:
+            await asyncio.shield(first)  # the same bytes are being fingerprinted right now
         known_item = self._unmatched_duplicate(result.sha256)
         if known_item is not None:
             # Same bytes already fingerprinted and matched nothing since: hash once.
@@ -507,6 +512,7 @@ class Crawl:
             )
             return
         assert result.body_path is not None
+        done = self._hashing[sha256] = asyncio.get_running_loop().create_future()
         try:
             signals = await asyncio.get_running_loop().run_in_executor(
                 self._pool, hash_file, result.body_path, self.hash_options
@@ -514,6 +520,9 @@ class Crawl:
         except MediaError as exc:
             self._finish(row_id, "failed", result=result, outcome="media_error", error=str(exc))
             return
+        finally:
+            done.set_result(None)
+            self._hashing.pop(sha256, None)
         self.summary.media_hashed += 1
         self._record(row_id, location, signals, result, page)
 

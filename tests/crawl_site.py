@@ -4,13 +4,18 @@ of them transformed copies of references. Served from memory by aiohttp on 127.0
 from __future__ import annotations
 
 import io
+import tempfile
 from collections import Counter
+from functools import cache
 from pathlib import Path
 
 from aiohttp import web
 from PIL import Image
 
 from tests.helpers import photo_like
+
+
+SITE_IMAGE_SIZE = (160, 120)
 
 
 class CrawlSite:
@@ -24,13 +29,17 @@ class CrawlSite:
         self.pages = pages
         self.per_page = per_page
         self.hits: Counter[str] = Counter()
-        self.reference_files = [photo_like(tmp / f"ref{i}.png", 1000 + i) for i in range(planted)]
-        self.images: dict[int, bytes] = {0: _png(photo_like(tmp / "logo.png", 7))}
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.reference_files = []
+        for i in range(planted):
+            self.reference_files.append(tmp / f"ref{i}.png")
+            self.reference_files[-1].write_bytes(_image(1000 + i, (320, 240)))
+        self.images: dict[int, bytes] = {0: _image(7, SITE_IMAGE_SIZE)}
         self.planted_paths: list[str] = []
         for page in range(pages):
             for k in range(per_page):
                 n = 1 + page * per_page + k
-                self.images[n] = _png(photo_like(tmp / f"img{n}.png", 50_000 + n))
+                self.images[n] = _image(50_000 + n, SITE_IMAGE_SIZE)
         for i, ref in enumerate(self.reference_files):
             n = 1 + (pages - 1 - i * 3) * per_page  # deep pages, first image
             copy = Image.open(ref).convert("RGB").resize((256, 192))
@@ -79,5 +88,8 @@ class CrawlSite:
         return [f"/m/{n}.img" for n in self.images]
 
 
-def _png(path: Path) -> bytes:
-    return path.read_bytes()
+@cache
+def _image(seed: int, size: tuple[int, int]) -> bytes:
+    """Generated once per test session: building photo-like images is the slow part."""
+    with tempfile.TemporaryDirectory() as scratch:
+        return photo_like(Path(scratch) / "image.png", seed, size).read_bytes()
