@@ -517,6 +517,10 @@ class Crawl:
             signals = await asyncio.get_running_loop().run_in_executor(
                 self._pool, hash_file, result.body_path, self.hash_options
             )
+        except UnsupportedMedia as exc:
+            # No hasher for this kind (yet): fetched, sniffed, counted, dropped.
+            self._finish(row_id, "done", result=result, outcome="unsupported_media", error=str(exc))
+            return
         except MediaError as exc:
             self._finish(row_id, "failed", result=result, outcome="media_error", error=str(exc))
             return

@@ -14,7 +14,6 @@ from PIL import Image
 
 from tests.helpers import photo_like
 
-
 SITE_IMAGE_SIZE = (160, 120)
 
 

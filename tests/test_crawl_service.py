@@ -152,8 +152,8 @@ def test_hostile_site_crawl_ends_with_every_outcome_counted(hostile_site, worksp
 
 
 def _crawl_process(home: Path, seed: str, resume: bool) -> subprocess.Popen:
-    args = [sys.executable, "-m", "cli", "crawl", "run", "--json", "--allow-loopback",
-            "--delay", "0", "--max-depth", "10", "--workers", "4", "--hash-processes", "1"]  # fmt: skip
+    args = [sys.executable, "-m", "cli", "crawl", "run", "--json", "--allow-loopback", "--delay",
+            "0", "--max-depth", "10", "--workers", "4", "--hash-processes", "1"]  # fmt: skip
     args += ["--resume"] if resume else ["--seeds", seed]
     env = {**os.environ, "ANSIM_HOME": str(home)}
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
