@@ -120,7 +120,11 @@ class Signal(Base):
     """
 
     __tablename__ = "signal"
-    __table_args__ = (Index("ix_signal_kind_value", "kind", "value"),)
+    __table_args__ = (
+        Index("ix_signal_kind_value", "kind", "value"),
+        # Covers the crawl-history size check (kind, item_id IS NOT NULL) without row reads.
+        Index("ix_signal_kind_item", "kind", "item_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     reference_id: Mapped[int | None] = mapped_column(

@@ -1,4 +1,4 @@
-"""crawler: crawl runs, frontier/visited set, evidence bundles
+"""crawler: crawl runs, frontier/visited set, evidence bundles, crawl-history signal index
 
 Revision ID: 0002
 Revises: 0001
@@ -16,6 +16,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("signal", schema=None) as batch_op:
+        batch_op.create_index("ix_signal_kind_item", ["kind", "item_id"], unique=False)
     op.create_table(
         "crawl_run",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -78,6 +80,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("signal", schema=None) as batch_op:
+        batch_op.drop_index("ix_signal_kind_item")
     op.drop_table("evidence")
     op.drop_table("crawl_url")
     op.drop_table("crawl_run")
