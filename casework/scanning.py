@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from casework import audit
+from casework import audit, reappearance
 from casework.files import expand_paths
 from casework.matching import Finding, find_matches
 from casework.models import Match, ScannedItem, Takedown, TakedownEvent
+from casework.queue import transition
 from casework.signal_rows import rows_from_signals
 from casework.workspace import Workspace
 from detector.decision import MatchRules
@@ -116,24 +116,38 @@ def record_signals(
 ) -> list[ScanMatch]:
     """Match already-computed signals and (unless dry run) record item, matches, takedowns."""
     with workspace.session() as session:
-        findings = find_matches(session, workspace.banks, signals, rules)
         if dry_run:
+            findings = find_matches(session, workspace.banks, signals, rules)
             return [_scan_match(location, finding, None) for finding in findings]
-        item = ScannedItem(
-            location=location,
-            modality=signals.modality,
-            mime=signals.mime,
-            size=signals.size,
-            sha256=signals.sha256,
-            md5=signals.md5,
-            signals=rows_from_signals(signals),
-        )
-        session.add(item)
-        session.flush()
-        return [
-            _scan_match(location, finding, _queue(session, workspace.actor, item, finding))
-            for finding in findings
-        ]
+        _item, matches = record_item(session, workspace, signals, location, rules)
+        return matches
+
+
+def record_item(
+    session: Session,
+    workspace: Workspace,
+    signals: MediaSignals,
+    location: str,
+    rules: MatchRules = MatchRules(),
+) -> tuple[ScannedItem, list[ScanMatch]]:
+    """Inside the caller's transaction: the item, its signals, its matches and takedowns."""
+    findings = find_matches(session, workspace.banks, signals, rules)
+    item = ScannedItem(
+        location=location,
+        modality=signals.modality,
+        mime=signals.mime,
+        size=signals.size,
+        sha256=signals.sha256,
+        md5=signals.md5,
+        signals=rows_from_signals(signals),
+    )
+    session.add(item)
+    session.flush()
+    matches = [
+        _scan_match(location, finding, queue_finding(session, workspace.actor, item, finding))
+        for finding in findings
+    ]
+    return item, matches
 
 
 def _scan_match(location: str, finding: Finding, takedown_id: int | None) -> ScanMatch:
@@ -153,7 +167,7 @@ def host_of(location: str) -> str | None:
     return urlsplit(location).hostname if "://" in location else None
 
 
-def _queue(session: Session, actor: str, item: ScannedItem, finding: Finding) -> int:
+def queue_finding(session: Session, actor: str, item: ScannedItem, finding: Finding) -> int:
     """Record the match; create the takedown for (location, case) unless it exists."""
     decision = finding.decision
     match = Match(
@@ -166,13 +180,11 @@ def _queue(session: Session, actor: str, item: ScannedItem, finding: Finding) ->
     )
     session.add(match)
     session.flush()
-    existing = session.execute(
-        select(Takedown).where(
-            Takedown.location == item.location, Takedown.case_id == finding.case_id
-        )
-    ).scalar()
-    if existing is not None:
+    existing = reappearance.current_at(session, item.location, finding.case_id)
+    if existing is not None and existing.status != "removed":
         return existing.id
+    # Back after a verified removal, here or (no item here yet) at another URL.
+    removed = existing or reappearance.latest_removed(session, finding.reference_id)
     takedown = Takedown(
         case_id=finding.case_id,
         reference_id=finding.reference_id,
@@ -181,6 +193,8 @@ def _queue(session: Session, actor: str, item: ScannedItem, finding: Finding) ->
         location=item.location,
         host=host_of(item.location),
         status="new",
+        generation=existing.generation + 1 if existing is not None else 0,
+        reappearance_of=removed.id if removed is not None else None,
     )
     session.add(takedown)
     session.flush()
@@ -192,6 +206,15 @@ def _queue(session: Session, actor: str, item: ScannedItem, finding: Finding) ->
         actor,
         "queue.new",
         f"takedown:{takedown.id}",
-        {"case": finding.case_id, "reference": finding.reference_id, "signal": decision.signal},
+        {
+            "case": finding.case_id,
+            "reference": finding.reference_id,
+            "signal": decision.signal,
+            "reappearance_of": takedown.reappearance_of,
+        },
     )
+    if removed is not None:
+        transition(
+            session, removed, "reappeared", actor, f"back at {item.location} as item {takedown.id}"
+        )
     return takedown.id
