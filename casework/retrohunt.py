@@ -24,6 +24,9 @@ from detector.decision import (
     pdq_image_decision,
 )
 from detector.signals import MediaSignals
+from detector.text import TextSignature
+from detector.text_match import TextMatchPolicy, decide_all
+from indexer.text_index import TextHit
 
 
 def history_banks(workspace: Workspace) -> Banks:
@@ -43,7 +46,8 @@ def hunt(
     if reference is None or reference.consent != "given":
         return []
     best: dict[int, Decision] = {}
-    for decision in _exact(session, signals) + _pdq(session, history, signals, rules):
+    found = _exact(session, signals) + _pdq(session, history, signals, rules)
+    for decision in found + _text(session, history, signals):
         current = best.get(decision.owner_id)
         if current is None or decision.score > current.score:
             best[decision.owner_id] = decision
@@ -96,3 +100,39 @@ def _pdq(
         owner_of_entry = {signal_id: item_id for signal_id, item_id in rows}
     evidence = best_pdq_evidence(pairs, owner_of_entry)
     return [d for e in evidence.values() if (d := pdq_image_decision(e, rules)) is not None]
+
+
+def _text(
+    session: Session,
+    history: Banks,
+    signals: MediaSignals,
+    policy: TextMatchPolicy = TextMatchPolicy(),
+) -> list[Decision]:
+    """Crawled texts that repost this text reference. The roles of the two texts are
+    swapped before deciding (here the reference is the query). Crawled pages are indexed
+    whole (window MinHashes are not stored), so a short post inside a much longer page is
+    found only once that page is crawled again."""
+    signature = signals.extra.get("minhash")
+    if signals.modality != "text" or not isinstance(signature, TextSignature):
+        return []
+    hits = history.index(session, "text").search([signature], policy.search_floor)[0]
+    swapped = [
+        TextHit(h.entry_id, h.shared, h.jaccard, h.query_containment, h.entry_containment)
+        for h in hits
+    ]
+    verdicts = decide_all(swapped, policy)
+    entry_ids = {v.entry_id for v in verdicts}
+    owner_of_entry: dict[int, int] = {}
+    if entry_ids:
+        rows = session.execute(
+            select(Signal.id, Signal.item_id).where(
+                Signal.id.in_(entry_ids), Signal.item_id.is_not(None)
+            )
+        )
+        owner_of_entry = {signal_id: item_id for signal_id, item_id in rows}
+    return [
+        Decision(owner_of_entry[v.entry_id], f"text_{v.rule}", 1.0 - v.score, v.score,
+                 f"already crawled: {v.explanation}")
+        for v in verdicts
+        if v.entry_id in owner_of_entry
+    ]  # fmt: skip

@@ -64,3 +64,40 @@ def test_crawled_page_with_reposted_text_is_queued(ansim_home: Path) -> None:
         assert len(items) == 1
     finally:
         workspace.close()
+
+
+def test_new_text_reference_is_retro_hunted_in_crawled_pages(ansim_home: Path) -> None:
+    app = web.Application()
+
+    async def short(_request: web.Request) -> web.Response:
+        return web.Response(
+            text=f"<html><body><p>{REPOST}</p></body></html>", content_type="text/html"
+        )
+
+    async def other(_request: web.Request) -> web.Response:
+        return web.Response(text=_page(0), content_type="text/html")
+
+    async def robots(_request: web.Request) -> web.Response:
+        return web.Response(text="User-agent: *\nAllow: /\n")
+
+    app.router.add_get("/short.html", short)
+    app.router.add_get("/p/{i}.html", other)
+    app.router.add_get("/robots.txt", robots)
+    workspace, _ = init_workspace()
+    try:
+        with LocalServer(app) as server:
+            options = crawling.CrawlOptions(
+                seeds=[server.url("/short.html"), server.url("/p/0.html")],
+                allow_loopback=True,
+                min_delay_s=0.0,
+                hash_processes=1,
+                max_depth=1,
+            )
+            crawling.run_crawl(workspace, options)
+            case_id = open_case(workspace, "stalking")
+            added = intake.add_reference_texts(workspace, case_id, [("--text", POST)])
+        hunted = [m.location.rsplit("/", 1)[1] for m in added[0].retro_matches]
+        assert hunted == ["short.html"]
+        assert added[0].retro_matches[0].signal.startswith("text_")
+    finally:
+        workspace.close()
