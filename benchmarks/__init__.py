@@ -1,0 +1,1 @@
+"""Benchmarks: dataset builders, runners, peers, reports and plots (`ansim bench <what>`)."""

@@ -1,0 +1,110 @@
+"""`bench images` end to end on a tiny generated folder, and its bad-input paths."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks.fast_decode import RULE_MAX_DISTANCE, check_fast_decode
+from benchmarks.images import ImageBenchConfig, find_images, main, run_image_benchmark, write_report
+
+
+def write_textured(path: Path, seed: int, size: tuple[int, int] = (320, 240)) -> None:
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, size=(size[1] // 16, size[0] // 16, 3), dtype=np.uint8)
+    Image.fromarray(coarse).resize(size, Image.Resampling.BICUBIC).save(path)
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "images"
+    (folder / "nested").mkdir(parents=True)
+    for i in range(3):
+        write_textured(folder / f"img{i}.png", seed=i)
+    for i in range(3, 6):
+        write_textured(folder / "nested" / f"img{i}.jpg", seed=i)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 64)  # JPEG magic, no data
+    return folder
+
+
+def test_report_on_a_small_folder(image_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    config = ImageBenchConfig(
+        data=image_folder, out=out, seed=1, transforms=["jpeg_q75", "flip", "crop_40"]
+    )
+    report = run_image_benchmark(config)
+    write_report(report, out)
+
+    data = report["dataset"]
+    assert data["images_found"] == 7  # the text file is not an image, the broken JPEG is
+    assert list(data["unreadable_sources"]) == ["broken.jpg"]
+    assert data["positive_queries"] + data["distractor_queries"] == data["queries"] == 6 * 3
+    # Distinct random images: ansim finds every JPEG and mirrored copy, claims nothing false.
+    assert report["per_transform"]["jpeg_q75"]["recall"] == 1.0
+    assert report["per_transform"]["flip"]["recall"] == 1.0
+    assert report["precision"] == 1.0
+    assert 0.0 <= report["muap"] <= report["recall"] <= 1.0
+    assert report["images_per_s"] > 0 and report["images_per_s_full_decode"] > 0
+    peer = report["peers"]["imagehash_phash"]
+    assert set(peer["per_transform"]) == {"jpeg_q75", "flip", "crop_40"}
+    assert peer["per_transform"]["jpeg_q75"]["recall"] == 1.0
+    assert report["fast_decode_rule"]["passes"]
+
+    written = json.loads((out / "report.json").read_text())
+    assert written["muap"] == report["muap"]
+    assert "| flip |" in (out / "report.md").read_text()
+    assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_same_seed_same_numbers(image_folder: Path, tmp_path: Path) -> None:
+    def run() -> dict:
+        config = ImageBenchConfig(
+            data=image_folder,
+            out=tmp_path,
+            seed=5,
+            limit=4,
+            transforms=["crop_20", "text_overlay"],
+            check_fast_decode=False,
+        )
+        return run_image_benchmark(config)
+
+    first, second = run(), run()
+    for report in (first, second):
+        report.pop("run")
+        for system in [report, *report["peers"].values()]:
+            system.pop("images_per_s"), system.pop("images_per_s_full_decode", None)
+        report["full_decode"].pop("images_per_s")
+    assert first == second
+
+
+def test_bad_arguments_exit_2(tmp_path: Path, image_folder: Path) -> None:
+    assert main(["--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    assert main(["--data", str(image_folder), "--out", str(tmp_path / "o"), "--limit", "1"]) == 2
+    assert (
+        main(["--data", str(image_folder), "--out", str(tmp_path / "o"), "--transforms", "x"]) == 2
+    )
+
+
+def test_fast_decode_rule_on_shared_images(shared_data: Path) -> None:
+    """Reduced decoding stays within 10 bits of full decoding for quality >= 80.
+
+    All of Meta's PDQ test images (their 12-megapixel EXIF photos are the ones the fast
+    path really shrinks) and a seeded sample of the benchmark photos; `ansim bench images`
+    checks every photo of its folder.
+    """
+    meta = shared_data / "threatexchange" / "pdq"
+    photos = shared_data / "images"
+    if not meta.is_dir() or not photos.is_dir():
+        pytest.skip("shared PDQ test images or photos missing")
+    sample = random.Random(0).sample(find_images(photos), 20)
+    report = check_fast_decode(find_images(meta) + sample)
+    assert len(report.ruled) >= 40
+    assert any(s.reduced for s in report.ruled), "no image exercised the reduced path"
+    assert not report.violations, [(s.path, s.distance) for s in report.violations]
+    assert max(s.distance for s in report.ruled) <= RULE_MAX_DISTANCE
