@@ -2,9 +2,9 @@
 
 A matcher registers reference files, then answers "which references is this file a copy
 of, and how similar?" for one query file at a time. It returns every candidate within a
-wide search radius, scored so that higher is more similar; `operating_min_score` is the
-score at which the system, as configured, declares a match. The wide radius lets the
-benchmark draw the whole precision/recall curve, not only the operating point.
+wide search radius, scored in [0, 1] (higher = more similar), each marked with the
+system's own decision at its operating threshold. The wide radius lets the benchmark draw
+the whole precision/recall curve, not only the operating point.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ from typing import Protocol
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from detector.decision import MatchRules, best_pdq_evidence, pdq_image_decision
 from detector.errors import MediaError
 from detector.hashing import HashOptions, hash_file
 from detector.image import ImageOptions
-from detector.pdq import DEFAULT_MATCH_DISTANCE, DEFAULT_MIN_QUALITY, PDQ_BITS
+from detector.pdq import PDQ_BITS
+from detector.signals import MediaSignals
 from indexer.pdq_index import FaissPdqIndex
 
 
@@ -27,30 +29,37 @@ class QueryRejected(Exception):
     """The system refused the file (unreadable, too low quality): it reports no match."""
 
 
+@dataclass(frozen=True)
+class Candidate:
+    reference: str
+    score: float
+    # The system's own verdict: would it report this pair as a copy?
+    is_match: bool
+
+
 class CopyMatcher(Protocol):
     name: str
     description: str
-    operating_min_score: float
 
     def add_reference(self, key: str, path: Path) -> None:
         """Register one reference; raises QueryRejected if the system refuses it."""
 
-    def query(self, path: Path) -> list[tuple[str, float]]:
-        """(reference key, score) for candidates; raises QueryRejected."""
+    def query(self, path: Path) -> list[Candidate]:
+        """Candidates for one file; raises QueryRejected."""
 
 
 @dataclass
 class AnsimPdqMatcher:
-    """ansim's image path: detector.hash_file, FAISS PDQ index, 8 dihedral query variants.
+    """ansim's image path, as `ansim scan` runs it, minus the store.
 
-    A reference matches when any of the query's dihedral hashes lies within
-    `max_distance` bits of its PDQ hash; both sides need PDQ quality >= `min_quality`
-    (hash_file enforces it). Score = 256 - the smallest distance over the variants.
+    detector.hash_file (sniffing, digests, decoding, PDQ + 8 dihedral variants, refusing
+    quality < 50) -> indexer.FaissPdqIndex range search -> detector.decision: the closest
+    variant per reference (`best_pdq_evidence`) and the match rule (`pdq_image_decision`,
+    distance <= 31). Score = Decision.score's scale, 1 - distance / 256.
     """
 
     fast_decode: bool = True
-    max_distance: int = DEFAULT_MATCH_DISTANCE
-    min_quality: int = DEFAULT_MIN_QUALITY
+    rules: MatchRules = MatchRules()
     # About twice the operating distance: wide enough to draw the precision/recall curve.
     candidate_distance: int = 64
     # query path -> (PDQ of the stored pixels, quality), kept to compare decode paths.
@@ -60,17 +69,19 @@ class AnsimPdqMatcher:
         self.name = "ansim_pdq" if self.fast_decode else "ansim_pdq_full_decode"
         self.description = (
             f"PDQ via detector.hash_file ({'reduced' if self.fast_decode else 'full'} decoding), "
-            f"FAISS binary index, 8 dihedral variants, distance <= {self.max_distance}, "
-            f"quality >= {self.min_quality}"
+            f"FAISS binary index, 8 dihedral variants, distance <= {self.rules.pdq_max_distance}, "
+            f"quality >= {self.rules.pdq_min_quality}; score = 1 - distance/256"
         )
-        self.operating_min_score = float(PDQ_BITS - self.max_distance)
         self._options = HashOptions(
-            image=ImageOptions(fast_decode=self.fast_decode), min_pdq_quality=self.min_quality
+            image=ImageOptions(fast_decode=self.fast_decode),
+            min_pdq_quality=self.rules.pdq_min_quality,
         )
         self._index = FaissPdqIndex()
         self._keys: list[str] = []
+        # Entry ids are positions in _keys; each reference owns exactly its one entry.
+        self._owner_of_entry: dict[int, int] = {}
 
-    def _hash(self, path: Path):
+    def _hash(self, path: Path) -> MediaSignals:
         try:
             return hash_file(path, self._options)
         except MediaError as exc:
@@ -78,17 +89,27 @@ class AnsimPdqMatcher:
 
     def add_reference(self, key: str, path: Path) -> None:
         signals = self._hash(path)
-        self._index.add([len(self._keys)], [signals.pdq[0].pdq])
+        entry = len(self._keys)
+        self._index.add([entry], [signals.pdq[0].pdq])
+        self._owner_of_entry[entry] = entry
         self._keys.append(key)
 
-    def query(self, path: Path) -> list[tuple[str, float]]:
+    def query(self, path: Path) -> list[Candidate]:
         signals = self._hash(path)
         self.query_hashes[str(path)] = (signals.pdq[0].pdq, signals.pdq[0].quality)
-        closest: dict[int, int] = {}
-        for variant_hits in self._index.search(signals.pdq_dihedral, self.candidate_distance):
-            for hit in variant_hits:
-                closest[hit.entry_id] = min(hit.distance, closest.get(hit.entry_id, PDQ_BITS))
-        return [(self._keys[entry], float(PDQ_BITS - d)) for entry, d in closest.items()]
+        hits = self._index.search(signals.pdq_dihedral, self.candidate_distance)
+        evidence = best_pdq_evidence(
+            [[(hit.entry_id, hit.distance) for hit in variant] for variant in hits],
+            self._owner_of_entry,
+        )
+        return [
+            Candidate(
+                self._keys[e.owner_id],
+                1.0 - e.distance / PDQ_BITS,
+                pdq_image_decision(e, self.rules) is not None,
+            )
+            for e in evidence.values()
+        ]
 
 
 PHASH_BITS = 64
@@ -110,8 +131,10 @@ class ImagehashPhashMatcher:
         import imagehash  # the peer is an optional dependency (the `bench` extra)
 
         self._phash = imagehash.phash
-        self.description = f"imagehash.phash 64-bit, Hamming distance <= {self.max_distance}"
-        self.operating_min_score = float(PHASH_BITS - self.max_distance)
+        self.description = (
+            f"imagehash.phash 64-bit, Hamming distance <= {self.max_distance}; "
+            "score = 1 - distance/64"
+        )
         self._keys: list[str] = []
         self._codes: list[bytes] = []
         self._matrix = np.zeros((0, PHASH_BITS // 8), dtype=np.uint8)
@@ -128,7 +151,7 @@ class ImagehashPhashMatcher:
         self._codes.append(self._hash(path))
         self._keys.append(key)
 
-    def query(self, path: Path) -> list[tuple[str, float]]:
+    def query(self, path: Path) -> list[Candidate]:
         code = np.frombuffer(self._hash(path), dtype=np.uint8)
         if len(self._matrix) != len(self._codes):
             self._matrix = np.frombuffer(b"".join(self._codes), dtype=np.uint8).reshape(
@@ -136,4 +159,11 @@ class ImagehashPhashMatcher:
             )
         distances = np.unpackbits(self._matrix ^ code, axis=1).sum(axis=1)
         within = np.nonzero(distances <= self.candidate_distance)[0]
-        return [(self._keys[i], float(PHASH_BITS - distances[i])) for i in within]
+        return [
+            Candidate(
+                self._keys[i],
+                1.0 - float(distances[i]) / PHASH_BITS,
+                bool(distances[i] <= self.max_distance),
+            )
+            for i in within
+        ]

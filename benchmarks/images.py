@@ -32,7 +32,14 @@ from typing import Any
 
 from PIL import Image
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from benchmarks.copy_matchers import (
     AnsimPdqMatcher,
@@ -77,21 +84,17 @@ class Query:
 
 @dataclass
 class SystemRun:
-    """What one system answered: candidate predictions, refusals, time spent per query."""
+    """What one system answered: candidates, its declared matches, refusals, time spent."""
 
     name: str
     description: str
-    operating_min_score: float
     candidates: list[Prediction] = field(default_factory=list)
+    # The subset of candidates the system itself reports as copies.
+    predictions: list[Prediction] = field(default_factory=list)
     rejected_references: dict[str, str] = field(default_factory=dict)
     rejected_queries: dict[str, str] = field(default_factory=dict)
     query_seconds: float = 0.0
     queries: int = 0
-
-    @property
-    def predictions(self) -> list[Prediction]:
-        """The matches the system declares at its operating threshold."""
-        return [p for p in self.candidates if p.score >= self.operating_min_score]
 
 
 def find_images(folder: Path) -> list[Path]:
@@ -124,6 +127,13 @@ def split_sources(
     return chosen[:n_refs], chosen[n_refs:]
 
 
+def add_stage(progress: Progress, description: str, total: int) -> TaskID:
+    """A progress bar on a terminal; a timestamped line per stage in logs."""
+    if progress.disable:
+        progress.console.print(f"[{time.strftime('%H:%M:%S')}] {description} ({total})")
+    return progress.add_task(description, total=total)
+
+
 def make_copies(
     sources: list[tuple[str, Path, bool]],
     transforms: list[ImageTransform],
@@ -134,7 +144,7 @@ def make_copies(
     """Write every transform of every (key, path, is_reference) source under `folder`."""
     queries: list[Query] = []
     unreadable: dict[str, str] = {}
-    task = progress.add_task("making transformed copies", total=len(sources))
+    task = add_stage(progress, "making transformed copies", len(sources))
     for number, (key, path, is_reference) in enumerate(sources):
         try:
             with Image.open(path) as opened:
@@ -167,8 +177,8 @@ def run_systems(
     The systems take turns query by query, in rotating order, so that a busy moment on a
     shared machine (or a cold file cache) slows them all alike instead of one of them.
     """
-    runs = {m.name: SystemRun(m.name, m.description, m.operating_min_score) for m in matchers}
-    task = progress.add_task("registering references", total=len(references))
+    runs = {m.name: SystemRun(m.name, m.description) for m in matchers}
+    task = add_stage(progress, "registering references", len(references))
     for key, path in references:
         for matcher in matchers:
             try:
@@ -176,7 +186,7 @@ def run_systems(
             except QueryRejected as exc:
                 runs[matcher.name].rejected_references[key] = str(exc)
         progress.advance(task)
-    task = progress.add_task("querying copies", total=len(queries))
+    task = add_stage(progress, "querying copies", len(queries))
     for number, query in enumerate(queries):
         for turn in range(len(matchers)):
             matcher = matchers[(number + turn) % len(matchers)]
@@ -189,7 +199,11 @@ def run_systems(
                 run.rejected_queries[query.key] = str(exc)
             run.query_seconds += time.perf_counter() - start
             run.queries += 1
-            run.candidates.extend(Prediction(query.key, ref, score) for ref, score in answers)
+            for answer in answers:
+                prediction = Prediction(query.key, answer.reference, answer.score)
+                run.candidates.append(prediction)
+                if answer.is_match:
+                    run.predictions.append(prediction)
         progress.advance(task)
     return runs
 
@@ -224,16 +238,18 @@ def evaluate(run: SystemRun, queries: list[Query], target_precision: float) -> d
     ground_truth = {q.key: q.reference for q in queries if q.reference is not None}
     transform_of = {q.key: q.transform for q in queries}
     result = score_run(run.predictions, run.candidates, ground_truth, target_precision)
-    by_transform: dict[str, list[Prediction]] = defaultdict(list)
+    candidates_of: dict[str, list[Prediction]] = defaultdict(list)
+    predictions_of: dict[str, list[Prediction]] = defaultdict(list)
     for p in run.candidates:
-        by_transform[transform_of[p.query]].append(p)
+        candidates_of[transform_of[p.query]].append(p)
+    for p in run.predictions:
+        predictions_of[transform_of[p.query]].append(p)
     per_transform = {}
     for name in dict.fromkeys(q.transform for q in queries):
         mine = {q.key for q in queries if q.transform == name}
-        candidates = by_transform[name]
         scored = score_run(
-            [p for p in candidates if p.score >= run.operating_min_score],
-            candidates,
+            predictions_of[name],
+            candidates_of[name],
             {k: v for k, v in ground_truth.items() if k in mine},
             target_precision,
         )
@@ -245,7 +261,6 @@ def evaluate(run: SystemRun, queries: list[Query], target_precision: float) -> d
     result.update(
         {
             "description": run.description,
-            "operating_min_score": run.operating_min_score,
             "images_per_s": run.queries / run.query_seconds if run.query_seconds else None,
             "rejected_references": len(run.rejected_references),
             "rejected_queries": len(run.rejected_queries),
@@ -285,19 +300,20 @@ def run_image_benchmark(config: ImageBenchConfig, console: Console | None = None
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
+        transient=True,
+        disable=not console.is_terminal,
     )
+    fast = AnsimPdqMatcher(fast_decode=True)
+    full = AnsimPdqMatcher(fast_decode=False)
+    peer = ImagehashPhashMatcher()
     started = time.perf_counter()
     with progress, tempfile.TemporaryDirectory(prefix="ansim-bench-images-") as tmp:
         queries, unreadable = make_copies(sources, transforms, config.seed, Path(tmp), progress)
         reference_files = [(key_of[p], p) for p in references if key_of[p] not in unreadable]
-        fast = AnsimPdqMatcher(fast_decode=True)
-        full = AnsimPdqMatcher(fast_decode=False)
-        runs = run_systems(
-            [fast, full, ImagehashPhashMatcher()], reference_files, queries, progress
-        )
+        runs = run_systems([fast, full, peer], reference_files, queries, progress)
         fast_path = None
         if config.check_fast_decode:
-            task = progress.add_task("fast-decode rule on every image", total=len(images))
+            task = add_stage(progress, "fast-decode rule on every image", len(images))
             fast_path = check_fast_decode(images, lambda: progress.advance(task)).summary()
     report = evaluate(runs[fast.name], queries, config.target_precision)
     full_decode = evaluate(runs[full.name], queries, config.target_precision)
@@ -306,10 +322,10 @@ def run_image_benchmark(config: ImageBenchConfig, console: Console | None = None
         k: full_decode[k] for k in ("precision", "recall", "muap", "images_per_s")
     }
     report["decode_path_agreement"] = decode_path_agreement(fast, full)
-    peer = evaluate(runs[PEER_NAME], queries, config.target_precision)
+    peer_report = evaluate(runs[peer.name], queries, config.target_precision)
     # imagehash has no reduced decoding: its only speed is a full-decode speed.
-    peer["images_per_s_full_decode"] = peer["images_per_s"]
-    report["peers"] = {PEER_NAME: peer}
+    peer_report["images_per_s_full_decode"] = peer_report["images_per_s"]
+    report["peers"] = {peer.name: peer_report}
     report["fast_decode_rule"] = fast_path
     report["dataset"] = {
         "data": str(config.data),

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from benchmarks.fast_decode import RULE_MAX_DISTANCE, check_fast_decode
 from benchmarks.images import ImageBenchConfig, find_images, main, run_image_benchmark, write_report
+from tests.helpers import photo_like
 
-
-def write_textured(path: Path, seed: int, size: tuple[int, int] = (320, 240)) -> None:
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, size=(size[1] // 16, size[0] // 16, 3), dtype=np.uint8)
-    Image.fromarray(coarse).resize(size, Image.Resampling.BICUBIC).save(path)
+ANSIM = str(Path(sys.executable).parent / "ansim")
 
 
 @pytest.fixture
@@ -25,9 +22,9 @@ def image_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "images"
     (folder / "nested").mkdir(parents=True)
     for i in range(3):
-        write_textured(folder / f"img{i}.png", seed=i)
+        photo_like(folder / f"img{i}.png", seed=i)
     for i in range(3, 6):
-        write_textured(folder / "nested" / f"img{i}.jpg", seed=i)
+        photo_like(folder / "nested" / f"img{i}.jpg", seed=i)
     (folder / "notes.txt").write_text("not an image")
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 64)  # JPEG magic, no data
     return folder
@@ -89,6 +86,26 @@ def test_bad_arguments_exit_2(tmp_path: Path, image_folder: Path) -> None:
     assert (
         main(["--data", str(image_folder), "--out", str(tmp_path / "o"), "--transforms", "x"]) == 2
     )
+
+
+def test_cli_command(image_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli-out"
+    args = ["bench", "images", "--data", str(image_folder), "--out", str(out)]
+    done = subprocess.run(
+        [ANSIM, *args, "--transforms", "flip", "--no-fast-decode-check", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["per_transform"]["flip"]["recall"] == 1.0
+    assert report["peers"]["imagehash_phash"]["per_transform"]["flip"]["recall"] == 0.0
+    assert json.loads((out / "report.json").read_text()) == report
+    refused = subprocess.run(
+        [ANSIM, *args, "--transforms", "sepia"], capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 2 and "unknown transform" in refused.stderr
 
 
 def test_fast_decode_rule_on_shared_images(shared_data: Path) -> None:
