@@ -60,8 +60,9 @@ class AnsimPdqMatcher:
 
     fast_decode: bool = True
     rules: MatchRules = MatchRules()
-    # About twice the operating distance: wide enough to draw the precision/recall curve.
-    candidate_distance: int = 64
+    # 3/8 of the bits (as for the peer): far past the operating point, so the
+    # precision/recall curve shows where precision starts to fall.
+    candidate_distance: int = 96
     # query path -> (PDQ of the stored pixels, quality), kept to compare decode paths.
     query_hashes: dict[str, tuple[str, int]] = field(default_factory=dict)
 
@@ -124,7 +125,7 @@ class ImagehashPhashMatcher:
     """
 
     max_distance: int = 10
-    candidate_distance: int = 20  # twice the operating distance, as for PDQ
+    candidate_distance: int = 24  # 3/8 of the bits, as for PDQ
     name: str = "imagehash_phash"
 
     def __post_init__(self) -> None:

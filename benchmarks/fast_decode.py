@@ -103,3 +103,33 @@ def check_fast_decode(
             )
         on_progress()
     return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m benchmarks.fast_decode FOLDER... [--side N]`: the rule on every image.
+
+    --side overrides detector.image.FAST_DECODE_SIDE for this process only, to test other
+    values of it on the same images.
+    """
+    import argparse
+    import json
+
+    import detector.image
+    from benchmarks.images import find_images
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.fast_decode")
+    parser.add_argument("folders", nargs="+", type=Path)
+    parser.add_argument("--side", type=int, help="try this FAST_DECODE_SIDE instead")
+    args = parser.parse_args(argv)
+    if args.side:
+        detector.image.FAST_DECODE_SIDE = args.side
+    paths = [p for folder in args.folders for p in find_images(folder)]
+    summary = check_fast_decode(paths).summary()
+    summary["fast_decode_side"] = detector.image.FAST_DECODE_SIDE
+    summary["violations"] = [(v["path"], v["distance"]) for v in summary["violations"]]
+    print(json.dumps(summary, indent=2))
+    return 0 if summary["passes"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

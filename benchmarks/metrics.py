@@ -109,12 +109,12 @@ def recall_at_precision(
     prediction of a score, never between equal scores.
     """
     if not predictions or not ground_truth:
-        return OperatingPoint(target_precision, 0.0, None)
+        return OperatingPoint(None, 0.0, None)
     curve = precision_recall_curve(predictions, ground_truth)
     last_of_score = np.append(curve.scores[1:] != curve.scores[:-1], True)
     candidates = np.nonzero(last_of_score & (curve.precisions >= target_precision))[0]
     if candidates.size == 0:
-        return OperatingPoint(target_precision, 0.0, None)
+        return OperatingPoint(None, 0.0, None)
     best = candidates[np.argmax(curve.recalls[candidates])]
     return OperatingPoint(
         float(curve.precisions[best]), float(curve.recalls[best]), float(curve.scores[best])

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+import detector.image
 from benchmarks.fast_decode import RULE_MAX_DISTANCE, check_fast_decode
+from benchmarks.fast_decode import main as fast_decode_main
 from benchmarks.images import ImageBenchConfig, find_images, main, run_image_benchmark, write_report
 from tests.helpers import photo_like
 
@@ -106,6 +108,18 @@ def test_cli_command(image_folder: Path, tmp_path: Path) -> None:
         [ANSIM, *args, "--transforms", "sepia"], capture_output=True, text=True, timeout=60
     )
     assert refused.returncode == 2 and "unknown transform" in refused.stderr
+
+
+def test_fast_decode_tool_tries_other_sides(
+    image_folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The tool sets the module constant for its process: keep this test process clean.
+    monkeypatch.setattr(detector.image, "FAST_DECODE_SIDE", detector.image.FAST_DECODE_SIDE)
+    assert fast_decode_main([str(image_folder), "--side", "64"]) in (0, 1)
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["fast_decode_side"] == 64
+    assert summary["images"] == 6 and summary["errors"] == 1  # broken.jpg
+    assert summary["reduced"] == 6  # every 320x240 image shrinks when 64 px suffice
 
 
 def test_fast_decode_rule_on_shared_images(shared_data: Path) -> None:

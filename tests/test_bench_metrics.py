@@ -95,4 +95,5 @@ def test_recall_at_precision_never_cuts_between_equal_scores() -> None:
     point = recall_at_precision(predictions, ground_truth, 0.9)
     assert (point.recall, point.min_score) == (0.5, 0.9)
     unreachable = recall_at_precision([Prediction("x", "ra", 0.9)], ground_truth, 0.9)
-    assert unreachable.recall == 0.0 and unreachable.min_score is None
+    assert unreachable.recall == 0.0
+    assert unreachable.min_score is None and unreachable.precision is None
