@@ -117,6 +117,8 @@ def split_sources(
     """Seeded shuffle, cut to `limit`, then (references, distractor sources)."""
     if not 0 < reference_fraction < 1:
         raise ValueError("reference_fraction must lie strictly between 0 and 1")
+    if limit is not None and limit < 2:
+        raise ValueError("--limit must be at least 2 (one reference and one distractor)")
     chosen = list(images)
     random.Random(seed).shuffle(chosen)
     if limit is not None:

@@ -84,7 +84,10 @@ def test_same_seed_same_numbers(image_folder: Path, tmp_path: Path) -> None:
 
 def test_bad_arguments_exit_2(tmp_path: Path, image_folder: Path) -> None:
     assert main(["--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
-    assert main(["--data", str(image_folder), "--out", str(tmp_path / "o"), "--limit", "1"]) == 2
+    for limit in ("1", "-3"):
+        assert (
+            main(["--data", str(image_folder), "--out", str(tmp_path / "o"), "--limit", limit]) == 2
+        )
     assert (
         main(["--data", str(image_folder), "--out", str(tmp_path / "o"), "--transforms", "x"]) == 2
     )
@@ -125,17 +128,22 @@ def test_fast_decode_tool_tries_other_sides(
 def test_fast_decode_rule_on_shared_images(shared_data: Path) -> None:
     """Reduced decoding stays within 10 bits of full decoding for quality >= 80.
 
-    All of Meta's PDQ test images (their 12-megapixel EXIF photos are the ones the fast
-    path really shrinks) and a seeded sample of the benchmark photos; `ansim bench images`
-    checks every photo of its folder.
+    Meta's PDQ test images (their 12-megapixel EXIF photos are the ones the fast path
+    really shrinks) and a seeded sample of the benchmark photos. The full check:
+    `ansim bench images` covers every photo of its folder, and
+    `python -m benchmarks.fast_decode ../shared/data/threatexchange/pdq` all of Meta's.
     """
     meta = shared_data / "threatexchange" / "pdq"
     photos = shared_data / "images"
     if not meta.is_dir() or not photos.is_dir():
         pytest.skip("shared PDQ test images or photos missing")
-    sample = random.Random(0).sample(find_images(photos), 20)
-    report = check_fast_decode(find_images(meta) + sample)
-    assert len(report.ruled) >= 40
+    # Two of the four 12-megapixel EXIF photos (each costs seconds to decode in full),
+    # including exif-rotn-3, the farthest from its full decode (6 bits), then samples.
+    large = [meta / "data/reg-test-input/exif-rotn" / f"exif-rotn-{n}.jpg" for n in (1, 3)]
+    others = [p for p in find_images(meta) if "exif-rotn" not in p.parts]
+    sample = random.Random(0).sample(others, 10) + random.Random(0).sample(find_images(photos), 10)
+    report = check_fast_decode([p for p in large if p.is_file()] + sample)
+    assert len(report.ruled) >= 15
     assert any(s.reduced for s in report.ruled), "no image exercised the reduced path"
     assert not report.violations, [(s.path, s.distance) for s in report.violations]
     assert max(s.distance for s in report.ruled) <= RULE_MAX_DISTANCE
