@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,10 +20,23 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from casework import audit, cases, intake, queue, scanning
+from casework import (
+    audit,
+    cases,
+    confirmations,
+    hosts,
+    intake,
+    notice_service,
+    queue,
+    recheck_service,
+    report_service,
+    retention,
+    scanning,
+)
 from casework.crypto import KeyProblem
 from casework.errors import CaseworkError
 from casework.models import CASE_TYPES, SERVICE_KINDS
+from casework.smtp import SmtpSettings
 from casework.workspace import NotInitialized, init_workspace, open_workspace
 from detector.errors import MediaError
 from detector.hashing import HashOptions, hash_file
@@ -44,12 +58,16 @@ index_app = typer.Typer(
     help="The signal indexes (rebuildable from the store).", no_args_is_help=True
 )
 bench_app = typer.Typer(help="Benchmarks that measure precision and speed.", no_args_is_help=True)
+host_app = typer.Typer(help="Hosts: where removal notices go.", no_args_is_help=True)
+notice_app = typer.Typer(help="Removal notices: draft, send.", no_args_is_help=True)
 app.add_typer(case_app, name="case")
 app.add_typer(ref_app, name="ref")
 app.add_typer(queue_app, name="queue")
 app.add_typer(audit_app, name="audit")
 app.add_typer(index_app, name="index")
 app.add_typer(bench_app, name="bench")
+app.add_typer(host_app, name="host")
+app.add_typer(notice_app, name="notice")
 
 out = Console()
 err = Console(stderr=True)
@@ -437,9 +455,19 @@ def queue_confirm(
     note: Annotated[str | None, typer.Option(help="Why it is a copy.")] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """An analyst confirms the match is the reported material (needed before any notice)."""
-    shown = queue.set_status(open_workspace(), item_id, "confirmed", note)
-    emit_json(shown) if json_out else out.print(f"item {item_id} confirmed")
+    """An analyst confirms the match is the reported material (needed before any notice).
+
+    Case types set to need two analysts (`ansim queue policy`) stay `new` until a second,
+    different analyst confirms too.
+    """
+    shown = confirmations.confirm(open_workspace(), item_id, note)
+    if json_out:
+        emit_json(shown)
+    elif shown["status"] == "confirmed":
+        out.print(f"item {item_id} confirmed")
+    else:
+        have, need = len(shown["confirmations"]), shown["confirmations_required"]
+        out.print(f"item {item_id}: confirmation {have} of {need} recorded; needs another analyst")
 
 
 @queue_app.command("reject")
@@ -558,6 +586,310 @@ def bench_images(
     else:
         out.print(render_markdown(report), highlight=False, markup=False)
         out.print(f"written: {out_dir}/report.json, report.md, report.png", highlight=False)
+
+
+# ---------------------------------------------------------------- casework: policy, hosts,
+# notices, re-checks, reports, case close
+
+
+@queue_app.command("policy")
+@refusals
+def queue_policy(
+    case_type: Annotated[str | None, typer.Argument(help="Case type to set.")] = None,
+    confirmations_required: Annotated[
+        int | None, typer.Option("--confirmations", help="Analysts who must confirm (1-5).")
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Show or set how many analysts must confirm items of a case type.
+
+    Example: `ansim queue policy child-exploitation --confirmations 2`
+    """
+    workspace = open_workspace()
+    if case_type is None:
+        current = confirmations.list_rules(workspace)
+    elif confirmations_required is None:
+        raise typer.BadParameter("give --confirmations N to set it", param_hint="--confirmations")
+    else:
+        current = confirmations.set_rule(workspace, case_type, confirmations_required)
+    if json_out:
+        emit_json(current)
+        return
+    for name, required in current.items():
+        out.print(f"{name}: {required} analyst(s)")
+
+
+def _smtp_settings(smtp_url: str | None) -> SmtpSettings:
+    try:
+        return SmtpSettings.from_url(smtp_url) if smtp_url else SmtpSettings.from_env()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--smtp") from exc
+
+
+SmtpOption = Annotated[
+    str | None,
+    typer.Option("--smtp", help="smtp://HOST:PORT, smtp+starttls://... (default $ANSIM_SMTP_URL)"),
+]
+SenderOption = Annotated[
+    str | None, typer.Option("--sender", help="From address (default $ANSIM_NOTICE_FROM).")
+]
+OrgOption = Annotated[
+    str | None, typer.Option("--org", help="Organization name (default $ANSIM_NOTICE_ORG).")
+]
+
+
+@queue_app.command("recheck")
+@refusals
+def queue_recheck(
+    resend_after: Annotated[float, typer.Option(help="Hours before a notice is resent.")] = 24,
+    escalate_after: Annotated[float, typer.Option(help="Days online before escalation.")] = 7,
+    resend: Annotated[
+        bool, typer.Option(help="Resend due notices now (needs --smtp and --sender).")
+    ] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds per URL.")] = 15,
+    smtp_url: SmtpOption = None,
+    sender_email: SenderOption = None,
+    org: OrgOption = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Fetch every notified URL: gone -> removed, still there -> still_online (resent after
+    --resend-after hours, escalated after --escalate-after days), unreachable -> unchanged.
+
+    For a nightly cron: `ansim queue recheck --json >> recheck.log`. Exits 1 when a URL
+    could not be checked or a resend failed.
+    """
+    from datetime import timedelta
+
+    from casework.recheck import RecheckPolicy
+
+    workspace = open_workspace()
+    policy = RecheckPolicy(
+        resend_after=timedelta(hours=resend_after), escalate_after=timedelta(days=escalate_after)
+    )
+    smtp = sender = None
+    if resend and (smtp_url or os.environ.get("ANSIM_SMTP_URL")):
+        smtp = _smtp_settings(smtp_url)
+        sender = notice_service.sender_from_env(sender_email, org)
+    with progress_bar() as progress:
+        task = progress.add_task("re-checking", total=None, current="")
+        result = recheck_service.recheck(
+            workspace,
+            recheck_service.limits_from_env(timeout),
+            policy,
+            smtp,
+            sender,
+            on_item=lambda c: progress.update(task, advance=1, current=c["url"][-40:]),
+        )
+    shown = result.as_dict()
+    if json_out:
+        emit_json(shown)
+    else:
+        for c in shown["checked"]:
+            change = f"{c['before']} -> {c['after']}" if c["before"] != c["after"] else c["after"]
+            out.print(f"{c['id']:>5} {c['verdict']:<11} {change:<28} {c['url']}", highlight=False)
+        unsent = "" if smtp else " (no --smtp: not resent)"
+        out.print(
+            f"{shown['gone']} gone, {shown['online']} online, {shown['unreachable']} unreachable;"
+            f" {len(shown['resend_due'])} due for resend{unsent}, {len(shown['resent'])} resent"
+        )
+    raise typer.Exit(1 if shown["unreachable"] or shown["resend_failed"] else 0)
+
+
+@host_app.command("set")
+@refusals
+def host_set(
+    domain: str,
+    abuse_email: Annotated[str | None, typer.Option(help="Where notices go.")] = None,
+    form_url: Annotated[str | None, typer.Option(help="The host's reporting form.")] = None,
+    lang: Annotated[str | None, typer.Option(help="Notice language: ko or en.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Register or update a host; it covers its subdomains too.
+
+    Example: `ansim host set img.example.com --abuse-email abuse@example.com --lang ko`
+    """
+    shown = hosts.set_host(open_workspace(), domain, abuse_email, form_url, lang)
+    emit_json(shown) if json_out else out.print(shown, highlight=False)
+
+
+@host_app.command("list")
+@refusals
+def host_list(json_out: JsonFlag = False) -> None:
+    """List registered hosts."""
+    listed = hosts.list_hosts(open_workspace())
+    if json_out:
+        emit_json(listed)
+        return
+    table = Table("domain", "abuse e-mail", "form", "lang")
+    for h in listed:
+        table.add_row(h["domain"], h["abuse_email"] or "-", h["form_url"] or "-", h["lang"])
+    out.print(table)
+
+
+@notice_app.command("draft")
+@refusals
+def notice_draft(
+    host: Annotated[str | None, typer.Option(help="Only items on this host.")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Folder for .eml files and regulator.csv.")
+    ] = None,
+    sender_email: SenderOption = None,
+    org: OrgOption = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Group confirmed items per host into notices (.eml, Korean or English per host) and a
+    CSV for bulk submission to the regulator. Nothing is sent.
+
+    Example: `ansim notice draft --out notices/ --sender takedown@center.example`
+    """
+    sender = notice_service.sender_from_env(sender_email, org)
+    result = notice_service.draft(open_workspace(), sender, out_dir, host)
+    if json_out:
+        emit_json(result.as_dict())
+    else:
+        for n in result.notices:
+            out.print(f"{n['ref']}: {len(n['takedowns'])} item(s) to {n['to']} [{n['lang']}]")
+        for skipped in result.skipped:
+            out.print(f"[yellow]skipped[/yellow] item {skipped['id']}: {skipped['reason']}")
+        if result.csv:
+            out.print(f"files in {Path(result.csv).parent}", highlight=False)
+    raise typer.Exit(1 if result.skipped else 0)
+
+
+@notice_app.command("send")
+@refusals
+def notice_send(
+    host: Annotated[str | None, typer.Option(help="Only notices to this host.")] = None,
+    smtp_url: SmtpOption = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Send drafted notices by SMTP; items become notice_sent only once the server took them.
+
+    Example: `ansim notice send --smtp smtp+starttls://user:pass@mail.center.example`
+    """
+    result = notice_service.send(open_workspace(), _smtp_settings(smtp_url), host)
+    if json_out:
+        emit_json(result.as_dict())
+    else:
+        for n in result.sent:
+            out.print(f"sent {n['ref']} to {n['to']}: items {n['takedowns']} -> notice_sent")
+        for n in result.failed:
+            out.print(f"[red]failed[/red] {n['ref']} to {n['to']}: {n['error']}", highlight=False)
+        for n in result.skipped:
+            out.print(f"[yellow]skipped[/yellow] {n['ref']}: {n['reason']}", highlight=False)
+    raise typer.Exit(1 if result.failed else 0)
+
+
+@app.command("report")
+@refusals
+def report(
+    since: Annotated[
+        str | None, typer.Option(help="From this date (UTC), e.g. 2026-03-01.")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Before this date (default: now).")] = None,
+    case_id: Annotated[str | None, typer.Option("--case", help="Only this case.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Also draw the figures into this PNG.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Takedown figures: items by status, case type and host; services by kind; time to
+    notice and to removal (median, p90, share within 24 h / 3 days / over 42 days);
+    reappearance rate.
+
+    Example: `ansim report --since 2026-03-01 --until 2026-04-01 --plot march.png`
+    """
+    shown = report_service.build_report(
+        open_workspace(),
+        report_service.parse_moment(since) if since else None,
+        report_service.parse_moment(until) if until else None,
+        case_id,
+        plot,
+    )
+    if json_out:
+        emit_json(shown)
+        return
+    _print_report(shown)
+
+
+def _hours(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f} h" if value < 48 else f"{value / 24:.1f} days"
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _print_report(shown: dict[str, Any]) -> None:
+    since, until = (
+        (shown["window"][key] or "")[:16].replace("T", " ") for key in ("since", "until")
+    )
+    out.print(
+        f"[bold]Takedowns detected {since or 'from the start'} to {until}[/bold]: "
+        f"{shown['items']} items in {shown['cases']} cases",
+        highlight=False,
+    )
+    for title, key in (
+        ("by status", "by_status"),
+        ("by case type", "by_case_type"),
+        ("by host", "by_host"),
+        ("services", "services_by_kind"),
+    ):
+        counts = ", ".join(f"{k} {v}" for k, v in shown[key].items()) or "-"
+        out.print(f"  {title}: {counts}", highlight=False)
+    notice, removal = shown["detection_to_notice"], shown["detection_to_removal"]
+    out.print(
+        f"  detection -> notice: {notice['count']} items, median {_hours(notice['median_hours'])}"
+        f", p90 {_hours(notice['p90_hours'])}"
+    )
+    out.print(
+        f"  detection -> removal: {removal['count']} items, median "
+        f"{_hours(removal['median_hours'])}, p90 {_hours(removal['p90_hours'])}; within 24 h "
+        f"{_share(removal['share_within_24h'])}, within 3 days "
+        f"{_share(removal['share_within_3_days'])}, over 42 days "
+        f"{_share(removal['share_over_42_days'])}; still online after 42 days: "
+        f"{removal['open_over_42_days']}"
+    )
+    again = shown["reappearance"]
+    out.print(
+        f"  reappeared: {again['reappeared']} of {again['removed']} removed "
+        f"({_share(again['rate'])})"
+    )
+    if shown["clock_skew_events"]:
+        out.print(
+            f"  [yellow]{shown['clock_skew_events']} events stamped before detection[/yellow]"
+        )
+    if shown.get("plot"):
+        out.print(f"  plot: {shown['plot']}", highlight=False)
+
+
+@case_app.command("close")
+@refusals
+def case_close(
+    case_id: str,
+    purge: Annotated[
+        bool,
+        typer.Option(
+            "--purge",
+            help="Also delete contact, pseudonym, signals (from every index) and evidence.",
+        ),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before purging.")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Close a case; with --purge, delete what identifies it (cannot be undone, audited).
+
+    Example: `ansim case close C-2026-0001 --purge --yes`
+    """
+    if purge and not yes:
+        typer.confirm(f"Purge {case_id}? This cannot be undone.", abort=True)
+    shown = retention.close_case(open_workspace(), case_id, purge)
+    if json_out:
+        emit_json(shown)
+    elif purge:
+        out.print(f"case {case_id} closed and purged: {shown['deleted']}", highlight=False)
+    else:
+        out.print(f"case {case_id} closed")
 
 
 def main() -> None:

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from casework import audit
+from casework import audit, reappearance
 from casework.files import expand_paths
 from casework.matching import Finding, find_matches
 from casework.models import Match, ScannedItem, Takedown, TakedownEvent
+from casework.queue import transition
 from casework.signal_rows import rows_from_signals
 from casework.workspace import Workspace
 from detector.decision import MatchRules
@@ -166,13 +166,11 @@ def _queue(session: Session, actor: str, item: ScannedItem, finding: Finding) ->
     )
     session.add(match)
     session.flush()
-    existing = session.execute(
-        select(Takedown).where(
-            Takedown.location == item.location, Takedown.case_id == finding.case_id
-        )
-    ).scalar()
-    if existing is not None:
+    existing = reappearance.current_at(session, item.location, finding.case_id)
+    if existing is not None and existing.status != "removed":
         return existing.id
+    # Back after a verified removal, here or (no item here yet) at another URL.
+    removed = existing or reappearance.latest_removed(session, finding.reference_id)
     takedown = Takedown(
         case_id=finding.case_id,
         reference_id=finding.reference_id,
@@ -181,6 +179,8 @@ def _queue(session: Session, actor: str, item: ScannedItem, finding: Finding) ->
         location=item.location,
         host=host_of(item.location),
         status="new",
+        generation=existing.generation + 1 if existing is not None else 0,
+        reappearance_of=removed.id if removed is not None else None,
     )
     session.add(takedown)
     session.flush()
@@ -192,6 +192,15 @@ def _queue(session: Session, actor: str, item: ScannedItem, finding: Finding) ->
         actor,
         "queue.new",
         f"takedown:{takedown.id}",
-        {"case": finding.case_id, "reference": finding.reference_id, "signal": decision.signal},
+        {
+            "case": finding.case_id,
+            "reference": finding.reference_id,
+            "signal": decision.signal,
+            "reappearance_of": takedown.reappearance_of,
+        },
     )
+    if removed is not None:
+        transition(
+            session, removed, "reappeared", actor, f"back at {item.location} as item {takedown.id}"
+        )
     return takedown.id
