@@ -1,1 +1,1 @@
-"""Benchmarks: dataset builders, runners, peers, reports and plots (`ansim bench <what>`)."""
+"""Benchmarks: dataset builders, runners and reports behind `ansim bench`."""

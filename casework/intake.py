@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from casework import audit
+from casework import audit, retrohunt
 from casework.cases import get_case
 from casework.errors import CaseworkError, NotFound
 from casework.files import expand_paths
 from casework.models import Reference, Signal, utcnow
+from casework.scanning import ScanMatch
 from casework.signal_rows import rows_from_signals
 from casework.workspace import Workspace
 from detector.errors import MediaError
@@ -35,6 +36,7 @@ class IntakeResult:
     modality: str | None = None
     error: str | None = None
     duplicate: bool = False
+    retro_matches: list[ScanMatch] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -45,6 +47,8 @@ class IntakeResult:
         }
         if self.duplicate:
             out["duplicate"] = True
+        if self.retro_matches:
+            out["already_crawled"] = [m.as_dict() for m in self.retro_matches]
         return out
 
 
@@ -105,7 +109,13 @@ def _add_one(workspace: Workspace, case_id: str, path: Path, options: HashOption
         )
     # The store has committed; the index follows (and is rebuilt from the store if this dies).
     workspace.banks.add(rows)
-    return IntakeResult(str(path), reference.id, signals.modality)
+    result = IntakeResult(str(path), reference.id, signals.modality)
+    # Retro-hunt: where has this already been crawled? Those copies are queued now.
+    with workspace.session() as session:
+        result.retro_matches = retrohunt.hunt(
+            session, workspace, retrohunt.history_banks(workspace), reference.id, signals
+        )
+    return result
 
 
 @dataclass

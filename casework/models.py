@@ -130,7 +130,11 @@ class Signal(Base):
     """
 
     __tablename__ = "signal"
-    __table_args__ = (Index("ix_signal_kind_value", "kind", "value"),)
+    __table_args__ = (
+        Index("ix_signal_kind_value", "kind", "value"),
+        # Covers the crawl-history size check (kind, item_id IS NOT NULL) without row reads.
+        Index("ix_signal_kind_item", "kind", "item_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     reference_id: Mapped[int | None] = mapped_column(
@@ -314,3 +318,68 @@ class ConfirmationRule(Base):
     required: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class CrawlRun(Base):
+    """One `ansim crawl run`: its seeds, options and summary; `--resume` continues it."""
+
+    __tablename__ = "crawl_run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running | finished
+    options: Mapped[str] = mapped_column(Text, default="{}")  # JSON
+    summary: Mapped[str] = mapped_column(Text, default="{}")  # JSON
+    log_path: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class CrawlUrl(Base):
+    """The frontier and the visited set in one table: a URL of a run and what became of it.
+
+    state: pending -> done | failed | skipped. A row is finished in the same transaction
+    as everything its fetch produced (items, matches, takedowns), so a crash leaves it
+    pending, never half-recorded.
+    """
+
+    __tablename__ = "crawl_url"
+    __table_args__ = (
+        UniqueConstraint("run_id", "url_hash", name="uq_crawl_url_run_url"),
+        Index("ix_crawl_url_run_state", "run_id", "state", "depth"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("crawl_run.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(Text)
+    url_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the normalized URL
+    kind: Mapped[str] = mapped_column(String(8))  # page | media
+    depth: Mapped[int] = mapped_column(Integer, default=0)
+    referrer_id: Mapped[int | None] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(12), default="pending")
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    final_url: Mapped[str | None] = mapped_column(Text)
+    content_type: Mapped[str | None] = mapped_column(String(128))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    resolved_ip: Mapped[str | None] = mapped_column(String(64))
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("scanned_item.id"))
+    discovered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    fetched_at: Mapped[datetime | None]
+
+
+class Evidence(Base):
+    """A sealed WARC bundle (crawler.evidence) proving where a match was found."""
+
+    __tablename__ = "evidence"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bundle_id: Mapped[str] = mapped_column(String(64), index=True)  # one per takedown it proves
+    takedown_id: Mapped[int | None] = mapped_column(ForeignKey("takedown.id"), index=True)
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("scanned_item.id"), index=True)
+    page_url: Mapped[str | None] = mapped_column(Text)
+    media_url: Mapped[str] = mapped_column(Text)
+    warc_sha256: Mapped[str] = mapped_column(String(64))
+    records: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

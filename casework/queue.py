@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from casework import audit
 from casework.errors import CaseworkError, NotFound
 from casework.lifecycle import InvalidTransition, check_transition, transition_time
-from casework.models import Match, ScannedItem, Takedown, TakedownEvent, utcnow
+from casework.models import Evidence, Match, ScannedItem, Takedown, TakedownEvent, utcnow
 from casework.workspace import Workspace
 
 __all__ = ["InvalidTransition", "get_item", "list_queue", "set_status", "show_item", "transition"]
@@ -61,6 +61,20 @@ def show_item(workspace: Workspace, takedown_id: int) -> dict[str, Any]:
             }
         if item is not None:
             shown["item"] = {"sha256": item.sha256, "mime": item.mime, "size": item.size}
+        shown["evidence"] = [
+            {
+                "id": e.id,
+                "bundle": e.bundle_id,
+                "page_url": e.page_url,
+                "media_url": e.media_url,
+                "warc_sha256": e.warc_sha256,
+                "records": e.records,
+                "created_at": e.created_at.isoformat(),
+            }
+            for e in session.execute(
+                select(Evidence).where(Evidence.takedown_id == takedown.id).order_by(Evidence.id)
+            ).scalars()
+        ]
         shown["history"] = [
             {
                 "from": e.from_status,

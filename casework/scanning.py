@@ -116,24 +116,38 @@ def record_signals(
 ) -> list[ScanMatch]:
     """Match already-computed signals and (unless dry run) record item, matches, takedowns."""
     with workspace.session() as session:
-        findings = find_matches(session, workspace.banks, signals, rules)
         if dry_run:
+            findings = find_matches(session, workspace.banks, signals, rules)
             return [_scan_match(location, finding, None) for finding in findings]
-        item = ScannedItem(
-            location=location,
-            modality=signals.modality,
-            mime=signals.mime,
-            size=signals.size,
-            sha256=signals.sha256,
-            md5=signals.md5,
-            signals=rows_from_signals(signals),
-        )
-        session.add(item)
-        session.flush()
-        return [
-            _scan_match(location, finding, _queue(session, workspace.actor, item, finding))
-            for finding in findings
-        ]
+        _item, matches = record_item(session, workspace, signals, location, rules)
+        return matches
+
+
+def record_item(
+    session: Session,
+    workspace: Workspace,
+    signals: MediaSignals,
+    location: str,
+    rules: MatchRules = MatchRules(),
+) -> tuple[ScannedItem, list[ScanMatch]]:
+    """Inside the caller's transaction: the item, its signals, its matches and takedowns."""
+    findings = find_matches(session, workspace.banks, signals, rules)
+    item = ScannedItem(
+        location=location,
+        modality=signals.modality,
+        mime=signals.mime,
+        size=signals.size,
+        sha256=signals.sha256,
+        md5=signals.md5,
+        signals=rows_from_signals(signals),
+    )
+    session.add(item)
+    session.flush()
+    matches = [
+        _scan_match(location, finding, queue_finding(session, workspace.actor, item, finding))
+        for finding in findings
+    ]
+    return item, matches
 
 
 def _scan_match(location: str, finding: Finding, takedown_id: int | None) -> ScanMatch:
@@ -153,7 +167,7 @@ def host_of(location: str) -> str | None:
     return urlsplit(location).hostname if "://" in location else None
 
 
-def _queue(session: Session, actor: str, item: ScannedItem, finding: Finding) -> int:
+def queue_finding(session: Session, actor: str, item: ScannedItem, finding: Finding) -> int:
     """Record the match; create the takedown for (location, case) unless it exists."""
     decision = finding.decision
     match = Match(

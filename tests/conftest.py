@@ -152,3 +152,15 @@ def smtp_server() -> Iterator[tuple[str, RecordingSmtpHandler]]:
         yield f"smtp://127.0.0.1:{port}", handler
     finally:
         controller.stop()
+
+
+@pytest.fixture(scope="session")
+def hostile_site():
+    """The hostile test site (tests/hostile_site.py) served on 127.0.0.1 for the session."""
+    from crawler.localserve import LocalServer
+    from tests.hostile_site import HostileSite
+
+    site = HostileSite()
+    with LocalServer(site.app) as server:
+        site.server = server
+        yield site

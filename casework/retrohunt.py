@@ -1,0 +1,98 @@
+"""Retro-hunt: a new reference is queried against the crawl history (the signals of
+everything crawled before), so a victim who reports today learns at once where the
+material already appeared. Hits become matches and takedowns like a crawl's.
+
+Same index code as the reference bank (casework.banks with owner "item"), same decision
+rules (detector.decision), run the other way round: the reference is the query.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from casework.banks import Banks
+from casework.matching import Finding
+from casework.models import Reference, ScannedItem, Signal
+from casework.scanning import ScanMatch, queue_finding
+from casework.workspace import Workspace
+from detector.decision import (
+    Decision,
+    MatchRules,
+    best_pdq_evidence,
+    exact_decision,
+    pdq_image_decision,
+)
+from detector.signals import MediaSignals
+
+
+def history_banks(workspace: Workspace) -> Banks:
+    return Banks(workspace.home.index_dir, owner="item")
+
+
+def hunt(
+    session: Session,
+    workspace: Workspace,
+    history: Banks,
+    reference_id: int,
+    signals: MediaSignals,
+    rules: MatchRules = MatchRules(),
+) -> list[ScanMatch]:
+    """Match one reference's signals against every crawled item and queue the hits."""
+    reference = session.get(Reference, reference_id)
+    if reference is None or reference.consent != "given":
+        return []
+    best: dict[int, Decision] = {}
+    for decision in _exact(session, signals) + _pdq(session, history, signals, rules):
+        current = best.get(decision.owner_id)
+        if current is None or decision.score > current.score:
+            best[decision.owner_id] = decision
+    matches = []
+    for item_id, decision in sorted(best.items()):
+        item = session.get(ScannedItem, item_id)
+        if item is None or "://" not in item.location:
+            continue  # only crawled (URL) items have somewhere to take down
+        finding = Finding(reference_id, reference.case_id, decision)
+        takedown_id = queue_finding(session, workspace.actor, item, finding)
+        matches.append(
+            ScanMatch(
+                item.location,
+                reference.case_id,
+                reference_id,
+                decision.signal,
+                decision.distance,
+                decision.explanation,
+                takedown_id,
+            )
+        )
+    return matches
+
+
+def _exact(session: Session, signals: MediaSignals) -> list[Decision]:
+    rows = session.execute(
+        select(ScannedItem.id).where(
+            ScannedItem.sha256 == signals.sha256, ScannedItem.error.is_(None)
+        )
+    ).scalars()
+    return [exact_decision(item_id, "sha256") for item_id in rows]
+
+
+def _pdq(
+    session: Session, history: Banks, signals: MediaSignals, rules: MatchRules
+) -> list[Decision]:
+    if signals.modality != "image" or not signals.pdq:
+        return []
+    queries = signals.pdq_dihedral or [signals.pdq[0].pdq]
+    hits = history.index(session, "pdq").search(queries, rules.pdq_max_distance)
+    pairs = [[(hit.entry_id, hit.distance) for hit in variant] for variant in hits]
+    entry_ids = {entry_id for variant in pairs for entry_id, _ in variant}
+    owner_of_entry: dict[int, int] = {}
+    if entry_ids:
+        rows = session.execute(
+            select(Signal.id, Signal.item_id).where(
+                Signal.id.in_(entry_ids), Signal.item_id.is_not(None)
+            )
+        )
+        owner_of_entry = {signal_id: item_id for signal_id, item_id in rows}
+    evidence = best_pdq_evidence(pairs, owner_of_entry)
+    return [d for e in evidence.values() if (d := pdq_image_decision(e, rules)) is not None]
