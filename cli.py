@@ -656,7 +656,7 @@ def queue_recheck(
         task = progress.add_task("re-checking", total=None, current="")
         result = recheck_service.recheck(
             workspace,
-            recheck_service.limits_from_env(timeout),
+            recheck_service.fetch_from_env(timeout),
             policy,
             smtp,
             sender,
