@@ -799,7 +799,7 @@ def queue_recheck(
         task = progress.add_task("re-checking", total=None, current="")
         result = recheck_service.recheck(
             workspace,
-            recheck_service.limits_from_env(timeout),
+            recheck_service.fetch_from_env(timeout),
             policy,
             smtp,
             sender,
@@ -1173,17 +1173,20 @@ def evidence_export(
 def bench_crawl(
     out_dir: Annotated[Path, typer.Option("--out", help="Site, scratch home and results.")],
     workers: Annotated[int, typer.Option(help="Pages in flight at once.")] = 32,
+    pages: Annotated[
+        int, typer.Option(help="Site size: pages (5 media each); smaller for profiling.")
+    ] = 1000,
     json_out: JsonFlag = False,
 ) -> None:
     """Crawl a generated local site of 1,000 pages / 5,000 media from ../shared/data with
     planted transformed copies of references: pages/s, media/s, peak memory, time to the
     last queued match, planted found vs missed (target: whole site < 120 s).
 
-    Example: `ansim bench crawl --out bench-out/crawl`
+    Example: `ansim bench crawl --out bench-out/crawl` (`--pages 100` for a quick profile)
     """
     from benchmarks.crawl_bench import run_crawl_bench
 
-    result = run_crawl_bench(shared_data_dir(), out_dir, workers)
+    result = run_crawl_bench(shared_data_dir(), out_dir, workers, pages)
     emit_json(result) if json_out else out.print_json(data=result)
 
 

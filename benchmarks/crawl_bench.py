@@ -35,8 +35,7 @@ from PIL import Image, ImageEnhance, ImageOps
 
 SITE_VERSION = 1
 PAGES = 1000
-MEDIA = 5000
-MEDIA_PER_PAGE = MEDIA // PAGES
+MEDIA_PER_PAGE = 5
 SOURCE_SIDE = 480  # sources are shrunk once; variants are crops and re-encodes of those
 
 TRANSFORMS = {
@@ -64,12 +63,13 @@ def _load_small(path: Path) -> Image.Image:
         return image
 
 
-def build_site(shared: Path, site: Path, seed: int = 2026) -> dict[str, Any]:
-    """Write the static site under `site` (reused when already built); returns its manifest."""
+def build_site(shared: Path, site: Path, seed: int = 2026, pages: int = PAGES) -> dict[str, Any]:
+    """Write the static site under `site` (reused when already built); returns its manifest.
+    `pages` below the default makes a smaller site of the same make (profiling runs)."""
     manifest_path = site / "manifest.json"
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
-        if manifest.get("version") == SITE_VERSION:
+        if manifest.get("version") == SITE_VERSION and manifest.get("pages") == pages:
             return manifest
     shutil.rmtree(site, ignore_errors=True)
     (site / "m").mkdir(parents=True)
@@ -102,7 +102,7 @@ def build_site(shared: Path, site: Path, seed: int = 2026) -> dict[str, Any]:
     for path in other_media:
         media.append((f"{len(media):05d}{path.suffix}", path.read_bytes()))
     small_distractors = [_load_small(p) for p in distractors]
-    while len(media) < MEDIA:
+    while len(media) < pages * MEDIA_PER_PAGE:
         base = rng.choice(small_distractors)
         left, top = rng.randint(0, 40), rng.randint(0, 40)
         variant = base.crop((left, top, base.width - rng.randint(0, 40), base.height - top))
@@ -112,20 +112,20 @@ def build_site(shared: Path, site: Path, seed: int = 2026) -> dict[str, Any]:
         (site / "m" / file_name).write_bytes(data)
 
     names = [name for name, _ in media]
-    for page in range(PAGES):
+    for page in range(pages):
         own = names[page * MEDIA_PER_PAGE : (page + 1) * MEDIA_PER_PAGE]
-        links = [rng.randrange(PAGES) for _ in range(3)]
+        links = [rng.randrange(pages) for _ in range(3)]
         body = "".join(_media_tag(name) for name in own)
         body += "".join(f'<a href="/p/{n}.html">related {n}</a> ' for n in links)
         body += f"<p>{html.escape(rng.choice(texts))}</p>"
         head = f"<!doctype html><html><head><title>page {page}</title></head>"
         (site / "p" / f"{page}.html").write_text(f"{head}<body>{body}</body></html>")
-    index = "".join(f'<a href="/p/{n}.html">{n}</a> ' for n in range(PAGES))
+    index = "".join(f'<a href="/p/{n}.html">{n}</a> ' for n in range(pages))
     (site / "index.html").write_text(f"<!doctype html><html><body>{index}</body></html>")
     (site / "robots.txt").write_text("User-agent: *\nDisallow: /private/\n")
     manifest = {
         "version": SITE_VERSION,
-        "pages": PAGES,
+        "pages": pages,
         "media": len(media),
         "references": [str(p) for p in references],
         "planted": planted,
@@ -202,7 +202,9 @@ class PeakMemory:
         self._thread.join()
 
 
-def run_crawl_bench(shared: Path, out: Path, workers: int = 32) -> dict[str, Any]:
+def run_crawl_bench(
+    shared: Path, out: Path, workers: int = 32, pages: int = PAGES
+) -> dict[str, Any]:
     from casework import crawling, intake
     from casework.cases import open_case
     from casework.home import Home
@@ -210,7 +212,7 @@ def run_crawl_bench(shared: Path, out: Path, workers: int = 32) -> dict[str, Any
 
     out.mkdir(parents=True, exist_ok=True)
     built = time.monotonic()
-    manifest = build_site(shared, out / "site")
+    manifest = build_site(shared, out / "site", pages=pages)
     build_s = time.monotonic() - built
     home_root = out / "home"
     shutil.rmtree(home_root, ignore_errors=True)
@@ -228,7 +230,7 @@ def run_crawl_bench(shared: Path, out: Path, workers: int = 32) -> dict[str, Any
         _wait_for_port(port)
         options = crawling.CrawlOptions(
             seeds=[f"http://127.0.0.1:{port}/"],
-            max_pages=PAGES + 1,
+            max_pages=pages + 1,
             max_depth=3,
             allow_loopback=True,
             min_delay_s=0.0,

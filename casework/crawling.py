@@ -665,7 +665,12 @@ class Crawl:
             values.update(outcome=outcome, error=error)
         if item is not None:
             values["item_id"] = item
-        session.execute(update(CrawlUrl).where(CrawlUrl.id == row_id).values(**values))
+        # No CrawlUrl objects live in these sessions: skip the ORM's identity-map
+        # synchronisation, which cost more than the UPDATE itself.
+        session.execute(
+            update(CrawlUrl).where(CrawlUrl.id == row_id).values(**values),
+            execution_options={"synchronize_session": False},
+        )
         self.summary.outcomes[values["outcome"] or state] += 1
         if state != "done":
             log.info("%s %s: %s", state, row_id, values.get("error") or values["outcome"])

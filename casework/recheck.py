@@ -7,13 +7,13 @@ that is down or blocks us has not removed anything we can verify.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
-from casework.fetch import FetchResult
 from casework.lifecycle import as_utc
+from crawler.fetch import HTTP_ERROR, OK, FetchResult
 
 GONE_STATUSES = (404, 410, 451)
 
@@ -31,8 +31,11 @@ REMOVED_PAGE_MARKERS = (
     "존재하지 않는 게시물",
 )
 
-# `still_matches(body)` answers: does the media at the URL still match the reference?
-MatchCheck = Callable[[bytes], bool]
+# Of a body this long, a removal page says so.
+REMOVED_PAGE_SCAN_BYTES = 512 * 1024
+
+# `still_matches(body_path)` answers: does the media at the URL still match the reference?
+MatchCheck = Callable[[Path], bool]
 
 
 @dataclass(frozen=True)
@@ -44,18 +47,20 @@ class Outcome:
 def classify(
     result: FetchResult, known_sha256: str | None, still_matches: MatchCheck | None
 ) -> Outcome:
-    if not result.answered:
-        return Outcome("unreachable", result.error or "no answer")
+    """`result` comes from the crawler's `Fetcher`; its body file must still be there."""
     status = result.status
+    if result.outcome not in (OK, HTTP_ERROR) or status is None:
+        # No HTTP answer, or one cut short (too large, timed out, refused address...).
+        return Outcome("unreachable", f"{result.outcome}: {result.error or 'no answer'}")
     if status in GONE_STATUSES:
         return Outcome("gone", f"HTTP {status}")
-    if status is None or not 200 <= status < 300:
+    if not 200 <= status < 300 or result.body_path is None:
         return Outcome("unreachable", f"HTTP {status} (inconclusive)")
-    if known_sha256 and hashlib.sha256(result.body).hexdigest() == known_sha256:
+    if known_sha256 and result.sha256 == known_sha256:
         return Outcome("online", "same bytes (SHA-256 equal)")
     if _looks_like_removed_page(result):
         return Outcome("gone", "removal page")
-    if still_matches is not None and still_matches(result.body):
+    if still_matches is not None and still_matches(result.body_path):
         return Outcome("online", "media still matches the reference")
     return Outcome("gone", "media there no longer matches")
 
@@ -64,7 +69,7 @@ def _looks_like_removed_page(result: FetchResult) -> bool:
     content_type = (result.content_type or "").lower()
     if not content_type.startswith(("text/", "application/xhtml")):
         return False
-    text = result.body[: 512 * 1024].decode("utf-8", errors="replace").lower()
+    text = result.read_body(REMOVED_PAGE_SCAN_BYTES).decode("utf-8", errors="replace").lower()
     return any(marker in text for marker in REMOVED_PAGE_MARKERS)
 
 

@@ -9,18 +9,18 @@ still awaiting removal (another re-check or analyst may have moved it meanwhile)
 
 from __future__ import annotations
 
+import asyncio
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from aiohttp.abc import AbstractResolver
 from sqlalchemy import func, select
 
 from casework import audit
-from casework.fetch import FetchLimits, FetchResult, fetch
 from casework.lifecycle import AWAITING_REMOVAL
 from casework.matching import find_matches
 from casework.models import Recheck, ScannedItem, Takedown, TakedownEvent, utcnow
@@ -30,14 +30,52 @@ from casework.queue import get_item, transition
 from casework.recheck import MatchCheck, Outcome, RecheckPolicy, classify, plan
 from casework.smtp import SmtpSettings
 from casework.workspace import Workspace
+from crawler.fetch import Fetcher, FetchLimits, FetchResult
+from crawler.guard import AddressPolicy
+from crawler.politeness import Politeness, PolitenessConfig
 from detector.errors import MediaError
 from detector.hashing import hash_file
 
 ALLOW_LOOPBACK_ENV = "ANSIM_FETCH_ALLOW_LOOPBACK"
+USER_AGENT = "ansim-recheck/0.1 (takedown verification)"
 
 
-def limits_from_env(timeout_s: float = 15.0) -> FetchLimits:
-    return FetchLimits(
+@dataclass(frozen=True)
+class RecheckFetch:
+    """How re-checks fetch: the crawler's `Fetcher` behind its SSRF guard, one URL at a time.
+
+    One attempt per URL (tomorrow night's run is the retry; unreachable changes nothing).
+    """
+
+    timeout_s: float = 15.0  # connect, read silence, and the whole request
+    max_bytes: int = 64 << 20
+    max_redirects: int = 5
+    allow_loopback: bool = False
+    # Between two requests to one host (the crawler's politeness floor).
+    min_delay_s: float = 0.25
+    # The resolver behind the guard (default: the system's); simulations pin names with it.
+    dns: AbstractResolver | None = None
+
+    def fetcher(self) -> Fetcher:
+        limits = FetchLimits(
+            connect_timeout_s=self.timeout_s,
+            read_timeout_s=self.timeout_s,
+            total_timeout_s=self.timeout_s,
+            max_redirects=self.max_redirects,
+            max_bytes=self.max_bytes,
+            retries=0,
+        )
+        return Fetcher(
+            limits=limits,
+            policy=AddressPolicy(allow_loopback=self.allow_loopback),
+            politeness=Politeness(PolitenessConfig(min_delay_s=self.min_delay_s)),
+            user_agent=USER_AGENT,
+            dns=self.dns,
+        )
+
+
+def fetch_from_env(timeout_s: float = 15.0) -> RecheckFetch:
+    return RecheckFetch(
         timeout_s=timeout_s, allow_loopback=os.environ.get(ALLOW_LOOPBACK_ENV) == "1"
     )
 
@@ -66,7 +104,7 @@ class RecheckResult:
 
 def recheck(
     workspace: Workspace,
-    limits: FetchLimits,
+    fetching: RecheckFetch,
     policy: RecheckPolicy = RecheckPolicy(),
     smtp: SmtpSettings | None = None,
     sender: Sender | None = None,
@@ -82,15 +120,7 @@ def recheck(
                 .order_by(Takedown.id)
             ).scalars()
         )
-    for takedown_id in due:
-        checked = _recheck_one(workspace, takedown_id, limits, policy, now)
-        if checked is None:
-            continue
-        result.checked.append(checked)
-        if checked.pop("resend"):
-            result.resend_due.append(takedown_id)
-        if on_item:
-            on_item(checked)
+    asyncio.run(_check_all(workspace, due, fetching, policy, now, on_item, result))
     if result.resend_due and smtp is not None and sender is not None:
         drafted = draft(
             workspace, sender, statuses=("still_online",), takedown_ids=result.resend_due, now=now
@@ -100,10 +130,32 @@ def recheck(
     return result
 
 
-def _recheck_one(
+async def _check_all(
     workspace: Workspace,
+    due: list[int],
+    fetching: RecheckFetch,
+    policy: RecheckPolicy,
+    now: datetime | None,
+    on_item: Callable[[dict[str, Any]], None] | None,
+    result: RecheckResult,
+) -> None:
+    """One URL after another: the store work in between is short and synchronous."""
+    async with fetching.fetcher() as fetcher:
+        for takedown_id in due:
+            checked = await _recheck_one(workspace, fetcher, takedown_id, policy, now)
+            if checked is None:
+                continue
+            result.checked.append(checked)
+            if checked.pop("resend"):
+                result.resend_due.append(takedown_id)
+            if on_item:
+                on_item(checked)
+
+
+async def _recheck_one(
+    workspace: Workspace,
+    fetcher: Fetcher,
     takedown_id: int,
-    limits: FetchLimits,
     policy: RecheckPolicy,
     now: datetime | None,
 ) -> dict[str, Any] | None:
@@ -113,22 +165,22 @@ def _recheck_one(
         known_sha256 = session.execute(
             select(ScannedItem.sha256).where(ScannedItem.id == takedown.item_id)
         ).scalar()
-    fetched = fetch(url, limits)
-    outcome = classify(fetched, known_sha256, _matcher(workspace, reference_id))
+    fetched = await fetcher.fetch(url)
+    try:
+        outcome = classify(fetched, known_sha256, _matcher(workspace, reference_id))
+    finally:
+        fetched.discard()
     return _record(workspace, takedown_id, fetched, outcome, policy, now)
 
 
 def _matcher(workspace: Workspace, reference_id: int) -> MatchCheck:
     """Does this body still match the item's reference, by the same pipeline as a scan?"""
 
-    def still_matches(body: bytes) -> bool:
-        with tempfile.TemporaryDirectory(prefix="ansim-recheck-") as directory:
-            path = Path(directory) / "fetched"
-            path.write_bytes(body)
-            try:
-                signals = hash_file(path)
-            except MediaError:
-                return False  # not media any more (a page, an error text): no match
+    def still_matches(body_path: Path) -> bool:
+        try:
+            signals = hash_file(body_path)
+        except MediaError:
+            return False  # not media any more (a page, an error text): no match
         with workspace.store.session() as session:
             findings = find_matches(session, workspace.banks, signals)
         return any(finding.reference_id == reference_id for finding in findings)
@@ -157,7 +209,8 @@ def _record(
                 verdict=outcome.verdict,
                 reason=outcome.reason,
                 http_status=fetched.status,
-                final_url=fetched.final_url if fetched.final_url != fetched.url else None,
+                # Set only when redirects were followed.
+                final_url=fetched.final_url if len(fetched.exchanges) > 1 else None,
                 actor=workspace.actor,
             )
         )

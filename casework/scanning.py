@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from casework import audit, reappearance
@@ -26,6 +27,9 @@ from detector.decision import MatchRules
 from detector.errors import MediaError
 from detector.hashing import HashOptions, hash_file
 from detector.signals import MediaSignals
+
+# The stores ansim runs on, and their INSERT ... ON CONFLICT.
+CONFLICT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 @dataclass
@@ -168,7 +172,11 @@ def host_of(location: str) -> str | None:
 
 
 def queue_finding(session: Session, actor: str, item: ScannedItem, finding: Finding) -> int:
-    """Record the match; create the takedown for (location, case) unless it exists."""
+    """Record the match; create the takedown for (location, case) unless it exists.
+
+    Two scans of one URL for one case at once (PostgreSQL, two processes) both find no item
+    there; the insert skips on the (location, case, generation) conflict and the loser
+    returns the winner's item, which its own statement now sees (READ COMMITTED)."""
     decision = finding.decision
     match = Match(
         item_id=item.id,
@@ -185,7 +193,8 @@ def queue_finding(session: Session, actor: str, item: ScannedItem, finding: Find
         return existing.id
     # Back after a verified removal, here or (no item here yet) at another URL.
     removed = existing or reappearance.latest_removed(session, finding.reference_id)
-    takedown = Takedown(
+    takedown_id = _insert_unless_queued(
+        session,
         case_id=finding.case_id,
         reference_id=finding.reference_id,
         item_id=item.id,
@@ -196,8 +205,11 @@ def queue_finding(session: Session, actor: str, item: ScannedItem, finding: Find
         generation=existing.generation + 1 if existing is not None else 0,
         reappearance_of=removed.id if removed is not None else None,
     )
-    session.add(takedown)
-    session.flush()
+    if takedown_id is None:  # a concurrent scan queued this (location, case) first
+        winner = reappearance.current_at(session, item.location, finding.case_id)
+        assert winner is not None, "a conflicting takedown must be visible once committed"
+        return winner.id
+    takedown = session.get_one(Takedown, takedown_id)
     session.add(
         TakedownEvent(takedown_id=takedown.id, from_status=None, to_status="new", actor=actor)
     )
@@ -218,3 +230,18 @@ def queue_finding(session: Session, actor: str, item: ScannedItem, finding: Find
             session, removed, "reappeared", actor, f"back at {item.location} as item {takedown.id}"
         )
     return takedown.id
+
+
+def _insert_unless_queued(session: Session, **values: Any) -> int | None:
+    """INSERT ... ON CONFLICT (location, case, generation) DO NOTHING: the new id, or None
+    when that takedown exists (committed by a concurrent transaction)."""
+    dialect = session.get_bind().dialect.name
+    if dialect not in CONFLICT_INSERTS:
+        raise NotImplementedError(f"no conflict-safe takedown insert for {dialect}")
+    statement = (
+        CONFLICT_INSERTS[dialect](Takedown)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["location", "case_id", "generation"])
+        .returning(Takedown.id)
+    )
+    return session.execute(statement).scalar()

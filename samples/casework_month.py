@@ -28,17 +28,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
 from aiosmtpd.controller import Controller
 from PIL import Image
 
-import casework.fetch
 from casework import cases, confirmations, hosts, intake, notice_service, queue, scanning
-from casework.fetch import FetchLimits
 from casework.lifecycle import as_utc
 from casework.models import Service, Takedown, TakedownEvent
 from casework.notices import Sender
 from casework.recheck import RecheckPolicy
-from casework.recheck_service import recheck
+from casework.recheck_service import RecheckFetch, recheck
 from casework.smtp import SmtpSettings
 from casework.workspace import Workspace, init_workspace
 from detector.hashing import HashOptions, hash_file
@@ -108,16 +108,29 @@ def serve(world: World) -> int:
     return server.server_address[1]
 
 
-def route_simulated_hosts_to_loopback() -> None:
-    """The simulated hosts' names resolve to the local server; everything else as usual."""
-    real = casework.fetch.resolve_checked
+class SimulatedHosts(AbstractResolver):
+    """The simulated hosts' names resolve to the local server; everything else as usual.
+    The re-check's SSRF guard still checks what this returns (loopback is allowed here)."""
 
-    def resolve(host: str, port: int, allow_loopback: bool) -> str:
-        if host.endswith(".example"):
-            return "127.0.0.1"
-        return real(host, port, allow_loopback)
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        if not host.endswith(".example"):
+            # Made here: it binds the running loop, and each re-check night runs its own.
+            return await ThreadedResolver().resolve(host, port, family)
+        return [
+            ResolveResult(
+                hostname=host,
+                host="127.0.0.1",
+                port=port,
+                family=socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+        ]
 
-    casework.fetch.resolve_checked = resolve
+    async def close(self) -> None:
+        return None
 
 
 class Sink:
@@ -143,7 +156,6 @@ def main() -> None:
     rng = random.Random(args.seed)
     world = World(rng=random.Random(args.seed + 1))
     port = serve(world)
-    route_simulated_hosts_to_loopback()
     sink = Sink()
     smtp_port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=smtp_port)
@@ -217,7 +229,8 @@ def simulate(world, rng, port, copies, detections, kim, lee, crawler, smtp) -> N
     serial = 0
     tick = MONTH_START
     policy = RecheckPolicy()
-    limits = FetchLimits(timeout_s=5, allow_loopback=True)
+    # Loopback hosts answer in milliseconds: no pause between requests to one host.
+    fetching = RecheckFetch(timeout_s=5, allow_loopback=True, min_delay_s=0, dns=SimulatedHosts())
     while tick < MONTH_END:
         world.now = tick
         due = [d for d in detections if d[0] <= tick] + [r for r in reuploads if r[0] <= tick]
@@ -249,7 +262,7 @@ def simulate(world, rng, port, copies, detections, kim, lee, crawler, smtp) -> N
                 for item in notice["takedowns"]:
                     schedule_removal(world, kim, item, delays.get(item), tick)
         if tick.hour == 2:
-            result = recheck(kim, limits, policy, smtp, SENDER, now=tick)
+            result = recheck(kim, fetching, policy, smtp, SENDER, now=tick)
             for checked in result.checked:
                 if checked["after"] == "removed":
                     domain = urlsplit(checked["url"]).hostname

@@ -18,7 +18,6 @@ from sqlalchemy import func, select
 
 from casework import audit, confirmations, hosts, notice_service, queue, retention
 from casework.errors import CaseworkError, NotFound
-from casework.fetch import FetchLimits
 from casework.lifecycle import InvalidTransition, as_utc
 from casework.models import (
     AuditEntry,
@@ -32,7 +31,7 @@ from casework.models import (
 )
 from casework.notices import Sender
 from casework.recheck import RecheckPolicy
-from casework.recheck_service import recheck
+from casework.recheck_service import RecheckFetch, recheck
 from casework.report_service import build_report
 from casework.smtp import SmtpSettings
 from casework.workspace import Workspace, init_workspace
@@ -40,7 +39,7 @@ from tests.casework_fixtures import as_analyst, found_at, open_case_with_referen
 from tests.helpers import photo_like
 
 SENDER = Sender("Test Support Center", "takedown@center.example")
-LOCAL = FetchLimits(timeout_s=3, allow_loopback=True)
+LOCAL = RecheckFetch(timeout_s=3, allow_loopback=True, min_delay_s=0)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import http.server
 import ipaddress
@@ -13,8 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from casework.fetch import FetchLimits, FetchResult, address_refusal, fetch, resolve_checked
-from casework.recheck import Outcome, RecheckPolicy, classify, plan
+from casework.recheck import MatchCheck, Outcome, RecheckPolicy, classify, plan
+from casework.recheck_service import RecheckFetch
+from crawler.fetch import CONNECTION_ERROR, FetchResult
 
 MEDIA = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 OTHER_MEDIA = b"\x89PNG\r\n\x1a\n" + bytes(range(255, -1, -1)) * 8
@@ -68,23 +70,37 @@ def server() -> Iterator[str]:
 
 @pytest.fixture(autouse=True)
 def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Safety net: should the guard ever fail, no test may open a non-loopback connection."""
-    original = socket.create_connection
+    """Safety net: should the guard ever fail, no test may open a non-loopback connection.
+    (asyncio connects a non-blocking socket.socket with its `connect`.)"""
+    original = socket.socket.connect
 
-    def guarded(address, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        assert ipaddress.ip_address(address[0]).is_loopback, f"tried to reach {address[0]}"
-        return original(address, *args, **kwargs)
+    def guarded(sock: socket.socket, address):  # noqa: ANN001, ANN202
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            assert ipaddress.ip_address(address[0]).is_loopback, f"tried to reach {address[0]}"
+        return original(sock, address)
 
-    monkeypatch.setattr(socket, "create_connection", guarded)
+    monkeypatch.setattr(socket.socket, "connect", guarded)
 
 
-LOCAL = FetchLimits(timeout_s=2, max_bytes=100_000, allow_loopback=True)
+LOCAL = RecheckFetch(timeout_s=2, max_bytes=100_000, allow_loopback=True, min_delay_s=0)
+
+
+def fetch_and_classify(
+    url: str, still_matches: MatchCheck | None = None, fetching: RecheckFetch = LOCAL
+) -> tuple[FetchResult, Outcome]:
+    """What the re-check service does per URL: the crawler's fetcher, then `classify`."""
+
+    async def run() -> tuple[FetchResult, Outcome]:
+        async with fetching.fetcher() as fetcher:
+            result = await fetcher.fetch(url)
+            return result, classify(result, MEDIA_SHA, still_matches)
+
+    return asyncio.run(run())
 
 
 def check(server: str, path: str, matches: bool | None = None) -> Outcome:
-    result = fetch(server + path, LOCAL)
-    still_matches = None if matches is None else (lambda _body: matches)
-    return classify(result, MEDIA_SHA, still_matches)
+    still_matches = None if matches is None else (lambda _body_path: matches)
+    return fetch_and_classify(server + path, still_matches)[1]
 
 
 @pytest.mark.parametrize("path", ["/404", "/410", "/451", "/removed-en", "/removed-ko"])
@@ -109,10 +125,10 @@ def test_replaced_media_is_judged_by_the_matcher(server: str) -> None:
     [
         ("/503", "HTTP 503"),
         ("/403", "HTTP 403"),
-        ("/loop", "more than 5 redirects"),
-        ("/big", "larger than 100000 bytes"),
-        ("/slow", "timed out"),
-        ("/to-private", "refused to connect to 10.0.0.1"),
+        ("/loop", "redirect_loop"),
+        ("/big", "too_large"),
+        ("/slow", "timeout"),
+        ("/to-private", "refused private address 10.0.0.1"),
     ],
 )
 def test_inconclusive_answers_are_unreachable_not_removed(
@@ -127,47 +143,32 @@ def test_closed_port_is_unreachable() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    outcome = classify(fetch(f"http://127.0.0.1:{port}/x", LOCAL), MEDIA_SHA, None)
-    assert outcome.verdict == "unreachable" and "refused" in outcome.reason.lower()
+    outcome = fetch_and_classify(f"http://127.0.0.1:{port}/x")[1]
+    assert outcome.verdict == "unreachable" and outcome.reason.startswith(CONNECTION_ERROR)
 
 
 def test_loopback_is_refused_unless_allowed(server: str) -> None:
-    result = fetch(server + "/media.png", FetchLimits(timeout_s=2))
-    assert result.error is not None and "refused to connect to 127.0.0.1" in result.error
+    guarded = RecheckFetch(timeout_s=2, min_delay_s=0)
+    result, outcome = fetch_and_classify(server + "/media.png", fetching=guarded)
+    assert result.status is None and "refused loopback address 127.0.0.1" in result.error
+    assert outcome.verdict == "unreachable"
+
+
+def test_localhost_name_is_refused_unless_allowed(server: str) -> None:
+    port = server.rsplit(":", 1)[1]
+    guarded = RecheckFetch(timeout_s=2, min_delay_s=0)
+    outcome = fetch_and_classify(f"http://localhost:{port}/media.png", fetching=guarded)[1]
+    assert outcome.verdict == "unreachable" and "loopback" in outcome.reason
 
 
 def test_non_http_urls_are_refused() -> None:
-    assert "not an http(s) URL" in (fetch("file:///etc/passwd", LOCAL).error or "")
-
-
-@pytest.mark.parametrize(
-    "address",
-    [
-        "10.1.2.3",
-        "192.168.0.1",
-        "172.16.5.4",
-        "169.254.169.254",
-        "100.64.0.1",
-        "::1",
-        "fd00::1",
-        "::ffff:10.0.0.1",
-        "0.0.0.0",
-        "224.0.0.1",
-    ],
-)
-def test_private_and_special_addresses_are_refused(address: str) -> None:
-    assert address_refusal(ipaddress.ip_address(address), allow_loopback=False) is not None
-
-
-def test_public_addresses_pass_and_names_resolve_to_checked_addresses() -> None:
-    assert address_refusal(ipaddress.ip_address("93.184.216.34"), False) is None
-    assert resolve_checked("localhost", 80, allow_loopback=True) in ("127.0.0.1", "::1")
-    with pytest.raises(OSError, match="refused to connect to localhost"):
-        resolve_checked("localhost", 80, allow_loopback=False)
+    outcome = fetch_and_classify("file:///etc/passwd")[1]
+    assert outcome.verdict == "unreachable" and "not an http(s) URL" in outcome.reason
 
 
 def test_no_answer_is_unreachable() -> None:
-    assert classify(FetchResult("u", "u", error="boom"), None, None).verdict == "unreachable"
+    failed = FetchResult(url="u", outcome=CONNECTION_ERROR, error="boom")
+    assert classify(failed, None, None) == Outcome("unreachable", "connection_error: boom")
 
 
 # --- plan ---------------------------------------------------------------------------------
