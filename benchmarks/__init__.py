@@ -1,1 +1,1 @@
-"""Benchmarks: dataset builders, runners, peers, reports and plots (`ansim bench ...`)."""
+"""Benchmarks: dataset builders, runners and reports behind `ansim bench`."""

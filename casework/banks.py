@@ -16,8 +16,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from casework.models import Reference, Signal
+from detector.text import TextSignature
 from indexer.pdq_index import FaissPdqIndex
 from indexer.persisted import PersistedIndex
+from indexer.text_index import LshTextIndex
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,13 @@ def _add_pdq_rows(index: FaissPdqIndex, rows: list[Signal]) -> None:
     index.add([row.id for row in rows], [row.value or "" for row in rows])
 
 
+def _add_text_rows(index: LshTextIndex, rows: list[Signal]) -> None:
+    index.add([row.id for row in rows], [TextSignature.from_bytes(row.blob or b"") for row in rows])
+
+
 BANK_SPECS: list[BankSpec] = [
     BankSpec("pdq", "pdq", FaissPdqIndex, FaissPdqIndex.load, _add_pdq_rows),
+    BankSpec("text", "text_minhash", LshTextIndex, LshTextIndex.load, _add_text_rows),
 ]
 
 

@@ -12,8 +12,27 @@ from typing import Any
 from casework.models import Signal
 from casework.video_matching import vpdq_rows
 from detector.signals import MediaSignals
+from detector.text import TextSignature
 
-EXTRA_SIGNAL_ENCODERS: dict[str, Callable[[Any], list[Signal]]] = {"vpdq": vpdq_rows}
+# Signal kinds of text: the MinHash signature with hashed shingles (blob), and the
+# SHA-256 of the normalized text (value).
+TEXT_MINHASH = "text_minhash"
+TEXT_SHA256 = "text_sha256"
+
+
+def _text_minhash_rows(signature: TextSignature) -> list[Signal]:
+    return [Signal(kind=TEXT_MINHASH, blob=signature.to_bytes())]
+
+
+def _text_sha256_rows(digest: str) -> list[Signal]:
+    return [Signal(kind=TEXT_SHA256, value=digest)]
+
+
+EXTRA_SIGNAL_ENCODERS: dict[str, Callable[[Any], list[Signal]]] = {
+    "minhash": _text_minhash_rows,
+    "normalized_sha256": _text_sha256_rows,
+    "vpdq": vpdq_rows,
+}
 
 
 def rows_from_signals(signals: MediaSignals) -> list[Signal]:

@@ -17,6 +17,7 @@ from detector.image import ImageOptions, hash_image
 from detector.pdq import DEFAULT_MIN_QUALITY
 from detector.signals import FrameHash, MediaSignals
 from detector.sniff import IMAGE_MIMES, Sniffed, sniff_file
+from detector.text import TextOptions, text_file_signals
 from detector.video import VideoOptions, hash_video
 
 
@@ -25,6 +26,7 @@ class HashOptions:
     """Knobs for every hasher; each modality reads its own fields."""
 
     image: ImageOptions = ImageOptions()
+    text: TextOptions = TextOptions()
     video: VideoOptions = VideoOptions()
     min_pdq_quality: int = DEFAULT_MIN_QUALITY
     max_file_bytes: int = 4 << 30
@@ -63,6 +65,25 @@ class ImageHasher:
         return HasherOutput(pdq=[hashes.pdq], pdq_dihedral=hashes.dihedral)
 
 
+class TextHasher:
+    modality = "text"
+
+    def accepts(self, sniffed: Sniffed) -> bool:
+        return sniffed.modality == "text"
+
+    def hash(self, path: Path, sniffed: Sniffed, options: HashOptions) -> HasherOutput:
+        size = path.stat().st_size
+        if size > options.text.max_bytes:
+            raise MediaError(
+                f"text file is {size:,} bytes, over the text limit of {options.text.max_bytes:,}"
+            )
+        signals, decoded = text_file_signals(path.read_bytes(), options.text)
+        warnings = list(decoded.warnings)
+        if decoded.encoding not in ("utf-8", "utf-8-sig", "ascii"):
+            warnings.append(f"decoded as {decoded.encoding}")
+        return HasherOutput(extra=signals.extra(), warnings=warnings)
+
+
 class VideoHasher:
     """vPDQ: PDQ per sampled frame. `pdq` gets the frames fit to match on their own (the
     bank, where a thumbnail finds its frame); `extra["vpdq"]` keeps every hashed frame."""
@@ -83,7 +104,7 @@ class VideoHasher:
         return HasherOutput(pdq=usable, extra={"vpdq": hashes}, warnings=list(hashes.warnings))
 
 
-HASHERS: list[MediaHasher] = [ImageHasher(), VideoHasher()]
+HASHERS: list[MediaHasher] = [ImageHasher(), TextHasher(), VideoHasher()]
 
 
 def hash_file(path: Path, options: HashOptions = HashOptions()) -> MediaSignals:
