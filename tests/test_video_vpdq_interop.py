@@ -31,9 +31,7 @@ def sample(shared_data: Path, video: str, hashes: str) -> tuple[Path, Path]:
     return video_path, hash_path
 
 
-@pytest.mark.parametrize(
-    "name", ["doorknob-hd-no-bar", "pattern-sd-grey-bar"]
-)
+@pytest.mark.parametrize("name", ["doorknob-hd-no-bar", "pattern-sd-grey-bar"])
 def test_every_frame_matches_meta_hashes(shared_data: Path, name: str) -> None:
     video_path, hash_path = sample(shared_data, name, name)
     ours = hash_video(video_path, EXACT).frames
