@@ -116,9 +116,7 @@ class _Chunker:
 
     def push(self, mono: np.ndarray, last: bool = False) -> Iterator[np.ndarray]:
         out = (
-            self._resampler.resample_chunk(mono, last=last)
-            if self._resampler is not None
-            else mono
+            self._resampler.resample_chunk(mono, last=last) if self._resampler is not None else mono
         )
         room = self._limit - self._emitted - self._pending_len
         if len(out) >= room:
@@ -223,7 +221,9 @@ def _frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
     return _downmix(block.astype(np.float32, copy=False))
 
 
-def decode_whole(path: Path, mime: str = "", options: DecodeOptions = DecodeOptions()) -> np.ndarray:
+def decode_whole(
+    path: Path, mime: str = "", options: DecodeOptions = DecodeOptions()
+) -> np.ndarray:
     """All samples at once (tests and benchmarks on short clips only)."""
     chunks = list(decode_mono(path, mime, options))
     return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)

@@ -117,9 +117,7 @@ def hash_pairs(
         (pitches[targets] - pitches[anchors])
         / (scheme.interval_semitones * PITCH_STEPS_PER_SEMITONE)
     )
-    delta = np.rint(
-        (frames[targets] - frames[anchors]) / variant.time_scale / scheme.delta_step
-    )
+    delta = np.rint((frames[targets] - frames[anchors]) / variant.time_scale / scheme.delta_step)
     anchor_code = np.clip(anchor_pitch, 0, (1 << ANCHOR_BITS) - 1).astype(np.uint32)
     interval_code = np.clip(
         interval + (1 << (INTERVAL_BITS - 1)), 0, (1 << INTERVAL_BITS) - 1
@@ -142,9 +140,9 @@ def reference_landmarks(
 class VariantGrid:
     """The (time scale, pitch shift) grid a query is searched across."""
 
-    max_speed_change: float = 0.06
+    max_speed_change: float = 0.05
     time_step: float = 0.02
-    max_pitch_shift: float = 1.5
+    max_pitch_shift: float = 1.0
     pitch_step: float = 0.5
 
     def variants(self) -> list[Variant]:

@@ -66,9 +66,7 @@ def spectrogram_db(samples: np.ndarray) -> np.ndarray:
     return db
 
 
-def pick_peaks(
-    spec: np.ndarray, options: PeakOptions
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pick_peaks(spec: np.ndarray, options: PeakOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(frame, bin, prominence dB) of every peak of a spectrogram block, before density capping."""
     local_max = maximum_filter(
         spec, size=(2 * options.time_radius + 1, 2 * options.freq_radius + 1), mode="nearest"
@@ -163,12 +161,28 @@ def _bin_to_pitch(spec: np.ndarray, frames: np.ndarray, bins: np.ndarray) -> np.
 
 
 def _cap_density(frames: np.ndarray, strengths: np.ndarray, per_second: int) -> np.ndarray:
-    """Indices of the strongest `per_second` peaks in each one-second block."""
-    if len(frames) == 0:
+    """Indices of the peaks that are among the `per_second` most prominent within +-0.5 s.
+
+    A sliding window rather than fixed one-second blocks, so a clip cut at any point keeps
+    the same peaks as the whole recording around it.
+    """
+    count = len(frames)
+    if count == 0:
         return np.zeros(0, dtype=np.int64)
-    block = (frames / FRAMES_PER_SECOND).astype(np.int64)
-    order = np.lexsort((-strengths, block))
-    sorted_blocks = block[order]
-    starts = np.searchsorted(sorted_blocks, sorted_blocks, side="left")
-    rank = np.arange(len(order)) - starts
-    return np.sort(order[rank < per_second])
+    frames = frames.astype(np.int64)
+    reach = int(FRAMES_PER_SECOND / 2)
+    stronger = np.zeros(count, dtype=np.int64)  # neighbours within reach that are stronger
+    step = 1
+    while step < count:
+        left = np.arange(count - step)
+        right = left + step
+        close = frames[right] - frames[left] <= reach
+        if not close.any():
+            break
+        left, right = left[close], right[close]
+        # Ties broken by position so equal peaks do not both count each other stronger.
+        right_wins = strengths[right] >= strengths[left]
+        np.add.at(stronger, left[right_wins], 1)
+        np.add.at(stronger, right[~right_wins], 1)
+        step += 1
+    return np.nonzero(stronger < per_second)[0]

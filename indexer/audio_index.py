@@ -31,6 +31,7 @@ MAX_CANDIDATES = 10
 # Landmarks of one query hash that occur more often than this in the bank are stop
 # words (silence edges, steady hums): they carry no identity and would flood the vote.
 DEFAULT_MAX_POSTINGS_PER_HASH = 20_000
+INDEX_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,16 @@ class QueryLandmarks:
 
     hashes: np.ndarray
     times: np.ndarray
+
+
+@dataclass(frozen=True)
+class AudioEntry:
+    """One fingerprint as the index keeps it: its landmarks, and its peaks for verification."""
+
+    hashes: np.ndarray  # uint32 landmark hashes
+    times: np.ndarray  # landmark anchor frames
+    peak_frames: np.ndarray  # uint32
+    peak_pitches: np.ndarray  # float32 pitch steps
 
 
 @dataclass(frozen=True)
@@ -55,10 +66,14 @@ class OffsetVote:
 
 
 class AudioIndex(ABC):
-    """Entries are (entry_id, landmark hashes, landmark times); ids are the store's signal ids."""
+    """Entries are (entry_id, AudioEntry); ids are the store's signal row ids."""
 
     @abstractmethod
-    def add(self, entry_id: int, hashes: np.ndarray, times: np.ndarray) -> None: ...
+    def add(self, entry_id: int, entry: AudioEntry) -> None: ...
+
+    @abstractmethod
+    def peaks(self, entry_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """(frames, pitches) of an entry's peaks, for verifying a candidate alignment."""
 
     @abstractmethod
     def remove(self, entry_ids: Sequence[int]) -> int: ...
@@ -92,21 +107,27 @@ class InvertedAudioIndex(AudioIndex):
         self._entries = np.zeros(0, dtype=np.uint32)
         self._times = np.zeros(0, dtype=np.uint32)
         self._tail: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self._entry_ids: set[int] = set()
+        self._peaks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    def add(self, entry_id: int, hashes: np.ndarray, times: np.ndarray) -> None:
-        if entry_id in self._entry_ids:
+    def add(self, entry_id: int, entry: AudioEntry) -> None:
+        if entry_id in self._peaks:
             raise ValueError(f"entry {entry_id} is already in the audio index")
         if not 0 <= entry_id < 1 << 32:
             raise ValueError(f"entry id {entry_id} does not fit the index")
-        self._entry_ids.add(entry_id)
+        self._peaks[entry_id] = (
+            np.asarray(entry.peak_frames, dtype=np.uint32),
+            np.asarray(entry.peak_pitches, dtype=np.float32),
+        )
         self._tail.append(
             (
-                np.asarray(hashes, dtype=np.uint32),
-                np.full(len(hashes), entry_id, dtype=np.uint32),
-                np.asarray(np.rint(times), dtype=np.uint32),
+                np.asarray(entry.hashes, dtype=np.uint32),
+                np.full(len(entry.hashes), entry_id, dtype=np.uint32),
+                np.asarray(np.rint(entry.times), dtype=np.uint32),
             )
         )
+
+    def peaks(self, entry_id: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._peaks[entry_id]
 
     def _merge_tail(self) -> None:
         if not self._tail:
@@ -119,7 +140,7 @@ class InvertedAudioIndex(AudioIndex):
         self._tail = []
 
     def remove(self, entry_ids: Sequence[int]) -> int:
-        present = [e for e in entry_ids if e in self._entry_ids]
+        present = [e for e in set(entry_ids) if e in self._peaks]
         if not present:
             return 0
         self._merge_tail()
@@ -129,11 +150,12 @@ class InvertedAudioIndex(AudioIndex):
             self._entries[keep],
             self._times[keep],
         )
-        self._entry_ids.difference_update(present)
+        for entry_id in present:
+            del self._peaks[entry_id]
         return len(present)
 
     def __len__(self) -> int:
-        return len(self._entry_ids)
+        return len(self._peaks)
 
     @property
     def postings(self) -> int:
@@ -142,10 +164,11 @@ class InvertedAudioIndex(AudioIndex):
     @property
     def nbytes(self) -> int:
         self._merge_tail()
-        return self._hashes.nbytes + self._entries.nbytes + self._times.nbytes
+        postings = self._hashes.nbytes + self._entries.nbytes + self._times.nbytes
+        return postings + sum(f.nbytes + p.nbytes for f, p in self._peaks.values())
 
     def entry_ids(self) -> set[int]:
-        return set(self._entry_ids)
+        return set(self._peaks)
 
     def hits(self, query: QueryLandmarks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(query landmark index, entry id, reference time) of every posting matching."""
@@ -211,7 +234,9 @@ class InvertedAudioIndex(AudioIndex):
         first[1:] = pair_entry[order[1:]] != pair_entry[order[:-1]]
         winners = order[first]
         winners = winners[
-            np.lexsort((pair_entry[winners], centre[winners], pair_variant[winners], -votes[winners]))
+            np.lexsort(
+                (pair_entry[winners], centre[winners], pair_variant[winners], -votes[winners])
+            )
         ][:MAX_CANDIDATES]
         out = []
         for w in winners:
@@ -234,28 +259,42 @@ class InvertedAudioIndex(AudioIndex):
 
     def save(self, path: Path) -> None:
         self._merge_tail()
+        ids = sorted(self._peaks)
         with open(path, "wb") as handle:
             np.savez(
                 handle,
-                format=np.array([1]),
+                format=np.array([INDEX_FORMAT]),
                 hashes=self._hashes,
                 entries=self._entries,
                 times=self._times,
-                entry_ids=np.array(sorted(self._entry_ids), dtype=np.uint32),
+                entry_ids=np.array(ids, dtype=np.uint32),
+                peak_counts=np.array([len(self._peaks[i][0]) for i in ids], dtype=np.int64),
+                peak_frames=_concat([self._peaks[i][0] for i in ids], np.uint32),
+                peak_pitches=_concat([self._peaks[i][1] for i in ids], np.float32),
                 max_postings_per_hash=np.array([self.max_postings_per_hash]),
             )
 
     @classmethod
     def load(cls, path: Path) -> InvertedAudioIndex:
         with np.load(io.BytesIO(path.read_bytes())) as data:
-            if int(data["format"][0]) != 1:
-                raise ValueError(f"{path}: unknown audio index format")
+            if int(data["format"][0]) != INDEX_FORMAT:
+                raise ValueError(f"{path}: unknown audio index format; rebuild the index")
             index = cls(int(data["max_postings_per_hash"][0]))
             index._hashes = data["hashes"]
             index._entries = data["entries"]
             index._times = data["times"]
-            index._entry_ids = {int(e) for e in data["entry_ids"]}
+            bounds = np.concatenate([[0], np.cumsum(data["peak_counts"])])
+            frames, pitches = data["peak_frames"], data["peak_pitches"]
+            for k, entry_id in enumerate(data["entry_ids"].tolist()):
+                index._peaks[entry_id] = (
+                    frames[bounds[k] : bounds[k + 1]],
+                    pitches[bounds[k] : bounds[k + 1]],
+                )
         return index
+
+
+def _concat(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(arrays).astype(dtype) if arrays else np.zeros(0, dtype=dtype)
 
 
 def _distinct(values: np.ndarray) -> np.ndarray:
@@ -296,19 +335,20 @@ class BruteForceAudioIndex(AudioIndex):
 
     def __init__(self, max_postings_per_hash: int = DEFAULT_MAX_POSTINGS_PER_HASH) -> None:
         self.max_postings_per_hash = max_postings_per_hash
-        self._entries: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._entries: dict[int, AudioEntry] = {}
 
-    def add(self, entry_id: int, hashes: np.ndarray, times: np.ndarray) -> None:
+    def add(self, entry_id: int, entry: AudioEntry) -> None:
         if entry_id in self._entries:
             raise ValueError(f"entry {entry_id} is already in the audio index")
-        self._entries[entry_id] = (
-            np.asarray(hashes, dtype=np.uint32),
-            np.asarray(np.rint(times), dtype=np.int64),
-        )
+        self._entries[entry_id] = entry
+
+    def peaks(self, entry_id: int) -> tuple[np.ndarray, np.ndarray]:
+        entry = self._entries[entry_id]
+        return entry.peak_frames, entry.peak_pitches
 
     def remove(self, entry_ids: Sequence[int]) -> int:
         removed = 0
-        for entry_id in entry_ids:
+        for entry_id in set(entry_ids):
             removed += self._entries.pop(entry_id, None) is not None
         return removed
 
@@ -317,20 +357,21 @@ class BruteForceAudioIndex(AudioIndex):
 
     @property
     def postings(self) -> int:
-        return sum(len(h) for h, _ in self._entries.values())
+        return sum(len(entry.hashes) for entry in self._entries.values())
 
     def vote(self, variants: Sequence[QueryLandmarks]) -> list[OffsetVote]:
         frequency: dict[int, int] = defaultdict(int)
-        for hashes, _ in self._entries.values():
-            for value in hashes.tolist():
+        for entry in self._entries.values():
+            for value in entry.hashes.tolist():
                 frequency[value] += 1
         best: dict[int, OffsetVote] = {}
         for variant_index, query in enumerate(variants):
             query_hashes = np.asarray(query.hashes, dtype=np.uint32).tolist()
             query_times = np.asarray(query.times, dtype=np.float64).tolist()
-            for entry_id, (hashes, times) in self._entries.items():
+            for entry_id, entry in self._entries.items():
                 positions: dict[int, list[int]] = defaultdict(list)
-                for value, time in zip(hashes.tolist(), times.tolist(), strict=True):
+                times = np.rint(entry.times).astype(np.int64).tolist()
+                for value, time in zip(entry.hashes.tolist(), times, strict=True):
                     positions[value].append(time)
                 for shifted in (False, True):
                     # bin -> {query landmark: [reference times]}
