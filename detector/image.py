@@ -62,12 +62,8 @@ def load_rgb(path: Path, options: ImageOptions = ImageOptions()) -> np.ndarray:
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # Keep the top 8 bits of 16/32-bit grey instead of clipping to white.
-        grey = np.asarray(image, dtype=np.float64)
-        peak = grey.max() or 1.0
-        scaled = (grey * (255.0 / max(peak, 255.0))).astype(np.uint8)
-        return np.repeat(scaled[:, :, None], 3, axis=2)
+    # Plain PIL conversion for every mode (16-bit grey included), as python-threatexchange
+    # does: its hashes are the ones shared hash lists were made with.
     image.load()
     return np.asarray(image.convert("RGB"))
 

@@ -1,0 +1,123 @@
+"""Which signals go into which index, and keeping those index files in step with the store.
+
+Two sets of banks share this code: the reference bank (what victims reported; owner
+"reference") and the crawl history (everything seen; owner "item"). The store is the
+source of truth: an index whose size disagrees with the store is rebuilt from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from casework.models import Reference, Signal
+from indexer.pdq_index import FaissPdqIndex
+from indexer.persisted import PersistedIndex
+
+
+@dataclass(frozen=True)
+class BankSpec:
+    """One index: the Signal.kind that feeds it, and how rows become index entries."""
+
+    name: str
+    signal_kind: str
+    create: Callable[[], Any]
+    load: Callable[[Path], Any]
+    add_rows: Callable[[Any, list[Signal]], None]
+
+
+def _add_pdq_rows(index: FaissPdqIndex, rows: list[Signal]) -> None:
+    index.add([row.id for row in rows], [row.value or "" for row in rows])
+
+
+BANK_SPECS: list[BankSpec] = [
+    BankSpec("pdq", "pdq", FaissPdqIndex, FaissPdqIndex.load, _add_pdq_rows),
+]
+
+
+class Banks:
+    def __init__(self, index_dir: Path, owner: str = "reference") -> None:
+        self.owner = owner
+        prefix = "reference" if owner == "reference" else "history"
+        self._persisted = {
+            spec.name: PersistedIndex(
+                index_dir / f"{prefix}-{spec.name}.index", spec.load, spec.create
+            )
+            for spec in BANK_SPECS
+        }
+        self._specs = {spec.name: spec for spec in BANK_SPECS}
+        self._checked = False
+
+    def _owner_filter(self, query):  # type: ignore[no-untyped-def]
+        if self.owner == "reference":
+            return query.join(Reference, Signal.reference_id == Reference.id).where(
+                Reference.consent == "given"
+            )
+        return query.where(Signal.item_id.is_not(None))
+
+    def _rows(self, session: Session, kind: str) -> list[Signal]:
+        return list(
+            session.execute(self._owner_filter(select(Signal).where(Signal.kind == kind))).scalars()
+        )
+
+    def _store_count(self, session: Session, kind: str) -> int:
+        query = self._owner_filter(select(func.count(Signal.id)).where(Signal.kind == kind))
+        return int(session.execute(query).scalar_one())
+
+    def index(self, session: Session, name: str) -> Any:
+        """The named index, rebuilt first if it disagrees with the store."""
+        if not self._checked:
+            self.ensure_consistent(session)
+        return self._persisted[name].read()
+
+    def ensure_consistent(self, session: Session) -> list[str]:
+        """Rebuild every index whose entry count differs from the store; returns their names."""
+        rebuilt = []
+        for name, persisted in self._persisted.items():
+            spec = self._specs[name]
+            expected = self._store_count(session, spec.signal_kind)
+            if (not persisted.exists() and expected) or len(persisted.read()) != expected:
+                self._rebuild_one(session, spec)
+                rebuilt.append(name)
+        self._checked = True
+        return rebuilt
+
+    def rebuild(self, session: Session) -> dict[str, int]:
+        """Recreate every index from the store; returns entries per index."""
+        return {spec.name: self._rebuild_one(session, spec) for spec in BANK_SPECS}
+
+    def _rebuild_one(self, session: Session, spec: BankSpec) -> int:
+        index = spec.create()
+        rows = self._rows(session, spec.signal_kind)
+        if rows:
+            spec.add_rows(index, rows)
+        self._persisted[spec.name].replace(index)
+        return len(rows)
+
+    def add(self, rows: Iterable[Signal]) -> None:
+        """Put committed signal rows into their indexes (incremental, no rebuild)."""
+        by_kind: dict[str, list[Signal]] = {}
+        for row in rows:
+            by_kind.setdefault(row.kind, []).append(row)
+        for spec in BANK_SPECS:
+            if by_kind.get(spec.signal_kind):
+                with self._persisted[spec.name].write() as index:
+                    spec.add_rows(index, by_kind[spec.signal_kind])
+
+    def remove(self, signal_ids_by_kind: dict[str, list[int]]) -> int:
+        """Take entries out of their indexes at once (consent withdrawn, case purged)."""
+        removed = 0
+        for spec in BANK_SPECS:
+            ids = signal_ids_by_kind.get(spec.signal_kind)
+            if ids:
+                with self._persisted[spec.name].write() as index:
+                    removed += index.remove(ids)
+        return removed
+
+    def sizes(self) -> dict[str, int]:
+        return {name: len(persisted.read()) for name, persisted in self._persisted.items()}

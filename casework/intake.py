@@ -1,0 +1,240 @@
+"""Registering what a victim reported: files fingerprinted into references, hash lists
+imported and exported, and consent withdrawn.
+
+The media itself is never stored: only its signals.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from casework import audit
+from casework.cases import get_case
+from casework.errors import CaseworkError, NotFound
+from casework.files import expand_paths
+from casework.models import Reference, Signal, utcnow
+from casework.signal_rows import rows_from_signals
+from casework.workspace import Workspace
+from detector.errors import MediaError
+from detector.hashing import HashOptions, hash_file
+
+HASH_FORMATS = {"pdq": 64, "md5": 32}
+HEX = re.compile(r"^[0-9a-fA-F]+$")
+
+
+@dataclass
+class IntakeResult:
+    path: str
+    reference_id: int | None = None
+    modality: str | None = None
+    error: str | None = None
+    duplicate: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "path": self.path,
+            "reference_id": self.reference_id,
+            "modality": self.modality,
+            "error": self.error,
+        }
+        if self.duplicate:
+            out["duplicate"] = True
+        return out
+
+
+def add_reference_files(
+    workspace: Workspace,
+    case_id: str,
+    paths: list[Path],
+    options: HashOptions = HashOptions(),
+    on_item: Callable[[IntakeResult], None] | None = None,
+) -> list[IntakeResult]:
+    """Fingerprint each file into a reference of the case; one transaction per file."""
+    with workspace.session() as session:
+        get_case(session, case_id)
+    results = []
+    for path in expand_paths(paths):
+        result = _add_one(workspace, case_id, path, options)
+        results.append(result)
+        if on_item:
+            on_item(result)
+    return results
+
+
+def _add_one(workspace: Workspace, case_id: str, path: Path, options: HashOptions) -> IntakeResult:
+    try:
+        signals = hash_file(path, options)
+    except MediaError as exc:
+        return IntakeResult(str(path), error=str(exc))
+    with workspace.session() as session:
+        existing = session.execute(
+            select(Reference.id)
+            .join(Signal, Signal.reference_id == Reference.id)
+            .where(
+                Reference.case_id == case_id,
+                Reference.consent == "given",
+                Signal.kind == "sha256",
+                Signal.value == signals.sha256,
+            )
+        ).scalar()
+        if existing is not None:
+            return IntakeResult(str(path), existing, signals.modality, duplicate=True)
+        rows = rows_from_signals(signals)
+        reference = Reference(
+            case_id=case_id,
+            modality=signals.modality,
+            label=path.name,
+            origin="file",
+            added_by=workspace.actor,
+            signals=rows,
+        )
+        session.add(reference)
+        session.flush()
+        audit.record(
+            session,
+            workspace.actor,
+            "ref.add",
+            f"reference:{reference.id}",
+            {"case": case_id, "modality": signals.modality, "sha256": signals.sha256},
+        )
+    # The store has committed; the index follows (and is rebuilt from the store if this dies).
+    workspace.banks.add(rows)
+    return IntakeResult(str(path), reference.id, signals.modality)
+
+
+@dataclass
+class ImportLine:
+    line: int
+    reference_id: int | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "reference_id": self.reference_id, "error": self.error}
+
+
+def parse_hash_line(text: str, hash_format: str) -> tuple[str, str | None]:
+    """`hash[,label]` -> (lowercase hash, label); raises ValueError with the reason."""
+    value, _, label = text.partition(",")
+    value = value.strip().lower()
+    if hash_format == "pdq" and len(value) == 66 and value.startswith("0x"):
+        value = value[2:]
+    width = HASH_FORMATS[hash_format]
+    if len(value) != width or not HEX.match(value):
+        raise ValueError(f"not a {hash_format} hash ({width} hex digits expected): {value[:80]!r}")
+    return value, (label.strip() or None)
+
+
+def import_hash_list(
+    workspace: Workspace, case_id: str, list_file: Path, hash_format: str
+) -> list[ImportLine]:
+    """One reference per valid line; malformed lines are reported and skipped."""
+    if hash_format not in HASH_FORMATS:
+        raise CaseworkError(f"format must be one of {', '.join(HASH_FORMATS)}")
+    try:
+        lines = list_file.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CaseworkError(f"cannot read hash list {list_file}: {exc}") from exc
+    results: list[ImportLine] = []
+    parsed: list[tuple[int, str, str | None]] = []
+    for number, text in enumerate(lines, start=1):
+        if not text.strip() or text.lstrip().startswith("#"):
+            continue
+        try:
+            value, label = parse_hash_line(text, hash_format)
+        except ValueError as exc:
+            results.append(ImportLine(number, error=str(exc)))
+            continue
+        parsed.append((number, value, label))
+    added_rows: list[Signal] = []
+    with workspace.session() as session:
+        get_case(session, case_id)
+        for number, value, label in parsed:
+            signal = Signal(kind=hash_format, value=value)
+            reference = Reference(
+                case_id=case_id,
+                modality="image" if hash_format == "pdq" else "file",
+                label=label,
+                origin="import",
+                added_by=workspace.actor,
+                signals=[signal],
+            )
+            session.add(reference)
+            session.flush()
+            added_rows.append(signal)
+            results.append(ImportLine(number, reference.id))
+        audit.record(
+            session,
+            workspace.actor,
+            "ref.import",
+            f"case:{case_id}",
+            {
+                "format": hash_format,
+                "imported": len(parsed),
+                "rejected": len(results) - len(parsed),
+            },
+        )
+    workspace.banks.add(added_rows)
+    return sorted(results, key=lambda r: r.line)
+
+
+def export_hash_list(
+    workspace: Workspace, hash_format: str, case_id: str | None = None
+) -> list[str]:
+    """`hash,label` lines for every reference with consent (the import format)."""
+    if hash_format not in HASH_FORMATS:
+        raise CaseworkError(f"format must be one of {', '.join(HASH_FORMATS)}")
+    with workspace.session() as session:
+        query = (
+            select(Signal.value, Reference.id, Reference.label)
+            .join(Reference, Signal.reference_id == Reference.id)
+            .where(Signal.kind == hash_format, Reference.consent == "given")
+            .order_by(Reference.id, Signal.id)
+        )
+        if case_id:
+            get_case(session, case_id)
+            query = query.where(Reference.case_id == case_id)
+        rows = session.execute(query).all()
+        audit.record(
+            session,
+            workspace.actor,
+            "ref.export",
+            f"case:{case_id or '*'}",
+            {"format": hash_format, "lines": len(rows)},
+        )
+    # Labels can be file names a victim chose; the reference id is what others need.
+    return [f"{value},ref-{reference_id}" for value, reference_id, _label in rows]
+
+
+def withdraw_reference(workspace: Workspace, reference_id: int, reason: str | None = None) -> int:
+    """Consent withdrawn: the signals are deleted and leave every index now. Returns how many."""
+    with workspace.session() as session:
+        reference = session.get(Reference, reference_id)
+        if reference is None:
+            raise NotFound(f"unknown reference id {reference_id}")
+        if reference.consent == "withdrawn":
+            raise CaseworkError(f"reference {reference_id} was already withdrawn")
+        by_kind: dict[str, list[int]] = {}
+        for signal in reference.signals:
+            by_kind.setdefault(signal.kind, []).append(signal.id)
+        reference.consent = "withdrawn"
+        reference.withdrawn_at = utcnow()
+        reference.signals.clear()
+        audit.record(
+            session,
+            workspace.actor,
+            "ref.withdraw",
+            f"reference:{reference_id}",
+            {
+                "case": reference.case_id,
+                "signals_deleted": sum(map(len, by_kind.values())),
+                "reason": reason,
+            },
+        )
+    workspace.banks.remove(by_kind)
+    return sum(map(len, by_kind.values()))

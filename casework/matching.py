@@ -1,0 +1,101 @@
+"""The match pipeline: a file's signals -> index queries -> decisions, per reference.
+
+Each matcher handles one kind of evidence and returns detector Decisions keyed by the
+owning reference. A modality adds its matcher to MATCHERS. Only references whose consent
+stands are ever returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from casework.banks import Banks
+from casework.models import Reference, Signal
+from detector.decision import (
+    Decision,
+    MatchRules,
+    best_pdq_evidence,
+    exact_decision,
+    pdq_image_decision,
+)
+from detector.signals import MediaSignals
+
+
+@dataclass(frozen=True)
+class Finding:
+    reference_id: int
+    case_id: str
+    decision: Decision
+
+
+Matcher = Callable[[Session, Banks, MediaSignals, MatchRules], list[Decision]]
+
+
+def owners_of_entries(session: Session, entry_ids: set[int]) -> dict[int, int]:
+    """signal id -> reference id, for signals whose reference still has consent."""
+    if not entry_ids:
+        return {}
+    rows = session.execute(
+        select(Signal.id, Signal.reference_id)
+        .join(Reference, Signal.reference_id == Reference.id)
+        .where(Signal.id.in_(entry_ids), Reference.consent == "given")
+    )
+    return {signal_id: reference_id for signal_id, reference_id in rows}
+
+
+def match_exact(
+    session: Session, banks: Banks, signals: MediaSignals, rules: MatchRules
+) -> list[Decision]:
+    rows = session.execute(
+        select(Signal.reference_id, Signal.kind)
+        .join(Reference, Signal.reference_id == Reference.id)
+        .where(
+            Reference.consent == "given",
+            ((Signal.kind == "sha256") & (Signal.value == signals.sha256))
+            | ((Signal.kind == "md5") & (Signal.value == signals.md5)),
+        )
+    )
+    return [exact_decision(reference_id, kind) for reference_id, kind in rows]
+
+
+def match_image_pdq(
+    session: Session, banks: Banks, signals: MediaSignals, rules: MatchRules
+) -> list[Decision]:
+    if signals.modality != "image" or not signals.pdq:
+        return []
+    if signals.pdq[0].quality < rules.pdq_min_quality:
+        return []
+    queries = signals.pdq_dihedral or [signals.pdq[0].pdq]
+    hits = banks.index(session, "pdq").search(queries, rules.pdq_max_distance)
+    as_pairs = [[(hit.entry_id, hit.distance) for hit in variant_hits] for variant_hits in hits]
+    owners = owners_of_entries(session, {entry_id for pairs in as_pairs for entry_id, _ in pairs})
+    evidence = best_pdq_evidence(as_pairs, owners)
+    return [d for e in evidence.values() if (d := pdq_image_decision(e, rules)) is not None]
+
+
+MATCHERS: list[Matcher] = [match_exact, match_image_pdq]
+
+
+def find_matches(
+    session: Session, banks: Banks, signals: MediaSignals, rules: MatchRules = MatchRules()
+) -> list[Finding]:
+    """Every reference this file matches, with the strongest evidence for each."""
+    best: dict[int, Decision] = {}
+    for matcher in MATCHERS:
+        for decision in matcher(session, banks, signals, rules):
+            current = best.get(decision.owner_id)
+            if current is None or decision.score > current.score:
+                best[decision.owner_id] = decision
+    if not best:
+        return []
+    case_of = dict(
+        session.execute(select(Reference.id, Reference.case_id).where(Reference.id.in_(best))).all()
+    )
+    return [
+        Finding(reference_id, case_of[reference_id], decision)
+        for reference_id, decision in sorted(best.items())
+    ]

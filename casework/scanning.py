@@ -1,0 +1,197 @@
+"""Scanning collected files: fingerprint, match against the reference bank, and put every
+match into the takedown queue (one item per location and case).
+
+Each file is its own transaction, so an interrupted scan keeps everything finished
+before the interruption and a re-run adds no duplicate queue items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from casework import audit
+from casework.files import expand_paths
+from casework.matching import Finding, find_matches
+from casework.models import Match, ScannedItem, Takedown, TakedownEvent
+from casework.signal_rows import rows_from_signals
+from casework.workspace import Workspace
+from detector.decision import MatchRules
+from detector.errors import MediaError
+from detector.hashing import HashOptions, hash_file
+from detector.signals import MediaSignals
+
+
+@dataclass
+class ScanMatch:
+    location: str
+    case_id: str
+    reference_id: int
+    signal: str
+    distance: float
+    explanation: str
+    takedown_id: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        key = "url" if "://" in self.location else "path"
+        return {
+            key: self.location,
+            "case_id": self.case_id,
+            "reference_id": self.reference_id,
+            "signal": self.signal,
+            "distance": self.distance,
+            "explanation": self.explanation,
+            "takedown_id": self.takedown_id,
+        }
+
+
+@dataclass
+class ScanReport:
+    scanned: int = 0
+    errors: int = 0
+    matches: list[ScanMatch] = field(default_factory=list)
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "scanned": self.scanned,
+            "errors": self.errors,
+            "matches": [m.as_dict() for m in self.matches],
+            "failures": self.failures,
+        }
+
+
+def scan_paths(
+    workspace: Workspace,
+    paths: list[Path],
+    dry_run: bool = False,
+    options: HashOptions = HashOptions(),
+    rules: MatchRules = MatchRules(),
+    on_item: Callable[[Path, list[ScanMatch], str | None], None] | None = None,
+) -> ScanReport:
+    report = ScanReport()
+    for path in expand_paths(paths):
+        matches, error = scan_file(workspace, path, str(path), dry_run, options, rules)
+        report.scanned += 1
+        if error is not None:
+            report.errors += 1
+            report.failures.append({"path": str(path), "error": error})
+        report.matches += matches
+        if on_item:
+            on_item(path, matches, error)
+    return report
+
+
+def scan_file(
+    workspace: Workspace,
+    path: Path,
+    location: str,
+    dry_run: bool,
+    options: HashOptions,
+    rules: MatchRules,
+) -> tuple[list[ScanMatch], str | None]:
+    """Fingerprint one file found at `location` (a path or URL) and queue its matches."""
+    try:
+        signals = hash_file(path, options)
+    except MediaError as exc:
+        if not dry_run:
+            with workspace.session() as session:
+                session.add(ScannedItem(location=location, error=str(exc)))
+        return [], str(exc)
+    return record_signals(workspace, signals, location, dry_run, rules), None
+
+
+def record_signals(
+    workspace: Workspace,
+    signals: MediaSignals,
+    location: str,
+    dry_run: bool = False,
+    rules: MatchRules = MatchRules(),
+) -> list[ScanMatch]:
+    """Match already-computed signals and (unless dry run) record item, matches, takedowns."""
+    with workspace.session() as session:
+        findings = find_matches(session, workspace.banks, signals, rules)
+        if dry_run:
+            return [_scan_match(location, finding, None) for finding in findings]
+        item = ScannedItem(
+            location=location,
+            modality=signals.modality,
+            mime=signals.mime,
+            size=signals.size,
+            sha256=signals.sha256,
+            md5=signals.md5,
+            signals=rows_from_signals(signals),
+        )
+        session.add(item)
+        session.flush()
+        return [
+            _scan_match(location, finding, _queue(session, workspace.actor, item, finding))
+            for finding in findings
+        ]
+
+
+def _scan_match(location: str, finding: Finding, takedown_id: int | None) -> ScanMatch:
+    decision = finding.decision
+    return ScanMatch(
+        location,
+        finding.case_id,
+        finding.reference_id,
+        decision.signal,
+        decision.distance,
+        decision.explanation,
+        takedown_id,
+    )
+
+
+def host_of(location: str) -> str | None:
+    return urlsplit(location).hostname if "://" in location else None
+
+
+def _queue(session: Session, actor: str, item: ScannedItem, finding: Finding) -> int:
+    """Record the match; create the takedown for (location, case) unless it exists."""
+    decision = finding.decision
+    match = Match(
+        item_id=item.id,
+        reference_id=finding.reference_id,
+        signal=decision.signal,
+        distance=decision.distance,
+        score=decision.score,
+        explanation=decision.explanation,
+    )
+    session.add(match)
+    session.flush()
+    existing = session.execute(
+        select(Takedown).where(
+            Takedown.location == item.location, Takedown.case_id == finding.case_id
+        )
+    ).scalar()
+    if existing is not None:
+        return existing.id
+    takedown = Takedown(
+        case_id=finding.case_id,
+        reference_id=finding.reference_id,
+        item_id=item.id,
+        match_id=match.id,
+        location=item.location,
+        host=host_of(item.location),
+        status="new",
+    )
+    session.add(takedown)
+    session.flush()
+    session.add(
+        TakedownEvent(takedown_id=takedown.id, from_status=None, to_status="new", actor=actor)
+    )
+    audit.record(
+        session,
+        actor,
+        "queue.new",
+        f"takedown:{takedown.id}",
+        {"case": finding.case_id, "reference": finding.reference_id, "signal": decision.signal},
+    )
+    return takedown.id

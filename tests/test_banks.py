@@ -1,0 +1,81 @@
+"""The reference bank follows the store: incremental add, withdrawal, rebuild, concurrency."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+from PIL import Image
+
+from casework import cases, intake, scanning
+from casework.workspace import init_workspace, open_workspace
+from tests.helpers import photo_like
+
+
+def make_images(folder: Path, count: int, first_seed: int = 0) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        photo_like(folder / f"img{first_seed + i}.png", seed=first_seed + i) for i in range(count)
+    ]
+
+
+def test_add_is_incremental_and_withdraw_removes_at_once(ansim_home: Path, tmp_path: Path) -> None:
+    workspace, _ = init_workspace()
+    case_id = cases.open_case(workspace, "digital-sex-crime")
+    images = make_images(tmp_path / "refs", 3)
+    results = intake.add_reference_files(workspace, case_id, images)
+    assert workspace.banks.sizes() == {"pdq": 3}
+    copy = tmp_path / "copy.jpg"
+    Image.open(images[1]).resize((160, 120)).save(copy, quality=60)
+    assert [
+        m.reference_id for m in scanning.scan_paths(workspace, [copy], dry_run=True).matches
+    ] == [results[1].reference_id]
+    intake.withdraw_reference(workspace, results[1].reference_id)
+    assert workspace.banks.sizes() == {"pdq": 2}
+    assert scanning.scan_paths(workspace, [copy], dry_run=True).matches == []
+    # An exact copy of a withdrawn file no longer matches either (its digests are gone).
+    assert scanning.scan_paths(workspace, [images[1]], dry_run=True).matches == []
+
+
+def test_index_is_rebuilt_from_the_store_when_lost_or_stale(
+    ansim_home: Path, tmp_path: Path
+) -> None:
+    workspace, _ = init_workspace()
+    case_id = cases.open_case(workspace, "other")
+    images = make_images(tmp_path / "refs", 4)
+    intake.add_reference_files(workspace, case_id, images)
+    index_file = next(workspace.home.index_dir.glob("reference-pdq.index"))
+    index_file.unlink()
+    reopened = open_workspace()
+    assert len(scanning.scan_paths(reopened, images[:2], dry_run=True).matches) == 2
+    assert reopened.banks.sizes() == {"pdq": 4}
+
+
+def _add_in_process(home: str, case_id: str, paths: list[str]) -> None:
+    import os
+
+    os.environ["ANSIM_HOME"] = home
+    workspace = open_workspace()
+    intake.add_reference_files(workspace, case_id, [Path(p) for p in paths])
+
+
+def test_concurrent_writers_lose_no_index_entries(ansim_home: Path, tmp_path: Path) -> None:
+    workspace, _ = init_workspace()
+    case_id = cases.open_case(workspace, "stalking")
+    batches = [make_images(tmp_path / f"batch{b}", 4, first_seed=10 * b) for b in range(3)]
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(
+            target=_add_in_process, args=(str(ansim_home), case_id, [str(p) for p in batch])
+        )
+        for batch in batches
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+        assert worker.exitcode == 0
+    fresh = open_workspace()
+    assert fresh.banks.sizes() == {"pdq": 12}
+    every_image = [p for batch in batches for p in batch]
+    assert len(scanning.scan_paths(fresh, every_image, dry_run=True).matches) == 12
