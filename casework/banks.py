@@ -16,6 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from casework.models import Reference, Signal
+from detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
+from detector.audio import AudioFingerprint
+from indexer.audio_index import AudioEntry, InvertedAudioIndex
 from indexer.pdq_index import FaissPdqIndex
 from indexer.persisted import PersistedIndex
 
@@ -35,8 +38,19 @@ def _add_pdq_rows(index: FaissPdqIndex, rows: list[Signal]) -> None:
     index.add([row.id for row in rows], [row.value or "" for row in rows])
 
 
+def _add_audio_rows(index: InvertedAudioIndex, rows: list[Signal]) -> None:
+    for row in rows:
+        fingerprint = AudioFingerprint.from_blob(row.blob or b"")
+        landmarks = fingerprint.landmarks()
+        index.add(
+            row.id,
+            AudioEntry(landmarks.hashes, landmarks.times, fingerprint.frames, fingerprint.pitches),
+        )
+
+
 BANK_SPECS: list[BankSpec] = [
     BankSpec("pdq", "pdq", FaissPdqIndex, FaissPdqIndex.load, _add_pdq_rows),
+    BankSpec("audio", AUDIO_SIGNAL, InvertedAudioIndex, InvertedAudioIndex.load, _add_audio_rows),
 ]
 
 

@@ -10,9 +10,24 @@ from collections.abc import Callable
 from typing import Any
 
 from casework.models import Signal
+from detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
+from detector.audio import AudioFingerprint
 from detector.signals import MediaSignals
 
-EXTRA_SIGNAL_ENCODERS: dict[str, Callable[[Any], list[Signal]]] = {}
+
+def audio_rows(fingerprint: AudioFingerprint) -> list[Signal]:
+    """One row per audio track: its peaks in `blob`, its length in `timestamp`."""
+    return [
+        Signal(
+            kind=AUDIO_SIGNAL,
+            value=f"{fingerprint.landmark_count} landmarks",
+            timestamp=fingerprint.duration,
+            blob=fingerprint.to_blob(),
+        )
+    ]
+
+
+EXTRA_SIGNAL_ENCODERS: dict[str, Callable[[Any], list[Signal]]] = {AUDIO_SIGNAL: audio_rows}
 
 
 def rows_from_signals(signals: MediaSignals) -> list[Signal]:

@@ -20,7 +20,6 @@ from detector.audio_decode import TARGET_RATE, DecodeOptions, DecodeReport, deco
 from detector.audio_landmarks import Landmarks, LandmarkScheme, reference_landmarks
 from detector.audio_peaks import FRAMES_PER_SECOND, PeakOptions, PeakStream
 from detector.errors import LowQuality, MediaError
-from detector.sniff import Sniffed
 
 SIGNAL_NAME = "audio"
 BLOB_MAGIC = b"ANSA"
@@ -141,21 +140,3 @@ def fingerprint_file(
             "silence, a steady tone or noise, too generic to match safely"
         )
     return fingerprint
-
-
-class AudioHasher:
-    """Audio files; their fingerprint goes under `extra["audio"]`."""
-
-    modality = "audio"
-
-    def __init__(self, options: AudioOptions = AudioOptions()) -> None:
-        self.options = options
-
-    def accepts(self, sniffed: Sniffed) -> bool:
-        return sniffed.modality == "audio"
-
-    def hash(self, path: Path, sniffed: Sniffed, options: Any) -> Any:
-        from detector.hashing import HasherOutput  # hashing imports this module
-
-        fingerprint = fingerprint_file(path, sniffed.mime, self.options)
-        return HasherOutput(extra={SIGNAL_NAME: fingerprint}, warnings=fingerprint.warnings)

@@ -216,6 +216,9 @@ def _measure(
     dp = r_p[r_index] - q_p[q_index] - shift
     ok = np.abs(dp) <= rules.pitch_tolerance * PITCH_STEPS_PER_SEMITONE
     matched = np.unique(q_index[ok])
+    if ok.any():
+        # The histogram box is a plateau; the matched pairs themselves say where in it.
+        shift += float(np.median(dp[ok]))
     # Only query peaks that land inside the reference can be expected to match.
     inside = (predicted >= r_t[0] - 1) & (predicted <= r_t[-1] + 1)
     share = len(matched) / max(int(inside.sum()), 1)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
+from detector.audio import AudioOptions, fingerprint_file
 from detector.errors import LowQuality, MediaError, UnsupportedMedia
 from detector.filehash import file_digests
 from detector.image import ImageOptions, hash_image
@@ -24,6 +26,7 @@ class HashOptions:
     """Knobs for every hasher; each modality reads its own fields."""
 
     image: ImageOptions = ImageOptions()
+    audio: AudioOptions = AudioOptions()
     min_pdq_quality: int = DEFAULT_MIN_QUALITY
     max_file_bytes: int = 4 << 30
     extra: dict[str, Any] = field(default_factory=dict)
@@ -61,7 +64,52 @@ class ImageHasher:
         return HasherOutput(pdq=[hashes.pdq], pdq_dihedral=hashes.dihedral)
 
 
-HASHERS: list[MediaHasher] = [ImageHasher()]
+class AudioHasher:
+    """Audio files: spectral-peak landmarks under `extra["audio"]`."""
+
+    modality = "audio"
+
+    def accepts(self, sniffed: Sniffed) -> bool:
+        return sniffed.modality == "audio"
+
+    def hash(self, path: Path, sniffed: Sniffed, options: HashOptions) -> HasherOutput:
+        fingerprint = fingerprint_file(path, sniffed.mime, options.audio)
+        return HasherOutput(extra={AUDIO_SIGNAL: fingerprint}, warnings=fingerprint.warnings)
+
+
+class SoundtrackHasher:
+    """Videos no other hasher takes: their soundtrack alone (listed last, a fallback)."""
+
+    modality = "video"
+
+    def accepts(self, sniffed: Sniffed) -> bool:
+        return sniffed.modality == "video"
+
+    def hash(self, path: Path, sniffed: Sniffed, options: HashOptions) -> HasherOutput:
+        output = AudioHasher().hash(path, sniffed, options)
+        output.warnings.append("video frames were not fingerprinted, only the soundtrack")
+        return output
+
+
+def add_soundtrack(
+    path: Path, sniffed: Sniffed, options: HashOptions, output: HasherOutput
+) -> None:
+    """Every video's audio track is fingerprinted as audio too, so a reported video finds
+    an audio-only repost and the reverse. A video without usable sound only gets a warning."""
+    if sniffed.modality != "video" or AUDIO_SIGNAL in output.extra:
+        return
+    try:
+        fingerprint = fingerprint_file(path, sniffed.mime, options.audio)
+    except MediaError as exc:
+        output.warnings.append(f"soundtrack not fingerprinted: {exc}")
+        return
+    output.extra[AUDIO_SIGNAL] = fingerprint
+    output.warnings.extend(fingerprint.warnings)
+
+
+HASHERS: list[MediaHasher] = [ImageHasher(), AudioHasher()]
+# Tried after HASHERS; they are fallbacks a modality's own hasher takes precedence over.
+FALLBACK_HASHERS: list[MediaHasher] = [SoundtrackHasher()]
 
 
 def hash_file(path: Path, options: HashOptions = HashOptions()) -> MediaSignals:
@@ -77,13 +125,14 @@ def hash_file(path: Path, options: HashOptions = HashOptions()) -> MediaSignals:
                 f"file is {size:,} bytes, over the limit of {options.max_file_bytes:,}"
             )
         sniffed = sniff_file(path)
-        hasher = next((h for h in HASHERS if h.accepts(sniffed)), None)
+        hasher = next((h for h in HASHERS + FALLBACK_HASHERS if h.accepts(sniffed)), None)
         if hasher is None:
             raise UnsupportedMedia(
                 f"unsupported content ({sniffed.mime}), whatever the file name says"
             )
         sha256, md5, size = file_digests(path)
         output = hasher.hash(path, sniffed, options)
+        add_soundtrack(path, sniffed, options, output)
     except FileNotFoundError as exc:
         raise MediaError("file vanished or does not exist") from exc
     except PermissionError as exc:
