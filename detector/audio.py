@@ -18,7 +18,12 @@ import numpy as np
 
 from detector.audio_decode import TARGET_RATE, DecodeOptions, DecodeReport, decode_mono
 from detector.audio_landmarks import Landmarks, LandmarkScheme, reference_landmarks
-from detector.audio_peaks import FRAMES_PER_SECOND, PeakOptions, PeakStream
+from detector.audio_peaks import (
+    FRAMES_PER_SECOND,
+    PITCH_STEPS_PER_SEMITONE,
+    PeakOptions,
+    PeakStream,
+)
 from detector.errors import LowQuality, MediaError
 
 SIGNAL_NAME = "audio"
@@ -35,8 +40,10 @@ class AudioOptions:
     scheme: LandmarkScheme = LandmarkScheme()
     # Shorter input cannot hold enough landmarks to tell one recording from another.
     min_seconds: float = 1.0
-    # Fewer landmarks than this: silence, a steady tone, or near-empty audio.
+    # Fewer landmarks than this: silence, or near-empty audio.
     min_landmarks: int = 20
+    # Peaks on fewer distinct semitones than this: a steady tone, hum or drone.
+    min_distinct_pitches: int = 6
 
 
 @dataclass
@@ -53,6 +60,10 @@ class AudioFingerprint:
 
     def landmarks(self, scheme: LandmarkScheme = LandmarkScheme()) -> Landmarks:
         return reference_landmarks(self.frames, self.pitches, scheme)
+
+    def distinct_pitches(self) -> int:
+        """How many different semitones the peaks sit on."""
+        return len(np.unique(np.floor(self.pitches / PITCH_STEPS_PER_SEMITONE)))
 
     def summary(self) -> dict[str, Any]:
         """What `ansim hash --json` prints under `signals.audio`."""
@@ -137,6 +148,11 @@ def fingerprint_file(
     if fingerprint.landmark_count < options.min_landmarks:
         raise LowQuality(
             f"audio yields only {fingerprint.landmark_count} landmarks in {duration:.1f} s: "
-            "silence, a steady tone or noise, too generic to match safely"
+            "silence or near-silence, too generic to match safely"
+        )
+    if fingerprint.distinct_pitches() < options.min_distinct_pitches:
+        raise LowQuality(
+            f"audio's spectral peaks sit on only {fingerprint.distinct_pitches()} distinct "
+            "pitches: a steady tone, hum or drone, too generic to match safely"
         )
     return fingerprint

@@ -126,12 +126,12 @@ class _Chunker:
         if len(out):
             self._pending.append(np.asarray(out, dtype=np.float32))
             self._pending_len += len(out)
-        if self._pending_len >= CHUNK_SECONDS * TARGET_RATE or (last or self.full):
-            if self._pending_len:
-                chunk = np.concatenate(self._pending)
-                self._pending, self._pending_len = [], 0
-                self._emitted += len(chunk)
-                yield chunk
+        flush = self._pending_len >= CHUNK_SECONDS * TARGET_RATE or last or self.full
+        if flush and self._pending_len:
+            chunk = np.concatenate(self._pending)
+            self._pending, self._pending_len = [], 0
+            self._emitted += len(chunk)
+            yield chunk
 
 
 def _decode_soundfile(
@@ -210,10 +210,8 @@ def _frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
     """Average the channels of one decoded frame into float32 samples in [-1, 1]."""
     samples = frame.to_ndarray()
     channels = len(frame.layout.channels)
-    if frame.format.is_planar:
-        block = samples.T  # (channels, n) -> (n, channels)
-    else:
-        block = samples.reshape(-1, channels)
+    # Planar frames come as (channels, n), packed ones as (1, n * channels).
+    block = samples.T if frame.format.is_planar else samples.reshape(-1, channels)
     if block.dtype == np.uint8:
         block = (block.astype(np.float32) - 128.0) / 128.0
     elif block.dtype in _INTEGER_SCALE:

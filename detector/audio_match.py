@@ -28,8 +28,10 @@ from detector.audio_peaks import FRAMES_PER_SECOND, PITCH_STEPS_PER_SEMITONE
 @dataclass(frozen=True)
 class AudioMatchRules:
     # Calibrated on the 8 indexed recordings of shared/data/audio (libri2 and humpback held
-    # out): copies line up >= 30% of their peaks (0 dB noise, 5 s), unrelated music <= 22%.
-    min_votes: int = 15
+    # out): copies line up >= 30% of their peaks and >= 80 landmarks (0 dB noise, 5 s);
+    # unrelated music <= 22% and <= 35 landmarks. Periodic audio (a drum loop against a
+    # steady ostinato) can line up many peaks by rhythm alone, so both must hold.
+    min_votes: int = 40
     # Share of the query's peaks (inside the aligned stretch) that coincide with the reference.
     min_peak_share: float = 0.26
     min_matched_peaks: int = 20
@@ -237,7 +239,8 @@ def _measure(
         peak_share=share,
         distinct_pitches=distinct,
         time_scale=float(scale),
-        pitch_shift=variant.pitch_shift + shift / PITCH_STEPS_PER_SEMITONE,
+        # dp = reference - (query - variant shift): the query sits above by variant - dp.
+        pitch_shift=variant.pitch_shift - shift / PITCH_STEPS_PER_SEMITONE,
         query_start=float(q_seconds.min()),
         query_end=float(q_seconds.max()),
         ref_start=float(r_seconds.min()),
