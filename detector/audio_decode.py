@@ -119,7 +119,7 @@ class _Chunker:
             self._resampler.resample_chunk(mono, last=last) if self._resampler is not None else mono
         )
         room = self._limit - self._emitted - self._pending_len
-        if len(out) >= room:
+        if len(out) > room:
             out = out[: max(room, 0)]
             self.full = True
             self._report.truncated_at = self._limit / TARGET_RATE

@@ -1,0 +1,1 @@
+"""Benchmarks behind `ansim bench ...`: dataset builders, runners, peers and reports."""
