@@ -57,6 +57,7 @@ class BenchConfig:
     seed: int = 0
     use_fpcalc: bool = True
     only_edits: tuple[str, ...] = ()
+    rules: AudioMatchRules = AudioMatchRules()
 
 
 @dataclass
@@ -300,7 +301,7 @@ def run_audio_bench(
         suite = edit_suite(bed)
         if config.only_edits:
             suite = {k: v for k, v in suite.items() if k in config.only_edits}
-        rules = AudioMatchRules()
+        rules = config.rules
         query_log: list[dict[str, Any]] = []
         fp_log: list[tuple[str, int | None, int | None, float]] = []
         rng = np.random.default_rng(config.seed)
@@ -401,6 +402,7 @@ def _brief(alignment: AudioAlignment) -> dict[str, Any]:
         "votes": alignment.votes,
         "share": round(alignment.peak_share, 3),
         "matched_peaks": alignment.matched_peaks,
+        "distinct_pitches": alignment.distinct_pitches,
         "seconds": round(alignment.matched_seconds, 2),
     }
 
@@ -424,14 +426,16 @@ def _clips(recording: Recording, length: int, config: BenchConfig, rng) -> list[
     return [recording.samples[s : s + length] for s in starts]
 
 
-def _fpcalc_search(fpcalc: str, path: Path, refs: dict[int, np.ndarray]) -> tuple[bool, int | None]:
-    """(fpcalc ran, the matching reference or None)."""
+def _fpcalc_search(
+    fpcalc: str, path: Path, refs: dict[int, np.ndarray]
+) -> tuple[int | None, float]:
+    """(closest reference, its bit error rate); (None, 1.0) if fpcalc failed."""
     frames = fpcalc_frames(fpcalc, path)
     if frames is None or not refs:
-        return False, None
+        return None, 1.0
     scores = {entry_id: best_ber(frames, ref) for entry_id, ref in refs.items()}
     best = min(scores, key=scores.__getitem__)
-    return True, (best if scores[best] <= FPCALC_MAX_BER else None)
+    return best, scores[best]
 
 
 def report_markdown(result: dict[str, Any], command: str) -> str:
