@@ -401,6 +401,7 @@ def _brief(alignment: AudioAlignment) -> dict[str, Any]:
         "entry": alignment.entry_id,
         "votes": alignment.votes,
         "share": round(alignment.peak_share, 3),
+        "z": round(alignment.evidence_z(AudioMatchRules().chance_share), 2),
         "matched_peaks": alignment.matched_peaks,
         "distinct_pitches": alignment.distinct_pitches,
         "seconds": round(alignment.matched_seconds, 2),

@@ -140,8 +140,10 @@ def reference_landmarks(
 class VariantGrid:
     """The (time scale, pitch shift) grid a query is searched across."""
 
-    max_speed_change: float = 0.05
-    time_step: float = 0.02
+    # Time scales 0.9475 ... 1.0525: speed changes of +-5% (1/1.05 .. 1/0.95) lie inside,
+    # within 0.9% of a grid point.
+    max_speed_change: float = 0.0525
+    time_step: float = 0.0175
     max_pitch_shift: float = 1.0
     pitch_step: float = 0.5
 
