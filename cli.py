@@ -1373,6 +1373,65 @@ def shared_data_dir() -> Path:
     return path
 
 
+# ---------------------------------------------------------------- bench
+
+
+@bench_app.command("audio")
+def bench_audio(
+    data: Annotated[Path, typer.Option(help="Folder of benign recordings (references).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the report goes.")],
+    filler_minutes: Annotated[
+        float, typer.Option(help="Generated filler music added to the index.")
+    ] = 30.0,
+    clips: Annotated[int, typer.Option(help="Clips per recording per clip length.")] = 2,
+    hold_out: Annotated[
+        list[str] | None,
+        typer.Option(help="Recording (file stem) kept out of the index as a distractor."),
+    ] = None,
+    seed: int = 0,
+    no_fpcalc: Annotated[bool, typer.Option("--no-fpcalc", help="Skip Chromaprint.")] = False,
+    edit: Annotated[
+        list[str] | None, typer.Option(help="Only this edit (repeatable), e.g. 'noise 0 dB'.")
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Audio recall per repost edit, precision, speed and index size, beside fpcalc.
+
+    Example: `ansim bench audio --data ../shared/data/audio --out bench-out/audio`
+    """
+    from benchmarks.audio import DEFAULT_HELD_OUT, BenchConfig, report_markdown, run_audio_bench
+
+    if not data.is_dir():
+        err.print(f"[red]error:[/red] {data} is not a folder")
+        raise typer.Exit(2)
+    config = BenchConfig(
+        data=data,
+        out=out_dir,
+        held_out=tuple(hold_out) if hold_out else DEFAULT_HELD_OUT,
+        filler_minutes=filler_minutes,
+        clips_per_length=clips,
+        seed=seed,
+        use_fpcalc=not no_fpcalc,
+        only_edits=tuple(edit or ()),
+    )
+    with progress_bar() as progress:
+        task = progress.add_task("audio bench", total=None, current="")
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        try:
+            result = run_audio_bench(config, log=lambda m: err.print(m), advance=advance)
+        except MediaError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
+    command = "ansim " + " ".join(sys.argv[1:])
+    markdown = report_markdown(result, command)
+    (out_dir / "audio-report.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out_dir / "audio-report.md").write_text(markdown)
+    emit_json(result) if json_out else out.print(markdown, highlight=False)
+
+
 def main() -> None:
     app()
 

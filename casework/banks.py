@@ -16,7 +16,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from casework.models import Reference, Signal
+from detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
+from detector.audio import AudioFingerprint
 from detector.text import TextSignature
+from indexer.audio_index import AudioEntry, InvertedAudioIndex
 from indexer.pdq_index import FaissPdqIndex
 from indexer.persisted import PersistedIndex
 from indexer.text_index import LshTextIndex
@@ -41,9 +44,20 @@ def _add_text_rows(index: LshTextIndex, rows: list[Signal]) -> None:
     index.add([row.id for row in rows], [TextSignature.from_bytes(row.blob or b"") for row in rows])
 
 
+def _add_audio_rows(index: InvertedAudioIndex, rows: list[Signal]) -> None:
+    for row in rows:
+        fingerprint = AudioFingerprint.from_blob(row.blob or b"")
+        landmarks = fingerprint.landmarks()
+        index.add(
+            row.id,
+            AudioEntry(landmarks.hashes, landmarks.times, fingerprint.frames, fingerprint.pitches),
+        )
+
+
 BANK_SPECS: list[BankSpec] = [
     BankSpec("pdq", "pdq", FaissPdqIndex, FaissPdqIndex.load, _add_pdq_rows),
     BankSpec("text", "text_minhash", LshTextIndex, LshTextIndex.load, _add_text_rows),
+    BankSpec("audio", AUDIO_SIGNAL, InvertedAudioIndex, InvertedAudioIndex.load, _add_audio_rows),
 ]
 
 

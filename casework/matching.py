@@ -16,9 +16,13 @@ from sqlalchemy.orm import Session
 from casework.banks import Banks
 from casework.models import Reference, Signal
 from casework.video_matching import match_video, with_frame_time
+from detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
+from detector.audio_landmarks import query_variants
+from detector.audio_match import matching_alignments
 from detector.decision import (
     Decision,
     MatchRules,
+    audio_decision,
     best_pdq_evidence,
     exact_decision,
     pdq_image_decision,
@@ -26,6 +30,7 @@ from detector.decision import (
 from detector.signals import MediaSignals
 from detector.text import TextSignature
 from detector.text_match import TextMatchPolicy, decide_all
+from indexer.audio_index import QueryLandmarks
 
 
 @dataclass(frozen=True)
@@ -119,7 +124,34 @@ def match_text(
     return decisions
 
 
-MATCHERS: list[Matcher] = [match_exact, match_image_pdq, match_text, match_video]
+def match_audio(
+    session: Session, banks: Banks, signals: MediaSignals, rules: MatchRules
+) -> list[Decision]:
+    """Audio (and video soundtracks): landmark votes, then peak-level verification."""
+    fingerprint = signals.extra.get(AUDIO_SIGNAL)
+    if fingerprint is None:
+        return []
+    index = banks.index(session, "audio")
+    variants = query_variants(fingerprint.frames, fingerprint.pitches)
+    votes = index.vote([QueryLandmarks(marks.hashes, marks.times) for _, marks in variants])
+    owners = owners_of_entries(session, {vote.entry_id for vote in votes})
+    alignments = matching_alignments(
+        fingerprint.frames,
+        fingerprint.pitches,
+        [vote for vote in votes if vote.entry_id in owners],
+        [variant for variant, _ in variants],
+        index.peaks,
+        rules.audio,
+    )
+    best: dict[int, Decision] = {}
+    for alignment in alignments:
+        decision = audio_decision(alignment, owners[alignment.entry_id])
+        if decision.owner_id not in best or decision.score > best[decision.owner_id].score:
+            best[decision.owner_id] = decision
+    return list(best.values())
+
+
+MATCHERS: list[Matcher] = [match_exact, match_image_pdq, match_text, match_video, match_audio]
 
 
 def find_matches(
