@@ -16,10 +16,12 @@ install: $(STAMP)
 demo: install
 	bash samples/demo.sh
 
+# Store tests run on SQLite and on a throwaway PostgreSQL cluster (installed from Debian
+# when absent, started on a free loopback port, deleted afterwards).
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/pytest -q
+	scripts/pg-test-cluster run -- $(VENV)/bin/pytest -q
 
 lint: install
 	$(VENV)/bin/ruff check .

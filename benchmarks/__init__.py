@@ -1,1 +1,1 @@
-"""Benchmarks behind `ansim bench ...`: dataset builders, runners, peers and reports."""
+"""Benchmarks: dataset builders, runners and reports behind `ansim bench`."""

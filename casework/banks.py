@@ -18,9 +18,11 @@ from sqlalchemy.orm import Session
 from casework.models import Reference, Signal
 from detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
 from detector.audio import AudioFingerprint
+from detector.text import TextSignature
 from indexer.audio_index import AudioEntry, InvertedAudioIndex
 from indexer.pdq_index import FaissPdqIndex
 from indexer.persisted import PersistedIndex
+from indexer.text_index import LshTextIndex
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,14 @@ def _add_audio_rows(index: InvertedAudioIndex, rows: list[Signal]) -> None:
         )
 
 
+def _add_text_rows(index: LshTextIndex, rows: list[Signal]) -> None:
+    index.add([row.id for row in rows], [TextSignature.from_bytes(row.blob or b"") for row in rows])
+
+
 BANK_SPECS: list[BankSpec] = [
     BankSpec("pdq", "pdq", FaissPdqIndex, FaissPdqIndex.load, _add_pdq_rows),
     BankSpec("audio", AUDIO_SIGNAL, InvertedAudioIndex, InvertedAudioIndex.load, _add_audio_rows),
+    BankSpec("text", "text_minhash", LshTextIndex, LshTextIndex.load, _add_text_rows),
 ]
 
 

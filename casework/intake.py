@@ -8,21 +8,24 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from casework import audit
+from casework import audit, retrohunt
 from casework.cases import get_case
 from casework.errors import CaseworkError, NotFound
 from casework.files import expand_paths
 from casework.models import Reference, Signal, utcnow
+from casework.scanning import ScanMatch
 from casework.signal_rows import rows_from_signals
 from casework.workspace import Workspace
 from detector.errors import MediaError
 from detector.hashing import HashOptions, hash_file
+from detector.signals import MediaSignals
+from detector.text import decode_text, text_media_signals
 
 HASH_FORMATS = {"pdq": 64, "md5": 32}
 HEX = re.compile(r"^[0-9a-fA-F]+$")
@@ -35,6 +38,7 @@ class IntakeResult:
     modality: str | None = None
     error: str | None = None
     duplicate: bool = False
+    retro_matches: list[ScanMatch] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -45,6 +49,8 @@ class IntakeResult:
         }
         if self.duplicate:
             out["duplicate"] = True
+        if self.retro_matches:
+            out["already_crawled"] = [m.as_dict() for m in self.retro_matches]
         return out
 
 
@@ -72,6 +78,61 @@ def _add_one(workspace: Workspace, case_id: str, path: Path, options: HashOption
         signals = hash_file(path, options)
     except MediaError as exc:
         return IntakeResult(str(path), error=str(exc))
+    return _store_reference(workspace, case_id, signals, str(path), path.name, "file")
+
+
+def add_reference_texts(
+    workspace: Workspace,
+    case_id: str,
+    texts: list[tuple[str, str]],
+    options: HashOptions = HashOptions(),
+    on_item: Callable[[IntakeResult], None] | None = None,
+) -> list[IntakeResult]:
+    """One reference per (label, text); the text itself is fingerprinted and dropped."""
+    with workspace.session() as session:
+        get_case(session, case_id)
+    results = []
+    for label, text in texts:
+        try:
+            signals = text_media_signals(text, options.text)
+        except MediaError as exc:
+            result = IntakeResult(label, error=str(exc))
+        else:
+            result = _store_reference(workspace, case_id, signals, label, label, "text")
+        results.append(result)
+        if on_item:
+            on_item(result)
+    return results
+
+
+def text_lines(path: Path, options: HashOptions = HashOptions()) -> list[tuple[str, str]]:
+    """(`name:line`, text) for each non-blank line of a text file (`ref add --lines`)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CaseworkError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(data) > options.text.max_bytes:
+        raise CaseworkError(f"{path} is over the text limit of {options.text.max_bytes:,} bytes")
+    try:
+        text = decode_text(data).text
+    except MediaError as exc:
+        raise CaseworkError(f"{path}: {exc}") from exc
+    return [
+        (f"{path.name}:{number}", line)
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.strip()
+    ]
+
+
+def _store_reference(
+    workspace: Workspace,
+    case_id: str,
+    signals: MediaSignals,
+    source: str,
+    label: str,
+    origin: str,
+) -> IntakeResult:
+    path = source
     with workspace.session() as session:
         existing = session.execute(
             select(Reference.id)
@@ -84,13 +145,13 @@ def _add_one(workspace: Workspace, case_id: str, path: Path, options: HashOption
             )
         ).scalar()
         if existing is not None:
-            return IntakeResult(str(path), existing, signals.modality, duplicate=True)
+            return IntakeResult(path, existing, signals.modality, duplicate=True)
         rows = rows_from_signals(signals)
         reference = Reference(
             case_id=case_id,
             modality=signals.modality,
-            label=path.name,
-            origin="file",
+            label=label,
+            origin=origin,
             added_by=workspace.actor,
             signals=rows,
         )
@@ -105,7 +166,13 @@ def _add_one(workspace: Workspace, case_id: str, path: Path, options: HashOption
         )
     # The store has committed; the index follows (and is rebuilt from the store if this dies).
     workspace.banks.add(rows)
-    return IntakeResult(str(path), reference.id, signals.modality)
+    result = IntakeResult(path, reference.id, signals.modality)
+    # Retro-hunt: where has this already been crawled? Those copies are queued now.
+    with workspace.session() as session:
+        result.retro_matches = retrohunt.hunt(
+            session, workspace, retrohunt.history_banks(workspace), reference.id, signals
+        )
+    return result
 
 
 @dataclass

@@ -27,6 +27,8 @@ from detector.decision import (
     pdq_image_decision,
 )
 from detector.signals import MediaSignals
+from detector.text import TextSignature
+from detector.text_match import TextMatchPolicy, decide_all
 from indexer.audio_index import QueryLandmarks
 
 
@@ -109,7 +111,42 @@ def match_audio(
     return list(best.values())
 
 
-MATCHERS: list[Matcher] = [match_exact, match_image_pdq, match_audio]
+def match_text(
+    session: Session,
+    banks: Banks,
+    signals: MediaSignals,
+    rules: MatchRules,
+    policy: TextMatchPolicy = TextMatchPolicy(),
+) -> list[Decision]:
+    """Same normalized text (SHA-256 equal), else MinHash LSH candidates verified exactly."""
+    signature = signals.extra.get("minhash")
+    if signals.modality != "text" or not isinstance(signature, TextSignature):
+        return []
+    same_text = session.execute(
+        select(Signal.reference_id)
+        .join(Reference, Signal.reference_id == Reference.id)
+        .where(
+            Reference.consent == "given",
+            Signal.kind == "text_sha256",
+            Signal.value == signals.extra.get("normalized_sha256"),
+        )
+    ).scalars()
+    decisions = [
+        Decision(owner, "text_sha256", 0.0, 1.0, "same text after normalization")
+        for owner in same_text
+    ]
+    hits = banks.index(session, "text").search([signature], policy.search_floor)[0]
+    verdicts = decide_all(hits, policy)
+    owners = owners_of_entries(session, {verdict.entry_id for verdict in verdicts})
+    decisions += [
+        Decision(owners[v.entry_id], f"text_{v.rule}", 1.0 - v.score, v.score, v.explanation)
+        for v in verdicts
+        if v.entry_id in owners
+    ]
+    return decisions
+
+
+MATCHERS: list[Matcher] = [match_exact, match_image_pdq, match_text, match_audio]
 
 
 def find_matches(

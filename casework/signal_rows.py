@@ -13,6 +13,7 @@ from casework.models import Signal
 from detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
 from detector.audio import AudioFingerprint
 from detector.signals import MediaSignals
+from detector.text import TextSignature
 
 
 def audio_rows(fingerprint: AudioFingerprint) -> list[Signal]:
@@ -27,7 +28,25 @@ def audio_rows(fingerprint: AudioFingerprint) -> list[Signal]:
     ]
 
 
-EXTRA_SIGNAL_ENCODERS: dict[str, Callable[[Any], list[Signal]]] = {AUDIO_SIGNAL: audio_rows}
+# Signal kinds of text: the MinHash signature with hashed shingles (blob), and the
+# SHA-256 of the normalized text (value).
+TEXT_MINHASH = "text_minhash"
+TEXT_SHA256 = "text_sha256"
+
+
+def _text_minhash_rows(signature: TextSignature) -> list[Signal]:
+    return [Signal(kind=TEXT_MINHASH, blob=signature.to_bytes())]
+
+
+def _text_sha256_rows(digest: str) -> list[Signal]:
+    return [Signal(kind=TEXT_SHA256, value=digest)]
+
+
+EXTRA_SIGNAL_ENCODERS: dict[str, Callable[[Any], list[Signal]]] = {
+    "minhash": _text_minhash_rows,
+    "normalized_sha256": _text_sha256_rows,
+    AUDIO_SIGNAL: audio_rows,
+}
 
 
 def rows_from_signals(signals: MediaSignals) -> list[Signal]:

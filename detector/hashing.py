@@ -19,6 +19,7 @@ from detector.image import ImageOptions, hash_image
 from detector.pdq import DEFAULT_MIN_QUALITY
 from detector.signals import FrameHash, MediaSignals
 from detector.sniff import IMAGE_MIMES, Sniffed, sniff_file
+from detector.text import TextOptions, text_file_signals
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class HashOptions:
 
     image: ImageOptions = ImageOptions()
     audio: AudioOptions = AudioOptions()
+    text: TextOptions = TextOptions()
     min_pdq_quality: int = DEFAULT_MIN_QUALITY
     max_file_bytes: int = 4 << 30
     extra: dict[str, Any] = field(default_factory=dict)
@@ -107,7 +109,26 @@ def add_soundtrack(
     output.warnings.extend(fingerprint.warnings)
 
 
-HASHERS: list[MediaHasher] = [ImageHasher(), AudioHasher()]
+class TextHasher:
+    modality = "text"
+
+    def accepts(self, sniffed: Sniffed) -> bool:
+        return sniffed.modality == "text"
+
+    def hash(self, path: Path, sniffed: Sniffed, options: HashOptions) -> HasherOutput:
+        size = path.stat().st_size
+        if size > options.text.max_bytes:
+            raise MediaError(
+                f"text file is {size:,} bytes, over the text limit of {options.text.max_bytes:,}"
+            )
+        signals, decoded = text_file_signals(path.read_bytes(), options.text)
+        warnings = list(decoded.warnings)
+        if decoded.encoding not in ("utf-8", "utf-8-sig", "ascii"):
+            warnings.append(f"decoded as {decoded.encoding}")
+        return HasherOutput(extra=signals.extra(), warnings=warnings)
+
+
+HASHERS: list[MediaHasher] = [ImageHasher(), TextHasher(), AudioHasher()]
 # Tried after HASHERS; they are fallbacks a modality's own hasher takes precedence over.
 FALLBACK_HASHERS: list[MediaHasher] = [SoundtrackHasher()]
 
