@@ -160,6 +160,7 @@ def matching_alignments(
 # within two vote bins, pitch by histogram within half a semitone.
 FINE_SCALE_STEPS = np.linspace(-0.009, 0.009, 13)
 SEARCH_FRAMES = 8
+MODE_PITCH_RADIUS = 1  # pitch steps (1/16 semitone) either side when locating the mode
 PITCH_SEARCH_SEMITONES = 0.5
 
 
@@ -194,13 +195,14 @@ def align_peaks(
         dt, dp = dt[near], dp[near]
         if not len(dt):
             continue
-        # Histogram (time offset in frames x pitch shift in steps), then the best box of
-        # tolerance size: the refined offset and shift.
+        # Histogram (time offset in frames x pitch shift in steps), then its mode over a
+        # narrow box: the refined offset and shift. (A box as wide as the pitch tolerance
+        # would drift towards neighbouring partials and miss the true shift by a few steps.)
         t_bins = np.rint(dt).astype(np.int64) + SEARCH_FRAMES
         p_bins = np.rint(dp).astype(np.int64) + int(pitch_reach + pitch_tol)
         grid = np.zeros((2 * SEARCH_FRAMES + 1, 2 * int(pitch_reach + pitch_tol) + 1))
         np.add.at(grid, (t_bins, p_bins), 1)
-        boxed = _box_sum(grid, rules.time_tolerance, int(pitch_tol))
+        boxed = _box_sum(grid, rules.time_tolerance, MODE_PITCH_RADIUS)
         t_best, p_best = np.unravel_index(int(np.argmax(boxed)), boxed.shape)
         count = int(boxed[t_best, p_best])
         if best is None or count > best[0]:
