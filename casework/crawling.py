@@ -37,7 +37,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
@@ -78,6 +78,16 @@ CLAIM_BATCH = 200
 # the crawl holds SQLite's write lock and how much a kill makes `--resume` fetch again.
 COMMIT_EVERY_URLS = 64
 COMMIT_INTERVAL_S = 0.25
+FINISH_COLUMNS = (
+    "state", "fetched_at", "outcome", "error", "http_status", "final_url",
+    "content_type", "size", "sha256", "resolved_ip", "item_id",
+)  # fmt: skip
+# Every finish sets every column (None where it has nothing): one executemany per batch.
+FINISH_ROW = (
+    update(CrawlUrl.__table__)
+    .where(CrawlUrl.__table__.c.id == bindparam("row_id"))
+    .values({name: bindparam(f"new_{name}") for name in FINISH_COLUMNS})
+)
 
 
 @dataclass
@@ -251,6 +261,7 @@ class Crawl:
         self._unwritten_content: dict[str, UnwrittenContent] = {}
         self._discard_later: list[FetchResult] = []
         self._written: list[tuple[ScannedItem, list[ScanMatch]]] = []
+        self._finishes: list[dict[str, Any]] = []
         self._finished_pages = -1  # counted from the store on the first refill
         self._wake = asyncio.Event()
         self._media_in_flight: set[str] = set()
@@ -769,19 +780,21 @@ class Crawl:
             if batch:
                 with self.workspace.store.session() as session:
                     for row_id, write in batch:
+                        finished_before = len(self._finishes)
                         try:
                             with session.begin_nested():
                                 write(session)
                         except Exception:
                             log.exception("writing crawl url %d failed", row_id)
-                            with session.begin_nested():
-                                self._finish_in(session, row_id, "failed", outcome="internal_error")
+                            del self._finishes[finished_before:]
+                            self._finish_in(session, row_id, "failed", outcome="internal_error")
+                    self._run_finishes(session)
                 self.workspace.anchor_audit_head()
         except Exception:
             # Nothing of the batch is recorded; its URLs stay pending for `--resume`.
             log.exception("writing a batch of %d finished URLs failed", len(batch))
             self._stop_reason = "store write failed"
-            self._written = []
+            self._written, self._finishes = [], []
         finally:
             self._unwritten.clear()
             self._unwritten_content.clear()
@@ -799,7 +812,7 @@ class Crawl:
 
     def _finish_in(
         self,
-        session: Session,
+        _session: Session,
         row_id: int,
         state: str,
         result: FetchResult | None = None,
@@ -807,7 +820,10 @@ class Crawl:
         error: str | None = None,
         item: int | None = None,
     ) -> None:
-        values: dict[str, Any] = {"state": state, "fetched_at": utcnow()}
+        """The frontier row's finish, run with the batch's other finishes at its end (one
+        executemany in the same transaction as what the URL produced)."""
+        values: dict[str, Any] = dict.fromkeys(FINISH_COLUMNS)
+        values.update(row_id=row_id, state=state, fetched_at=utcnow(), item_id=item)
         if result is not None:
             values.update(
                 outcome=outcome or result.outcome,
@@ -821,17 +837,28 @@ class Crawl:
             )
         else:
             values.update(outcome=outcome, error=error)
-        if item is not None:
-            values["item_id"] = item
-        # No CrawlUrl objects live in these sessions: skip the ORM's identity-map
-        # synchronisation, which cost more than the UPDATE itself.
-        session.execute(
-            update(CrawlUrl).where(CrawlUrl.id == row_id).values(**values),
-            execution_options={"synchronize_session": False},
+        self._finishes.append(values)
+
+    def _run_finishes(self, session: Session) -> None:
+        finishes, self._finishes = self._finishes, []
+        if not finishes:
+            return
+        session.connection().execute(
+            FINISH_ROW,
+            [
+                {"row_id": v["row_id"], **{f"new_{name}": v[name] for name in FINISH_COLUMNS}}
+                for v in finishes
+            ],
         )
-        self.summary.outcomes[values["outcome"] or state] += 1
-        if state != "done":
-            log.info("%s %s: %s", state, row_id, values.get("error") or values["outcome"])
+        for values in finishes:
+            self.summary.outcomes[values["outcome"] or values["state"]] += 1
+            if values["state"] != "done":
+                log.info(
+                    "%s %s: %s",
+                    values["state"],
+                    values["row_id"],
+                    values["error"] or values["outcome"],
+                )
 
     def _flush_history(self, force: bool = False) -> None:
         """Crawled signals into the crawl-history index, in batches (the store already has
