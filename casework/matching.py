@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from casework.banks import Banks
 from casework.models import Reference, Signal
+from casework.video_matching import match_video, with_frame_time
 from detector.decision import (
     Decision,
     MatchRules,
@@ -79,7 +80,11 @@ def match_image_pdq(
     as_pairs = [[(hit.entry_id, hit.distance) for hit in variant_hits] for variant_hits in hits]
     owners = owners_of_entries(session, {entry_id for pairs in as_pairs for entry_id, _ in pairs})
     evidence = best_pdq_evidence(as_pairs, owners)
-    return [d for e in evidence.values() if (d := pdq_image_decision(e, rules)) is not None]
+    return [
+        with_frame_time(session, d, e.entry_id)
+        for e in evidence.values()
+        if (d := pdq_image_decision(e, rules)) is not None
+    ]
 
 
 def match_text(
@@ -118,7 +123,7 @@ def match_text(
     return decisions
 
 
-MATCHERS: list[Matcher] = [match_exact, match_image_pdq, match_text]
+MATCHERS: list[Matcher] = [match_exact, match_image_pdq, match_text, match_video]
 
 
 def find_matches(

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from casework.models import Signal
+from casework.video_matching import vpdq_rows
 from detector.signals import MediaSignals
 from detector.text import TextSignature
 
@@ -30,6 +31,7 @@ def _text_sha256_rows(digest: str) -> list[Signal]:
 EXTRA_SIGNAL_ENCODERS: dict[str, Callable[[Any], list[Signal]]] = {
     "minhash": _text_minhash_rows,
     "normalized_sha256": _text_sha256_rows,
+    "vpdq": vpdq_rows,
 }
 
 

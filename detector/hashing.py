@@ -18,6 +18,7 @@ from detector.pdq import DEFAULT_MIN_QUALITY
 from detector.signals import FrameHash, MediaSignals
 from detector.sniff import IMAGE_MIMES, Sniffed, sniff_file
 from detector.text import TextOptions, text_file_signals
+from detector.video import VideoOptions, hash_video
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class HashOptions:
 
     image: ImageOptions = ImageOptions()
     text: TextOptions = TextOptions()
+    video: VideoOptions = VideoOptions()
     min_pdq_quality: int = DEFAULT_MIN_QUALITY
     max_file_bytes: int = 4 << 30
     extra: dict[str, Any] = field(default_factory=dict)
@@ -82,7 +84,27 @@ class TextHasher:
         return HasherOutput(extra=signals.extra(), warnings=warnings)
 
 
-HASHERS: list[MediaHasher] = [ImageHasher(), TextHasher()]
+class VideoHasher:
+    """vPDQ: PDQ per sampled frame. `pdq` gets the frames fit to match on their own (the
+    bank, where a thumbnail finds its frame); `extra["vpdq"]` keeps every hashed frame."""
+
+    modality = "video"
+
+    def accepts(self, sniffed: Sniffed) -> bool:
+        return sniffed.modality == "video"
+
+    def hash(self, path: Path, sniffed: Sniffed, options: HashOptions) -> HasherOutput:
+        hashes = hash_video(path, options.video)
+        usable = hashes.usable(options.min_pdq_quality)
+        if not usable:
+            raise LowQuality(
+                f"none of the {len(hashes.frames)} hashed frames is detailed enough to match "
+                f"(PDQ quality >= {options.min_pdq_quality}, not one flat colour)"
+            )
+        return HasherOutput(pdq=usable, extra={"vpdq": hashes}, warnings=list(hashes.warnings))
+
+
+HASHERS: list[MediaHasher] = [ImageHasher(), TextHasher(), VideoHasher()]
 
 
 def hash_file(path: Path, options: HashOptions = HashOptions()) -> MediaSignals:
