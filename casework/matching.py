@@ -77,8 +77,11 @@ def match_image_pdq(
         return []
     if signals.pdq[0].quality < rules.pdq_min_quality:
         return []
+    index = banks.index(session, "pdq")
+    if not len(index):  # no image references: nothing to search
+        return []
     queries = signals.pdq_dihedral or [signals.pdq[0].pdq]
-    hits = banks.index(session, "pdq").search(queries, rules.pdq_max_distance)
+    hits = index.search(queries, rules.pdq_max_distance)
     as_pairs = [[(hit.entry_id, hit.distance) for hit in variant_hits] for variant_hits in hits]
     owners = owners_of_entries(session, {entry_id for pairs in as_pairs for entry_id, _ in pairs})
     evidence = best_pdq_evidence(as_pairs, owners)
@@ -113,7 +116,8 @@ def match_text(
         Decision(owner, "text_sha256", 0.0, 1.0, "same text after normalization")
         for owner in same_text
     ]
-    hits = banks.index(session, "text").search([signature], policy.search_floor)[0]
+    index = banks.index(session, "text")
+    hits = index.search([signature], policy.search_floor)[0] if len(index) else []
     verdicts = decide_all(hits, policy)
     owners = owners_of_entries(session, {verdict.entry_id for verdict in verdicts})
     decisions += [
