@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint format install clean bench-video-deps bench-video
+.PHONY: demo test test-ml lint format install clean bench-video-deps bench-video
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	scripts/pg-test-cluster run -- $(VENV)/bin/pytest -q
+
+# The learned-descriptor tests need torch (several GB, from this machine's local wheels).
+test-ml: install
+	$(VENV)/bin/pip install --quiet -e '.[ml]'
+	$(VENV)/bin/pytest -q tests/test_robust_images.py tests/test_robust_scan.py
 
 lint: install
 	$(VENV)/bin/ruff check .

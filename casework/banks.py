@@ -12,14 +12,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from casework.models import Reference, Signal
 from detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
 from detector.audio import AudioFingerprint
+from detector.descriptor import DESCRIPTOR_DIM
+from detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
+from detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
+from detector.local_verify import LocalFeatures
 from detector.text import TextSignature
 from indexer.audio_index import AudioEntry, InvertedAudioIndex
+from indexer.descriptor_index import FaissDescriptorIndex
+from indexer.local_feature_index import FaissLocalFeatureIndex
 from indexer.pdq_index import FaissPdqIndex
 from indexer.persisted import PersistedIndex
 from indexer.text_index import LshTextIndex
@@ -54,10 +61,39 @@ def _add_audio_rows(index: InvertedAudioIndex, rows: list[Signal]) -> None:
         )
 
 
+def _add_descriptor_rows(index: FaissDescriptorIndex, rows: list[Signal]) -> None:
+    vectors = [np.frombuffer(row.blob or b"", dtype=np.float32) for row in rows]
+    odd = [row.id for row, vector in zip(rows, vectors, strict=True) if len(vector) != index.dim]
+    if odd:
+        raise ValueError(
+            f"descriptor signals {odd[:5]} are not {index.dim}-d: they come from another "
+            "model; withdraw and re-register those references"
+        )
+    index.add([row.id for row in rows], np.stack(vectors))
+
+
+def _add_local_feature_rows(index: FaissLocalFeatureIndex, rows: list[Signal]) -> None:
+    index.add([row.id for row in rows], [LocalFeatures.from_blob(row.blob or b"") for row in rows])
+
+
 BANK_SPECS: list[BankSpec] = [
     BankSpec("pdq", "pdq", FaissPdqIndex, FaissPdqIndex.load, _add_pdq_rows),
     BankSpec("text", "text_minhash", LshTextIndex, LshTextIndex.load, _add_text_rows),
     BankSpec("audio", AUDIO_SIGNAL, InvertedAudioIndex, InvertedAudioIndex.load, _add_audio_rows),
+    BankSpec(
+        "descriptor",
+        DESCRIPTOR_KIND,
+        lambda: FaissDescriptorIndex(DESCRIPTOR_DIM),
+        FaissDescriptorIndex.load,
+        _add_descriptor_rows,
+    ),
+    BankSpec(
+        "local_features",
+        LOCAL_FEATURES_KIND,
+        FaissLocalFeatureIndex,
+        FaissLocalFeatureIndex.load,
+        _add_local_feature_rows,
+    ),
 ]
 
 

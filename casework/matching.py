@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casework.banks import Banks
+from casework.image_matching import match_image_robust
 from casework.models import Reference, Signal
 from casework.video_matching import match_video, with_frame_time
 from detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
@@ -155,7 +156,14 @@ def match_audio(
     return list(best.values())
 
 
-MATCHERS: list[Matcher] = [match_exact, match_image_pdq, match_text, match_video, match_audio]
+MATCHERS: list[Matcher] = [
+    match_exact,
+    match_image_pdq,
+    match_image_robust,
+    match_text,
+    match_video,
+    match_audio,
+]
 
 
 def find_matches(

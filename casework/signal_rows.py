@@ -13,6 +13,10 @@ from casework.models import Signal
 from casework.video_matching import vpdq_rows
 from detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
 from detector.audio import AudioFingerprint
+from detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
+from detector.descriptor import Descriptor
+from detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
+from detector.local_verify import LocalFeatures
 from detector.signals import MediaSignals
 from detector.text import TextSignature
 
@@ -42,11 +46,26 @@ def audio_rows(fingerprint: AudioFingerprint) -> list[Signal]:
     ]
 
 
+def _descriptor_rows(descriptor: Descriptor) -> list[Signal]:
+    # value names the model: vectors of other weights are never compared with these.
+    return [Signal(kind=DESCRIPTOR_KIND, value=descriptor.model_id, blob=descriptor.to_blob())]
+
+
+def _local_feature_rows(features: LocalFeatures) -> list[Signal]:
+    return [
+        Signal(
+            kind=LOCAL_FEATURES_KIND, value=f"{len(features)} keypoints", blob=features.to_blob()
+        )
+    ]
+
+
 EXTRA_SIGNAL_ENCODERS: dict[str, Callable[[Any], list[Signal]]] = {
     "minhash": _text_minhash_rows,
     "normalized_sha256": _text_sha256_rows,
     "vpdq": vpdq_rows,
     AUDIO_SIGNAL: audio_rows,
+    DESCRIPTOR_KIND: _descriptor_rows,
+    LOCAL_FEATURES_KIND: _local_feature_rows,
 }
 
 

@@ -15,7 +15,8 @@ from detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
 from detector.audio import AudioOptions, fingerprint_file
 from detector.errors import LowQuality, MediaError, UnsupportedMedia
 from detector.filehash import file_digests
-from detector.image import ImageOptions, hash_image
+from detector.image import ImageOptions, hash_rgb, load_rgb
+from detector.image_robust import ROBUST_OPTION, robust_image_signals
 from detector.pdq import DEFAULT_MIN_QUALITY
 from detector.signals import FrameHash, MediaSignals
 from detector.sniff import IMAGE_MIMES, Sniffed, sniff_file
@@ -59,13 +60,15 @@ class ImageHasher:
         return sniffed.mime in IMAGE_MIMES
 
     def hash(self, path: Path, sniffed: Sniffed, options: HashOptions) -> HasherOutput:
-        hashes = hash_image(path, options.image)
+        rgb = load_rgb(path, options.image)
+        hashes = hash_rgb(rgb)
         if hashes.pdq.quality < options.min_pdq_quality:
             raise LowQuality(
                 f"image PDQ quality {hashes.pdq.quality} is below {options.min_pdq_quality}: "
                 "too flat or featureless to match safely"
             )
-        return HasherOutput(pdq=[hashes.pdq], pdq_dihedral=hashes.dihedral)
+        extra = robust_image_signals(rgb) if options.extra.get(ROBUST_OPTION, True) else {}
+        return HasherOutput(pdq=[hashes.pdq], pdq_dihedral=hashes.dihedral, extra=extra)
 
 
 class TextHasher:

@@ -85,6 +85,10 @@ class ImageHashes:
 
 
 def hash_image(path: Path, options: ImageOptions = ImageOptions()) -> ImageHashes:
+    return hash_rgb(load_rgb(path, options))
+
+
+def hash_rgb(rgb: np.ndarray) -> ImageHashes:
     # compute_dihedral costs little more than one hash: the DCT is shared.
-    hashes, quality = hash_pixels_dihedral(load_rgb(path, options))
+    hashes, quality = hash_pixels_dihedral(rgb)
     return ImageHashes(pdq=FrameHash(pdq=hashes[0], quality=quality), dihedral=hashes)

@@ -1,0 +1,145 @@
+"""The robust image matcher: PDQ near misses, descriptor neighbours and local-feature votes
+become candidates; each is decided by `detector.image_decision` with geometric
+verification against the reference's stored ORB features.
+
+It adds to the plain PDQ matcher (which still runs first and alone where torch and
+OpenCV are missing): an item that PDQ already matches keeps that match, and this matcher
+finds the crops, rotations, frames, screenshots and pastes that PDQ misses.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from casework.banks import Banks
+from casework.models import Reference, Signal
+from detector.decision import Decision, MatchRules
+from detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
+from detector.descriptor import Descriptor
+from detector.image_decision import (
+    CALIBRATION_FILE,
+    PDQ_NO_EVIDENCE,
+    Candidate,
+    Thresholds,
+    judge_candidates,
+)
+from detector.image_decision import Decision as ImageDecision
+from detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
+from detector.local_verify import LocalFeatures
+from detector.signals import MediaSignals
+
+DESCRIPTOR_NEIGHBOURS = 10
+LOCAL_FEATURE_CANDIDATES = 10
+MAX_VERIFICATIONS = 4
+
+
+@lru_cache(maxsize=1)
+def decision_thresholds() -> Thresholds:
+    return Thresholds.load(CALIBRATION_FILE)
+
+
+def _owners(session: Session, entry_ids: set[int], model_id: str | None = None) -> dict[int, int]:
+    """signal id -> reference id for consented references (and, for descriptors, only
+    vectors made by the same model as the query's)."""
+    if not entry_ids:
+        return {}
+    query = (
+        select(Signal.id, Signal.reference_id)
+        .join(Reference, Signal.reference_id == Reference.id)
+        .where(Signal.id.in_(entry_ids), Reference.consent == "given")
+    )
+    if model_id is not None:
+        query = query.where(Signal.value == model_id)
+    return dict(session.execute(query).tuples().all())
+
+
+def _reference_features(session: Session, reference_ids: set[int]) -> dict[int, LocalFeatures]:
+    rows = session.execute(
+        select(Signal.reference_id, Signal.blob).where(
+            Signal.reference_id.in_(reference_ids), Signal.kind == LOCAL_FEATURES_KIND
+        )
+    )
+    return {reference_id: LocalFeatures.from_blob(blob) for reference_id, blob in rows if blob}
+
+
+def gather_candidates(
+    session: Session, banks: Banks, signals: MediaSignals, rules: MatchRules
+) -> list[Candidate]:
+    distances: dict[int, int] = {}
+    if signals.pdq and signals.pdq[0].quality >= rules.pdq_min_quality:
+        queries = signals.pdq_dihedral or [signals.pdq[0].pdq]
+        hits = [
+            h
+            for variant in banks.index(session, "pdq").search(queries, PDQ_NO_EVIDENCE)
+            for h in variant
+        ]
+        owners = _owners(session, {h.entry_id for h in hits})
+        for hit in hits:
+            if hit.entry_id in owners:
+                owner = owners[hit.entry_id]
+                distances[owner] = min(hit.distance, distances.get(owner, 256))
+    similarities: dict[int, float] = {}
+    descriptor: Descriptor | None = signals.extra.get(DESCRIPTOR_KIND)
+    if descriptor is not None:
+        hits = banks.index(session, "descriptor").search(
+            descriptor.vector[None], DESCRIPTOR_NEIGHBOURS
+        )[0]
+        owners = _owners(session, {h.entry_id for h in hits}, descriptor.model_id)
+        for hit in hits:
+            if hit.entry_id in owners:
+                owner = owners[hit.entry_id]
+                similarities[owner] = max(hit.similarity, similarities.get(owner, -1.0))
+    votes: dict[int, int] = {}
+    features: LocalFeatures | None = signals.extra.get(LOCAL_FEATURES_KIND)
+    if features is not None:
+        hits = banks.index(session, "local_features").search([features], LOCAL_FEATURE_CANDIDATES)[
+            0
+        ]
+        owners = _owners(session, {h.entry_id for h in hits})
+        for hit in hits:
+            if hit.entry_id in owners:
+                owner = owners[hit.entry_id]
+                votes[owner] = votes.get(owner, 0) + hit.votes
+    return [
+        Candidate(owner, distances.get(owner), similarities.get(owner), votes.get(owner, 0))
+        for owner in sorted(set(distances) | set(similarities) | set(votes))
+    ]
+
+
+def match_image_robust(
+    session: Session, banks: Banks, signals: MediaSignals, rules: MatchRules
+) -> list[Decision]:
+    if signals.modality != "image":
+        return []
+    if DESCRIPTOR_KIND not in signals.extra and LOCAL_FEATURES_KIND not in signals.extra:
+        return []  # neither torch nor OpenCV here: the PDQ matcher is all there is
+    # What PDQ matches on its own is the PDQ matcher's (same rule, no verification cost).
+    candidates = [
+        c
+        for c in gather_candidates(session, banks, signals, rules)
+        if c.pdq_distance is None or c.pdq_distance > rules.pdq_max_distance
+    ]
+    if not candidates:
+        return []
+    features = _reference_features(session, {c.owner_id for c in candidates})
+    decisions = judge_candidates(
+        candidates,
+        signals.extra.get(LOCAL_FEATURES_KIND),
+        features.get,
+        decision_thresholds(),
+        MAX_VERIFICATIONS,
+    )
+    return [_as_match(d) for d in decisions if d.matched]
+
+
+def _as_match(decision: ImageDecision) -> Decision:
+    return Decision(
+        owner_id=decision.owner_id,
+        signal="+".join(decision.fired),  # e.g. "descriptor+verification"
+        distance=round(1.0 - decision.score, 4),
+        score=decision.score,
+        explanation=decision.explanation,
+    )

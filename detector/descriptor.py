@@ -1,0 +1,103 @@
+"""Learned copy-detection descriptor at inference: RGB pixels in, a unit vector out.
+
+torch is an optional dependency (`pip install 'ansim[ml]'`). Without it, or without the
+weights file, `load_descriptor_model()` returns None and image matching runs on PDQ
+(and local-feature verification, where OpenCV is installed) alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+SIGNAL_KIND = "descriptor"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "weights" / "descriptor.pt"
+WEIGHTS_ENV = "ANSIM_DESCRIPTOR_WEIGHTS"
+# The bank's float index is made for this width (models.descriptor.DescriptorConfig.dim).
+DESCRIPTOR_DIM = 128
+
+
+def torch_available() -> bool:
+    return (
+        importlib.util.find_spec("torch") is not None
+        and importlib.util.find_spec("torchvision") is not None
+    )
+
+
+def weights_path() -> Path:
+    return Path(os.environ.get(WEIGHTS_ENV) or DEFAULT_WEIGHTS)
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """One image's descriptor and the model that made it (vectors of two models never mix)."""
+
+    vector: np.ndarray  # float32, unit length
+    model_id: str
+
+    def to_blob(self) -> bytes:
+        return self.vector.astype(np.float32).tobytes()
+
+    @classmethod
+    def from_blob(cls, blob: bytes, model_id: str) -> Descriptor:
+        return cls(np.frombuffer(blob, dtype=np.float32).copy(), model_id)
+
+    def summary(self) -> dict[str, object]:
+        return {"model": self.model_id, "dim": int(self.vector.shape[0])}
+
+
+class DescriptorModel:
+    """A loaded network; `describe` is thread-compatible and runs on the CPU."""
+
+    def __init__(self, path: Path, threads: int = 1) -> None:
+        import torch
+
+        from models.descriptor import load_weights
+
+        self._torch = torch
+        self.network, self.recipe = load_weights(str(path))
+        self.input_size = self.network.config.input_size
+        self.dim = self.network.config.dim
+        # The id names the exact weights: descriptors from other weights are not comparable.
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        self.model_id = f"sscd-narrow-{self.dim}d-{digest}"
+        self.threads = threads
+
+    def describe(self, rgb: np.ndarray) -> Descriptor:
+        return Descriptor(self.describe_batch([rgb])[0], self.model_id)
+
+    def describe_batch(self, images: list[np.ndarray]) -> np.ndarray:
+        """(n, dim) float32 unit vectors for RGB uint8 images."""
+        from models.descriptor import preprocess
+
+        torch = self._torch
+        if not images:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            batch = torch.stack([preprocess(rgb, self.input_size) for rgb in images])
+            with torch.inference_mode():
+                vectors = self.network(batch).numpy().astype(np.float32)
+        finally:
+            torch.set_num_threads(previous)
+        return vectors
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, mtime_ns: int) -> DescriptorModel:
+    return DescriptorModel(Path(path))
+
+
+def load_descriptor_model(path: Path | None = None) -> DescriptorModel | None:
+    """The descriptor network, or None where torch or the weights are missing."""
+    path = path or weights_path()
+    if not torch_available() or not path.is_file():
+        return None
+    return _load(str(path), path.stat().st_mtime_ns)

@@ -1,0 +1,129 @@
+"""The copy-detection descriptor network: a narrow ResNet, GeM pooling, a projection and
+L2 normalisation (the SSCD recipe, scaled down to train from scratch on two CPU cores).
+
+The trunk is built from torchvision's `BasicBlock`, one block per stage, with widths
+24-48-96-192 instead of ResNet-18's 64-512: about 0.7 M parameters (under 3 MB of
+float32 weights), fed 112x112 pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models.resnet import BasicBlock
+
+# ImageNet statistics: the usual choice; the network learns from scratch either way.
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class DescriptorConfig:
+    widths: tuple[int, ...] = (24, 48, 96, 192)
+    blocks: tuple[int, ...] = (1, 1, 1, 1)
+    dim: int = 128
+    input_size: int = 112
+    gem_p: float = 3.0
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> DescriptorConfig:
+        return cls(
+            widths=tuple(data["widths"]),  # type: ignore[arg-type]
+            blocks=tuple(data["blocks"]),  # type: ignore[arg-type]
+            dim=int(data["dim"]),  # type: ignore[arg-type]
+            input_size=int(data["input_size"]),  # type: ignore[arg-type]
+            gem_p=float(data["gem_p"]),  # type: ignore[arg-type]
+            extra=dict(data.get("extra") or {}),  # type: ignore[arg-type]
+        )
+
+
+def preprocess(rgb: np.ndarray, size: int) -> torch.Tensor:
+    """RGB uint8 (H, W, 3) to a normalised (3, size, size) tensor.
+
+    The frame is squashed, not cropped: a copy keeps its whole frame, and crops or pads are
+    exactly what the network learned to see through.
+    """
+    from PIL import Image
+
+    resized = np.asarray(Image.fromarray(rgb).resize((size, size), Image.BILINEAR), np.float32)
+    tensor = torch.from_numpy(resized / 255.0).permute(2, 0, 1)
+    mean = torch.tensor(MEAN).view(3, 1, 1)
+    std = torch.tensor(STD).view(3, 1, 1)
+    return (tensor - mean) / std
+
+
+class GeM(nn.Module):
+    """Generalised-mean pooling with a learnable exponent (Radenovic et al.)."""
+
+    def __init__(self, p: float = 3.0, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.p = nn.Parameter(torch.tensor(p))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.p.clamp(min=1.0)
+        return x.clamp(min=self.eps).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
+
+
+def narrow_resnet(widths: tuple[int, ...], blocks: tuple[int, ...]) -> nn.Sequential:
+    layers: list[nn.Module] = [
+        nn.Conv2d(3, widths[0], 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(widths[0]),
+        nn.ReLU(inplace=True),
+    ]
+    channels = widths[0]
+    for width, count in zip(widths, blocks, strict=True):
+        for block in range(count):
+            stride = 2 if block == 0 else 1
+            downsample = None
+            if stride != 1 or channels != width:
+                downsample = nn.Sequential(
+                    nn.Conv2d(channels, width, 1, stride=stride, bias=False),
+                    nn.BatchNorm2d(width),
+                )
+            layers.append(BasicBlock(channels, width, stride, downsample))
+            channels = width
+    return nn.Sequential(*layers)
+
+
+class CopyDescriptor(nn.Module):
+    """Images (N, 3, H, W), normalised with MEAN/STD, to unit descriptors (N, dim)."""
+
+    def __init__(self, config: DescriptorConfig = DescriptorConfig()) -> None:
+        super().__init__()
+        self.config = config
+        self.trunk = narrow_resnet(config.widths, config.blocks)
+        self.pool = GeM(config.gem_p)
+        self.projection = nn.Linear(config.widths[-1], config.dim)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        features = self.pool(self.trunk(images))
+        return F.normalize(self.projection(features), dim=1)
+
+
+def save_weights(model: CopyDescriptor, path: str, recipe: dict[str, object]) -> None:
+    """Weights plus the config and training recipe that made them, in one torch file."""
+    torch.save(
+        {
+            "config": model.config.to_dict(),
+            "state_dict": model.state_dict(),
+            "recipe": recipe,
+        },
+        path,
+    )
+
+
+def load_weights(path: str) -> tuple[CopyDescriptor, dict[str, object]]:
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    model = CopyDescriptor(DescriptorConfig.from_dict(payload["config"]))
+    model.load_state_dict(payload["state_dict"])
+    model.eval()
+    return model, dict(payload.get("recipe") or {})

@@ -1,0 +1,426 @@
+"""Robust image matching: descriptor, float and local-feature indexes, verification,
+the calibrated decision, training, the benchmark's metrics, and the store wiring."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from detector.image_decision import (
+    Evidence,
+    Thresholds,
+    calibrate,
+    decide,
+    decision_precision,
+    threshold_for_precision,
+)
+from detector.local_verify import LocalFeatures, Verification
+from indexer.descriptor_index import BruteForceDescriptorIndex, FaissDescriptorIndex
+from indexer.local_feature_index import BruteForceLocalFeatureIndex, FaissLocalFeatureIndex
+from indexer.persisted import PersistedIndex
+
+BSDS_TEST = "images/bsds500/test"
+
+
+def shared_photo(shared_data: Path, name: str) -> Image.Image:
+    path = shared_data / BSDS_TEST / name
+    if not path.is_file():
+        pytest.skip(f"{path} missing")
+    return Image.open(path).convert("RGB")
+
+
+def crop_and_paste(photo: Image.Image, background: Image.Image) -> Image.Image:
+    """Keep the middle 70% of the area, shrink it to half the background's width, paste."""
+    width, height = photo.size
+    side = 0.7**0.5
+    left, top = round(width * (1 - side) / 3), round(height * (1 - side) / 2)
+    cropped = photo.crop((left, top, left + round(width * side), top + round(height * side)))
+    scale = background.width * 0.5 / cropped.width
+    cropped = cropped.resize((round(cropped.width * scale), round(cropped.height * scale)))
+    canvas = background.copy()
+    canvas.paste(cropped, (background.width // 3, background.height // 5))
+    return canvas
+
+
+# --- descriptor network ------------------------------------------------------------------
+
+
+def test_descriptor_has_its_shape_and_unit_length() -> None:
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("torchvision")
+    from models.descriptor import CopyDescriptor, DescriptorConfig, preprocess
+
+    config = DescriptorConfig()
+    network = CopyDescriptor(config).eval()
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((90, 300), (500, 40))]
+    batch = torch.stack([preprocess(image, config.input_size) for image in images])
+    with torch.inference_mode():
+        vectors = network(batch).numpy()
+    assert vectors.shape == (2, config.dim)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_trained_descriptor_places_a_copy_nearer_than_other_photos(shared_data: Path) -> None:
+    from benchmarks.hard_transforms import HARD_TRANSFORMS
+    from detector.descriptor import load_descriptor_model
+
+    model = load_descriptor_model()
+    if model is None:
+        pytest.skip("torch or the descriptor weights are not installed")
+    names = ["100007.jpg", "107072.jpg", "128035.jpg", "16068.jpg", "2018.jpg"]
+    photos = [shared_photo(shared_data, name) for name in names]
+    references = model.describe_batch([np.asarray(p) for p in photos])
+    assert np.allclose(np.linalg.norm(references, axis=1), 1.0, atol=1e-5)
+    copy = HARD_TRANSFORMS["crop20+rotate15"](photos[0], random.Random(1), photos[1:])
+    query = model.describe(np.asarray(copy))
+    assert query.vector.shape == (model.dim,)
+    similarities = references @ query.vector
+    assert similarities.argmax() == 0
+    assert query.to_blob() and len(query.to_blob()) == 4 * model.dim
+
+
+# --- indexes and their brute-force twins -----------------------------------------------------
+
+
+def unit_vectors(rng: np.random.Generator, count: int, dim: int) -> np.ndarray:
+    vectors = rng.normal(size=(count, dim)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def same_hits(fast: list, slow: list) -> bool:
+    if [[h.entry_id for h in row] for row in fast] != [[h.entry_id for h in row] for row in slow]:
+        return False
+    return all(
+        abs(a.similarity - b.similarity) < 1e-4
+        for row_a, row_b in zip(fast, slow, strict=True)
+        for a, b in zip(row_a, row_b, strict=True)
+    )
+
+
+def test_descriptor_index_agrees_with_brute_force_through_add_remove_and_reload(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(7)
+    dim = 32
+    vectors = unit_vectors(rng, 400, dim)
+    ids = list(range(1000, 1400))
+    persisted = PersistedIndex(
+        tmp_path / "descriptor.index", FaissDescriptorIndex.load, lambda: FaissDescriptorIndex(dim)
+    )
+    slow = BruteForceDescriptorIndex(dim)
+    with persisted.write() as fast:
+        fast.add(ids[:250], vectors[:250])
+    with persisted.write() as fast:
+        fast.add(ids[250:], vectors[250:])
+    slow.add(ids, vectors)
+    # Queries near stored vectors, and random ones.
+    queries = np.concatenate(
+        [vectors[::40] + 0.05 * rng.normal(size=(10, dim)), unit_vectors(rng, 10, dim)]
+    )
+    queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
+    assert same_hits(persisted.read().search(queries, 5), slow.search(queries, 5))
+    assert same_hits(persisted.read().search(queries, 50, 0.3), slow.search(queries, 50, 0.3))
+    gone = ids[::3]
+    with persisted.write() as fast:
+        assert fast.remove(gone) == len(gone)
+    assert slow.remove(gone) == len(gone)
+    reloaded = PersistedIndex(
+        tmp_path / "descriptor.index", FaissDescriptorIndex.load, lambda: FaissDescriptorIndex(dim)
+    ).read()
+    assert len(reloaded) == len(slow) == 400 - len(gone)
+    assert same_hits(reloaded.search(queries, 8), slow.search(queries, 8))
+    assert all(h.entry_id not in set(gone) for row in reloaded.search(queries, 50) for h in row)
+
+
+def random_features(rng: np.random.Generator, count: int) -> LocalFeatures:
+    return LocalFeatures(
+        points=rng.uniform(0, 400, (count, 2)).astype(np.float32),
+        descriptors=rng.integers(0, 256, (count, 32), dtype=np.uint8),
+        width=400,
+        height=300,
+    )
+
+
+def noisy_copy(rng: np.random.Generator, features: LocalFeatures, keep: int) -> LocalFeatures:
+    """`keep` of the entry's descriptors with a few bits flipped, plus as many random ones."""
+    rows = rng.choice(len(features), keep, replace=False)
+    copied = features.descriptors[rows].copy()
+    flips = rng.integers(0, 256, (keep, 4))
+    for row, bits in enumerate(flips):
+        for bit in bits:
+            copied[row, bit // 8] ^= 1 << (bit % 8)
+    noise = rng.integers(0, 256, (keep, 32), dtype=np.uint8)
+    return LocalFeatures(
+        np.zeros((2 * keep, 2), np.float32), np.concatenate([copied, noise]), 400, 300
+    )
+
+
+def local_feature_queries(rng: np.random.Generator, entries: dict[int, LocalFeatures]) -> list:
+    queries = [noisy_copy(rng, entries[e], keep) for e, keep in ((20, 60), (25, 12), (31, 4))]
+    return [*queries, random_features(rng, 200)]
+
+
+def test_local_feature_index_agrees_with_brute_force(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    entries = {entry: random_features(rng, 128) for entry in range(20, 32)}
+    fast = FaissLocalFeatureIndex()
+    slow = BruteForceLocalFeatureIndex()
+    for index in (fast, slow):
+        index.add(list(entries), list(entries.values()))
+    assert not fast.uses_inverted_file
+    queries = local_feature_queries(rng, entries)
+    found = fast.search(queries, k=3)
+    assert found == slow.search(queries, k=3)
+    assert [row[0].entry_id if row else None for row in found] == [20, 25, 31, None]
+    assert found[0][0].votes > found[1][0].votes
+    assert fast.remove([20, 25, 999]) == slow.remove([20, 25, 999]) == 2
+    fast.save(tmp_path / "local.index")
+    reloaded = FaissLocalFeatureIndex.load(tmp_path / "local.index")
+    assert len(reloaded) == len(slow) == 10
+    assert reloaded.search(queries, k=3) == slow.search(queries, k=3)
+    assert reloaded.search(queries, k=3)[0] == []
+
+
+def test_inverted_file_local_index_agrees_with_brute_force(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import indexer.local_feature_index as module
+
+    monkeypatch.setattr(module, "IVF_MIN_CODES", 2000)
+    rng = np.random.default_rng(4)
+    entries = {entry: random_features(rng, 128) for entry in range(40)}
+    slow = BruteForceLocalFeatureIndex()
+    slow.add(list(entries), list(entries.values()))
+    approximate = FaissLocalFeatureIndex()
+    approximate.add(list(entries)[:10], list(entries.values())[:10])  # flat while small
+    approximate.add(list(entries)[10:], list(entries.values())[10:])  # then trained IVF
+    assert approximate.uses_inverted_file
+    queries = local_feature_queries(rng, entries)
+    # Probing every list makes the inverted file exact: it must equal the twin.
+    approximate.save(tmp_path / "ivf.index")
+    with np.load(tmp_path / "ivf.index") as data:
+        from indexer.local_feature_index import _StoredCodes
+
+        exact = FaissLocalFeatureIndex(_StoredCodes(data["codes"], data["owners"]), nprobe=4096)
+    assert exact.search(queries, k=3) == slow.search(queries, k=3)
+    # With its default probes it still puts every copy first.
+    top = [row[0].entry_id if row else None for row in approximate.search(queries, k=3)]
+    assert top == [20, 25, 31, None]
+    assert approximate.remove([20]) == slow.remove([20]) == 1
+    assert all(hit.entry_id != 20 for row in approximate.search(queries, k=5) for hit in row)
+
+
+def test_local_features_survive_their_blob() -> None:
+    rng = np.random.default_rng(1)
+    features = random_features(rng, 57)
+    back = LocalFeatures.from_blob(features.to_blob())
+    assert (back.width, back.height) == (400, 300)
+    assert np.array_equal(back.descriptors, features.descriptors)
+    assert np.allclose(back.points, features.points, atol=0.25)
+    with pytest.raises(ValueError):
+        LocalFeatures.from_blob(b"JUNK" + bytes(20))
+    split = LocalFeatures(features.points, features.descriptors, 400, 300, fine=40)
+    assert LocalFeatures.from_blob(split.to_blob()).fine_count == 40
+
+
+# --- geometric verification ---------------------------------------------------------------
+
+
+def test_verification_finds_a_cropped_and_pasted_copy_and_says_where(shared_data: Path) -> None:
+    pytest.importorskip("cv2")
+    from benchmarks.hard_transforms import HARD_TRANSFORMS
+    from detector.local_verify import extract_local_features, verify
+
+    reference = shared_photo(shared_data, "100007.jpg")
+    background = shared_photo(shared_data, "2018.jpg")
+    query = crop_and_paste(reference, background)
+    result = verify(
+        extract_local_features(np.asarray(query)), extract_local_features(np.asarray(reference))
+    )
+    assert result.geometry_ok
+    assert result.inliers >= Thresholds.load().verification_min_inliers
+    assert result.query_share < 0.4  # a quarter of the item, pasted inside another picture
+    assert 0.4 < result.scale < 0.8
+    assert abs(result.rotation_degrees) < 5
+    assert "inside a larger picture" in result.describe()
+    # A plain crop keeping 60% of the area reads as one.
+    cropped = HARD_TRANSFORMS["crop40"](reference, random.Random(2), [])
+    result = verify(
+        extract_local_features(np.asarray(cropped)), extract_local_features(np.asarray(reference))
+    )
+    assert result.geometry_ok and 0.4 < result.visible_share < 0.75
+    assert "cropped about" in result.describe()
+
+
+def test_verification_rejects_look_alikes_that_are_not_copies(shared_data: Path) -> None:
+    pytest.importorskip("cv2")
+    from detector.local_verify import extract_local_features, verify
+
+    thresholds = Thresholds.load()
+    photo = shared_photo(shared_data, "128035.jpg")
+    width, height = photo.size
+    # Two side-by-side shots of one scene: same light, colours and subject, no shared pixels.
+    left = photo.crop((0, 0, int(width * 0.45), height))
+    right = photo.crop((int(width * 0.55), 0, width, height))
+    # The two photos of this set the descriptor found most alike (elephants and a snake).
+    elephants = shared_photo(shared_data, "107072.jpg")
+    snake = shared_photo(shared_data, "87015.jpg")
+    for query, reference in ((right, left), (snake, elephants)):
+        result = verify(
+            extract_local_features(np.asarray(query)),
+            extract_local_features(np.asarray(reference)),
+        )
+        assert not (result.geometry_ok and result.inliers >= thresholds.verification_min_inliers)
+        assert not decide(Evidence(verification=result), thresholds).matched
+
+
+# --- the decision and its calibration -----------------------------------------------------
+
+
+def test_threshold_for_precision_picks_the_lowest_safe_value() -> None:
+    positives = [0.95, 0.9, 0.85, 0.8, 0.6]
+    negatives = [0.7, 0.5, 0.4]
+    # Every value >= 0.8 is a true copy; 0.7 is the first false one: halfway is 0.75.
+    assert threshold_for_precision(positives, negatives, 0.999) == pytest.approx(0.75)
+    assert threshold_for_precision(positives, negatives, 0.8) == pytest.approx(0.55)
+    assert threshold_for_precision([0.1], [0.9], 0.999) is None
+
+
+def test_calibrated_decision_holds_its_precision_and_explains_itself() -> None:
+    rng = np.random.default_rng(5)
+    evidence, labels = [], []
+    for _ in range(400):
+        evidence.append(
+            Evidence(
+                pdq_distance=int(rng.integers(60, 130)),
+                descriptor_similarity=float(rng.uniform(0.75, 1.0)),
+                verification=Verification(40, int(rng.integers(15, 300)), geometry_ok=True),
+            )
+        )
+        labels.append(True)
+        evidence.append(
+            Evidence(
+                pdq_distance=int(rng.integers(90, 140)),
+                descriptor_similarity=float(rng.uniform(0.2, 0.85)),
+                verification=Verification(9, int(rng.integers(0, 25)), geometry_ok=True),
+            )
+        )
+        labels.append(False)
+    thresholds = calibrate(evidence, labels, 0.999, "test-model", "synthetic")
+    assert decision_precision(evidence, labels, thresholds) >= 0.999
+    assert 0.8 <= thresholds.descriptor_min_similarity <= 1.0
+    assert 15 < thresholds.verification_min_inliers <= 40
+    assert thresholds.measured["recall"] > 0.8
+    strong = decide(
+        Evidence(12, 0.5, Verification(200, 180, 0.7, 0.3, 5.0, 0.5, 0.4, True)), thresholds
+    )
+    assert strong.matched and set(strong.fired) == {"pdq", "verification"}
+    assert "cropped about 30%" in strong.explanation and "PDQ 12 bits" in strong.explanation
+    weak = decide(Evidence(100, 0.5, Verification(10, 5, geometry_ok=False)), thresholds)
+    assert not weak.matched and weak.fired == [] and weak.explanation.startswith("no match")
+    assert decide(Evidence(pdq_distance=31), thresholds).matched  # PDQ's own rule is kept
+    assert not decide(Evidence(pdq_distance=32), thresholds).matched
+
+
+def test_thresholds_file_round_trips(tmp_path: Path) -> None:
+    thresholds = Thresholds(descriptor_min_similarity=0.8, verification_min_inliers=17)
+    thresholds.save(tmp_path / "t.json")
+    assert Thresholds.load(tmp_path / "t.json") == thresholds
+    assert Thresholds.load(tmp_path / "missing.json") == Thresholds()
+
+
+# --- training -----------------------------------------------------------------------------
+
+
+def test_training_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("torchvision")
+    from models.descriptor import DescriptorConfig, load_weights
+    from models.train import TrainConfig, checkpoint_path, train
+    from tests.helpers import photo_like
+
+    folder = tmp_path / "data" / "photos"
+    folder.mkdir(parents=True)
+    for seed in range(6):
+        photo_like(folder / f"{seed}.png", seed)
+    config = TrainConfig(
+        data_root=tmp_path / "data",
+        folders=("photos",),
+        run_dir=tmp_path / "run",
+        output=tmp_path / "weights.pt",
+        steps=1,
+        batch_size=4,
+        warmup_steps=1,
+        base_side=64,
+        workers=0,
+        log_every=1,
+        model=DescriptorConfig(widths=(8, 8, 16, 16), dim=16, input_size=32),
+    )
+    train(config)
+    import torch
+
+    assert torch.load(checkpoint_path(config), weights_only=True)["step"] == 1
+    config.steps = 2
+    seen = []
+    train(config, lambda report: seen.append(report.step))
+    assert seen == [2]  # step 1 was not trained again
+    network, recipe = load_weights(str(config.output))
+    assert network.config.dim == 16 and recipe["steps"] == 2
+    config.model = DescriptorConfig(widths=(8, 8, 16, 32), dim=16, input_size=32)
+    with pytest.raises(ValueError, match="another network shape"):
+        train(config)
+
+
+def test_training_refuses_a_folder_without_images(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from models.train import TrainConfig, train
+
+    with pytest.raises(FileNotFoundError, match="no training images"):
+        train(TrainConfig(data_root=tmp_path, folders=("nothing",), run_dir=tmp_path / "r"))
+
+
+# --- benchmark metrics --------------------------------------------------------------------
+
+
+def test_micro_ap_and_recall_at_precision_follow_the_isc_definitions() -> None:
+    from benchmarks.robust_images import Prediction, micro_ap, recall_at_precision
+
+    truth = {"q1": 1, "q2": 2, "q3": 3, "q4": None}
+    predictions = [
+        Prediction("q1", 1, 0.9),  # right
+        Prediction("q4", 7, 0.8),  # a distractor's false match
+        Prediction("q2", 2, 0.7),  # right
+        Prediction("q2", 5, 0.6),  # wrong reference
+        # q3 is never found
+    ]
+    # Precision at each right answer: 1/1 and 2/3; each is worth 1/3 of the recall.
+    assert micro_ap(predictions, truth) == pytest.approx((1 + 2 / 3) / 3)
+    assert recall_at_precision(predictions, truth, 0.999) == pytest.approx(1 / 3)
+    assert recall_at_precision(predictions, truth, 0.6) == pytest.approx(2 / 3)
+    assert micro_ap([], truth) == 0.0
+
+
+def test_bench_robust_runs_end_to_end_on_a_small_pool(shared_data: Path, tmp_path: Path) -> None:
+    pytest.importorskip("cv2")
+    from benchmarks.robust_images import RobustBenchConfig, run_benchmark, write_report
+
+    config = RobustBenchConfig(
+        data_root=shared_data / "images",
+        calibration_folders=("kodak24",),
+        limit=6,
+        transforms=("crop20", "paste", "jpeg30"),
+    )
+    result = run_benchmark(config, calibrate_first=True, thresholds_path=tmp_path / "t.json")
+    write_report(result, tmp_path / "report")
+    evaluation = result["evaluation"]
+    assert set(evaluation) == {"all hard", "all easy", "crop20", "paste", "jpeg30"}
+    assert evaluation["jpeg30"]["pdq"]["recall_at_target"] == 1.0
+    assert evaluation["all hard"]["full"]["recall_at_target"] >= 0.5
+    assert evaluation["all hard"]["queries"] == {"with_reference": 6.0, "distractor": 6.0}
+    assert (tmp_path / "report" / "robust_images.md").read_text().count("|") > 20
+    assert result["timing"]["projected_queries_per_second_2_cores"]["full"] > 0
