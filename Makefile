@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint format install clean
+.PHONY: demo test lint format install clean bench-video-deps bench-video
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,3 +33,16 @@ format: install
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .ruff_cache *.egg-info
+
+# Meta's vpdq (the video benchmark's peer) compiles against FFmpeg's development headers.
+VPDQ_APT := libavdevice-dev libavfilter-dev libavformat-dev libavcodec-dev \
+	libswresample-dev libswscale-dev libavutil-dev pkg-config cmake g++
+
+bench-video-deps: install
+	$(VENV)/bin/python -c "import vpdq" 2>/dev/null || { \
+	  (dpkg -s $(VPDQ_APT) >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq $(VPDQ_APT))) && \
+	  $(VENV)/bin/pip install --quiet -e '.[bench-video]'; }
+
+bench-video: bench-video-deps
+	$(VENV)/bin/ansim bench video --data ../shared/data/threatexchange/tmk/sample-videos \
+	  --out bench-out/video --synthesized 4 --seconds 20

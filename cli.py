@@ -7,6 +7,7 @@ Every command that prints results takes --json; progress goes to stderr.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -42,6 +43,8 @@ from casework.workspace import NotInitialized, init_workspace, open_workspace
 from detector.errors import MediaError
 from detector.hashing import HashOptions, hash_file
 from detector.image import ImageOptions
+from detector.video import REFERENCE_SECONDS_PER_HASH, VideoOptions
+from detector.vpdq_format import format_videos
 
 app = typer.Typer(
     help="ansim: find reposted victim material by fingerprint and drive its removal.",
@@ -126,6 +129,13 @@ def count_files(paths: list[Path]) -> int:
     from casework.files import expand_paths
 
     return sum(1 for _ in expand_paths(paths))
+
+
+def format_vpdq_texts(videos: list[tuple[str, str]]) -> str:
+    """Exported vPDQ texts: a single video plain, several under `# ref-ID` lines."""
+    if len(videos) == 1:
+        return videos[0][1]
+    return "".join(f"# {label}\n{text}" for label, text in videos)
 
 
 def hash_options(full_decode: bool) -> HashOptions:
@@ -262,6 +272,10 @@ def ref_add(
         bool, typer.Option("--lines", help="Text files: one reference per non-blank line.")
     ] = False,
     full_decode: Annotated[bool, typer.Option(help="Decode images at full size (slower).")] = False,
+    seconds_per_hash: Annotated[
+        float,
+        typer.Option(help="Video: hash a frame every this many seconds (scans use 1 s)."),
+    ] = REFERENCE_SECONDS_PER_HASH,
     json_out: JsonFlag = False,
 ) -> None:
     """Fingerprint reported files or texts into the case's references. The media itself is
@@ -273,7 +287,10 @@ def ref_add(
     if not paths and text is None:
         raise CaseworkError("give files or folders, or --text")
     workspace = open_workspace()
-    options = hash_options(full_decode)
+    options = dataclasses.replace(
+        hash_options(full_decode),
+        video=VideoOptions(seconds_per_hash=max(0.0, seconds_per_hash)),
+    )
     texts: list[tuple[str, str]] = [("--text", text)] if text is not None else []
     files = list(paths or [])
     if lines:
@@ -320,10 +337,30 @@ def ref_add(
 def ref_import(
     case_id: str,
     list_file: Annotated[Path, typer.Argument(help="One hash per line, optionally `,label`.")],
-    hash_format: Annotated[str, typer.Option("--format", help="pdq or md5")] = "pdq",
+    hash_format: Annotated[
+        str, typer.Option("--format", help="pdq, md5, or vpdq (a video's hash file or folder)")
+    ] = "pdq",
     json_out: JsonFlag = False,
 ) -> None:
-    """Import a hash list shared by another system (StopNCII-style banks, HMA exports)."""
+    """Import a hash list shared by another system (StopNCII-style banks, HMA exports).
+
+    With `--format vpdq` each file is one video's vPDQ hashes (`frame,quality,pdq,seconds`
+    lines, as Meta's vpdq writes them), or several under `# label` lines; a folder imports
+    every file in it. Example: `ansim ref import C-2026-0001 shared-video.txt --format vpdq`
+    """
+    if hash_format == "vpdq":
+        imported = intake.import_vpdq_files(open_workspace(), case_id, [list_file])
+        bad = [r for r in imported if r.error]
+        if json_out:
+            emit_json([r.as_dict() for r in imported])
+        else:
+            for r in imported:
+                if r.error:
+                    out.print(f"[red]failed[/red] {r.path}: {r.error}", highlight=False)
+                else:
+                    out.print(f"reference {r.reference_id} (video) <- {r.path}", highlight=False)
+            out.print(f"{len(imported) - len(bad)} imported, {len(bad)} rejected")
+        raise typer.Exit(1 if bad else 0)
     results = intake.import_hash_list(open_workspace(), case_id, list_file, hash_format)
     failed = [r for r in results if r.error]
     if json_out:
@@ -338,13 +375,29 @@ def ref_import(
 @ref_app.command("export")
 @refusals
 def ref_export(
-    hash_format: Annotated[str, typer.Option("--format", help="pdq or md5")] = "pdq",
+    hash_format: Annotated[str, typer.Option("--format", help="pdq, md5 or vpdq")] = "pdq",
     case_id: Annotated[str | None, typer.Option("--case", help="Only this case.")] = None,
     output: Annotated[
         Path | None, typer.Option("--out", help="Write here instead of stdout.")
     ] = None,
 ) -> None:
-    """Export reference hashes as `hash,ref-ID` lines, the format `ref import` reads."""
+    """Export reference hashes as `hash,ref-ID` lines, the format `ref import` reads.
+
+    `--format vpdq` writes video references in vPDQ's format: one plain vPDQ file for one
+    video, `# ref-ID` headed blocks for several, one `ref-ID.txt` each when --out is a folder.
+    """
+    if hash_format == "vpdq":
+        videos = intake.export_vpdq(open_workspace(), case_id)
+        if output and output.is_dir():
+            for label, text in videos:
+                (output / f"{label}.txt").write_text(text)
+            err.print(f"wrote {len(videos)} vPDQ files to {output}")
+        elif output:
+            output.write_text(format_vpdq_texts(videos))
+            err.print(f"wrote {len(videos)} videos to {output}")
+        else:
+            sys.stdout.write(format_vpdq_texts(videos))
+        return
     lines = intake.export_hash_list(open_workspace(), hash_format, case_id)
     text = "".join(line + "\n" for line in lines)
     if output:
@@ -376,18 +429,41 @@ def ref_withdraw(
 def hash_command(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (recursive).")],
     full_decode: Annotated[bool, typer.Option(help="Decode images at full size (slower).")] = False,
+    output_format: Annotated[
+        str, typer.Option("--format", help="text, or vpdq: videos as vPDQ hash lines.")
+    ] = "text",
+    seconds_per_hash: Annotated[
+        float, typer.Option(help="Video: hash a frame every this many seconds (0 = every frame).")
+    ] = 1.0,
+    crop_borders: Annotated[
+        bool, typer.Option(help="Video: crop flat borders (letterbox) before hashing.")
+    ] = True,
     json_out: JsonFlag = False,
 ) -> None:
     """Print the signals of each file without storing anything.
 
-    Example: `ansim hash photo.jpg --json`
+    Examples: `ansim hash photo.jpg --json`; `ansim hash clip.mp4 --format vpdq > clip.txt`;
+    Meta's own vPDQ hashes: `ansim hash clip.mp4 --format vpdq --seconds-per-hash 0
+    --no-crop-borders`.
     """
     from casework.files import expand_paths
 
+    if output_format not in ("text", "vpdq"):
+        err.print("[red]error:[/red] --format must be text or vpdq")
+        raise typer.Exit(2)
+    options = dataclasses.replace(
+        hash_options(full_decode),
+        video=VideoOptions(
+            seconds_per_hash=max(0.0, seconds_per_hash), crop_borders=crop_borders, min_frames=0
+        ),
+    )
     results = []
+    vpdq_texts: list[tuple[str, list[Any]]] = []
     for path in expand_paths(paths):
         try:
-            signals = hash_file(path, hash_options(full_decode))
+            signals = hash_file(path, options)
+            if "vpdq" in signals.extra:
+                vpdq_texts.append((str(path), signals.extra["vpdq"].frames))
             results.append(
                 {
                     "path": str(path),
@@ -400,12 +476,26 @@ def hash_command(
             results.append(
                 {"path": str(path), "modality": None, "signals": None, "error": str(exc)}
             )
-    if json_out:
+    if output_format == "vpdq":
+        sys.stdout.write(format_videos(vpdq_texts) if vpdq_texts else "")
+        for r in results:
+            if r["error"]:
+                err.print(f"[red]failed[/red] {r['path']}: {r['error']}", highlight=False)
+            elif r["modality"] != "video":
+                err.print(f"skipped {r['path']}: not a video", highlight=False)
+    elif json_out:
         emit_json(results)
     else:
         for r in results:
             if r["error"]:
                 out.print(f"[red]failed[/red] {r['path']}: {r['error']}", highlight=False)
+            elif r["modality"] == "video":
+                frames = r["signals"]["vpdq"]
+                out.print(
+                    f"{r['path']} [video] sha256={r['signals']['sha256']}, vpdq={len(frames)} "
+                    "frames (--format vpdq or --json prints them)",
+                    highlight=False,
+                )
             else:
                 shown = ", ".join(f"{k}={v}" for k, v in r["signals"].items())
                 out.print(f"{r['path']} [{r['modality']}] {shown}", highlight=False)
@@ -593,63 +683,69 @@ def index_status(json_out: JsonFlag = False) -> None:
     emit_json(result) if json_out else out.print(result)
 
 
-# ---------------------------------------------------------------- bench
+def _shared_data() -> Path:
+    default = Path(__file__).resolve().parent.parent / "shared" / "data"
+    return Path(os.environ.get("ANSIM_SHARED_DATA") or default)
 
 
-@bench_app.command("audio")
-def bench_audio(
-    data: Annotated[Path, typer.Option(help="Folder of benign recordings (references).")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Where the report goes.")],
-    filler_minutes: Annotated[
-        float, typer.Option(help="Generated filler music added to the index.")
-    ] = 30.0,
-    clips: Annotated[int, typer.Option(help="Clips per recording per clip length.")] = 2,
-    hold_out: Annotated[
-        list[str] | None,
-        typer.Option(help="Recording (file stem) kept out of the index as a distractor."),
+@bench_app.command("video")
+@refusals
+def bench_video(
+    data: Annotated[Path, typer.Option(help="Reference videos (e.g. Meta's TMK samples).")],
+    out: Annotated[Path, typer.Option(help="Folder for copies and the report.")],
+    images: Annotated[
+        Path | None, typer.Option(help="Photos to synthesize slideshows from.")
     ] = None,
-    seed: int = 0,
-    no_fpcalc: Annotated[bool, typer.Option("--no-fpcalc", help="Skip Chromaprint.")] = False,
-    edit: Annotated[
-        list[str] | None, typer.Option(help="Only this edit (repeatable), e.g. 'noise 0 dB'.")
+    vpdq_hashes: Annotated[
+        Path | None, typer.Option(help="Meta's vPDQ hashes of --data, for the interop table.")
     ] = None,
+    synthesized: Annotated[int, typer.Option(help="Slideshow references to make.")] = 6,
+    seconds: Annotated[float, typer.Option(help="Length of each slideshow.")] = 24.0,
+    negatives: Annotated[int, typer.Option(help="Unrelated videos sharing an intro.")] = 3,
+    peer: Annotated[bool, typer.Option(help="Also run Meta's vpdq package.")] = True,
+    interop: Annotated[bool, typer.Option(help="Hash --data at every frame vs Meta.")] = True,
     json_out: JsonFlag = False,
 ) -> None:
-    """Audio recall per repost edit, precision, speed and index size, beside fpcalc.
+    """Video recall/precision per transform, hashing speed and vPDQ interop, vs Meta's vpdq.
 
-    Example: `ansim bench audio --data ../shared/data/audio --out bench-out/audio`
+    Example: `ansim bench video --data ../shared/data/threatexchange/tmk/sample-videos
+    --out bench-out/video` (about 10 minutes on 2 cores; needs `pip install vpdq`, which
+    builds against Debian's libav*-dev packages, for the peer).
     """
-    from benchmarks.audio import DEFAULT_HELD_OUT, BenchConfig, report_markdown, run_audio_bench
+    from benchmarks.video import VideoBenchConfig, run_video_benchmark
 
     if not data.is_dir():
-        err.print(f"[red]error:[/red] {data} is not a folder")
-        raise typer.Exit(2)
-    config = BenchConfig(
-        data=data,
-        out=out_dir,
-        held_out=tuple(hold_out) if hold_out else DEFAULT_HELD_OUT,
-        filler_minutes=filler_minutes,
-        clips_per_length=clips,
-        seed=seed,
-        use_fpcalc=not no_fpcalc,
-        only_edits=tuple(edit or ()),
-    )
-    with progress_bar() as progress:
-        task = progress.add_task("audio bench", total=None, current="")
-
-        def advance(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
+        raise CaseworkError(f"--data {data} is not a folder")
+    if peer:
         try:
-            result = run_audio_bench(config, log=lambda m: err.print(m), advance=advance)
-        except MediaError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from exc
-    command = "ansim " + " ".join(sys.argv[1:])
-    markdown = report_markdown(result, command)
-    (out_dir / "audio-report.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out_dir / "audio-report.md").write_text(markdown)
-    emit_json(result) if json_out else out.print(markdown, highlight=False)
+            import vpdq  # noqa: F401
+        except ImportError as exc:
+            raise CaseworkError(
+                "the peer needs Meta's vpdq package: `make bench-video-deps`, or --no-peer"
+            ) from exc
+    shared = _shared_data()
+    config = VideoBenchConfig(
+        data=data,
+        out=out,
+        images=images or shared / "images",
+        vpdq_hashes=vpdq_hashes or shared / "threatexchange" / "vpdq" / "sample-hashes",
+        synthesized=synthesized,
+        synth_seconds=seconds,
+        negatives=negatives,
+        peer=peer,
+        interop=interop,
+    )
+    try:
+        report = run_video_benchmark(config, err)
+    except ValueError as exc:
+        raise CaseworkError(str(exc)) from exc
+    if json_out:
+        emit_json(report)
+    else:
+        out_text = (out / "video-bench.md").read_text()
+        sys.stdout.write(out_text)
+        files = ", ".join(str(out / f"video-bench.{ext}") for ext in ("md", "json", "png"))
+        err.print(f"report: {files}")
 
 
 @bench_app.command("text")
@@ -1275,6 +1371,65 @@ def shared_data_dir() -> Path:
     if not path.is_dir():
         raise CaseworkError(f"shared data not found at {path} (set ANSIM_SHARED_DATA)")
     return path
+
+
+# ---------------------------------------------------------------- bench
+
+
+@bench_app.command("audio")
+def bench_audio(
+    data: Annotated[Path, typer.Option(help="Folder of benign recordings (references).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the report goes.")],
+    filler_minutes: Annotated[
+        float, typer.Option(help="Generated filler music added to the index.")
+    ] = 30.0,
+    clips: Annotated[int, typer.Option(help="Clips per recording per clip length.")] = 2,
+    hold_out: Annotated[
+        list[str] | None,
+        typer.Option(help="Recording (file stem) kept out of the index as a distractor."),
+    ] = None,
+    seed: int = 0,
+    no_fpcalc: Annotated[bool, typer.Option("--no-fpcalc", help="Skip Chromaprint.")] = False,
+    edit: Annotated[
+        list[str] | None, typer.Option(help="Only this edit (repeatable), e.g. 'noise 0 dB'.")
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Audio recall per repost edit, precision, speed and index size, beside fpcalc.
+
+    Example: `ansim bench audio --data ../shared/data/audio --out bench-out/audio`
+    """
+    from benchmarks.audio import DEFAULT_HELD_OUT, BenchConfig, report_markdown, run_audio_bench
+
+    if not data.is_dir():
+        err.print(f"[red]error:[/red] {data} is not a folder")
+        raise typer.Exit(2)
+    config = BenchConfig(
+        data=data,
+        out=out_dir,
+        held_out=tuple(hold_out) if hold_out else DEFAULT_HELD_OUT,
+        filler_minutes=filler_minutes,
+        clips_per_length=clips,
+        seed=seed,
+        use_fpcalc=not no_fpcalc,
+        only_edits=tuple(edit or ()),
+    )
+    with progress_bar() as progress:
+        task = progress.add_task("audio bench", total=None, current="")
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        try:
+            result = run_audio_bench(config, log=lambda m: err.print(m), advance=advance)
+        except MediaError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
+    command = "ansim " + " ".join(sys.argv[1:])
+    markdown = report_markdown(result, command)
+    (out_dir / "audio-report.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out_dir / "audio-report.md").write_text(markdown)
+    emit_json(result) if json_out else out.print(markdown, highlight=False)
 
 
 def main() -> None:

@@ -237,8 +237,11 @@ def run_crawl_bench(
             workers=workers,
             host_concurrency=workers,
         )
+        cpu_before = time.process_time()
         with PeakMemory() as memory:
             summary = crawling.run_crawl(workspace, options)
+        # The crawler's own process (all its threads); hashing workers are not in it.
+        crawler_cpu_s = time.process_time() - cpu_before
     finally:
         server.terminate()
         server.wait(10)
@@ -258,6 +261,10 @@ def run_crawl_bench(
         "media_hashed": summary.media_hashed,
         "pages_per_s": round(summary.pages / summary.elapsed_s, 1),
         "media_per_s": round(summary.media / summary.elapsed_s, 1),
+        "crawler_cpu_s": round(crawler_cpu_s, 1),
+        "crawler_cpu_ms_per_url": round(
+            1000 * crawler_cpu_s / max(1, summary.pages + summary.media), 1
+        ),
         "seconds_to_last_queued_match": round(summary.seconds_to_last_match or 0, 2),
         "planted": len(planted),
         "planted_found": len(planted & found),

@@ -40,6 +40,10 @@ def _add_pdq_rows(index: FaissPdqIndex, rows: list[Signal]) -> None:
     index.add([row.id for row in rows], [row.value or "" for row in rows])
 
 
+def _add_text_rows(index: LshTextIndex, rows: list[Signal]) -> None:
+    index.add([row.id for row in rows], [TextSignature.from_bytes(row.blob or b"") for row in rows])
+
+
 def _add_audio_rows(index: InvertedAudioIndex, rows: list[Signal]) -> None:
     for row in rows:
         fingerprint = AudioFingerprint.from_blob(row.blob or b"")
@@ -50,14 +54,10 @@ def _add_audio_rows(index: InvertedAudioIndex, rows: list[Signal]) -> None:
         )
 
 
-def _add_text_rows(index: LshTextIndex, rows: list[Signal]) -> None:
-    index.add([row.id for row in rows], [TextSignature.from_bytes(row.blob or b"") for row in rows])
-
-
 BANK_SPECS: list[BankSpec] = [
     BankSpec("pdq", "pdq", FaissPdqIndex, FaissPdqIndex.load, _add_pdq_rows),
-    BankSpec("audio", AUDIO_SIGNAL, InvertedAudioIndex, InvertedAudioIndex.load, _add_audio_rows),
     BankSpec("text", "text_minhash", LshTextIndex, LshTextIndex.load, _add_text_rows),
+    BankSpec("audio", AUDIO_SIGNAL, InvertedAudioIndex, InvertedAudioIndex.load, _add_audio_rows),
 ]
 
 

@@ -7,6 +7,12 @@ moment `--resume` refetches only what was in flight (its results were never reco
 and records everything exactly once. A page is finished only after all its media, so a
 page in flight at the crash is fetched again and its finished media are skipped.
 
+Batched commits: the crawl's store work runs in one open transaction that commits every
+`COMMIT_EVERY_URLS` finished URLs or `COMMIT_INTERVAL_S` seconds, whichever comes first.
+Each URL's writes sit in their own SAVEPOINT, so a URL that fails rolls back alone. A URL
+counts as in flight until its batch commits: a kill loses the whole open batch, which
+`--resume` fetches again, and nothing of it was recorded.
+
 One crawl per home at a time: an exclusive flock on `$ANSIM_HOME/crawl.lock`, which the
 kernel releases when the process dies however it dies.
 """
@@ -31,12 +37,21 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from casework.banks import Banks
 from casework.errors import CaseworkError
-from casework.models import CrawlRun, CrawlUrl, Evidence, Match, Reference, ScannedItem, utcnow
+from casework.models import (
+    CrawlRun,
+    CrawlUrl,
+    Evidence,
+    Match,
+    Reference,
+    ScannedItem,
+    utcnow,
+)
 from casework.scanning import ScanMatch, record_item
 from casework.workspace import Workspace
 from crawler.evidence import EvidenceError, EvidenceStore
@@ -58,6 +73,21 @@ HISTORY_FLUSH_ROWS = 2000
 MEDIA_PER_PAGE_CONCURRENCY = 8
 MAX_LISTED_MATCHES = 1000
 CLAIM_BATCH = 200
+# One transaction per this many finished URLs or this many seconds, whichever comes first:
+# a commit per URL cost more CPU than the URL's own work, and the interval bounds how long
+# the crawl holds SQLite's write lock and how much a kill makes `--resume` fetch again.
+COMMIT_EVERY_URLS = 64
+COMMIT_INTERVAL_S = 0.25
+FINISH_COLUMNS = (
+    "state", "fetched_at", "outcome", "error", "http_status", "final_url",
+    "content_type", "size", "sha256", "resolved_ip", "item_id",
+)  # fmt: skip
+# Every finish sets every column (None where it has nothing): one executemany per batch.
+FINISH_ROW = (
+    update(CrawlUrl.__table__)
+    .where(CrawlUrl.__table__.c.id == bindparam("row_id"))
+    .values({name: bindparam(f"new_{name}") for name in FINISH_COLUMNS})
+)
 
 
 @dataclass
@@ -88,6 +118,15 @@ class CrawlOptions:
     @classmethod
     def from_json(cls, text: str) -> CrawlOptions:
         return cls(**json.loads(text))
+
+
+@dataclass
+class UnwrittenContent:
+    """Fingerprinted bytes whose item waits in the open batch; filled in when written."""
+
+    signals: MediaSignals
+    item_id: int | None = None
+    matched: bool = False
 
 
 @dataclass
@@ -214,7 +253,15 @@ class Crawl:
         self.evidence = EvidenceStore(workspace.home.root / "evidence", workspace.cipher.fernet())
         self.hash_options = HashOptions(max_file_bytes=options.max_response_bytes)
         self._claimed: set[int] = set()
-        self._buffer: list[CrawlUrl] = []
+        self._buffer: list[Row[Any]] = []
+        # Finished URLs whose writes wait for the next batch (see _write_batch).
+        self._batch: list[tuple[int, Callable[[Session], None]]] = []
+        self._batch_opened = 0.0
+        self._unwritten: set[int] = set()
+        self._unwritten_content: dict[str, UnwrittenContent] = {}
+        self._discard_later: list[FetchResult] = []
+        self._written: list[tuple[ScannedItem, list[ScanMatch]]] = []
+        self._finishes: list[dict[str, Any]] = []
         self._finished_pages = -1  # counted from the store on the first refill
         self._wake = asyncio.Event()
         self._media_in_flight: set[str] = set()
@@ -289,8 +336,13 @@ class Crawl:
             ) as fetcher:
                 self.fetcher = fetcher
                 self.robots = RobotsCache(fetcher, ignore_hosts=set(options.ignore_robots_hosts))
+                writer = asyncio.create_task(self._write_on_interval())
                 workers = [asyncio.create_task(self._worker()) for _ in range(options.workers)]
-                await asyncio.gather(*workers)
+                try:
+                    await asyncio.gather(*workers)
+                finally:
+                    writer.cancel()
+                    self._write_batch()  # before the fetched bodies' folder goes
         self._flush_history(force=True)
         self.summary.elapsed_s = time.monotonic() - self.summary.started
         self.summary.outcomes.update(
@@ -320,7 +372,7 @@ class Crawl:
                 if self.on_progress:
                     self.on_progress(self.summary)
 
-    async def _next_page(self) -> CrawlUrl | None:
+    async def _next_page(self) -> Row[Any] | None:
         """The next pending page (shallowest first), or None when the crawl is over."""
         while True:
             if self._stop_reason is None and self.summary.bytes > self.options.max_crawl_bytes:
@@ -356,17 +408,20 @@ class Crawl:
                     )
                 ).scalar_one()
             query = (
-                select(CrawlUrl)
+                select(CrawlUrl.id, CrawlUrl.url, CrawlUrl.depth)
                 .where(
                     CrawlUrl.run_id == self.run_id,
                     CrawlUrl.kind == "page",
                     CrawlUrl.state == "pending",
                 )
                 .order_by(CrawlUrl.depth, CrawlUrl.id)
-                .limit(len(self._claimed) + CLAIM_BATCH)
+                .limit(len(self._claimed) + len(self._unwritten) + CLAIM_BATCH)
             )
+            # Pages finished in memory but not yet written are still pending in the store.
             self._buffer = [
-                r for r in session.execute(query).scalars() if r.id not in self._claimed
+                r
+                for r in session.execute(query)
+                if r.id not in self._claimed and r.id not in self._unwritten
             ]
 
     # ------------------------------------------------------------------ pages
@@ -381,7 +436,7 @@ class Crawl:
         # Media may sit on another host (a CDN); robots.txt still rules it.
         return await self.robots.refusal(url)
 
-    async def _process_page(self, row: CrawlUrl) -> None:
+    async def _process_page(self, row: Row[Any]) -> None:
         refusal = await self.robots.refusal(row.url)
         if refusal:
             self._finish(row.id, "skipped", outcome="robots_disallowed", error=refusal)
@@ -403,9 +458,10 @@ class Crawl:
                 return
             self.summary.pages += 1
             content = extract_page(result.read_body(), result.final_url or row.url)
-            if row.depth < self.options.max_depth:
-                self._enqueue_pages(row, [link.url for link in content.links])
-            media_rows = self._enqueue_media(row, [m.url for m in content.media])
+            links = (
+                [link.url for link in content.links] if row.depth < self.options.max_depth else []
+            )
+            media_rows = self._enqueue(row, links, [m.url for m in content.media])
             limiter = asyncio.Semaphore(MEDIA_PER_PAGE_CONCURRENCY)
 
             async def one(media_id: int, media_url: str) -> None:
@@ -417,59 +473,71 @@ class Crawl:
                 await self._process_text(row, result, content.text)
             self._finish(row.id, "done", result=result, outcome="ok")
         finally:
-            result.discard()
+            self._discard_after_write(result)
 
-    def _enqueue_pages(self, parent: CrawlUrl, urls: list[str]) -> None:
-        wanted = {}
-        for url in urls:
+    def _enqueue(self, page: Row[Any], links: list[str], media: list[str]) -> list[tuple[int, str]]:
+        """A page's in-scope links and its media into the frontier, in one transaction.
+
+        Returns the media not yet seen in this run (the visited set): (row id, url)."""
+        pages_wanted = {}
+        for url in links:
             if self.scope.allows(url):
-                wanted[url_hash(url)] = url
+                pages_wanted[url_hash(url)] = url
             else:
                 self.summary.outcomes["out_of_scope"] += 1
-        if wanted:
-            self._insert_new(parent, wanted, "page", parent.depth + 1)
+        media_wanted = {url_hash(url): url for url in media if url not in self._media_in_flight}
+        if not pages_wanted and not media_wanted:
+            return []
+        with self.workspace.store.session() as session:
+            if pages_wanted:
+                self._insert_new(session, page, pages_wanted, "page", page.depth + 1)
+            if not media_wanted:
+                rows = []
+            else:
+                self._insert_new(session, page, media_wanted, "media", page.depth)
+                rows = session.execute(
+                    select(CrawlUrl.id, CrawlUrl.url).where(
+                        CrawlUrl.run_id == self.run_id,
+                        CrawlUrl.url_hash.in_(list(media_wanted)),
+                        CrawlUrl.state == "pending",
+                    )
+                ).all()
+        if pages_wanted:
             self._buffer = []  # re-read in depth order next time
             self._wake.set()
-
-    def _enqueue_media(self, page: CrawlUrl, urls: list[str]) -> list[tuple[int, str]]:
-        """Media of a page not yet seen in this run (the visited set): (row id, url)."""
-        wanted = {url_hash(url): url for url in urls if url not in self._media_in_flight}
-        if not wanted:
-            return []
-        self._insert_new(page, wanted, "media", page.depth)
-        with self.workspace.store.session() as session:
-            rows = session.execute(
-                select(CrawlUrl.id, CrawlUrl.url).where(
-                    CrawlUrl.run_id == self.run_id,
-                    CrawlUrl.url_hash.in_(list(wanted)),
-                    CrawlUrl.state == "pending",
-                )
-            ).all()
-        pending = [(row_id, url) for row_id, url in rows if url not in self._media_in_flight]
+        pending = [
+            (row_id, url)
+            for row_id, url in rows
+            if url not in self._media_in_flight and row_id not in self._unwritten
+        ]
         self._media_in_flight.update(url for _, url in pending)
         return pending
 
-    def _insert_new(self, parent: CrawlUrl, wanted: dict[str, str], kind: str, depth: int) -> None:
-        with self.workspace.store.session() as session:
-            known = set(
-                session.execute(
-                    select(CrawlUrl.url_hash).where(
-                        CrawlUrl.run_id == self.run_id, CrawlUrl.url_hash.in_(list(wanted))
-                    )
-                ).scalars()
-            )
-            for digest, url in wanted.items():
-                if digest not in known:
-                    session.add(
-                        CrawlUrl(
-                            run_id=self.run_id,
-                            url=url,
-                            url_hash=digest,
-                            kind=kind,
-                            depth=depth,
-                            referrer_id=parent.id,
-                        )
-                    )
+    def _insert_new(
+        self, session: Session, parent: Row[Any], wanted: dict[str, str], kind: str, depth: int
+    ) -> None:
+        known = set(
+            session.execute(
+                select(CrawlUrl.url_hash).where(
+                    CrawlUrl.run_id == self.run_id, CrawlUrl.url_hash.in_(list(wanted))
+                )
+            ).scalars()
+        )
+        new_rows = [
+            {
+                "run_id": self.run_id,
+                "url": url,
+                "url_hash": digest,
+                "kind": kind,
+                "depth": depth,
+                "referrer_id": parent.id,
+                "state": "pending",
+            }
+            for digest, url in wanted.items()
+            if digest not in known
+        ]
+        if new_rows:  # one executemany, no ORM objects
+            session.execute(insert(CrawlUrl), new_rows)
 
     # ------------------------------------------------------------------ media
 
@@ -487,7 +555,7 @@ class Crawl:
             try:
                 await self._media_from_fetch(row_id, url, result, page)
             finally:
-                result.discard()
+                self._discard_after_write(result)
         except Exception:
             log.exception("media %s failed unexpectedly", url)
             self._finish(row_id, "failed", outcome="internal_error")
@@ -503,6 +571,15 @@ class Crawl:
         first = self._hashing.get(sha256)
         if first is not None:
             await asyncio.shield(first)  # the same bytes are being fingerprinted right now
+        unwritten = self._unwritten_content.get(sha256) if result.sha256 else None
+        if unwritten is not None:
+            # The same bytes wait in the open batch; whether they matched is known only
+            # when it is written: decided there, with their signals (no second hash).
+            self._defer(
+                row_id,
+                lambda s: self._write_duplicate(s, row_id, location, unwritten, result, page),
+            )
+            return
         known_item = self._unmatched_duplicate(result.sha256)
         if known_item is not None:
             # Same bytes already fingerprinted and matched nothing since: hash once.
@@ -528,7 +605,10 @@ class Crawl:
             done.set_result(None)
             self._hashing.pop(sha256, None)
         self.summary.media_hashed += 1
-        self._record(row_id, location, signals, result, page)
+        content = UnwrittenContent(signals)
+        if signals.sha256:
+            self._unwritten_content.setdefault(signals.sha256, content)
+        self._defer(row_id, lambda s: self._write_media(s, row_id, location, content, result, page))
 
     def _unmatched_duplicate(self, sha256: str | None) -> int | None:
         if sha256 is None:
@@ -548,45 +628,65 @@ class Crawl:
                 query = query.where(ScannedItem.scanned_at >= self._newest_reference_at)
             return session.execute(query).scalar()
 
-    def _record(
+    def _write_duplicate(
         self,
+        session: Session,
         row_id: int,
         location: str,
-        signals: MediaSignals,
+        first: UnwrittenContent,
         result: FetchResult,
         page: FetchResult | None,
-    ) -> list[ScanMatch]:
-        """Item, signals, matches, takedowns, evidence and the frontier row: one transaction."""
-        with self.workspace.session() as session:
-            item, matches = record_item(session, self.workspace, signals, location)
-            if matches:
-                fetches = ([("page", page)] if page is not None else []) + [("media", result)]
-                bundle = self.evidence.write_bundle(
-                    fetches, note=f"ansim crawl run {self.run_id}: match at {location}"
-                )
-                for takedown_id in sorted({m.takedown_id for m in matches if m.takedown_id}):
-                    session.add(
-                        Evidence(
-                            bundle_id=bundle.bundle_id,
-                            takedown_id=takedown_id,
-                            item_id=item.id,
-                            page_url=page.final_url if page is not None else None,
-                            media_url=location,
-                            warc_sha256=bundle.warc_sha256,
-                            records=bundle.records,
-                        )
-                    )
-                self.summary.evidence += 1
-            self._finish_in(session, row_id, "done", result=result, outcome="ok", item=item.id)
-        self._history_rows.extend(item.signals)
-        self._flush_history()
-        if matches:
-            self._note_matches(matches)
-        elif signals.sha256:
-            self._unmatched_sha[signals.sha256] = item.id
-        return matches
+    ) -> None:
+        if first.item_id is not None and not first.matched:
+            self.summary.media_duplicate_content += 1
+            self._finish_in(
+                session,
+                row_id,
+                "done",
+                result=result,
+                outcome="duplicate_content",
+                item=first.item_id,
+            )
+        else:  # the first copy matched (or failed): this location gets its own item
+            self._write_media(
+                session, row_id, location, UnwrittenContent(first.signals), result, page
+            )
 
-    async def _process_text(self, row: CrawlUrl, page: FetchResult, text: str) -> None:
+    def _write_media(
+        self,
+        session: Session,
+        row_id: int,
+        location: str,
+        content: UnwrittenContent,
+        result: FetchResult,
+        page: FetchResult | None,
+    ) -> None:
+        """Item, signals, matches, takedowns, evidence and the frontier row: one transaction."""
+        item, matches = record_item(session, self.workspace, content.signals, location)
+        if matches:
+            fetches = ([("page", page)] if page is not None else []) + [("media", result)]
+            bundle = self.evidence.write_bundle(
+                fetches, note=f"ansim crawl run {self.run_id}: match at {location}"
+            )
+            for takedown_id in sorted({m.takedown_id for m in matches if m.takedown_id}):
+                session.add(
+                    Evidence(
+                        bundle_id=bundle.bundle_id,
+                        takedown_id=takedown_id,
+                        item_id=item.id,
+                        page_url=page.final_url if page is not None else None,
+                        media_url=location,
+                        warc_sha256=bundle.warc_sha256,
+                        records=bundle.records,
+                    )
+                )
+            self.summary.evidence += 1
+        self._finish_in(session, row_id, "done", result=result, outcome="ok", item=item.id)
+        session.flush()
+        content.item_id, content.matched = item.id, bool(matches)
+        self._written.append((item, matches))
+
+    async def _process_text(self, row: Row[Any], page: FetchResult, text: str) -> None:
         """Page text through the detector when a text hasher exists (skipped otherwise)."""
         assert self._work_dir is not None
         path = self._work_dir / f"text-{row.id}.txt"
@@ -603,26 +703,30 @@ class Crawl:
         finally:
             path.unlink(missing_ok=True)
         self.summary.texts_hashed += 1
-        with self.workspace.session() as session:
-            item, matches = record_item(session, self.workspace, signals, page.final_url or row.url)
-            if matches:
-                bundle = self.evidence.write_bundle(
-                    [("page", page)], note=f"ansim crawl run {self.run_id}: text match"
-                )
-                session.add(
-                    Evidence(
-                        bundle_id=bundle.bundle_id,
-                        takedown_id=next((m.takedown_id for m in matches if m.takedown_id), None),
-                        item_id=item.id,
-                        page_url=page.final_url,
-                        media_url=page.final_url or row.url,
-                        warc_sha256=bundle.warc_sha256,
-                        records=bundle.records,
-                    )
-                )
+        # Written in the page's batch, just before the page's own frontier row.
+        self._defer(row.id, lambda s: self._write_text(s, row, page, signals))
+
+    def _write_text(
+        self, session: Session, row: Row[Any], page: FetchResult, signals: MediaSignals
+    ) -> None:
+        item, matches = record_item(session, self.workspace, signals, page.final_url or row.url)
         if matches:
-            self._note_matches(matches)
-        self._history_rows.extend(item.signals)
+            bundle = self.evidence.write_bundle(
+                [("page", page)], note=f"ansim crawl run {self.run_id}: text match"
+            )
+            session.add(
+                Evidence(
+                    bundle_id=bundle.bundle_id,
+                    takedown_id=next((m.takedown_id for m in matches if m.takedown_id), None),
+                    item_id=item.id,
+                    page_url=page.final_url,
+                    media_url=page.final_url or row.url,
+                    warc_sha256=bundle.warc_sha256,
+                    records=bundle.records,
+                )
+            )
+        session.flush()
+        self._written.append((item, matches))
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -636,12 +740,79 @@ class Crawl:
                 self.summary.match_list.append(m.as_dict())
 
     def _finish(self, row_id: int, state: str, **details: Any) -> None:
-        with self.workspace.store.session() as session:
-            self._finish_in(session, row_id, state, **details)
+        self._defer(row_id, lambda s: self._finish_in(s, row_id, state, **details))
+
+    # ------------------------------------------------------------------ batched writes
+
+    def _defer(self, row_id: int, write: Callable[[Session], None]) -> None:
+        """Queue one URL's writes for the next batch; write it when the batch is due."""
+        if not self._batch:
+            self._batch_opened = time.monotonic()
+        self._batch.append((row_id, write))
+        self._unwritten.add(row_id)
+        if (
+            len(self._batch) >= COMMIT_EVERY_URLS
+            or time.monotonic() - self._batch_opened >= COMMIT_INTERVAL_S
+        ):
+            self._write_batch()
+
+    def _discard_after_write(self, result: FetchResult) -> None:
+        """A fetched body stays on disk until the writes that may need it for evidence ran."""
+        if self._batch:
+            self._discard_later.append(result)
+        else:
+            result.discard()
+
+    async def _write_on_interval(self) -> None:
+        """Write a batch left waiting while every worker waits on the network."""
+        while True:
+            await asyncio.sleep(COMMIT_INTERVAL_S / 2)
+            if self._batch and time.monotonic() - self._batch_opened >= COMMIT_INTERVAL_S:
+                self._write_batch()
+
+    def _write_batch(self) -> None:
+        """One transaction for the queued URLs, each in its own SAVEPOINT: a URL whose
+        writes fail rolls back alone and is finished as failed."""
+        batch, self._batch = self._batch, []
+        discards, self._discard_later = self._discard_later, []
+        self._written = []
+        try:
+            if batch:
+                with self.workspace.store.session() as session:
+                    for row_id, write in batch:
+                        finished_before = len(self._finishes)
+                        try:
+                            with session.begin_nested():
+                                write(session)
+                        except Exception:
+                            log.exception("writing crawl url %d failed", row_id)
+                            del self._finishes[finished_before:]
+                            self._finish_in(session, row_id, "failed", outcome="internal_error")
+                    self._run_finishes(session)
+                self.workspace.anchor_audit_head()
+        except Exception:
+            # Nothing of the batch is recorded; its URLs stay pending for `--resume`.
+            log.exception("writing a batch of %d finished URLs failed", len(batch))
+            self._stop_reason = "store write failed"
+            self._written, self._finishes = [], []
+        finally:
+            self._unwritten.clear()
+            self._unwritten_content.clear()
+            for result in discards:
+                result.discard()
+        for item, matches in self._written:
+            self._history_rows.extend(item.signals)
+            if matches:
+                self._note_matches(matches)
+            elif item.sha256 and item.modality != "text":
+                self._unmatched_sha[item.sha256] = item.id
+        self._written = []
+        self._flush_history()
+        self._wake.set()
 
     def _finish_in(
         self,
-        session: Session,
+        _session: Session,
         row_id: int,
         state: str,
         result: FetchResult | None = None,
@@ -649,7 +820,10 @@ class Crawl:
         error: str | None = None,
         item: int | None = None,
     ) -> None:
-        values: dict[str, Any] = {"state": state, "fetched_at": utcnow()}
+        """The frontier row's finish, run with the batch's other finishes at its end (one
+        executemany in the same transaction as what the URL produced)."""
+        values: dict[str, Any] = dict.fromkeys(FINISH_COLUMNS)
+        values.update(row_id=row_id, state=state, fetched_at=utcnow(), item_id=item)
         if result is not None:
             values.update(
                 outcome=outcome or result.outcome,
@@ -663,17 +837,28 @@ class Crawl:
             )
         else:
             values.update(outcome=outcome, error=error)
-        if item is not None:
-            values["item_id"] = item
-        # No CrawlUrl objects live in these sessions: skip the ORM's identity-map
-        # synchronisation, which cost more than the UPDATE itself.
-        session.execute(
-            update(CrawlUrl).where(CrawlUrl.id == row_id).values(**values),
-            execution_options={"synchronize_session": False},
+        self._finishes.append(values)
+
+    def _run_finishes(self, session: Session) -> None:
+        finishes, self._finishes = self._finishes, []
+        if not finishes:
+            return
+        session.connection().execute(
+            FINISH_ROW,
+            [
+                {"row_id": v["row_id"], **{f"new_{name}": v[name] for name in FINISH_COLUMNS}}
+                for v in finishes
+            ],
         )
-        self.summary.outcomes[values["outcome"] or state] += 1
-        if state != "done":
-            log.info("%s %s: %s", state, row_id, values.get("error") or values["outcome"])
+        for values in finishes:
+            self.summary.outcomes[values["outcome"] or values["state"]] += 1
+            if values["state"] != "done":
+                log.info(
+                    "%s %s: %s",
+                    values["state"],
+                    values["row_id"],
+                    values["error"] or values["outcome"],
+                )
 
     def _flush_history(self, force: bool = False) -> None:
         """Crawled signals into the crawl-history index, in batches (the store already has

@@ -24,8 +24,10 @@ from casework.signal_rows import rows_from_signals
 from casework.workspace import Workspace
 from detector.errors import MediaError
 from detector.hashing import HashOptions, hash_file
+from detector.pdq import DEFAULT_MIN_QUALITY
 from detector.signals import MediaSignals
 from detector.text import decode_text, text_media_signals
+from detector.vpdq_format import format_vpdq, parse_vpdq, read_vpdq_text, split_videos
 
 HASH_FORMATS = {"pdq": 64, "md5": 32}
 HEX = re.compile(r"^[0-9a-fA-F]+$")
@@ -305,3 +307,94 @@ def withdraw_reference(workspace: Workspace, reference_id: int, reason: str | No
         )
     workspace.banks.remove(by_kind)
     return sum(map(len, by_kind.values()))
+
+
+def import_vpdq_files(
+    workspace: Workspace, case_id: str, paths: list[Path], label_prefix: str | None = None
+) -> list[IntakeResult]:
+    """One video reference per vPDQ hash file (or per `# label` block in a file).
+
+    Frames with quality >= 50 go into the PDQ bank like frames of hashed videos; every
+    frame is kept as the reference's vPDQ text. A file that does not parse is reported
+    and nothing of it is stored.
+    """
+    with workspace.session() as session:
+        get_case(session, case_id)
+    results: list[IntakeResult] = []
+    for path in expand_paths(paths):
+        try:
+            videos = split_videos(read_vpdq_text(path), source=path.name)
+        except MediaError as exc:
+            results.append(IntakeResult(str(path), error=str(exc)))
+            continue
+        added_rows: list[Signal] = []
+        with workspace.session() as session:
+            for label, frames in videos:
+                rows = [
+                    Signal(
+                        kind="pdq",
+                        value=f.pdq,
+                        quality=f.quality,
+                        frame=f.frame,
+                        timestamp=f.timestamp,
+                    )
+                    for f in frames
+                    if f.quality >= DEFAULT_MIN_QUALITY
+                ]
+                rows.append(
+                    Signal(
+                        kind="vpdq",
+                        frame=len(frames),
+                        timestamp=max(f.timestamp for f in frames),
+                        blob=format_vpdq(frames).encode("ascii"),
+                    )
+                )
+                reference = Reference(
+                    case_id=case_id,
+                    modality="video",
+                    label=label or path.name,
+                    origin="import",
+                    added_by=workspace.actor,
+                    signals=rows,
+                )
+                session.add(reference)
+                session.flush()
+                added_rows += rows
+                results.append(IntakeResult(str(path), reference.id, "video"))
+            audit.record(
+                session,
+                workspace.actor,
+                "ref.import",
+                f"case:{case_id}",
+                {"format": "vpdq", "file": path.name, "videos": len(videos)},
+            )
+        workspace.banks.add(added_rows)
+    return results
+
+
+def export_vpdq(workspace: Workspace, case_id: str | None = None) -> list[tuple[str, str]]:
+    """(`ref-ID`, vPDQ text) for every consented video reference."""
+    with workspace.session() as session:
+        query = (
+            select(Reference.id, Signal.blob)
+            .join(Signal, Signal.reference_id == Reference.id)
+            .where(Signal.kind == "vpdq", Reference.consent == "given")
+            .order_by(Reference.id)
+        )
+        if case_id:
+            get_case(session, case_id)
+            query = query.where(Reference.case_id == case_id)
+        rows = session.execute(query).all()
+        audit.record(
+            session,
+            workspace.actor,
+            "ref.export",
+            f"case:{case_id or '*'}",
+            {"format": "vpdq", "videos": len(rows)},
+        )
+    exported = []
+    for reference_id, blob in rows:
+        text = blob.decode("ascii")
+        parse_vpdq(text, source=f"reference {reference_id}")  # never export a broken record
+        exported.append((f"ref-{reference_id}", text))
+    return exported

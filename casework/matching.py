@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from casework.banks import Banks
 from casework.models import Reference, Signal
+from casework.video_matching import match_video, with_frame_time
 from detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
 from detector.audio_landmarks import query_variants
 from detector.audio_match import matching_alignments
@@ -76,12 +77,55 @@ def match_image_pdq(
         return []
     if signals.pdq[0].quality < rules.pdq_min_quality:
         return []
+    index = banks.index(session, "pdq")
+    if not len(index):  # no image references: nothing to search
+        return []
     queries = signals.pdq_dihedral or [signals.pdq[0].pdq]
-    hits = banks.index(session, "pdq").search(queries, rules.pdq_max_distance)
+    hits = index.search(queries, rules.pdq_max_distance)
     as_pairs = [[(hit.entry_id, hit.distance) for hit in variant_hits] for variant_hits in hits]
     owners = owners_of_entries(session, {entry_id for pairs in as_pairs for entry_id, _ in pairs})
     evidence = best_pdq_evidence(as_pairs, owners)
-    return [d for e in evidence.values() if (d := pdq_image_decision(e, rules)) is not None]
+    return [
+        with_frame_time(session, d, e.entry_id)
+        for e in evidence.values()
+        if (d := pdq_image_decision(e, rules)) is not None
+    ]
+
+
+def match_text(
+    session: Session,
+    banks: Banks,
+    signals: MediaSignals,
+    rules: MatchRules,
+    policy: TextMatchPolicy = TextMatchPolicy(),
+) -> list[Decision]:
+    """Same normalized text (SHA-256 equal), else MinHash LSH candidates verified exactly."""
+    signature = signals.extra.get("minhash")
+    if signals.modality != "text" or not isinstance(signature, TextSignature):
+        return []
+    same_text = session.execute(
+        select(Signal.reference_id)
+        .join(Reference, Signal.reference_id == Reference.id)
+        .where(
+            Reference.consent == "given",
+            Signal.kind == "text_sha256",
+            Signal.value == signals.extra.get("normalized_sha256"),
+        )
+    ).scalars()
+    decisions = [
+        Decision(owner, "text_sha256", 0.0, 1.0, "same text after normalization")
+        for owner in same_text
+    ]
+    index = banks.index(session, "text")
+    hits = index.search([signature], policy.search_floor)[0] if len(index) else []
+    verdicts = decide_all(hits, policy)
+    owners = owners_of_entries(session, {verdict.entry_id for verdict in verdicts})
+    decisions += [
+        Decision(owners[v.entry_id], f"text_{v.rule}", 1.0 - v.score, v.score, v.explanation)
+        for v in verdicts
+        if v.entry_id in owners
+    ]
+    return decisions
 
 
 def match_audio(
@@ -111,42 +155,7 @@ def match_audio(
     return list(best.values())
 
 
-def match_text(
-    session: Session,
-    banks: Banks,
-    signals: MediaSignals,
-    rules: MatchRules,
-    policy: TextMatchPolicy = TextMatchPolicy(),
-) -> list[Decision]:
-    """Same normalized text (SHA-256 equal), else MinHash LSH candidates verified exactly."""
-    signature = signals.extra.get("minhash")
-    if signals.modality != "text" or not isinstance(signature, TextSignature):
-        return []
-    same_text = session.execute(
-        select(Signal.reference_id)
-        .join(Reference, Signal.reference_id == Reference.id)
-        .where(
-            Reference.consent == "given",
-            Signal.kind == "text_sha256",
-            Signal.value == signals.extra.get("normalized_sha256"),
-        )
-    ).scalars()
-    decisions = [
-        Decision(owner, "text_sha256", 0.0, 1.0, "same text after normalization")
-        for owner in same_text
-    ]
-    hits = banks.index(session, "text").search([signature], policy.search_floor)[0]
-    verdicts = decide_all(hits, policy)
-    owners = owners_of_entries(session, {verdict.entry_id for verdict in verdicts})
-    decisions += [
-        Decision(owners[v.entry_id], f"text_{v.rule}", 1.0 - v.score, v.score, v.explanation)
-        for v in verdicts
-        if v.entry_id in owners
-    ]
-    return decisions
-
-
-MATCHERS: list[Matcher] = [match_exact, match_image_pdq, match_text, match_audio]
+MATCHERS: list[Matcher] = [match_exact, match_image_pdq, match_text, match_video, match_audio]
 
 
 def find_matches(

@@ -10,23 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 from casework.models import Signal
+from casework.video_matching import vpdq_rows
 from detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
 from detector.audio import AudioFingerprint
 from detector.signals import MediaSignals
 from detector.text import TextSignature
-
-
-def audio_rows(fingerprint: AudioFingerprint) -> list[Signal]:
-    """One row per audio track: its peaks in `blob`, its length in `timestamp`."""
-    return [
-        Signal(
-            kind=AUDIO_SIGNAL,
-            value=f"{fingerprint.landmark_count} landmarks",
-            timestamp=fingerprint.duration,
-            blob=fingerprint.to_blob(),
-        )
-    ]
-
 
 # Signal kinds of text: the MinHash signature with hashed shingles (blob), and the
 # SHA-256 of the normalized text (value).
@@ -42,9 +30,22 @@ def _text_sha256_rows(digest: str) -> list[Signal]:
     return [Signal(kind=TEXT_SHA256, value=digest)]
 
 
+def audio_rows(fingerprint: AudioFingerprint) -> list[Signal]:
+    """One row per audio track: its peaks in `blob`, its length in `timestamp`."""
+    return [
+        Signal(
+            kind=AUDIO_SIGNAL,
+            value=f"{fingerprint.landmark_count} landmarks",
+            timestamp=fingerprint.duration,
+            blob=fingerprint.to_blob(),
+        )
+    ]
+
+
 EXTRA_SIGNAL_ENCODERS: dict[str, Callable[[Any], list[Signal]]] = {
     "minhash": _text_minhash_rows,
     "normalized_sha256": _text_sha256_rows,
+    "vpdq": vpdq_rows,
     AUDIO_SIGNAL: audio_rows,
 }
 

@@ -20,6 +20,7 @@ from detector.pdq import DEFAULT_MIN_QUALITY
 from detector.signals import FrameHash, MediaSignals
 from detector.sniff import IMAGE_MIMES, Sniffed, sniff_file
 from detector.text import TextOptions, text_file_signals
+from detector.video import VideoOptions, hash_video
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,9 @@ class HashOptions:
     """Knobs for every hasher; each modality reads its own fields."""
 
     image: ImageOptions = ImageOptions()
-    audio: AudioOptions = AudioOptions()
     text: TextOptions = TextOptions()
+    video: VideoOptions = VideoOptions()
+    audio: AudioOptions = AudioOptions()
     min_pdq_quality: int = DEFAULT_MIN_QUALITY
     max_file_bytes: int = 4 << 30
     extra: dict[str, Any] = field(default_factory=dict)
@@ -66,49 +68,6 @@ class ImageHasher:
         return HasherOutput(pdq=[hashes.pdq], pdq_dihedral=hashes.dihedral)
 
 
-class AudioHasher:
-    """Audio files: spectral-peak landmarks under `extra["audio"]`."""
-
-    modality = "audio"
-
-    def accepts(self, sniffed: Sniffed) -> bool:
-        return sniffed.modality == "audio"
-
-    def hash(self, path: Path, sniffed: Sniffed, options: HashOptions) -> HasherOutput:
-        fingerprint = fingerprint_file(path, sniffed.mime, options.audio)
-        return HasherOutput(extra={AUDIO_SIGNAL: fingerprint}, warnings=fingerprint.warnings)
-
-
-class SoundtrackHasher:
-    """Videos no other hasher takes: their soundtrack alone (listed last, a fallback)."""
-
-    modality = "video"
-
-    def accepts(self, sniffed: Sniffed) -> bool:
-        return sniffed.modality == "video"
-
-    def hash(self, path: Path, sniffed: Sniffed, options: HashOptions) -> HasherOutput:
-        output = AudioHasher().hash(path, sniffed, options)
-        output.warnings.append("video frames were not fingerprinted, only the soundtrack")
-        return output
-
-
-def add_soundtrack(
-    path: Path, sniffed: Sniffed, options: HashOptions, output: HasherOutput
-) -> None:
-    """Every video's audio track is fingerprinted as audio too, so a reported video finds
-    an audio-only repost and the reverse. A video without usable sound only gets a warning."""
-    if sniffed.modality != "video" or AUDIO_SIGNAL in output.extra:
-        return
-    try:
-        fingerprint = fingerprint_file(path, sniffed.mime, options.audio)
-    except MediaError as exc:
-        output.warnings.append(f"soundtrack not fingerprinted: {exc}")
-        return
-    output.extra[AUDIO_SIGNAL] = fingerprint
-    output.warnings.extend(fingerprint.warnings)
-
-
 class TextHasher:
     modality = "text"
 
@@ -128,9 +87,62 @@ class TextHasher:
         return HasherOutput(extra=signals.extra(), warnings=warnings)
 
 
-HASHERS: list[MediaHasher] = [ImageHasher(), TextHasher(), AudioHasher()]
-# Tried after HASHERS; they are fallbacks a modality's own hasher takes precedence over.
-FALLBACK_HASHERS: list[MediaHasher] = [SoundtrackHasher()]
+class AudioHasher:
+    """Audio files: spectral-peak landmarks under `extra["audio"]`."""
+
+    modality = "audio"
+
+    def accepts(self, sniffed: Sniffed) -> bool:
+        return sniffed.modality == "audio"
+
+    def hash(self, path: Path, sniffed: Sniffed, options: HashOptions) -> HasherOutput:
+        fingerprint = fingerprint_file(path, sniffed.mime, options.audio)
+        return HasherOutput(extra={AUDIO_SIGNAL: fingerprint}, warnings=fingerprint.warnings)
+
+
+class VideoHasher:
+    """vPDQ: PDQ per sampled frame. `pdq` gets the frames fit to match on their own (the
+    bank, where a thumbnail finds its frame); `extra["vpdq"]` keeps every hashed frame."""
+
+    modality = "video"
+
+    def accepts(self, sniffed: Sniffed) -> bool:
+        return sniffed.modality == "video"
+
+    def hash(self, path: Path, sniffed: Sniffed, options: HashOptions) -> HasherOutput:
+        hashes = hash_video(path, options.video)
+        usable = hashes.usable(options.min_pdq_quality)
+        if usable:
+            return HasherOutput(pdq=usable, extra={"vpdq": hashes}, warnings=list(hashes.warnings))
+        frames_refused = (
+            f"none of the {len(hashes.frames)} hashed frames is detailed enough to match "
+            f"(PDQ quality >= {options.min_pdq_quality}, not one flat colour)"
+        )
+        # A static or blank picture over real sound is still a copy to find, by its sound.
+        output = HasherOutput(warnings=[*hashes.warnings, f"{frames_refused}; soundtrack only"])
+        add_soundtrack(path, sniffed, options, output)
+        if AUDIO_SIGNAL not in output.extra:
+            raise LowQuality(frames_refused)
+        return output
+
+
+def add_soundtrack(
+    path: Path, sniffed: Sniffed, options: HashOptions, output: HasherOutput
+) -> None:
+    """Every video's audio track is fingerprinted as audio too, so a reported video finds
+    an audio-only repost and the reverse. A video without usable sound only gets a warning."""
+    if sniffed.modality != "video" or AUDIO_SIGNAL in output.extra:
+        return
+    try:
+        fingerprint = fingerprint_file(path, sniffed.mime, options.audio)
+    except MediaError as exc:
+        output.warnings.append(f"soundtrack not fingerprinted: {exc}")
+        return
+    output.extra[AUDIO_SIGNAL] = fingerprint
+    output.warnings.extend(fingerprint.warnings)
+
+
+HASHERS: list[MediaHasher] = [ImageHasher(), TextHasher(), VideoHasher(), AudioHasher()]
 
 
 def hash_file(path: Path, options: HashOptions = HashOptions()) -> MediaSignals:
@@ -146,7 +158,7 @@ def hash_file(path: Path, options: HashOptions = HashOptions()) -> MediaSignals:
                 f"file is {size:,} bytes, over the limit of {options.max_file_bytes:,}"
             )
         sniffed = sniff_file(path)
-        hasher = next((h for h in HASHERS + FALLBACK_HASHERS if h.accepts(sniffed)), None)
+        hasher = next((h for h in HASHERS if h.accepts(sniffed)), None)
         if hasher is None:
             raise UnsupportedMedia(
                 f"unsupported content ({sniffed.mime}), whatever the file name says"

@@ -151,7 +151,11 @@ def test_video_without_audio_stream(shared_data: Path) -> None:
     if not video.is_file():
         pytest.skip("sample video missing")
     with pytest.raises(MediaError, match="no audio stream"):
-        hash_file(video)
+        fingerprint_file(video, "video/mp4", AudioOptions())
+    # The video itself is still fingerprinted by its frames, with the missing sound noted.
+    signals = hash_file(video)
+    assert signals.modality == "video" and "audio" not in signals.extra
+    assert any("no audio stream" in warning for warning in signals.warnings)
 
 
 def test_not_audio_at_all(tmp_path: Path) -> None:
