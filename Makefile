@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint format install clean
+.PHONY: demo test test-ml lint format install clean bench-video-deps bench-video
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,10 +16,17 @@ install: $(STAMP)
 demo: install
 	bash samples/demo.sh
 
+# Store tests run on SQLite and on a throwaway PostgreSQL cluster (installed from Debian
+# when absent, started on a free loopback port, deleted afterwards).
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/pytest -q
+	scripts/pg-test-cluster run -- $(VENV)/bin/pytest -q
+
+# The learned-descriptor tests need torch (several GB, from this machine's local wheels).
+test-ml: install
+	$(VENV)/bin/pip install --quiet -e '.[ml]'
+	$(VENV)/bin/pytest -q tests/test_robust_images.py tests/test_robust_scan.py
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -31,3 +38,16 @@ format: install
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .ruff_cache *.egg-info
+
+# Meta's vpdq (the video benchmark's peer) compiles against FFmpeg's development headers.
+VPDQ_APT := libavdevice-dev libavfilter-dev libavformat-dev libavcodec-dev \
+	libswresample-dev libswscale-dev libavutil-dev pkg-config cmake g++
+
+bench-video-deps: install
+	$(VENV)/bin/python -c "import vpdq" 2>/dev/null || { \
+	  (dpkg -s $(VPDQ_APT) >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq $(VPDQ_APT))) && \
+	  $(VENV)/bin/pip install --quiet -e '.[bench-video]'; }
+
+bench-video: bench-video-deps
+	$(VENV)/bin/ansim bench video --data ../shared/data/threatexchange/tmk/sample-videos \
+	  --out bench-out/video --synthesized 4 --seconds 20

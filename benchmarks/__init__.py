@@ -1,0 +1,1 @@
+"""Benchmarks: dataset builders, runners and reports behind `ansim bench`."""

@@ -17,14 +17,19 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from casework.models import Reference, Signal
+from detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
+from detector.audio import AudioFingerprint
 from detector.descriptor import DESCRIPTOR_DIM
 from detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
 from detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
 from detector.local_verify import LocalFeatures
+from detector.text import TextSignature
+from indexer.audio_index import AudioEntry, InvertedAudioIndex
 from indexer.descriptor_index import FaissDescriptorIndex
 from indexer.local_feature_index import FaissLocalFeatureIndex
 from indexer.pdq_index import FaissPdqIndex
 from indexer.persisted import PersistedIndex
+from indexer.text_index import LshTextIndex
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,20 @@ class BankSpec:
 
 def _add_pdq_rows(index: FaissPdqIndex, rows: list[Signal]) -> None:
     index.add([row.id for row in rows], [row.value or "" for row in rows])
+
+
+def _add_text_rows(index: LshTextIndex, rows: list[Signal]) -> None:
+    index.add([row.id for row in rows], [TextSignature.from_bytes(row.blob or b"") for row in rows])
+
+
+def _add_audio_rows(index: InvertedAudioIndex, rows: list[Signal]) -> None:
+    for row in rows:
+        fingerprint = AudioFingerprint.from_blob(row.blob or b"")
+        landmarks = fingerprint.landmarks()
+        index.add(
+            row.id,
+            AudioEntry(landmarks.hashes, landmarks.times, fingerprint.frames, fingerprint.pitches),
+        )
 
 
 def _add_descriptor_rows(index: FaissDescriptorIndex, rows: list[Signal]) -> None:
@@ -59,6 +78,8 @@ def _add_local_feature_rows(index: FaissLocalFeatureIndex, rows: list[Signal]) -
 
 BANK_SPECS: list[BankSpec] = [
     BankSpec("pdq", "pdq", FaissPdqIndex, FaissPdqIndex.load, _add_pdq_rows),
+    BankSpec("text", "text_minhash", LshTextIndex, LshTextIndex.load, _add_text_rows),
+    BankSpec("audio", AUDIO_SIGNAL, InvertedAudioIndex, InvertedAudioIndex.load, _add_audio_rows),
     BankSpec(
         "descriptor",
         DESCRIPTOR_KIND,

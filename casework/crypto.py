@@ -42,6 +42,10 @@ class Cipher:
                 raise KeyProblem(f"encryption key at {self.key_file} is malformed") from exc
         return self._fernet
 
+    def fernet(self) -> Fernet:
+        """The key itself, for streaming encryption (sealed evidence files)."""
+        return self._get()
+
     def encrypt(self, plaintext: bytes) -> bytes:
         return self._get().encrypt(plaintext)
 

@@ -8,21 +8,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from casework import audit
+from casework import audit, retrohunt
 from casework.cases import get_case
 from casework.errors import CaseworkError, NotFound
 from casework.files import expand_paths
 from casework.models import Reference, Signal, utcnow
+from casework.scanning import ScanMatch
 from casework.signal_rows import rows_from_signals
 from casework.workspace import Workspace
 from detector.errors import MediaError
 from detector.hashing import HashOptions, hash_file
+from detector.pdq import DEFAULT_MIN_QUALITY
+from detector.signals import MediaSignals
+from detector.text import decode_text, text_media_signals
+from detector.vpdq_format import format_vpdq, parse_vpdq, read_vpdq_text, split_videos
 
 HASH_FORMATS = {"pdq": 64, "md5": 32}
 HEX = re.compile(r"^[0-9a-fA-F]+$")
@@ -35,6 +40,7 @@ class IntakeResult:
     modality: str | None = None
     error: str | None = None
     duplicate: bool = False
+    retro_matches: list[ScanMatch] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -45,6 +51,8 @@ class IntakeResult:
         }
         if self.duplicate:
             out["duplicate"] = True
+        if self.retro_matches:
+            out["already_crawled"] = [m.as_dict() for m in self.retro_matches]
         return out
 
 
@@ -72,6 +80,61 @@ def _add_one(workspace: Workspace, case_id: str, path: Path, options: HashOption
         signals = hash_file(path, options)
     except MediaError as exc:
         return IntakeResult(str(path), error=str(exc))
+    return _store_reference(workspace, case_id, signals, str(path), path.name, "file")
+
+
+def add_reference_texts(
+    workspace: Workspace,
+    case_id: str,
+    texts: list[tuple[str, str]],
+    options: HashOptions = HashOptions(),
+    on_item: Callable[[IntakeResult], None] | None = None,
+) -> list[IntakeResult]:
+    """One reference per (label, text); the text itself is fingerprinted and dropped."""
+    with workspace.session() as session:
+        get_case(session, case_id)
+    results = []
+    for label, text in texts:
+        try:
+            signals = text_media_signals(text, options.text)
+        except MediaError as exc:
+            result = IntakeResult(label, error=str(exc))
+        else:
+            result = _store_reference(workspace, case_id, signals, label, label, "text")
+        results.append(result)
+        if on_item:
+            on_item(result)
+    return results
+
+
+def text_lines(path: Path, options: HashOptions = HashOptions()) -> list[tuple[str, str]]:
+    """(`name:line`, text) for each non-blank line of a text file (`ref add --lines`)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CaseworkError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(data) > options.text.max_bytes:
+        raise CaseworkError(f"{path} is over the text limit of {options.text.max_bytes:,} bytes")
+    try:
+        text = decode_text(data).text
+    except MediaError as exc:
+        raise CaseworkError(f"{path}: {exc}") from exc
+    return [
+        (f"{path.name}:{number}", line)
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.strip()
+    ]
+
+
+def _store_reference(
+    workspace: Workspace,
+    case_id: str,
+    signals: MediaSignals,
+    source: str,
+    label: str,
+    origin: str,
+) -> IntakeResult:
+    path = source
     with workspace.session() as session:
         existing = session.execute(
             select(Reference.id)
@@ -84,13 +147,13 @@ def _add_one(workspace: Workspace, case_id: str, path: Path, options: HashOption
             )
         ).scalar()
         if existing is not None:
-            return IntakeResult(str(path), existing, signals.modality, duplicate=True)
+            return IntakeResult(path, existing, signals.modality, duplicate=True)
         rows = rows_from_signals(signals)
         reference = Reference(
             case_id=case_id,
             modality=signals.modality,
-            label=path.name,
-            origin="file",
+            label=label,
+            origin=origin,
             added_by=workspace.actor,
             signals=rows,
         )
@@ -105,7 +168,13 @@ def _add_one(workspace: Workspace, case_id: str, path: Path, options: HashOption
         )
     # The store has committed; the index follows (and is rebuilt from the store if this dies).
     workspace.banks.add(rows)
-    return IntakeResult(str(path), reference.id, signals.modality)
+    result = IntakeResult(path, reference.id, signals.modality)
+    # Retro-hunt: where has this already been crawled? Those copies are queued now.
+    with workspace.session() as session:
+        result.retro_matches = retrohunt.hunt(
+            session, workspace, retrohunt.history_banks(workspace), reference.id, signals
+        )
+    return result
 
 
 @dataclass
@@ -238,3 +307,94 @@ def withdraw_reference(workspace: Workspace, reference_id: int, reason: str | No
         )
     workspace.banks.remove(by_kind)
     return sum(map(len, by_kind.values()))
+
+
+def import_vpdq_files(
+    workspace: Workspace, case_id: str, paths: list[Path], label_prefix: str | None = None
+) -> list[IntakeResult]:
+    """One video reference per vPDQ hash file (or per `# label` block in a file).
+
+    Frames with quality >= 50 go into the PDQ bank like frames of hashed videos; every
+    frame is kept as the reference's vPDQ text. A file that does not parse is reported
+    and nothing of it is stored.
+    """
+    with workspace.session() as session:
+        get_case(session, case_id)
+    results: list[IntakeResult] = []
+    for path in expand_paths(paths):
+        try:
+            videos = split_videos(read_vpdq_text(path), source=path.name)
+        except MediaError as exc:
+            results.append(IntakeResult(str(path), error=str(exc)))
+            continue
+        added_rows: list[Signal] = []
+        with workspace.session() as session:
+            for label, frames in videos:
+                rows = [
+                    Signal(
+                        kind="pdq",
+                        value=f.pdq,
+                        quality=f.quality,
+                        frame=f.frame,
+                        timestamp=f.timestamp,
+                    )
+                    for f in frames
+                    if f.quality >= DEFAULT_MIN_QUALITY
+                ]
+                rows.append(
+                    Signal(
+                        kind="vpdq",
+                        frame=len(frames),
+                        timestamp=max(f.timestamp for f in frames),
+                        blob=format_vpdq(frames).encode("ascii"),
+                    )
+                )
+                reference = Reference(
+                    case_id=case_id,
+                    modality="video",
+                    label=label or path.name,
+                    origin="import",
+                    added_by=workspace.actor,
+                    signals=rows,
+                )
+                session.add(reference)
+                session.flush()
+                added_rows += rows
+                results.append(IntakeResult(str(path), reference.id, "video"))
+            audit.record(
+                session,
+                workspace.actor,
+                "ref.import",
+                f"case:{case_id}",
+                {"format": "vpdq", "file": path.name, "videos": len(videos)},
+            )
+        workspace.banks.add(added_rows)
+    return results
+
+
+def export_vpdq(workspace: Workspace, case_id: str | None = None) -> list[tuple[str, str]]:
+    """(`ref-ID`, vPDQ text) for every consented video reference."""
+    with workspace.session() as session:
+        query = (
+            select(Reference.id, Signal.blob)
+            .join(Signal, Signal.reference_id == Reference.id)
+            .where(Signal.kind == "vpdq", Reference.consent == "given")
+            .order_by(Reference.id)
+        )
+        if case_id:
+            get_case(session, case_id)
+            query = query.where(Reference.case_id == case_id)
+        rows = session.execute(query).all()
+        audit.record(
+            session,
+            workspace.actor,
+            "ref.export",
+            f"case:{case_id or '*'}",
+            {"format": "vpdq", "videos": len(rows)},
+        )
+    exported = []
+    for reference_id, blob in rows:
+        text = blob.decode("ascii")
+        parse_vpdq(text, source=f"reference {reference_id}")  # never export a broken record
+        exported.append((f"ref-{reference_id}", text))
+    return exported

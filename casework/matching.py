@@ -16,14 +16,22 @@ from sqlalchemy.orm import Session
 from casework.banks import Banks
 from casework.image_matching import match_image_robust
 from casework.models import Reference, Signal
+from casework.video_matching import match_video, with_frame_time
+from detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
+from detector.audio_landmarks import query_variants
+from detector.audio_match import matching_alignments
 from detector.decision import (
     Decision,
     MatchRules,
+    audio_decision,
     best_pdq_evidence,
     exact_decision,
     pdq_image_decision,
 )
 from detector.signals import MediaSignals
+from detector.text import TextSignature
+from detector.text_match import TextMatchPolicy, decide_all
+from indexer.audio_index import QueryLandmarks
 
 
 @dataclass(frozen=True)
@@ -70,15 +78,92 @@ def match_image_pdq(
         return []
     if signals.pdq[0].quality < rules.pdq_min_quality:
         return []
+    index = banks.index(session, "pdq")
+    if not len(index):  # no image references: nothing to search
+        return []
     queries = signals.pdq_dihedral or [signals.pdq[0].pdq]
-    hits = banks.index(session, "pdq").search(queries, rules.pdq_max_distance)
+    hits = index.search(queries, rules.pdq_max_distance)
     as_pairs = [[(hit.entry_id, hit.distance) for hit in variant_hits] for variant_hits in hits]
     owners = owners_of_entries(session, {entry_id for pairs in as_pairs for entry_id, _ in pairs})
     evidence = best_pdq_evidence(as_pairs, owners)
-    return [d for e in evidence.values() if (d := pdq_image_decision(e, rules)) is not None]
+    return [
+        with_frame_time(session, d, e.entry_id)
+        for e in evidence.values()
+        if (d := pdq_image_decision(e, rules)) is not None
+    ]
 
 
-MATCHERS: list[Matcher] = [match_exact, match_image_pdq, match_image_robust]
+def match_text(
+    session: Session,
+    banks: Banks,
+    signals: MediaSignals,
+    rules: MatchRules,
+    policy: TextMatchPolicy = TextMatchPolicy(),
+) -> list[Decision]:
+    """Same normalized text (SHA-256 equal), else MinHash LSH candidates verified exactly."""
+    signature = signals.extra.get("minhash")
+    if signals.modality != "text" or not isinstance(signature, TextSignature):
+        return []
+    same_text = session.execute(
+        select(Signal.reference_id)
+        .join(Reference, Signal.reference_id == Reference.id)
+        .where(
+            Reference.consent == "given",
+            Signal.kind == "text_sha256",
+            Signal.value == signals.extra.get("normalized_sha256"),
+        )
+    ).scalars()
+    decisions = [
+        Decision(owner, "text_sha256", 0.0, 1.0, "same text after normalization")
+        for owner in same_text
+    ]
+    index = banks.index(session, "text")
+    hits = index.search([signature], policy.search_floor)[0] if len(index) else []
+    verdicts = decide_all(hits, policy)
+    owners = owners_of_entries(session, {verdict.entry_id for verdict in verdicts})
+    decisions += [
+        Decision(owners[v.entry_id], f"text_{v.rule}", 1.0 - v.score, v.score, v.explanation)
+        for v in verdicts
+        if v.entry_id in owners
+    ]
+    return decisions
+
+
+def match_audio(
+    session: Session, banks: Banks, signals: MediaSignals, rules: MatchRules
+) -> list[Decision]:
+    """Audio (and video soundtracks): landmark votes, then peak-level verification."""
+    fingerprint = signals.extra.get(AUDIO_SIGNAL)
+    if fingerprint is None:
+        return []
+    index = banks.index(session, "audio")
+    variants = query_variants(fingerprint.frames, fingerprint.pitches)
+    votes = index.vote([QueryLandmarks(marks.hashes, marks.times) for _, marks in variants])
+    owners = owners_of_entries(session, {vote.entry_id for vote in votes})
+    alignments = matching_alignments(
+        fingerprint.frames,
+        fingerprint.pitches,
+        [vote for vote in votes if vote.entry_id in owners],
+        [variant for variant, _ in variants],
+        index.peaks,
+        rules.audio,
+    )
+    best: dict[int, Decision] = {}
+    for alignment in alignments:
+        decision = audio_decision(alignment, owners[alignment.entry_id])
+        if decision.owner_id not in best or decision.score > best[decision.owner_id].score:
+            best[decision.owner_id] = decision
+    return list(best.values())
+
+
+MATCHERS: list[Matcher] = [
+    match_exact,
+    match_image_pdq,
+    match_image_robust,
+    match_text,
+    match_video,
+    match_audio,
+]
 
 
 def find_matches(

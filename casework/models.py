@@ -28,7 +28,16 @@ SERVICE_KINDS = (
     "housing",
     "financial",
 )
-TAKEDOWN_STATUSES = ("new", "confirmed", "rejected")
+TAKEDOWN_STATUSES = (
+    "new",
+    "confirmed",
+    "rejected",
+    "notice_sent",
+    "still_online",
+    "escalated",
+    "removed",
+    "reappeared",
+)
 
 
 def utcnow() -> datetime:
@@ -51,6 +60,7 @@ class Case(Base):
     contact_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[datetime | None]
+    purged_at: Mapped[datetime | None]
 
     services: Mapped[list[Service]] = relationship(back_populates="case", order_by="Service.id")
     references: Mapped[list[Reference]] = relationship(back_populates="case")
@@ -120,7 +130,11 @@ class Signal(Base):
     """
 
     __tablename__ = "signal"
-    __table_args__ = (Index("ix_signal_kind_value", "kind", "value"),)
+    __table_args__ = (
+        Index("ix_signal_kind_value", "kind", "value"),
+        # Covers the crawl-history size check (kind, item_id IS NOT NULL) without row reads.
+        Index("ix_signal_kind_item", "kind", "item_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     reference_id: Mapped[int | None] = mapped_column(
@@ -157,7 +171,11 @@ class Takedown(Base):
     """One location to get removed for one case; its history is in TakedownEvent."""
 
     __tablename__ = "takedown"
-    __table_args__ = (UniqueConstraint("location", "case_id", name="uq_takedown_location_case"),)
+    # One open item per (location, case); content that comes back at a removed location
+    # gets a new item one generation up, linked to the removed one by `reappearance_of`.
+    __table_args__ = (
+        UniqueConstraint("location", "case_id", "generation", name="uq_takedown_location_case"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[str] = mapped_column(ForeignKey("support_case.id"), index=True)
@@ -170,6 +188,10 @@ class Takedown(Base):
     detected_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     reason: Mapped[str | None] = mapped_column(Text)
+    generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    reappearance_of: Mapped[int | None] = mapped_column(
+        ForeignKey("takedown.id", name="fk_takedown_reappearance_of"), index=True
+    )
 
     events: Mapped[list[TakedownEvent]] = relationship(order_by="TakedownEvent.id")
 
@@ -210,3 +232,154 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, default=0)
     entry_hash: Mapped[str] = mapped_column(String(64), default="0" * 64)
+
+
+class Host(Base):
+    """Where removal notices for a domain (and its subdomains) go."""
+
+    __tablename__ = "host"
+
+    domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    abuse_email: Mapped[str | None] = mapped_column(String(320))
+    form_url: Mapped[str | None] = mapped_column(Text)
+    lang: Mapped[str] = mapped_column(String(2), default="en")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class Notice(Base):
+    """One removal notice to one host; `message` is the exact .eml that was (to be) sent."""
+
+    __tablename__ = "notice"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ref: Mapped[str | None] = mapped_column(String(32), unique=True)  # N-2026-00001
+    host_domain: Mapped[str] = mapped_column(ForeignKey("host.domain"), index=True)
+    lang: Mapped[str] = mapped_column(String(2))
+    to_address: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(Text, default="")
+    message: Mapped[bytes | None] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16), default="drafted")  # drafted|sent|failed
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64))
+    sent_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+    takedowns: Mapped[list[NoticeTakedown]] = relationship(
+        order_by="NoticeTakedown.takedown_id", cascade="all, delete-orphan"
+    )
+
+
+class NoticeTakedown(Base):
+    """Which queue items a notice lists (an item is listed again when its notice is resent)."""
+
+    __tablename__ = "notice_takedown"
+
+    notice_id: Mapped[int] = mapped_column(ForeignKey("notice.id"), primary_key=True)
+    takedown_id: Mapped[int] = mapped_column(ForeignKey("takedown.id"), primary_key=True)
+
+
+class Recheck(Base):
+    """One verification fetch of a notified URL, whatever it found."""
+
+    __tablename__ = "recheck"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    takedown_id: Mapped[int] = mapped_column(ForeignKey("takedown.id"), index=True)
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    verdict: Mapped[str] = mapped_column(String(16))  # gone | online | unreachable
+    reason: Mapped[str] = mapped_column(Text, default="")
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    final_url: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(64))
+
+
+class Confirmation(Base):
+    """One analyst's confirmation of a queue item; the database refuses the same one twice."""
+
+    __tablename__ = "confirmation"
+    __table_args__ = (
+        UniqueConstraint("takedown_id", "analyst", name="uq_confirmation_takedown_analyst"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    takedown_id: Mapped[int] = mapped_column(ForeignKey("takedown.id"), index=True)
+    analyst: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class ConfirmationRule(Base):
+    """How many analysts must confirm items of a case type (absent: one)."""
+
+    __tablename__ = "confirmation_rule"
+
+    case_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    required: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class CrawlRun(Base):
+    """One `ansim crawl run`: its seeds, options and summary; `--resume` continues it."""
+
+    __tablename__ = "crawl_run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running | finished
+    options: Mapped[str] = mapped_column(Text, default="{}")  # JSON
+    summary: Mapped[str] = mapped_column(Text, default="{}")  # JSON
+    log_path: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class CrawlUrl(Base):
+    """The frontier and the visited set in one table: a URL of a run and what became of it.
+
+    state: pending -> done | failed | skipped. A row is finished in the same transaction
+    as everything its fetch produced (items, matches, takedowns), so a crash leaves it
+    pending, never half-recorded.
+    """
+
+    __tablename__ = "crawl_url"
+    __table_args__ = (
+        UniqueConstraint("run_id", "url_hash", name="uq_crawl_url_run_url"),
+        Index("ix_crawl_url_run_state", "run_id", "state", "depth"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("crawl_run.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(Text)
+    url_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the normalized URL
+    kind: Mapped[str] = mapped_column(String(8))  # page | media
+    depth: Mapped[int] = mapped_column(Integer, default=0)
+    referrer_id: Mapped[int | None] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(12), default="pending")
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    final_url: Mapped[str | None] = mapped_column(Text)
+    content_type: Mapped[str | None] = mapped_column(String(128))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    resolved_ip: Mapped[str | None] = mapped_column(String(64))
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("scanned_item.id"))
+    discovered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    fetched_at: Mapped[datetime | None]
+
+
+class Evidence(Base):
+    """A sealed WARC bundle (crawler.evidence) proving where a match was found."""
+
+    __tablename__ = "evidence"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bundle_id: Mapped[str] = mapped_column(String(64), index=True)  # one per takedown it proves
+    takedown_id: Mapped[int | None] = mapped_column(ForeignKey("takedown.id"), index=True)
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("scanned_item.id"), index=True)
+    page_url: Mapped[str | None] = mapped_column(Text)
+    media_url: Mapped[str] = mapped_column(Text)
+    warc_sha256: Mapped[str] = mapped_column(String(64))
+    records: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -9,16 +10,11 @@ from sqlalchemy.orm import Session
 
 from casework import audit
 from casework.errors import CaseworkError, NotFound
-from casework.models import Match, ScannedItem, Takedown, TakedownEvent, utcnow
+from casework.lifecycle import InvalidTransition, check_transition, transition_time
+from casework.models import Evidence, Match, ScannedItem, Takedown, TakedownEvent, utcnow
 from casework.workspace import Workspace
 
-ALLOWED_TRANSITIONS: dict[str, set[str]] = {
-    "new": {"confirmed", "rejected"},
-}
-
-
-class InvalidTransition(CaseworkError):
-    pass
+__all__ = ["InvalidTransition", "get_item", "list_queue", "set_status", "show_item", "transition"]
 
 
 def _location_field(location: str) -> str:
@@ -65,6 +61,20 @@ def show_item(workspace: Workspace, takedown_id: int) -> dict[str, Any]:
             }
         if item is not None:
             shown["item"] = {"sha256": item.sha256, "mime": item.mime, "size": item.size}
+        shown["evidence"] = [
+            {
+                "id": e.id,
+                "bundle": e.bundle_id,
+                "page_url": e.page_url,
+                "media_url": e.media_url,
+                "warc_sha256": e.warc_sha256,
+                "records": e.records,
+                "created_at": e.created_at.isoformat(),
+            }
+            for e in session.execute(
+                select(Evidence).where(Evidence.takedown_id == takedown.id).order_by(Evidence.id)
+            ).scalars()
+        ]
         shown["history"] = [
             {
                 "from": e.from_status,
@@ -78,6 +88,11 @@ def show_item(workspace: Workspace, takedown_id: int) -> dict[str, Any]:
         return shown
 
 
+def get_item(session: Session, takedown_id: int, for_update: bool = False) -> Takedown:
+    """One queue item; `for_update` locks its row until the transaction ends."""
+    return _get(session, takedown_id, for_update)
+
+
 def _get(session: Session, takedown_id: int, for_update: bool = False) -> Takedown:
     query = select(Takedown).where(Takedown.id == takedown_id)
     if for_update:
@@ -89,25 +104,34 @@ def _get(session: Session, takedown_id: int, for_update: bool = False) -> Takedo
 
 
 def transition(
-    session: Session, takedown: Takedown, to_status: str, actor: str, note: str | None = None
-) -> None:
-    """Move one item along an allowed edge, timestamped and audited."""
-    if to_status not in ALLOWED_TRANSITIONS.get(takedown.status, set()):
-        raise InvalidTransition(
-            f"queue item {takedown.id} is {takedown.status}; it cannot become {to_status}"
-        )
+    session: Session,
+    takedown: Takedown,
+    to_status: str,
+    actor: str,
+    note: str | None = None,
+    at: datetime | None = None,
+) -> TakedownEvent:
+    """Move one item along an allowed edge (casework.lifecycle), timestamped and audited.
+
+    The caller holds the item's row lock (`_get(..., for_update=True)`), so two analysts
+    acting at once are serialized and the second sees the first one's status.
+    """
+    check_transition(takedown.id, takedown.status, to_status)
     from_status = takedown.status
+    previous = takedown.events[-1].at if takedown.events else takedown.detected_at
+    moment = transition_time(at or utcnow(), previous)
     takedown.status = to_status
-    takedown.updated_at = utcnow()
-    session.add(
-        TakedownEvent(
-            takedown_id=takedown.id,
-            from_status=from_status,
-            to_status=to_status,
-            actor=actor,
-            note=note,
-        )
+    takedown.updated_at = moment
+    event = TakedownEvent(
+        takedown_id=takedown.id,
+        from_status=from_status,
+        to_status=to_status,
+        at=moment,
+        actor=actor,
+        note=note,
     )
+    session.add(event)
+    takedown.events.append(event)
     audit.record(
         session,
         actor,
@@ -115,11 +139,19 @@ def transition(
         f"takedown:{takedown.id}",
         {"from": from_status, "note": note},
     )
+    return event
 
 
 def set_status(
     workspace: Workspace, takedown_id: int, to_status: str, note: str | None = None
 ) -> dict[str, Any]:
+    """An analyst's direct decision (reject). Confirmation goes through
+    `casework.confirmations.confirm` (its per-case-type rule), notices through
+    `casework.notice_service`, re-checks through `casework.recheck_service`."""
+    if to_status != "rejected":
+        raise CaseworkError(
+            f"queue items become {to_status} through their own command, not set_status"
+        )
     with workspace.session() as session:
         takedown = _get(session, takedown_id, for_update=True)
         transition(session, takedown, to_status, workspace.actor, note)

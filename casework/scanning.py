@@ -13,19 +13,23 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from casework import audit
+from casework import audit, reappearance
 from casework.files import expand_paths
 from casework.matching import Finding, find_matches
 from casework.models import Match, ScannedItem, Takedown, TakedownEvent
+from casework.queue import transition
 from casework.signal_rows import rows_from_signals
 from casework.workspace import Workspace
 from detector.decision import MatchRules
 from detector.errors import MediaError
 from detector.hashing import HashOptions, hash_file
 from detector.signals import MediaSignals
+
+# The stores ansim runs on, and their INSERT ... ON CONFLICT.
+CONFLICT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 @dataclass
@@ -116,24 +120,38 @@ def record_signals(
 ) -> list[ScanMatch]:
     """Match already-computed signals and (unless dry run) record item, matches, takedowns."""
     with workspace.session() as session:
-        findings = find_matches(session, workspace.banks, signals, rules)
         if dry_run:
+            findings = find_matches(session, workspace.banks, signals, rules)
             return [_scan_match(location, finding, None) for finding in findings]
-        item = ScannedItem(
-            location=location,
-            modality=signals.modality,
-            mime=signals.mime,
-            size=signals.size,
-            sha256=signals.sha256,
-            md5=signals.md5,
-            signals=rows_from_signals(signals),
-        )
-        session.add(item)
-        session.flush()
-        return [
-            _scan_match(location, finding, _queue(session, workspace.actor, item, finding))
-            for finding in findings
-        ]
+        _item, matches = record_item(session, workspace, signals, location, rules)
+        return matches
+
+
+def record_item(
+    session: Session,
+    workspace: Workspace,
+    signals: MediaSignals,
+    location: str,
+    rules: MatchRules = MatchRules(),
+) -> tuple[ScannedItem, list[ScanMatch]]:
+    """Inside the caller's transaction: the item, its signals, its matches and takedowns."""
+    findings = find_matches(session, workspace.banks, signals, rules)
+    item = ScannedItem(
+        location=location,
+        modality=signals.modality,
+        mime=signals.mime,
+        size=signals.size,
+        sha256=signals.sha256,
+        md5=signals.md5,
+        signals=rows_from_signals(signals),
+    )
+    session.add(item)
+    session.flush()
+    matches = [
+        _scan_match(location, finding, queue_finding(session, workspace.actor, item, finding))
+        for finding in findings
+    ]
+    return item, matches
 
 
 def _scan_match(location: str, finding: Finding, takedown_id: int | None) -> ScanMatch:
@@ -153,8 +171,12 @@ def host_of(location: str) -> str | None:
     return urlsplit(location).hostname if "://" in location else None
 
 
-def _queue(session: Session, actor: str, item: ScannedItem, finding: Finding) -> int:
-    """Record the match; create the takedown for (location, case) unless it exists."""
+def queue_finding(session: Session, actor: str, item: ScannedItem, finding: Finding) -> int:
+    """Record the match; create the takedown for (location, case) unless it exists.
+
+    Two scans of one URL for one case at once (PostgreSQL, two processes) both find no item
+    there; the insert skips on the (location, case, generation) conflict and the loser
+    returns the winner's item, which its own statement now sees (READ COMMITTED)."""
     decision = finding.decision
     match = Match(
         item_id=item.id,
@@ -166,14 +188,13 @@ def _queue(session: Session, actor: str, item: ScannedItem, finding: Finding) ->
     )
     session.add(match)
     session.flush()
-    existing = session.execute(
-        select(Takedown).where(
-            Takedown.location == item.location, Takedown.case_id == finding.case_id
-        )
-    ).scalar()
-    if existing is not None:
+    existing = reappearance.current_at(session, item.location, finding.case_id)
+    if existing is not None and existing.status != "removed":
         return existing.id
-    takedown = Takedown(
+    # Back after a verified removal, here or (no item here yet) at another URL.
+    removed = existing or reappearance.latest_removed(session, finding.reference_id)
+    takedown_id = _insert_unless_queued(
+        session,
         case_id=finding.case_id,
         reference_id=finding.reference_id,
         item_id=item.id,
@@ -181,9 +202,14 @@ def _queue(session: Session, actor: str, item: ScannedItem, finding: Finding) ->
         location=item.location,
         host=host_of(item.location),
         status="new",
+        generation=existing.generation + 1 if existing is not None else 0,
+        reappearance_of=removed.id if removed is not None else None,
     )
-    session.add(takedown)
-    session.flush()
+    if takedown_id is None:  # a concurrent scan queued this (location, case) first
+        winner = reappearance.current_at(session, item.location, finding.case_id)
+        assert winner is not None, "a conflicting takedown must be visible once committed"
+        return winner.id
+    takedown = session.get_one(Takedown, takedown_id)
     session.add(
         TakedownEvent(takedown_id=takedown.id, from_status=None, to_status="new", actor=actor)
     )
@@ -192,6 +218,30 @@ def _queue(session: Session, actor: str, item: ScannedItem, finding: Finding) ->
         actor,
         "queue.new",
         f"takedown:{takedown.id}",
-        {"case": finding.case_id, "reference": finding.reference_id, "signal": decision.signal},
+        {
+            "case": finding.case_id,
+            "reference": finding.reference_id,
+            "signal": decision.signal,
+            "reappearance_of": takedown.reappearance_of,
+        },
     )
+    if removed is not None:
+        transition(
+            session, removed, "reappeared", actor, f"back at {item.location} as item {takedown.id}"
+        )
     return takedown.id
+
+
+def _insert_unless_queued(session: Session, **values: Any) -> int | None:
+    """INSERT ... ON CONFLICT (location, case, generation) DO NOTHING: the new id, or None
+    when that takedown exists (committed by a concurrent transaction)."""
+    dialect = session.get_bind().dialect.name
+    if dialect not in CONFLICT_INSERTS:
+        raise NotImplementedError(f"no conflict-safe takedown insert for {dialect}")
+    statement = (
+        CONFLICT_INSERTS[dialect](Takedown)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["location", "case_id", "generation"])
+        .returning(Takedown.id)
+    )
+    return session.execute(statement).scalar()

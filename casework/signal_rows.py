@@ -10,11 +10,40 @@ from collections.abc import Callable
 from typing import Any
 
 from casework.models import Signal
+from casework.video_matching import vpdq_rows
+from detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
+from detector.audio import AudioFingerprint
 from detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
 from detector.descriptor import Descriptor
 from detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
 from detector.local_verify import LocalFeatures
 from detector.signals import MediaSignals
+from detector.text import TextSignature
+
+# Signal kinds of text: the MinHash signature with hashed shingles (blob), and the
+# SHA-256 of the normalized text (value).
+TEXT_MINHASH = "text_minhash"
+TEXT_SHA256 = "text_sha256"
+
+
+def _text_minhash_rows(signature: TextSignature) -> list[Signal]:
+    return [Signal(kind=TEXT_MINHASH, blob=signature.to_bytes())]
+
+
+def _text_sha256_rows(digest: str) -> list[Signal]:
+    return [Signal(kind=TEXT_SHA256, value=digest)]
+
+
+def audio_rows(fingerprint: AudioFingerprint) -> list[Signal]:
+    """One row per audio track: its peaks in `blob`, its length in `timestamp`."""
+    return [
+        Signal(
+            kind=AUDIO_SIGNAL,
+            value=f"{fingerprint.landmark_count} landmarks",
+            timestamp=fingerprint.duration,
+            blob=fingerprint.to_blob(),
+        )
+    ]
 
 
 def _descriptor_rows(descriptor: Descriptor) -> list[Signal]:
@@ -31,6 +60,10 @@ def _local_feature_rows(features: LocalFeatures) -> list[Signal]:
 
 
 EXTRA_SIGNAL_ENCODERS: dict[str, Callable[[Any], list[Signal]]] = {
+    "minhash": _text_minhash_rows,
+    "normalized_sha256": _text_sha256_rows,
+    "vpdq": vpdq_rows,
+    AUDIO_SIGNAL: audio_rows,
     DESCRIPTOR_KIND: _descriptor_rows,
     LOCAL_FEATURES_KIND: _local_feature_rows,
 }

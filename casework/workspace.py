@@ -43,6 +43,10 @@ class Workspace:
         """One transaction; after it commits, the audit chain head is anchored outside the DB."""
         with self.store.session() as session:
             yield session
+        self.anchor_audit_head()
+
+    def anchor_audit_head(self) -> None:
+        """Write the committed audit chain head outside the DB (after every commit)."""
         with self.store.engine.connect() as connection:
             head = connection.execute(select(AuditHead.seq, AuditHead.entry_hash)).first()
         if head is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from detector.audio_match import AudioAlignment, AudioMatchRules
 from detector.pdq import DEFAULT_MATCH_DISTANCE, DEFAULT_MIN_QUALITY
 
 # How the copy differs from the reference when the query's dihedral variant v matched:
@@ -30,6 +31,7 @@ COPY_TRANSFORM_FOR_VARIANT = (
 class MatchRules:
     pdq_max_distance: int = DEFAULT_MATCH_DISTANCE
     pdq_min_quality: int = DEFAULT_MIN_QUALITY
+    audio: AudioMatchRules = AudioMatchRules()
 
 
 @dataclass(frozen=True)
@@ -93,4 +95,15 @@ def exact_decision(owner_id: int, kind: str) -> Decision:
         distance=0.0,
         score=1.0,
         explanation=f"identical file ({kind.upper()} equal)",
+    )
+
+
+def audio_decision(alignment: AudioAlignment, owner_id: int) -> Decision:
+    """A verified audio alignment (it passed `AudioMatchRules`) as a decision."""
+    return Decision(
+        owner_id=owner_id,
+        signal="audio",
+        distance=1.0 - alignment.peak_share,
+        score=alignment.peak_share,
+        explanation=alignment.explanation(),
     )

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
+from detector.audio import AudioOptions, fingerprint_file
 from detector.errors import LowQuality, MediaError, UnsupportedMedia
 from detector.filehash import file_digests
 from detector.image import ImageOptions, hash_rgb, load_rgb
@@ -18,6 +20,8 @@ from detector.image_robust import ROBUST_OPTION, robust_image_signals
 from detector.pdq import DEFAULT_MIN_QUALITY
 from detector.signals import FrameHash, MediaSignals
 from detector.sniff import IMAGE_MIMES, Sniffed, sniff_file
+from detector.text import TextOptions, text_file_signals
+from detector.video import VideoOptions, hash_video
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,9 @@ class HashOptions:
     """Knobs for every hasher; each modality reads its own fields."""
 
     image: ImageOptions = ImageOptions()
+    text: TextOptions = TextOptions()
+    video: VideoOptions = VideoOptions()
+    audio: AudioOptions = AudioOptions()
     min_pdq_quality: int = DEFAULT_MIN_QUALITY
     max_file_bytes: int = 4 << 30
     extra: dict[str, Any] = field(default_factory=dict)
@@ -64,7 +71,81 @@ class ImageHasher:
         return HasherOutput(pdq=[hashes.pdq], pdq_dihedral=hashes.dihedral, extra=extra)
 
 
-HASHERS: list[MediaHasher] = [ImageHasher()]
+class TextHasher:
+    modality = "text"
+
+    def accepts(self, sniffed: Sniffed) -> bool:
+        return sniffed.modality == "text"
+
+    def hash(self, path: Path, sniffed: Sniffed, options: HashOptions) -> HasherOutput:
+        size = path.stat().st_size
+        if size > options.text.max_bytes:
+            raise MediaError(
+                f"text file is {size:,} bytes, over the text limit of {options.text.max_bytes:,}"
+            )
+        signals, decoded = text_file_signals(path.read_bytes(), options.text)
+        warnings = list(decoded.warnings)
+        if decoded.encoding not in ("utf-8", "utf-8-sig", "ascii"):
+            warnings.append(f"decoded as {decoded.encoding}")
+        return HasherOutput(extra=signals.extra(), warnings=warnings)
+
+
+class AudioHasher:
+    """Audio files: spectral-peak landmarks under `extra["audio"]`."""
+
+    modality = "audio"
+
+    def accepts(self, sniffed: Sniffed) -> bool:
+        return sniffed.modality == "audio"
+
+    def hash(self, path: Path, sniffed: Sniffed, options: HashOptions) -> HasherOutput:
+        fingerprint = fingerprint_file(path, sniffed.mime, options.audio)
+        return HasherOutput(extra={AUDIO_SIGNAL: fingerprint}, warnings=fingerprint.warnings)
+
+
+class VideoHasher:
+    """vPDQ: PDQ per sampled frame. `pdq` gets the frames fit to match on their own (the
+    bank, where a thumbnail finds its frame); `extra["vpdq"]` keeps every hashed frame."""
+
+    modality = "video"
+
+    def accepts(self, sniffed: Sniffed) -> bool:
+        return sniffed.modality == "video"
+
+    def hash(self, path: Path, sniffed: Sniffed, options: HashOptions) -> HasherOutput:
+        hashes = hash_video(path, options.video)
+        usable = hashes.usable(options.min_pdq_quality)
+        if usable:
+            return HasherOutput(pdq=usable, extra={"vpdq": hashes}, warnings=list(hashes.warnings))
+        frames_refused = (
+            f"none of the {len(hashes.frames)} hashed frames is detailed enough to match "
+            f"(PDQ quality >= {options.min_pdq_quality}, not one flat colour)"
+        )
+        # A static or blank picture over real sound is still a copy to find, by its sound.
+        output = HasherOutput(warnings=[*hashes.warnings, f"{frames_refused}; soundtrack only"])
+        add_soundtrack(path, sniffed, options, output)
+        if AUDIO_SIGNAL not in output.extra:
+            raise LowQuality(frames_refused)
+        return output
+
+
+def add_soundtrack(
+    path: Path, sniffed: Sniffed, options: HashOptions, output: HasherOutput
+) -> None:
+    """Every video's audio track is fingerprinted as audio too, so a reported video finds
+    an audio-only repost and the reverse. A video without usable sound only gets a warning."""
+    if sniffed.modality != "video" or AUDIO_SIGNAL in output.extra:
+        return
+    try:
+        fingerprint = fingerprint_file(path, sniffed.mime, options.audio)
+    except MediaError as exc:
+        output.warnings.append(f"soundtrack not fingerprinted: {exc}")
+        return
+    output.extra[AUDIO_SIGNAL] = fingerprint
+    output.warnings.extend(fingerprint.warnings)
+
+
+HASHERS: list[MediaHasher] = [ImageHasher(), TextHasher(), VideoHasher(), AudioHasher()]
 
 
 def hash_file(path: Path, options: HashOptions = HashOptions()) -> MediaSignals:
@@ -87,6 +168,7 @@ def hash_file(path: Path, options: HashOptions = HashOptions()) -> MediaSignals:
             )
         sha256, md5, size = file_digests(path)
         output = hasher.hash(path, sniffed, options)
+        add_soundtrack(path, sniffed, options, output)
     except FileNotFoundError as exc:
         raise MediaError("file vanished or does not exist") from exc
     except PermissionError as exc:

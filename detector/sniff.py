@@ -21,6 +21,14 @@ IMAGE_MIMES = {
 }
 
 
+_TEXT_BOMS = (
+    b"\xef\xbb\xbf",  # UTF-8
+    b"\xff\xfe",  # UTF-16 LE (and UTF-32 LE)
+    b"\xfe\xff",  # UTF-16 BE
+    b"\x00\x00\xfe\xff",  # UTF-32 BE
+)
+
+
 @dataclass(frozen=True)
 class Sniffed:
     modality: str  # image | video | audio | text | unknown
@@ -30,6 +38,9 @@ class Sniffed:
 def sniff_bytes(head: bytes) -> Sniffed:
     if not head:
         return Sniffed("unknown", "application/x-empty")
+    if head.startswith(_TEXT_BOMS):
+        # UTF-16/32 text is full of NUL bytes; its byte-order mark says what it is.
+        return Sniffed("text", "text/plain")
     kind = filetype.guess(head)
     if kind is not None:
         top = kind.mime.split("/", 1)[0]

@@ -7,6 +7,8 @@ each query hash?", so tests can hold the fast one to the simple one.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,24 @@ import faiss
 import numpy as np
 
 from detector.pdq import PDQ_BITS, PDQ_BYTES, hex_to_bytes
+
+# Below this many hash comparisons a search takes well under a millisecond on one thread;
+# starting OpenMP threads for it costs more, and on a busy machine (a crawl's hashing
+# workers on every core) their spin-waits cost ~10 ms of CPU per search.
+SINGLE_THREAD_COMPARISONS = 1 << 20
+
+
+@contextmanager
+def _threads_for(comparisons: int) -> Iterator[None]:
+    if comparisons >= SINGLE_THREAD_COMPARISONS:
+        yield
+        return
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
 
 
 @dataclass(frozen=True, order=True)
@@ -98,9 +118,10 @@ class FaissPdqIndex(PdqIndex):
         if self._index.ntotal == 0:
             return [[] for _ in pdq_hexes]
         # FAISS range search keeps distances strictly below the radius.
-        limits, distances, ids = self._index.range_search(
-            hashes_to_array(pdq_hexes), max_distance + 1
-        )
+        with _threads_for(self._index.ntotal * len(pdq_hexes)):
+            limits, distances, ids = self._index.range_search(
+                hashes_to_array(pdq_hexes), max_distance + 1
+            )
         return [
             sorted(PdqHit(int(distances[j]), int(ids[j])) for j in range(limits[i], limits[i + 1]))
             for i in range(len(pdq_hexes))

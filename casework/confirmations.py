@@ -1,0 +1,97 @@
+"""Analyst confirmation of queue items, with a per-case-type number of analysts required.
+
+A confirmation is recorded per analyst (the database refuses the same analyst twice); the
+item becomes `confirmed` when enough distinct analysts have confirmed it. The item's row is
+locked meanwhile, so two analysts confirming at once are counted one after the other.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from casework import audit
+from casework.errors import CaseworkError
+from casework.lifecycle import ConfirmationPolicy, add_confirmation, check_transition
+from casework.models import CASE_TYPES, Case, Confirmation, ConfirmationRule, utcnow
+from casework.queue import get_item, takedown_summary, transition
+from casework.workspace import Workspace
+
+MAX_CONFIRMATIONS = 5
+
+
+def policy(session: Session) -> ConfirmationPolicy:
+    rules = session.execute(select(ConfirmationRule)).scalars()
+    return ConfirmationPolicy(per_case_type={rule.case_type: rule.required for rule in rules})
+
+
+def set_rule(workspace: Workspace, case_type: str, required: int) -> dict[str, int]:
+    if case_type not in CASE_TYPES:
+        raise CaseworkError(f"case type must be one of {', '.join(CASE_TYPES)}")
+    if not 1 <= required <= MAX_CONFIRMATIONS:
+        raise CaseworkError(f"confirmations must be between 1 and {MAX_CONFIRMATIONS}")
+    with workspace.session() as session:
+        rule = session.get(ConfirmationRule, case_type, with_for_update=True)
+        before = rule.required if rule else 1
+        if rule is None:
+            session.add(
+                ConfirmationRule(case_type=case_type, required=required, updated_by=workspace.actor)
+            )
+        else:
+            rule.required, rule.updated_by, rule.updated_at = required, workspace.actor, utcnow()
+        audit.record(
+            session,
+            workspace.actor,
+            "queue.policy",
+            f"case_type:{case_type}",
+            {"confirmations": required, "before": before},
+        )
+        return rules(session)
+
+
+def rules(session: Session) -> dict[str, int]:
+    current = policy(session)
+    return {case_type: current.required(case_type) for case_type in CASE_TYPES}
+
+
+def list_rules(workspace: Workspace) -> dict[str, int]:
+    with workspace.session() as session:
+        return rules(session)
+
+
+def confirm(
+    workspace: Workspace, takedown_id: int, note: str | None = None, at: datetime | None = None
+) -> dict[str, Any]:
+    """Record the acting analyst's confirmation; confirm the item once enough agree."""
+    with workspace.session() as session:
+        takedown = get_item(session, takedown_id, for_update=True)
+        check_transition(takedown.id, takedown.status, "confirmed")
+        case_type = session.get(Case, takedown.case_id).case_type  # type: ignore[union-attr]
+        required = policy(session).required(case_type)
+        earlier = session.execute(
+            select(Confirmation.analyst)
+            .where(Confirmation.takedown_id == takedown.id)
+            .order_by(Confirmation.id)
+        ).scalars()
+        outcome = add_confirmation(takedown.id, list(earlier), workspace.actor, required)
+        session.add(
+            Confirmation(
+                takedown_id=takedown.id, analyst=workspace.actor, note=note, at=at or utcnow()
+            )
+        )
+        audit.record(
+            session,
+            workspace.actor,
+            "queue.confirmation",
+            f"takedown:{takedown.id}",
+            {"count": len(outcome.analysts), "required": required, "note": note},
+        )
+        if outcome.confirmed:
+            transition(session, takedown, "confirmed", workspace.actor, note, at)
+        shown = takedown_summary(takedown)
+        shown["confirmations"] = list(outcome.analysts)
+        shown["confirmations_required"] = required
+        return shown

@@ -1,0 +1,110 @@
+"""Hosts: where removal notices for a domain go (abuse e-mail, web form, language)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from casework import audit
+from casework.errors import CaseworkError, NotFound
+from casework.models import Host, utcnow
+from casework.notices import LANGUAGES, HostContact
+from casework.workspace import Workspace
+
+EMAIL = re.compile(r"^[^@\s<>,;\"]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def normalize_domain(domain: str) -> str:
+    """Lower case, no trailing dot, IDNA (한글.kr -> xn--...) so it compares with URL hosts."""
+    text = domain.strip().rstrip(".").lower()
+    if "://" in text:
+        text = urlsplit(text).hostname or ""
+    try:
+        text = text.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise CaseworkError(f"not a valid domain: {domain!r}") from exc
+    labels = text.split(".")
+    if len(labels) < 2 or not all(LABEL.match(label) for label in labels):
+        raise CaseworkError(f"not a valid domain: {domain!r} (example: img.example.com)")
+    return text
+
+
+def set_host(
+    workspace: Workspace,
+    domain: str,
+    abuse_email: str | None = None,
+    form_url: str | None = None,
+    lang: str | None = None,
+) -> dict[str, Any]:
+    domain = normalize_domain(domain)
+    if abuse_email is not None and not EMAIL.match(abuse_email):
+        raise CaseworkError(f"not an e-mail address: {abuse_email!r}")
+    if form_url is not None and urlsplit(form_url).scheme not in ("http", "https"):
+        raise CaseworkError(f"the form URL must start with http:// or https://: {form_url!r}")
+    if lang is not None and lang not in LANGUAGES:
+        raise CaseworkError(f"language must be one of {', '.join(LANGUAGES)}, not {lang!r}")
+    with workspace.session() as session:
+        host = session.get(Host, domain, with_for_update=True)
+        if host is None:
+            host = Host(domain=domain, lang=lang or "en", updated_by=workspace.actor)
+            session.add(host)
+        if abuse_email is not None:
+            host.abuse_email = abuse_email
+        if form_url is not None:
+            host.form_url = form_url
+        if lang is not None:
+            host.lang = lang
+        host.updated_by, host.updated_at = workspace.actor, utcnow()
+        audit.record(session, workspace.actor, "host.set", f"host:{domain}", host_summary(host))
+        return host_summary(host)
+
+
+def host_summary(host: Host) -> dict[str, Any]:
+    return {
+        "domain": host.domain,
+        "abuse_email": host.abuse_email,
+        "form_url": host.form_url,
+        "lang": host.lang,
+    }
+
+
+def list_hosts(workspace: Workspace) -> list[dict[str, Any]]:
+    with workspace.session() as session:
+        return [
+            host_summary(h) for h in session.execute(select(Host).order_by(Host.domain)).scalars()
+        ]
+
+
+def find_host(session: Session, hostname: str | None) -> Host | None:
+    """The host entry for a URL's hostname: itself, else its closest registered parent
+    (cdn.img.example.com -> img.example.com -> example.com)."""
+    if not hostname:
+        return None
+    try:
+        labels = normalize_domain(hostname).split(".")
+    except CaseworkError:
+        return None
+    candidates = [".".join(labels[i:]) for i in range(len(labels) - 1)]
+    found = {
+        h.domain: h
+        for h in session.execute(select(Host).where(Host.domain.in_(candidates))).scalars()
+    }
+    return next((found[c] for c in candidates if c in found), None)
+
+
+def contact(host: Host) -> HostContact:
+    return HostContact(host.domain, host.abuse_email, host.form_url, host.lang)
+
+
+def get_host(session: Session, domain: str) -> Host:
+    host = session.get(Host, normalize_domain(domain))
+    if host is None:
+        raise NotFound(
+            f"unknown host {domain!r}: add it with `ansim host set {domain} --abuse-email ...`"
+        )
+    return host

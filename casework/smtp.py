@@ -1,0 +1,104 @@
+"""Delivering notices by SMTP. A notice counts as sent only when the server accepted it.
+
+Configured by one URL (`ANSIM_SMTP_URL`):
+    smtp://HOST:PORT                 plain (a local relay)
+    smtp+starttls://USER:PASS@HOST:587
+    smtps://USER:PASS@HOST:465
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from urllib.parse import unquote, urlsplit
+
+SMTP_URL_ENV = "ANSIM_SMTP_URL"
+DEFAULT_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
+
+
+class DeliveryError(RuntimeError):
+    """The server did not take the message; nothing may be marked sent."""
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int = 25
+    security: str = "none"  # none | starttls | ssl
+    username: str | None = None
+    password: str | None = None
+    timeout_s: float = 30.0
+
+    @classmethod
+    def from_url(cls, url: str, timeout_s: float = 30.0) -> SmtpSettings:
+        parts = urlsplit(url)
+        if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+            raise ValueError(
+                f"bad SMTP URL {parts.scheme}://{parts.hostname or ''}: use smtp://HOST:PORT, "
+                "smtp+starttls://USER:PASS@HOST:587 or smtps://USER:PASS@HOST:465"
+            )
+        security = {"smtp": "none", "smtp+starttls": "starttls", "smtps": "ssl"}[parts.scheme]
+        return cls(
+            host=parts.hostname,
+            port=parts.port or DEFAULT_PORTS[parts.scheme],
+            security=security,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            timeout_s=timeout_s,
+        )
+
+    @classmethod
+    def from_env(cls) -> SmtpSettings:
+        url = os.environ.get(SMTP_URL_ENV)
+        if not url:
+            raise ValueError(f"no SMTP server configured: set {SMTP_URL_ENV}=smtp://HOST:PORT")
+        return cls.from_url(url)
+
+
+def deliver(message: EmailMessage, settings: SmtpSettings) -> None:
+    """Send one message; returns only once the server has accepted it.
+
+    Raises DeliveryError for every failure: refused connection, timeout, TLS, login,
+    rejected sender or recipient, rejected content.
+    """
+    destination = f"{settings.host}:{settings.port}"
+    try:
+        with _connect(settings) as client:
+            if settings.security == "starttls":
+                client.starttls(context=ssl.create_default_context())
+            if settings.username:
+                client.login(settings.username, settings.password or "")
+            refused = client.send_message(message)
+            if refused:
+                # Notices go to one recipient, so any refusal means it was not delivered.
+                raise DeliveryError(f"{destination} refused recipients: {sorted(refused)}")
+    except DeliveryError:
+        raise
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise DeliveryError(f"{destination} refused the recipient: {_reasons(exc)}") from exc
+    except smtplib.SMTPResponseException as exc:
+        reason = exc.smtp_error.decode(errors="replace") if exc.smtp_error else ""
+        raise DeliveryError(f"{destination} answered {exc.smtp_code} {reason}".strip()) from exc
+    except (smtplib.SMTPException, OSError) as exc:
+        raise DeliveryError(f"cannot deliver via {destination}: {exc}") from exc
+
+
+def _connect(settings: SmtpSettings) -> smtplib.SMTP:
+    if settings.security == "ssl":
+        return smtplib.SMTP_SSL(
+            settings.host,
+            settings.port,
+            timeout=settings.timeout_s,
+            context=ssl.create_default_context(),
+        )
+    return smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_s)
+
+
+def _reasons(exc: smtplib.SMTPRecipientsRefused) -> str:
+    return "; ".join(
+        f"{address}: {code} {reason.decode(errors='replace')}"
+        for address, (code, reason) in exc.recipients.items()
+    )

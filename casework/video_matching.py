@@ -1,0 +1,162 @@
+"""Video in the match pipeline: a video's frames against the PDQ bank, aligned in time.
+
+Reference videos keep two kinds of signal rows: one `pdq` row per usable frame (the bank
+entries, with the frame's timestamp, so a thumbnail finds its frame) and one `vpdq` row
+holding every hashed frame as vPDQ text (for export and for the reference's sampling
+step). A scanned video's usable frames, straight and mirrored, are searched in the bank;
+the hits on video references are aligned per reference by `detector.video_match`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from casework.banks import Banks
+from casework.models import Reference, Signal
+from detector.decision import Decision, MatchRules
+from detector.signals import MediaSignals
+from detector.video import VideoHashes
+from detector.video_match import (
+    FrameHit,
+    VideoMatchRules,
+    VideoSide,
+    align_hits,
+    best_per_reference,
+    format_time,
+    sampling_step,
+)
+from detector.vpdq_format import format_vpdq, parse_vpdq
+
+VPDQ_KIND = "vpdq"
+# SQLite's bound-parameter limit is 999 in old builds: query ids in chunks below it.
+ID_CHUNK = 900
+
+
+def vpdq_rows(hashes: VideoHashes) -> list[Signal]:
+    """The `vpdq` row of a hashed video: every frame as vPDQ text (its `pdq` rows are the
+    usable frames, written by `signal_rows` from `MediaSignals.pdq`)."""
+    return [
+        Signal(
+            kind=VPDQ_KIND,
+            frame=len(hashes.frames),
+            timestamp=hashes.duration_s,
+            blob=format_vpdq(hashes.frames).encode("ascii"),
+        )
+    ]
+
+
+def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+    ordered = sorted(set(ids))
+    for start in range(0, len(ordered), ID_CHUNK):
+        yield ordered[start : start + ID_CHUNK]
+
+
+def video_frames_of_entries(session: Session, entry_ids: Iterable[int]) -> dict[int, tuple]:
+    """signal id -> (reference id, frame timestamp) for frames of consented video references."""
+    found: dict[int, tuple] = {}
+    for chunk in _chunks(entry_ids):
+        rows = session.execute(
+            select(Signal.id, Signal.reference_id, Signal.timestamp)
+            .join(Reference, Signal.reference_id == Reference.id)
+            .where(
+                Signal.id.in_(chunk),
+                Reference.consent == "given",
+                Reference.modality == "video",
+            )
+        )
+        found.update({sid: (rid, stamp or 0.0) for sid, rid, stamp in rows})
+    return found
+
+
+def reference_sides(session: Session, reference_ids: Iterable[int]) -> dict[int, VideoSide]:
+    """Sampling step and usable duration of each reference video, from the store."""
+    sides: dict[int, VideoSide] = {}
+    for chunk in _chunks(reference_ids):
+        counts = dict(
+            session.execute(
+                select(Signal.reference_id, func.count(Signal.id))
+                .where(Signal.reference_id.in_(chunk), Signal.kind == "pdq")
+                .group_by(Signal.reference_id)
+            ).all()
+        )
+        blobs = session.execute(
+            select(Signal.reference_id, Signal.blob).where(
+                Signal.reference_id.in_(chunk), Signal.kind == VPDQ_KIND
+            )
+        )
+        for reference_id, blob in blobs:
+            frames = parse_vpdq(blob.decode("ascii"), source=f"reference {reference_id}")
+            step = sampling_step([f.timestamp for f in frames])
+            sides[reference_id] = VideoSide(step, counts.get(reference_id, 0) * step)
+    return sides
+
+
+def video_rules(rules: MatchRules) -> VideoMatchRules:
+    return VideoMatchRules(max_distance=rules.pdq_max_distance, min_quality=rules.pdq_min_quality)
+
+
+def match_video(
+    session: Session, banks: Banks, signals: MediaSignals, rules: MatchRules
+) -> list[Decision]:
+    """Reference videos that a scanned video copies, by time-aligned frame hits."""
+    hashes = signals.extra.get(VPDQ_KIND)
+    if signals.modality != "video" or not isinstance(hashes, VideoHashes):
+        return []
+    vrules = video_rules(rules)
+    usable = [
+        not flat and frame.quality >= vrules.min_quality
+        for frame, flat in zip(hashes.frames, hashes.uniform, strict=True)
+    ]
+    rows = [i for i, ok in enumerate(usable) if ok]
+    if not rows:
+        return []
+    query_side = VideoSide.of(hashes.frames, usable, vrules.min_quality)
+    orientations = [(False, [hashes.frames[i].pdq for i in rows])]
+    if all(hashes.mirrored[i] for i in rows):
+        orientations.append((True, [hashes.mirrored[i] for i in rows]))
+    index = banks.index(session, "pdq")
+    alignments = []
+    for mirrored, hexes in orientations:
+        found = index.search(hexes, vrules.max_distance)
+        frames_of = video_frames_of_entries(session, (h.entry_id for hs in found for h in hs))
+        if not frames_of:
+            continue
+        hits: list[list[FrameHit]] = [[] for _ in hashes.frames]
+        for row, frame_hits in zip(rows, found, strict=True):
+            hits[row] = [
+                FrameHit(*frames_of[h.entry_id], h.distance)
+                for h in frame_hits
+                if h.entry_id in frames_of
+            ]
+        sides = reference_sides(session, (ref for ref, _ in frames_of.values()))
+        alignments += align_hits(hashes.frames, usable, hits, query_side, sides, vrules, mirrored)
+    return [
+        Decision(
+            owner_id=int(a.reference),
+            signal=VPDQ_KIND,
+            distance=a.mean_distance,
+            score=1.0 - a.mean_distance / 256.0,
+            explanation=a.explanation(),
+        )
+        for a in best_per_reference(alignments)
+        if a.matched
+    ]
+
+
+def with_frame_time(session: Session, decision: Decision, entry_id: int) -> Decision:
+    """An image matched a frame of a reference video: say which frame, by its time."""
+    row = session.execute(
+        select(Signal.timestamp, Signal.frame, Reference.modality)
+        .join(Reference, Signal.reference_id == Reference.id)
+        .where(Signal.id == entry_id)
+    ).first()
+    if row is None or row.modality != "video":
+        return decision
+    where = f"; frame at {format_time(row.timestamp or 0.0)} of the reference video"
+    return dataclasses.replace(
+        decision, explanation=f"{decision.explanation}{where} (frame {row.frame})"
+    )

@@ -1,0 +1,208 @@
+"""Flat borders (letterbox, pillarbox, padding) found and cropped before hashing.
+
+A border is a run of rows (or columns) at a frame edge that are all close to one colour,
+whatever the colour: black bars, a brand's coloured pillars, grey padding. Borders come in
+opposite pairs of about the same size (top and bottom, left and right); a flat run on one
+edge alone is left, as it is mostly content. PDQ hashes the
+whole frame, so a copy with bars added hashes far from its original (Meta's vPDQ matches
+the `-bar` samples to their `-no-bar` originals at 0%); cropping the bars on both sides
+makes them hash alike again.
+
+Detection is per frame, so bars that appear, change colour or resize during a video are
+followed. It runs again on what is left after a crop, so a flat strip of content next to
+a bar (a clear sky under a letterbox) is removed in the original and in the copy alike.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+
+FrameT = TypeVar("FrameT")
+
+# A pixel belongs to the border colour if every channel is within this many levels.
+# Encoders add a few levels of noise to bars; real content rarely stays this close to
+# one colour across a whole row (a row of a white door can: see `smooth_crops`).
+DEFAULT_TOLERANCE = 16
+# Rows are tested on about this many pixels each (every k-th), exact in the scan direction.
+SAMPLES_PER_LINE = 480
+# Share of a row's pixels allowed to differ (noise, a stray subtitle pixel).
+DEFAULT_MAX_OUTLIERS = 0.02
+# Never crop more than this share of a side per pass; keeps a mostly-flat frame whole.
+MAX_SIDE_FRACTION = 0.45
+# A frame whose picture would shrink below this share of either side is left alone.
+MIN_CONTENT_FRACTION = 0.2
+MAX_PASSES = 3
+# Opposite bars may differ by this share (odd pixel counts, a dark content edge).
+PAIR_TOLERANCE = 0.25
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """Content box in pixels: rows [top, bottom) and columns [left, right)."""
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    def is_full(self, height: int, width: int) -> bool:
+        return (self.top, self.bottom, self.left, self.right) == (0, height, 0, width)
+
+
+def _flat_run(lines: np.ndarray, tolerance: int, max_outliers: float) -> int:
+    """How many leading lines (axis 0 of an (n, length, 3) array) match the first line's colour.
+
+    Scans outward in growing blocks: most frames have no border and stop at the first block.
+    """
+    if lines.shape[0] == 0:
+        return 0
+    colour = np.median(lines[0], axis=0).astype(np.int16)
+    start, block = 0, 8
+    while start < lines.shape[0]:
+        chunk = lines[start : start + block].astype(np.int16)
+        off = np.abs(chunk - colour).max(axis=2) > tolerance
+        is_flat = off.mean(axis=1) <= max_outliers
+        if not is_flat.all():
+            return start + int(np.argmin(is_flat))
+        start += block
+        block *= 2
+    return lines.shape[0]
+
+
+def _paired(first: int, second: int) -> tuple[int, int]:
+    """Opposite runs, kept only when both exist and are of about the same size.
+
+    Players and editors add bars in pairs (letterbox: top and bottom; pillarbox: left and
+    right). A flat run on one edge only is far more often content (a wall, a sky, a slide's
+    margin), and cropping it would make frames of the same video crop differently.
+    """
+    if min(first, second) == 0 or abs(first - second) > max(2, PAIR_TOLERANCE * max(first, second)):
+        return 0, 0
+    return first, second
+
+
+def detect_borders(
+    rgb: np.ndarray,
+    tolerance: int = DEFAULT_TOLERANCE,
+    max_outliers: float = DEFAULT_MAX_OUTLIERS,
+) -> CropBox:
+    """The box of an RGB frame (h, w, 3) left after removing flat borders on all four sides."""
+    found = _detect(rgb, tolerance, max_outliers)
+    return found if found is not None else CropBox(0, rgb.shape[0], 0, rgb.shape[1])
+
+
+def _detect(rgb: np.ndarray, tolerance: int, max_outliers: float) -> CropBox | None:
+    """The content box, or None when the frame is too flat to tell bars from picture."""
+    height, width = rgb.shape[:2]
+    box = CropBox(0, height, 0, width)
+    for _ in range(MAX_PASSES):
+        view = rgb[box.top : box.bottom, box.left : box.right]
+        max_rows = int(box.height * MAX_SIDE_FRACTION)
+        max_cols = int(box.width * MAX_SIDE_FRACTION)
+        along_row = max(1, box.width // SAMPLES_PER_LINE)
+        along_column = max(1, box.height // SAMPLES_PER_LINE)
+        rows = view[:, ::along_row]
+        columns = view[::along_column].transpose(1, 0, 2)
+        top, bottom = _paired(
+            _flat_run(rows[:max_rows], tolerance, max_outliers),
+            _flat_run(rows[::-1][:max_rows], tolerance, max_outliers),
+        )
+        left, right = _paired(
+            _flat_run(columns[:max_cols], tolerance, max_outliers),
+            _flat_run(columns[::-1][:max_cols], tolerance, max_outliers),
+        )
+        if top == bottom == left == right == 0:
+            break
+        box = CropBox(box.top + top, box.bottom - bottom, box.left + left, box.right - right)
+    if box.height < MIN_CONTENT_FRACTION * height or box.width < MIN_CONTENT_FRACTION * width:
+        return None
+    return box
+
+
+def crop(rgb: np.ndarray, box: CropBox) -> np.ndarray:
+    return rgb[box.top : box.bottom, box.left : box.right]
+
+
+def least_crop(boxes: list[CropBox]) -> CropBox:
+    """The box that crops on each side only what every one of `boxes` crops there."""
+    return CropBox(
+        min(b.top for b in boxes),
+        max(b.bottom for b in boxes),
+        min(b.left for b in boxes),
+        max(b.right for b in boxes),
+    )
+
+
+@dataclass(frozen=True)
+class _Detected:
+    timestamp: float
+    shape: tuple[int, int]
+    box: CropBox | None  # None: too flat to tell (a fade to black, a plain wall)
+
+
+def smooth_crops(
+    frames: Iterable[FrameT],
+    pixels: Callable[[FrameT], np.ndarray],
+    timestamp: Callable[[FrameT], float],
+    radius: int = 2,
+    window_s: float = 2.5,
+) -> Iterator[tuple[FrameT, CropBox]]:
+    """Pair each frame of a stream with its crop box, agreed with its neighbours.
+
+    A side is cropped only as far as every frame within `radius` frames and `window_s`
+    seconds crops it (same-sized frames only). Bars stay put for seconds, so they pass;
+    a flat wall that fills one frame's edge while the camera moves does not. Frames too flat
+    to tell (a fade to black) have no say, and take their neighbours' box. Bars that change
+    mid-video are followed after `radius` frames. Holds at most `radius` frames ahead;
+    boxes alone are kept for the frames behind.
+    """
+    behind: deque[_Detected] = deque(maxlen=radius)
+    ahead: deque[tuple[FrameT, _Detected]] = deque()
+
+    def emit() -> tuple[FrameT, CropBox]:
+        frame, own = ahead.popleft()
+        near = [
+            d.box
+            for d in (*behind, own, *(a for _, a in ahead))
+            if d.box is not None
+            and d.shape == own.shape
+            and abs(d.timestamp - own.timestamp) <= window_s
+        ]
+        behind.append(own)
+        height, width = own.shape
+        return frame, least_crop(near) if near else CropBox(0, height, 0, width)
+
+    for frame in frames:
+        rgb = pixels(frame)
+        found = _detect(rgb, DEFAULT_TOLERANCE, DEFAULT_MAX_OUTLIERS)
+        ahead.append((frame, _Detected(timestamp(frame), rgb.shape[:2], found)))
+        if len(ahead) > radius:
+            yield emit()
+    while ahead:
+        yield emit()
+
+
+def uniform_share(rgb: np.ndarray, tolerance: int = DEFAULT_TOLERANCE) -> float:
+    """Share of pixels within `tolerance` of the frame's median colour.
+
+    Near 1 for black, white or single-colour frames and for title cards (a few letters on
+    a plain ground): frames that unrelated videos share, so they must not count as
+    evidence of a match.
+    """
+    step = max(1, min(rgb.shape[0], rgb.shape[1]) // 64)
+    sample = rgb[::step, ::step].reshape(-1, 3)
+    colour = np.median(sample, axis=0).astype(np.int16)
+    return float((np.abs(sample.astype(np.int16) - colour).max(axis=1) <= tolerance).mean())

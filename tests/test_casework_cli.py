@@ -1,0 +1,102 @@
+"""The casework commands through the real `ansim` executable, on SQLite and PostgreSQL.
+(The workflow itself is tested at the service level; this checks the commands' wiring,
+output and exit codes.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from casework import confirmations
+from casework.workspace import init_workspace
+from tests.casework_fixtures import as_analyst, found_at, open_case_with_reference, reposted_copy
+from tests.test_casework_workflow import media_server  # noqa: F401 - fixture
+
+ANSIM = str(Path(sys.executable).parent / "ansim")
+
+
+def run(env: dict[str, str], *args: str, expect: int = 0, analyst: str = "kim") -> Any:
+    done = subprocess.run(
+        [ANSIM, *args],
+        env={**env, "ANSIM_ANALYST": analyst},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == expect, f"ansim {' '.join(args)} -> {done.returncode}\n{done.stderr}"
+    return (
+        json.loads(done.stdout) if "--json" in args and expect != 2 else done.stdout + done.stderr
+    )
+
+
+def test_host_notice_recheck_report_close(
+    backend_home: Path,
+    tmp_path: Path,
+    smtp_server,
+    media_server,  # noqa: F811, ANN001
+) -> None:
+    smtp_url, smtp = smtp_server
+    base, files = media_server
+    workspace, _ = init_workspace()
+    workspace = as_analyst(workspace, "crawler")
+    case_id, _, reference = open_case_with_reference(workspace, tmp_path, seed=21)
+    copy = reposted_copy(reference, tmp_path / "copy.jpg")
+    [online] = found_at(workspace, copy, f"{base}/online.jpg")
+    [gone] = found_at(workspace, copy, f"{base}/gone.jpg")
+    [busy] = found_at(workspace, copy, f"{base}/busy.jpg")
+    [orphan] = found_at(workspace, copy, "https://no-contact.example/x.jpg")
+    for item in (gone, busy, orphan):
+        confirmations.confirm(workspace, item)
+    workspace.close()
+    files["/online.jpg"] = (200, copy.read_bytes(), "image/jpeg")
+    files["/busy.jpg"] = (503, b"", "text/plain")
+    env = {
+        **os.environ,
+        "ANSIM_SMTP_URL": smtp_url,
+        "ANSIM_NOTICE_FROM": "takedown@center.example",
+        "ANSIM_NOTICE_ORG": "테스트 지원센터",
+        "ANSIM_FETCH_ALLOW_LOOPBACK": "1",
+    }
+
+    run(env, "queue", "policy", "digital-sex-crime", "--confirmations", "2")
+    assert run(env, "queue", "confirm", str(online), "--json")["status"] == "new"
+    run(env, "queue", "confirm", str(online), expect=2)  # the same analyst twice
+    assert (
+        run(env, "queue", "confirm", str(online), "--json", analyst="lee")["status"] == "confirmed"
+    )
+    run(env, "host", "set", "127.0.0.1", "--abuse-email", "abuse@loop.example", "--lang", "ko")
+    assert "not a valid domain" in run(env, "host", "set", "bad..example", expect=2)
+
+    drafted = run(env, "notice", "draft", "--out", str(tmp_path / "out"), "--json", expect=1)
+    assert drafted["notices"][0]["takedowns"] == [online, gone, busy]
+    assert drafted["skipped"][0]["id"] == orphan  # no contact for its host: exit 1
+    assert (tmp_path / "out" / "regulator.csv").exists()
+    sent = run(env, "notice", "send", "--json")
+    assert sent["sent"][0]["takedowns"] == [online, gone, busy] and len(smtp.messages) == 1
+
+    checked = run(env, "queue", "recheck", "--no-resend", "--json", expect=1)  # 1: busy
+    assert {c["id"]: c["after"] for c in checked["checked"]} == {
+        online: "still_online",
+        gone: "removed",
+        busy: "notice_sent",
+    }
+
+    plot = tmp_path / "report.png"
+    report = run(env, "report", "--since", "2020-01-01", "--plot", str(plot), "--json")
+    assert report["by_status"] == {
+        "confirmed": 1,
+        "notice_sent": 1,
+        "still_online": 1,
+        "removed": 1,
+    }
+    assert report["detection_to_removal"]["count"] == 1
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    assert "not a date" in run(env, "report", "--since", "2026-13-01", expect=2)
+
+    closed = run(env, "case", "close", case_id, "--purge", "--yes", "--json")
+    assert closed["deleted"]["contact"] is True and closed["index_entries_removed"] >= 1
+    assert run(env, "audit", "verify", "--json")["ok"] is True

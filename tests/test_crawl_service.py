@@ -1,0 +1,205 @@
+"""Crawls through the store: matches queued with evidence, content de-dup, robots, the
+hostile site end to end, the crawl lock, resume after kill -9 at random moments, scan URL,
+and retro-hunt of new references against the crawl history."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from casework import crawling, intake, queue
+from casework.cases import open_case
+from casework.errors import CaseworkError
+from casework.models import CrawlUrl, Evidence, ScannedItem, Takedown
+from casework.workspace import init_workspace, open_workspace
+from crawler.localserve import LocalServer
+from tests.crawl_site import CrawlSite
+
+QUICK = dict(allow_loopback=True, min_delay_s=0.0, hash_processes=1, max_depth=10)
+
+
+@pytest.fixture
+def site(tmp_path: Path):
+    generated = CrawlSite(tmp_path / "site", pages=20, per_page=2, planted=2)
+    with LocalServer(generated.app) as server:
+        generated.server = server
+        yield generated
+
+
+@pytest.fixture
+def workspace(ansim_home: Path):
+    ws, _ = init_workspace()
+    yield ws
+    ws.close()
+
+
+def add_refs(workspace, files: list[Path]) -> tuple[str, list[intake.IntakeResult]]:
+    case_id = open_case(workspace, "other")
+    return case_id, intake.add_reference_files(workspace, case_id, files)
+
+
+def crawl_options(site, **extra) -> crawling.CrawlOptions:
+    return crawling.CrawlOptions(seeds=[site.server.url("/p/0.html")], **{**QUICK, **extra})
+
+
+def test_crawl_queues_planted_copies_with_evidence(site, workspace, tmp_path: Path) -> None:
+    case_id, refs = add_refs(workspace, site.reference_files)
+    summary = crawling.run_crawl(workspace, crawl_options(site))
+    assert summary.pages == site.pages
+    found = {m["url"].split(site.server.base_url)[1] for m in summary.match_list}
+    assert found == set(site.planted_paths)
+    # Every page and media URL fetched exactly once; the shared logo once for 20 pages.
+    for path in site.page_paths + site.media_paths:
+        assert site.hits[path] == 1, path
+    assert site.hits["/robots.txt"] == 1
+    items = queue.list_queue(workspace, case_id=case_id)
+    assert len(items) == 2
+    shown = queue.show_item(workspace, items[0]["id"])
+    assert len(shown["evidence"]) == 1 and shown["evidence"][0]["page_url"].endswith(".html")
+    exported = crawling.export_evidence(workspace, shown["evidence"][0]["id"], tmp_path / "out")
+    manifest = json.loads(Path(exported["files"][1]).read_text())
+    assert {r["role"] for r in manifest["records"]} == {"page", "media"}
+    assert all(r["resolved_ip"] == "127.0.0.1" for r in manifest["records"])
+    # Hash-only: nothing but sealed evidence stays on disk.
+    evidence_files = list((workspace.home.root / "evidence").iterdir())
+    assert len(evidence_files) == 4  # 2 bundles x (WARC + manifest)
+
+
+def test_identical_content_at_many_urls_is_hashed_once(site, workspace) -> None:
+    for n in range(2, 8):  # six URLs, one file
+        site.images[n] = site.images[1]
+    summary = crawling.run_crawl(workspace, crawl_options(site))
+    assert summary.media_duplicate_content >= 6
+    assert summary.media_hashed == summary.media - summary.media_duplicate_content
+
+
+def test_second_crawl_of_one_home_is_refused_while_one_runs(site, workspace) -> None:
+    with crawling.crawl_lock(workspace), pytest.raises(CaseworkError, match="another crawl"):
+        crawling.run_crawl(workspace, crawl_options(site))
+
+
+def test_retro_hunt_finds_what_was_crawled_before(site, workspace) -> None:
+    crawling.run_crawl(workspace, crawl_options(site))
+    case_id, results = add_refs(workspace, site.reference_files)
+    hunted = {m.location.split(site.server.base_url)[1] for r in results for m in r.retro_matches}
+    assert hunted == set(site.planted_paths)
+    assert len(queue.list_queue(workspace, case_id=case_id)) == 2
+    # An unrelated new reference finds nothing.
+    from tests.helpers import photo_like
+
+    _case, unrelated = add_refs(
+        workspace, [photo_like(Path(site.reference_files[0]).parent / "u.png", 4242)]
+    )
+    assert unrelated[0].retro_matches == []
+
+
+def test_scan_url_checks_a_page_and_a_media_url(site, workspace) -> None:
+    case_id, _refs = add_refs(workspace, site.reference_files)
+    planted_page = site.server.url(f"/p/{site.pages - 1}.html")
+    planted_media = site.server.url(site.planted_paths[1])
+    summary = crawling.scan_urls(workspace, [planted_page, planted_media], allow_loopback=True)
+    assert {m["url"] for m in summary.match_list} == {
+        site.server.url(p) for p in site.planted_paths
+    }
+    assert site.hits["/p/0.html"] == 0  # depth 0: links are not followed
+
+
+def test_ssrf_and_loopback_refused_without_allow_loopback(site, workspace) -> None:
+    summary = crawling.run_crawl(workspace, crawl_options(site, allow_loopback=False))
+    assert summary.outcomes == {"blocked_address": 1}
+    assert sum(site.hits.values()) == 0
+
+
+def test_hostile_site_crawl_ends_with_every_outcome_counted(hostile_site, workspace) -> None:
+    options = crawling.CrawlOptions(
+        seeds=[hostile_site.url("/")],
+        max_pages=40,
+        max_depth=3,
+        max_response_bytes=4 << 20,
+        total_timeout_s=2,
+        read_timeout_s=1,
+        retries=1,
+        **{k: v for k, v in QUICK.items() if k != "max_depth"},
+    )
+    started = time.monotonic()
+    summary = crawling.run_crawl(workspace, options)
+    assert time.monotonic() - started < 60
+    outcomes = summary.outcomes
+    for expected in ("redirect_loop", "too_many_redirects", "too_large", "timeout",
+                     "blocked_address", "http_error", "connection_error", "bad_encoding",
+                     "robots_disallowed", "media_error", "ok"):  # fmt: skip
+        assert outcomes[expected] >= 1, (expected, outcomes)
+    assert outcomes.get("internal_error", 0) == 0
+    assert hostile_site.hits["/private/page"] == 0 and hostile_site.hits["/private/secret.png"] == 0
+    # The pagination trap is cut by depth and page limits, not followed forever.
+    assert summary.pages <= 40
+    with workspace.session() as session:
+        pending = session.execute(
+            select(func.count(CrawlUrl.id)).where(
+                CrawlUrl.state == "pending", CrawlUrl.kind == "media"
+            )
+        ).scalar_one()
+    assert pending == 0
+
+
+def _crawl_process(home: Path, seed: str, resume: bool) -> subprocess.Popen:
+    args = [sys.executable, "-m", "cli", "crawl", "run", "--json", "--allow-loopback", "--delay",
+            "0", "--max-depth", "10", "--workers", "4", "--hash-processes", "1"]  # fmt: skip
+    args += ["--resume"] if resume else ["--seeds", seed]
+    env = {**os.environ, "ANSIM_HOME": str(home)}
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _done_count(workspace) -> int:
+    with workspace.store.session() as session:
+        return session.execute(
+            select(func.count(CrawlUrl.id)).where(CrawlUrl.state != "pending")
+        ).scalar_one()
+
+
+def test_resume_after_kill_loses_and_duplicates_nothing(site, workspace, ansim_home) -> None:
+    case_id, _refs = add_refs(workspace, site.reference_files)
+    rng = random.Random(int(os.environ.get("ANSIM_TEST_SEED", "7")))
+    total_urls = len(site.page_paths) + len(site.media_paths)
+    kills = 0
+    process = _crawl_process(ansim_home, site.server.url("/p/0.html"), resume=False)
+    for _ in range(2):
+        target = rng.randint(1, total_urls - 5)
+        deadline = time.monotonic() + 60
+        while _done_count(workspace) < target and process.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(rng.uniform(0.005, 0.05))
+        if process.poll() is not None:
+            break
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        kills += 1
+        process = _crawl_process(ansim_home, "", resume=True)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err.decode()[-2000:]
+    assert kills >= 1
+    workspace = open_workspace()
+    with workspace.store.session() as session:
+        rows = session.execute(select(CrawlUrl.url, CrawlUrl.state)).all()
+        items = session.execute(select(ScannedItem.location)).scalars().all()
+        takedowns = session.execute(select(Takedown.location)).scalars().all()
+        evidence = session.execute(select(Evidence.takedown_id)).scalars().all()
+    urls = [u for u, _ in rows]
+    assert len(urls) == len(set(urls)) == total_urls  # nothing lost, nothing twice
+    assert {state for _, state in rows} == {"done"}
+    media_items = [loc for loc in items if "/m/" in loc]
+    assert len(media_items) == len(set(media_items)) == len(site.media_paths)
+    assert sorted(t.split(site.server.base_url)[1] for t in takedowns) == sorted(site.planted_paths)
+    assert sorted(evidence) == sorted(set(evidence)) and len(evidence) == 2
+    # A URL is fetched again only if it was in flight when the process died.
+    assert all(site.hits[p] <= 1 + kills for p in site.page_paths + site.media_paths)
+    assert json.loads(out)["resumed"] is True

@@ -1,0 +1,103 @@
+"""Crawled page text goes through the text tier: a reported post reposted with evasions
+inside a forum page on a loopback site is queued for takedown; other pages are not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from casework import crawling, intake, queue
+from casework.cases import open_case
+from casework.workspace import init_workspace
+from crawler.localserve import LocalServer
+
+POST = (
+    "이 사람 집 주소는 서울시 마포구 예시로 12길 34, 전화번호는 010-2468-1357 입니다. 퍼뜨려 주세요"
+)
+REPOST = (
+    "이 사람 집 주소는 서울시 마포구 예시로 12길 34 전화번호는 공일공 2468 1357 입니다 퍼뜨려주세요"
+)
+
+
+def _page(i: int) -> str:
+    chatter = " ".join(
+        f"<p>{n}번째 댓글: 오늘 경기 정말 재밌었어요 다음 주도 기대됩니다</p>" for n in range(20)
+    )
+    planted = f"<p>{REPOST}</p>" if i == 2 else ""
+    links = "".join(f'<a href="/p/{j}.html">next</a>' for j in (2 * i + 1, 2 * i + 2) if j < 5)
+    return f"<html><body><h1>게시판 {i}</h1>{chatter}{planted}{links}</body></html>"
+
+
+def test_crawled_page_with_reposted_text_is_queued(ansim_home: Path) -> None:
+    app = web.Application()
+
+    async def page(request: web.Request) -> web.Response:
+        i = int(request.match_info["i"])
+        if i >= 5:
+            raise web.HTTPNotFound()
+        return web.Response(text=_page(i), content_type="text/html")
+
+    async def robots(_request: web.Request) -> web.Response:
+        return web.Response(text="User-agent: *\nAllow: /\n")
+
+    app.router.add_get("/p/{i}.html", page)
+    app.router.add_get("/robots.txt", robots)
+    workspace, _ = init_workspace()
+    try:
+        case_id = open_case(workspace, "stalking")
+        added = intake.add_reference_texts(workspace, case_id, [("--text", POST)])
+        assert added[0].error is None
+        with LocalServer(app) as server:
+            options = crawling.CrawlOptions(
+                seeds=[server.url("/p/0.html")],
+                allow_loopback=True,
+                min_delay_s=0.0,
+                hash_processes=1,
+                max_depth=5,
+            )
+            summary = crawling.run_crawl(workspace, options)
+        assert summary.texts_hashed == 5
+        assert [m["url"].rsplit("/", 1)[1] for m in summary.match_list] == ["2.html"]
+        assert summary.match_list[0]["signal"].startswith("text_")
+        items = queue.list_queue(workspace, case_id=case_id)
+        assert len(items) == 1
+    finally:
+        workspace.close()
+
+
+def test_new_text_reference_is_retro_hunted_in_crawled_pages(ansim_home: Path) -> None:
+    app = web.Application()
+
+    async def short(_request: web.Request) -> web.Response:
+        return web.Response(
+            text=f"<html><body><p>{REPOST}</p></body></html>", content_type="text/html"
+        )
+
+    async def other(_request: web.Request) -> web.Response:
+        return web.Response(text=_page(0), content_type="text/html")
+
+    async def robots(_request: web.Request) -> web.Response:
+        return web.Response(text="User-agent: *\nAllow: /\n")
+
+    app.router.add_get("/short.html", short)
+    app.router.add_get("/p/{i}.html", other)
+    app.router.add_get("/robots.txt", robots)
+    workspace, _ = init_workspace()
+    try:
+        with LocalServer(app) as server:
+            options = crawling.CrawlOptions(
+                seeds=[server.url("/short.html"), server.url("/p/0.html")],
+                allow_loopback=True,
+                min_delay_s=0.0,
+                hash_processes=1,
+                max_depth=1,
+            )
+            crawling.run_crawl(workspace, options)
+            case_id = open_case(workspace, "stalking")
+            added = intake.add_reference_texts(workspace, case_id, [("--text", POST)])
+        hunted = [m.location.rsplit("/", 1)[1] for m in added[0].retro_matches]
+        assert hunted == ["short.html"]
+        assert added[0].retro_matches[0].signal.startswith("text_")
+    finally:
+        workspace.close()

@@ -1,0 +1,129 @@
+"""The LSH text index against its brute-force twin; containment; add, withdraw, persist."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import text_evasions as ev
+from benchmarks.text import load_texts
+from detector.text import TextSignature, text_signals
+from detector.text_match import TextMatchPolicy, decide_all
+from indexer.persisted import PersistedIndex
+from indexer.text_index import (
+    BruteForceTextIndex,
+    LshTextIndex,
+    candidate_probability,
+    lsh_bands,
+)
+
+POLICY = TextMatchPolicy()
+
+
+def _corpus(shared_data: Path, count: int) -> list[str]:
+    texts = [t.text for t in load_texts(shared_data / "text") if len(t.text) >= 40]
+    return random.Random(3).sample(texts, count)
+
+
+def _signatures(texts: list[str]) -> list[TextSignature]:
+    return [text_signals(t).signature for t in texts]
+
+
+def test_banding_is_weighted_towards_recall() -> None:
+    bands, rows = lsh_bands()
+    assert bands * rows <= 128
+    assert candidate_probability(0.35, bands, rows) >= 0.999
+    # datasketch's own choice for threshold 0.35 would find far fewer such pairs.
+    assert candidate_probability(0.35, bands, rows) > candidate_probability(0.35, 16, 8)
+
+
+def test_lsh_agrees_with_brute_force_on_real_texts(shared_data: Path) -> None:
+    texts = _corpus(shared_data, 400)
+    references, others = texts[:200], texts[200:]
+    rng = random.Random(5)
+    queries = (
+        [ev.typos(t, rng) for t in references[:80]]
+        + [ev.truncate_half(t, rng) for t in references[80:120]]
+        + [ev.embedder(others, (5, 10))(t, rng) for t in references[120:150]]
+        + others[:100]
+    )
+    fast, slow = LshTextIndex(), BruteForceTextIndex()
+    ids = list(range(1000, 1200))
+    signatures = _signatures(references)
+    fast.add(ids, signatures)
+    slow.add(ids, signatures)
+    query_signatures = _signatures(queries)
+    fast_hits = fast.search(query_signatures, POLICY.search_floor)
+    slow_hits = slow.search(query_signatures, POLICY.search_floor)
+    matched_fast = [{d.entry_id for d in decide_all(h, POLICY)} for h in fast_hits]
+    matched_slow = [{d.entry_id for d in decide_all(h, POLICY)} for h in slow_hits]
+    # Every LSH hit is verified exactly, so it is also a brute-force hit...
+    for f, s in zip(fast_hits, slow_hits, strict=True):
+        assert {h.entry_id for h in f} <= {h.entry_id for h in s}
+    # ...and LSH tuned for recall misses (almost) none of the matches.
+    agree = sum(a == b for a, b in zip(matched_fast, matched_slow, strict=True))
+    assert agree >= len(queries) - 1
+    found = sum(1000 + i in matched_fast[i] for i in range(150))
+    assert found >= 146
+
+
+def test_short_post_inside_a_long_page_is_found_by_containment() -> None:
+    post = "오늘 밤 10시 강남역 11번 출구 앞에서 기다릴게요 연락주세요"
+    filler = [
+        f"관련 없는 게시글 {i}번: 요즘 날씨가 추워서 감기 조심하세요 모두들" for i in range(200)
+    ]
+    page = "\n".join(filler[:120] + [post] + filler[120:])
+    index = LshTextIndex()
+    index.add([7], [text_signals(post).signature])
+    whole = text_signals(page).signature
+    hits = index.search([whole], POLICY.search_floor)[0]
+    assert [h.entry_id for h in hits] == [7]
+    assert hits[0].entry_containment > 0.9 and hits[0].jaccard < 0.1
+    assert decide_all(hits, POLICY)[0].rule == "contains_reference"
+
+
+def test_truncated_repost_is_an_excerpt() -> None:
+    reference = "Selling my old camera, lens and tripod. Pickup only in Mapo. Text 010 5555 1212."
+    index = LshTextIndex()
+    index.add([1], [text_signals(reference).signature])
+    hits = index.search([text_signals(reference[:45]).signature], POLICY.search_floor)[0]
+    decisions = decide_all(hits, POLICY)
+    assert decisions and decisions[0].rule in ("excerpt", "near_copy")
+
+
+def test_add_withdraw_and_persist(tmp_path: Path) -> None:
+    texts = [
+        f"게시글 번호 {i}: 이 글은 서로 다른 내용을 담고 있는 예시 문장 {i * 7919}"
+        for i in range(30)
+    ]
+    signatures = _signatures(texts)
+    persisted = PersistedIndex(tmp_path / "text.index", LshTextIndex.load, LshTextIndex)
+    with persisted.write() as index:
+        index.add(list(range(30)), signatures)
+    with persisted.write() as index:
+        assert index.remove([3, 4, 999]) == 2
+    reloaded = LshTextIndex.load(tmp_path / "text.index")
+    assert len(reloaded) == 28 and 3 not in reloaded
+    hits = reloaded.search([signatures[5], signatures[3]], 0.9)
+    assert hits[0][0].entry_id == 5 and hits[0][0].jaccard == 1.0
+    assert all(h.entry_id != 3 for h in hits[1])
+    assert np.array_equal(reloaded.signature(5).shingles, signatures[5].shingles)
+    # Re-adding an id replaces its entry instead of duplicating it.
+    reloaded.add([5], [signatures[6]])
+    assert len(reloaded) == 28
+    assert reloaded.search([signatures[6]], 0.99)[0][0].entry_id in (5, 6)
+
+
+def test_empty_index_saves_and_loads(tmp_path: Path) -> None:
+    LshTextIndex().save(tmp_path / "empty.index")
+    assert len(LshTextIndex.load(tmp_path / "empty.index")) == 0
+
+
+def test_incompatible_signature_is_refused() -> None:
+    signature = text_signals("a text long enough to be signed for this test").signature
+    stale = TextSignature(signature.minhash, signature.shingles, signature.windows, 5, 1)
+    with pytest.raises(ValueError, match="rebuild"):
+        LshTextIndex().add([1], [stale])
