@@ -49,7 +49,7 @@ from detector.image_decision import (
     calibrate,
     judge_candidates,
 )
-from detector.local_verify import LocalFeatures, extract_local_features
+from detector.local_verify import LocalFeatures, extract_local_features, opencv_available
 from detector.pdq import hash_pixels_dihedral
 from indexer.descriptor_index import FaissDescriptorIndex
 from indexer.local_feature_index import FaissLocalFeatureIndex
@@ -189,7 +189,7 @@ class RobustBank:
         self.features: dict[int, LocalFeatures] = {}
         self.local_index = FaissLocalFeatureIndex()
 
-    def signals(self, path: Path, clock: StageClock, with_features: bool = True) -> ItemSignals:
+    def signals(self, path: Path, clock: StageClock) -> ItemSignals:
         rgb = clock.time("decode", lambda: load_rgb(path, ImageOptions()))
         hashes, _quality = clock.time("pdq", lambda: hash_pixels_dihedral(rgb))
         descriptor = (
@@ -199,7 +199,7 @@ class RobustBank:
         )
         features = (
             clock.time("local_features", lambda: extract_local_features(rgb))
-            if with_features
+            if opencv_available()
             else None
         )
         return ItemSignals(hashes, descriptor, features)
