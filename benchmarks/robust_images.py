@@ -13,7 +13,7 @@ Data split (by folder of `../shared/data/images/`): the descriptor trains on
 Within a pool, a seeded half of the photos are registered references and the other
 half are distractors: their transformed copies are queries that must match nothing.
 
-Metrics follow the ISC 2021 (DISC21) definitions: every matcher emits scored
+Metrics follow the ISC 2021 (DISC21) definitions (`benchmarks.metrics`): every matcher emits scored
 (query, reference) predictions, pooled and ranked by score; micro-AP is the area under
 that precision-recall curve with recall counted over queries that have a reference, and
 "recall at precision p" is the best recall of any score threshold whose precision is at
@@ -37,6 +37,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.hard_transforms import EASY_TRANSFORMS, HARD_TRANSFORMS, Transform
+from benchmarks.metrics import Prediction, micro_average_precision, recall_at_precision
 from detector.descriptor import DescriptorModel, load_descriptor_model
 from detector.image import ImageOptions, load_rgb
 from detector.image_decision import (
@@ -257,50 +258,11 @@ class RobustBank:
         )
 
 
-# --- metrics (ISC 2021 definitions) -----------------------------------------------------
+# --- metrics (ISC 2021 definitions, from benchmarks.metrics) ---------------------------
 
 
-@dataclass(frozen=True)
-class Prediction:
-    query_id: str
-    entry_id: int
-    score: float
-
-
-def precision_recall(
-    predictions: Iterable[Prediction], truth: dict[str, int | None]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Precision and recall after each distinct score (descending), and those scores."""
-    ranked = sorted(set(predictions), key=lambda p: -p.score)
-    positives = sum(1 for t in truth.values() if t is not None)
-    precisions, recalls, scores = [], [], []
-    hits = 0
-    index = 0
-    while index < len(ranked):
-        score = ranked[index].score
-        while index < len(ranked) and ranked[index].score == score:
-            hits += truth.get(ranked[index].query_id) == ranked[index].entry_id
-            index += 1
-        precisions.append(hits / index)
-        recalls.append(hits / positives if positives else 0.0)
-        scores.append(score)
-    return np.asarray(precisions), np.asarray(recalls), np.asarray(scores)
-
-
-def micro_ap(predictions: Iterable[Prediction], truth: dict[str, int | None]) -> float:
-    precisions, recalls, _ = precision_recall(predictions, truth)
-    if len(recalls) == 0:
-        return 0.0
-    gained = np.diff(np.concatenate([[0.0], recalls]))
-    return float((precisions * gained).sum())
-
-
-def recall_at_precision(
-    predictions: Iterable[Prediction], truth: dict[str, int | None], target: float
-) -> float:
-    precisions, recalls, _ = precision_recall(predictions, truth)
-    ok = precisions >= target
-    return float(recalls[ok].max()) if ok.any() else 0.0
+def prediction(query_id: str, entry_id: int, score: float) -> Prediction:
+    return Prediction(query_id, str(entry_id), score)
 
 
 def operating_point(
@@ -376,7 +338,7 @@ def run_query(bank: RobustBank, query: Query, config: RobustBenchConfig, run: Po
     distances = bank.pdq_distances(pdq_signals, run.pdq_clock)
     run.pdq_clock.items += 1
     for entry_id, distance in _top(distances, PREDICTIONS_PER_QUERY, lowest=True):
-        run.predictions["pdq"].append(Prediction(query.query_id, entry_id, -float(distance)))
+        run.predictions["pdq"].append(prediction(query.query_id, entry_id, -float(distance)))
     # The full pipeline: every signal, candidates from both indexes, verification.
     signals = bank.signals(query.path, run.query_clock)
     decisions = bank.decide(
@@ -385,14 +347,14 @@ def run_query(bank: RobustBank, query: Query, config: RobustBenchConfig, run: Po
     run.query_clock.items += 1
     for decision in sorted(decisions, key=lambda d: -d.score)[:PREDICTIONS_PER_QUERY]:
         run.predictions["full"].append(
-            Prediction(query.query_id, decision.owner_id, decision.score)
+            prediction(query.query_id, decision.owner_id, decision.score)
         )
         run.decisions.append((query.query_id, decision))
     # The descriptor alone (its cost is the decode + descriptor + search stages above).
     similarities = bank.descriptor_neighbours(signals, PREDICTIONS_PER_QUERY, run.descriptor_clock)
     run.descriptor_clock.items += 1
     for entry_id, similarity in similarities.items():
-        run.predictions["descriptor"].append(Prediction(query.query_id, entry_id, similarity))
+        run.predictions["descriptor"].append(prediction(query.query_id, entry_id, similarity))
 
 
 def _pdq_only(path: Path) -> list[str]:
@@ -428,12 +390,13 @@ def summarize(run: PoolRun, config: RobustBenchConfig, methods: Sequence[str]) -
         truth = {q: run.truth[q] for q in queries}
         row: dict[str, dict[str, float]] = {}
         for method in methods:
-            predictions = [p for p in run.predictions[method] if p.query_id in queries]
+            predictions = [p for p in run.predictions[method] if p.query in queries]
+            ground_truth = {q: str(t) for q, t in truth.items() if t is not None}
             row[method] = {
-                "micro_ap": micro_ap(predictions, truth),
+                "micro_ap": micro_average_precision(predictions, ground_truth),
                 "recall_at_target": recall_at_precision(
-                    predictions, truth, config.target_precision
-                ),
+                    predictions, ground_truth, config.target_precision
+                ).recall,
             }
         row["decision"] = operating_point(((q, d) for q, d in run.decisions if q in queries), truth)
         row["queries"] = {

@@ -395,24 +395,6 @@ def test_training_refuses_a_folder_without_images(tmp_path: Path) -> None:
 # --- benchmark metrics --------------------------------------------------------------------
 
 
-def test_micro_ap_and_recall_at_precision_follow_the_isc_definitions() -> None:
-    from benchmarks.robust_images import Prediction, micro_ap, recall_at_precision
-
-    truth = {"q1": 1, "q2": 2, "q3": 3, "q4": None}
-    predictions = [
-        Prediction("q1", 1, 0.9),  # right
-        Prediction("q4", 7, 0.8),  # a distractor's false match
-        Prediction("q2", 2, 0.7),  # right
-        Prediction("q2", 5, 0.6),  # wrong reference
-        # q3 is never found
-    ]
-    # Precision at each right answer: 1/1 and 2/3; each is worth 1/3 of the recall.
-    assert micro_ap(predictions, truth) == pytest.approx((1 + 2 / 3) / 3)
-    assert recall_at_precision(predictions, truth, 0.999) == pytest.approx(1 / 3)
-    assert recall_at_precision(predictions, truth, 0.6) == pytest.approx(2 / 3)
-    assert micro_ap([], truth) == 0.0
-
-
 def test_bench_robust_runs_end_to_end_on_a_small_pool(shared_data: Path, tmp_path: Path) -> None:
     pytest.importorskip("cv2")
     from benchmarks.robust_images import RobustBenchConfig, run_benchmark, write_report
