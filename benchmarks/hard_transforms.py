@@ -21,6 +21,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
+from models.augment import perspective_coefficients
+
 Transform = Callable[[Image.Image, random.Random, Sequence[Image.Image]], Image.Image]
 
 CAPTIONS = (
@@ -160,24 +162,12 @@ def perspective(strength: float) -> Transform:
             moved[2], moved[3] = (width - dx, height), (dx, height)
         else:  # left edge shrinks
             moved[3], moved[0] = (0, height - dy), (0, dy)
-        coefficients = _solve_perspective(corners, moved)
+        coefficients = perspective_coefficients(corners, moved)
         return image.transform(
             image.size, Image.PERSPECTIVE, coefficients, Image.BICUBIC, fillcolor=(0, 0, 0)
         )
 
     return transform
-
-
-def _solve_perspective(
-    source: Sequence[tuple[float, float]], target: Sequence[tuple[float, float]]
-) -> tuple[float, ...]:
-    """Coefficients mapping output pixel `target[i]` to input pixel `source[i]` (PIL's way)."""
-    rows, values = [], []
-    for (sx, sy), (tx, ty) in zip(source, target, strict=True):
-        rows.append([tx, ty, 1, 0, 0, 0, -sx * tx, -sx * ty])
-        rows.append([0, 0, 0, tx, ty, 1, -sy * tx, -sy * ty])
-        values.extend([sx, sy])
-    return tuple(np.linalg.solve(np.asarray(rows, float), np.asarray(values, float)).tolist())
 
 
 def chain(*steps: Transform) -> Transform:

@@ -20,17 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from casework.errors import CaseworkError
+from casework.models import TAKEDOWN_STATUSES
 
-STATUSES = (
-    "new",
-    "confirmed",
-    "rejected",
-    "notice_sent",
-    "still_online",
-    "escalated",
-    "removed",
-    "reappeared",
-)
+STATUSES = TAKEDOWN_STATUSES
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "new": frozenset({"confirmed", "rejected"}),
