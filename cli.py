@@ -43,7 +43,7 @@ from casework.workspace import NotInitialized, init_workspace, open_workspace
 from detector.errors import MediaError
 from detector.hashing import HashOptions, hash_file
 from detector.image import ImageOptions
-from detector.video import REFERENCE_SECONDS_PER_HASH, VideoOptions
+from detector.video import REFERENCE_SECONDS_PER_HASH, VideoOptions, reference_options
 from detector.vpdq_format import format_videos
 
 app = typer.Typer(
@@ -279,7 +279,10 @@ def ref_add(
     full_decode: Annotated[bool, typer.Option(help="Decode images at full size (slower).")] = False,
     seconds_per_hash: Annotated[
         float,
-        typer.Option(help="Video: hash a frame every this many seconds (scans use 1 s)."),
+        typer.Option(
+            help="Video: hash a frame every this many seconds (0 = every frame, frames "
+            "within a few bits of the last kept one dropped; scans use 1 s)."
+        ),
     ] = REFERENCE_SECONDS_PER_HASH,
     json_out: JsonFlag = False,
 ) -> None:
@@ -294,7 +297,7 @@ def ref_add(
     workspace = open_workspace()
     options = dataclasses.replace(
         hash_options(full_decode),
-        video=VideoOptions(seconds_per_hash=max(0.0, seconds_per_hash)),
+        video=reference_options(max(0.0, seconds_per_hash)),
     )
     texts: list[tuple[str, str]] = [("--text", text)] if text is not None else []
     files = list(paths or [])

@@ -47,7 +47,13 @@ from benchmarks.video_dataset import (  # noqa: E402
 )
 from detector.pdq import pdq_distance  # noqa: E402
 from detector.signals import FrameHash  # noqa: E402
-from detector.video import REFERENCE_SECONDS_PER_HASH, VideoOptions, hash_video, probe  # noqa: E402
+from detector.video import (  # noqa: E402
+    VideoHashes,
+    VideoOptions,
+    hash_video,
+    probe,
+    reference_options,
+)
 from detector.video_match import VideoFrames, compare_videos, vpdq_percentages  # noqa: E402
 from detector.vpdq_format import read_vpdq_file  # noqa: E402
 
@@ -172,8 +178,8 @@ def build_dataset(config: VideoBenchConfig, progress: Progress) -> tuple[list[Vi
 # ---- systems -------------------------------------------------------------------------
 
 
-def _as_frames(hashes: Any) -> VideoFrames:
-    return VideoFrames(hashes.frames, [not u for u in hashes.uniform], hashes.mirrored)
+def _as_frames(hashes: VideoHashes) -> VideoFrames:
+    return VideoFrames.of(hashes)
 
 
 def _vpdq_frames(path: Path, seconds_per_hash: float) -> list[FrameHash]:
@@ -230,7 +236,7 @@ def run_systems(
     results = {name: SystemResult(name) for name in systems}
     banks: dict[str, dict[str, VideoFrames]] = {name: {} for name in systems}
     task = progress.add_task("hashing references", total=len(references))
-    ref_options = VideoOptions(seconds_per_hash=REFERENCE_SECONDS_PER_HASH)
+    ref_options = reference_options()
     ref_wall = ref_video = 0.0
     for reference in references:
         hashes, wall, _ = _timed(lambda r=reference: hash_video(r.path, ref_options))

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from detector.pdq import DEFAULT_MATCH_DISTANCE, DEFAULT_MIN_QUALITY
 from detector.signals import FrameHash
+from detector.video import VideoHashes
 
 # Speed-ups and slow-downs tried when aligning (reposts are sped up to dodge matching).
 DEFAULT_SPEEDS = (1.0, 1.1, 1 / 1.1, 1.25, 1 / 1.25)
@@ -58,11 +59,26 @@ class VideoSide:
         min_quality: int = DEFAULT_MIN_QUALITY,
     ) -> VideoSide:
         flags = usable if usable is not None else [True] * len(frames)
-        step = sampling_step([f.timestamp for f in frames])
-        count = sum(
-            1 for f, ok in zip(frames, flags, strict=True) if ok and f.quality >= min_quality
-        )
-        return cls(step, count * step)
+        times = [f.timestamp for f in frames]
+        step = sampling_step(times)
+        ok = [good and f.quality >= min_quality for f, good in zip(frames, flags, strict=True)]
+        return cls(step, usable_duration(times, ok, step))
+
+
+def usable_duration(times: Sequence[float], usable: Sequence[bool], step: float) -> float:
+    """Seconds of video that usable frames stand for: each until the next hashed frame.
+
+    Sampling need not be regular (deduplicated references keep a frame per half second of
+    still picture and every frame of a fast pan); a frame stands for at most
+    `max(step, 1 s)`, the last one for one step.
+    """
+    cap = max(step, 1.0)
+    total = 0.0
+    for index, (stamp, ok) in enumerate(zip(times, usable, strict=True)):
+        if ok:
+            span = times[index + 1] - stamp if index + 1 < len(times) else step
+            total += min(max(span, 0.0), cap)
+    return total
 
 
 @dataclass(frozen=True)
@@ -305,6 +321,13 @@ class VideoFrames:
     frames: list[FrameHash]
     usable: list[bool]
     mirrored: list[str]
+    # Extra hashes of each frame (centred crops of a reference), matched as that frame.
+    variants: list[list[str]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, hashes: VideoHashes) -> VideoFrames:
+        """A hashed video: near-uniform frames unusable, with mirror and crop hashes."""
+        return cls(hashes.frames, [not u for u in hashes.uniform], hashes.mirrored, hashes.cropped)
 
     @classmethod
     def plain(cls, frames: Sequence[FrameHash]) -> VideoFrames:
@@ -326,7 +349,11 @@ def compare_videos(
     ]
     reference_side = VideoSide.of(reference.frames, reference.usable, min_quality=rules.min_quality)
     query_side = VideoSide.of(query.frames, query.usable, min_quality=rules.min_quality)
-    r_hashes = [reference.frames[i].pdq for i in keep_r]
+    # Columns: each usable reference frame, then its variants (same frame, same time).
+    columns = keep_r + [i for i in keep_r if reference.variants for _ in reference.variants[i]]
+    r_hashes = [reference.frames[i].pdq for i in keep_r] + [
+        pdq for i in keep_r if reference.variants for pdq in reference.variants[i]
+    ]
     results = []
     for mirrored in (False, True):
         hexes = query.mirrored if mirrored else [f.pdq for f in query.frames]
@@ -336,7 +363,7 @@ def compare_videos(
         distances = distance_matrix([hexes[i] for i in rows], r_hashes)
         hits: list[list[FrameHit]] = [[] for _ in query.frames]
         for row, col in zip(*np.nonzero(distances <= rules.max_distance), strict=True):
-            r_frame = reference.frames[keep_r[col]]
+            r_frame = reference.frames[columns[col]]
             hits[rows[row]].append(
                 FrameHit(reference_key, r_frame.timestamp, int(distances[row, col]))
             )
