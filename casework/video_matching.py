@@ -128,7 +128,7 @@ def match_video(
     index = banks.index(session, "pdq")
     alignments = []
     for mirrored, hexes in orientations:
-        found = index.search(hexes, vrules.max_distance)
+        found = index.search(hexes, vrules.vote_distance)
         frames_of = video_frames_of_entries(session, (h.entry_id for hs in found for h in hs))
         if not frames_of:
             continue

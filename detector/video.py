@@ -64,7 +64,7 @@ class VideoOptions:
     min_frames: int = 20
     crop_borders: bool = True
     mirror: bool = True  # also compute each frame's left-right mirror hash (for queries)
-    max_hash_side: int = 512  # larger frames are shrunk (area filter) before hashing; 0: never
+    max_hash_side: int = 1920  # larger frames are shrunk (area filter) before hashing; 0: never
     max_frame_pixels: int = 8192 * 4608  # refuse videos with larger frames
     max_duration_s: float = 6 * 3600.0  # refuse longer videos; stop decoding past it
     max_decode_s: float = 3600.0  # wall-clock budget per file; keep what was hashed by then

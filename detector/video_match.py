@@ -34,7 +34,14 @@ DEFAULT_SPEEDS = (1.0, 1.1, 1 / 1.1, 1.25, 1 / 1.25)
 
 @dataclass(frozen=True)
 class VideoMatchRules:
-    max_distance: int = DEFAULT_MATCH_DISTANCE
+    max_distance: int = DEFAULT_MATCH_DISTANCE  # a frame matching on its own (a thumbnail)
+    # Frames this close vote in a video alignment. Looser than a lone frame's bar: a logo,
+    # a crop or a rescale moves PDQ by 30-50 bits, and the vote still asks for seconds of
+    # frames agreeing on one time offset, which unrelated videos (>= 80 bits apart per
+    # frame in the benchmark) never give. At least `min_close_frames` must be within
+    # `max_distance`.
+    vote_distance: int = 56
+    min_close_frames: int = 1
     min_quality: int = DEFAULT_MIN_QUALITY
     min_duration_s: float = 5.0
     min_share: float = 0.8  # of the query's or the reference's usable duration
@@ -212,8 +219,13 @@ def align(
         min(1.0, reference_cov / reference_side.usable_s) if reference_side.usable_s else 0.0
     )
     frames = len(set(q_times.tolist()))
-    matched = duration + 1e-6 >= rules.min_duration_s or (
-        frames >= rules.min_share_frames and max(query_share, reference_share) >= rules.min_share
+    close = len(set(q_times[distances[chosen] <= rules.max_distance].tolist()))
+    matched = close >= rules.min_close_frames and (
+        duration + 1e-6 >= rules.min_duration_s
+        or (
+            frames >= rules.min_share_frames
+            and max(query_share, reference_share) >= rules.min_share
+        )
     )
     return Alignment(
         reference=reference,
@@ -261,7 +273,7 @@ def align_hits(
         if not ok or frame.quality < rules.min_quality:
             continue
         for hit in frame_hits:
-            if hit.distance <= rules.max_distance:
+            if hit.distance <= rules.vote_distance:
                 by_reference.setdefault(hit.reference, []).append(
                     FramePair(frame.timestamp, hit.reference_time, hit.distance)
                 )
@@ -362,7 +374,7 @@ def compare_videos(
             continue
         distances = distance_matrix([hexes[i] for i in rows], r_hashes)
         hits: list[list[FrameHit]] = [[] for _ in query.frames]
-        for row, col in zip(*np.nonzero(distances <= rules.max_distance), strict=True):
+        for row, col in zip(*np.nonzero(distances <= rules.vote_distance), strict=True):
             r_frame = reference.frames[columns[col]]
             hits[rows[row]].append(
                 FrameHit(reference_key, r_frame.timestamp, int(distances[row, col]))
