@@ -32,6 +32,9 @@ DEFAULT_TOLERANCE = 16
 SAMPLES_PER_LINE = 480
 # Share of a row's pixels allowed to differ (noise, a stray subtitle pixel).
 DEFAULT_MAX_OUTLIERS = 0.02
+# A line also counts as border when only one end of it is off: a logo, a watermark or a
+# subtitle stamped over the bar near a corner covers up to this share of the line.
+MAX_OVERLAY_SHARE = 0.3
 # Never crop more than this share of a side per pass; keeps a mostly-flat frame whole.
 MAX_SIDE_FRACTION = 0.45
 # A frame whose picture would shrink below this share of either side is left alone.
@@ -62,6 +65,17 @@ class CropBox:
         return (self.top, self.bottom, self.left, self.right) == (0, height, 0, width)
 
 
+def _flat_lines(off: np.ndarray, max_outliers: float) -> np.ndarray:
+    """Per line (row of `off`, True where a pixel is off the border colour): flat as a whole,
+    or flat but for an overlay at one end (a scattered mix, like content, is not)."""
+    keep = off.shape[1] - int(off.shape[1] * MAX_OVERLAY_SHARE)
+    return (
+        (off.mean(axis=1) <= max_outliers)
+        | (off[:, :keep].mean(axis=1) <= max_outliers)
+        | (off[:, -keep:].mean(axis=1) <= max_outliers)
+    )
+
+
 def _flat_run(lines: np.ndarray, tolerance: int, max_outliers: float) -> int:
     """How many leading lines (axis 0 of an (n, length, 3) array) match the first line's colour.
 
@@ -74,7 +88,7 @@ def _flat_run(lines: np.ndarray, tolerance: int, max_outliers: float) -> int:
     while start < lines.shape[0]:
         chunk = lines[start : start + block].astype(np.int16)
         off = np.abs(chunk - colour).max(axis=2) > tolerance
-        is_flat = off.mean(axis=1) <= max_outliers
+        is_flat = _flat_lines(off, max_outliers)
         if not is_flat.all():
             return start + int(np.argmin(is_flat))
         start += block

@@ -49,9 +49,17 @@ SKIP_NONREF_MIN_FRAMES = 20
 # off. References are few; the bank holds 2-30 entries per second of reported video.
 REFERENCE_SECONDS_PER_HASH = 0.0
 REFERENCE_DEDUP_BITS = 8
-# References also hash centred crops of each frame (90 % and 80 % of each side): PDQ does
-# not survive a crop of a tenth, and a repost cut down to its centre is common.
-REFERENCE_CROP_VARIANTS = (0.9, 0.8)
+# References also hash centred crops of each frame, as (share of height, share of width)
+# kept: PDQ does not survive a crop of a tenth, and reposts are often cut down to their
+# centre. One-axis crops cover a copy cropped across its letterbox bars (the bars go,
+# and only the other axis loses picture).
+CropShare = tuple[float, float, float, float]  # top, left, bottom, right: shares of the frame
+REFERENCE_CROP_VARIANTS: tuple[CropShare, ...] = (
+    (0.05, 0.05, 0.95, 0.95),
+    (0.1, 0.1, 0.9, 0.9),
+    (0.05, 0.0, 0.95, 1.0),
+    (0.0, 0.05, 1.0, 0.95),
+)
 
 
 @dataclass(frozen=True)
@@ -77,7 +85,7 @@ class VideoOptions:
     uniform_share: float = 0.95  # frames this much one colour are "near-uniform"
     # Also hash centred crops keeping these shares of each side (references: a copy cut
     # down to its centre then meets a reference hash made from the same view).
-    crop_variants: tuple[float, ...] = ()
+    crop_variants: tuple[CropShare, ...] = ()
     # Drop a frame whose PDQ is within this many bits of the last frame kept, unless
     # `dedup_max_gap_s` passed since (0 keeps every sampled frame). References are hashed
     # at every frame and deduplicated: a still scene keeps a frame every half second, a
@@ -215,11 +223,13 @@ def _check_limits(info: VideoInfo, options: VideoOptions) -> None:
         )
 
 
-def centre_crop(rgb: np.ndarray, keep: float) -> np.ndarray:
-    """The centred part of a frame keeping `keep` of its height and of its width."""
+def crop_share(rgb: np.ndarray, box: CropShare) -> np.ndarray:
+    """The part of a frame inside `box` = (top, left, bottom, right) as shares of its sides."""
     height, width = rgb.shape[:2]
-    dy, dx = round(height * (1 - keep) / 2), round(width * (1 - keep) / 2)
-    return np.ascontiguousarray(rgb[dy : height - dy, dx : width - dx])
+    top, left, bottom, right = box
+    rows = slice(round(height * top), round(height * bottom))
+    columns = slice(round(width * left), round(width * right))
+    return np.ascontiguousarray(rgb[rows, columns])
 
 
 def _to_rgb(frame: av.VideoFrame, max_side: int) -> np.ndarray:
@@ -373,7 +383,7 @@ def hash_video(path: Path, options: VideoOptions = VideoOptions()) -> VideoHashe
             uniform.append(uniform_share(rgb) >= options.uniform_share)
             mirrored.append(mirror)
             crops.append(box)
-            cropped.append([hash_pixels(centre_crop(rgb, k))[0] for k in options.crop_variants])
+            cropped.append([hash_pixels(crop_share(rgb, k))[0] for k in options.crop_variants])
             last_stamp = sampled.timestamp
     except MediaError:
         if not frames:
