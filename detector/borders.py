@@ -29,7 +29,7 @@ FrameT = TypeVar("FrameT")
 # one colour across a whole row (a row of a white door can: see `smooth_crops`).
 DEFAULT_TOLERANCE = 16
 # Rows are tested on about this many pixels each (every k-th), exact in the scan direction.
-SAMPLES_PER_LINE = 480
+SAMPLES_PER_LINE = 160
 # Share of a row's pixels allowed to differ (noise, a stray subtitle pixel).
 DEFAULT_MAX_OUTLIERS = 0.02
 # A bar with a logo, a watermark or a subtitle stamped over it near a corner: its lines
