@@ -710,6 +710,9 @@ def bench_video(
     synthesized: Annotated[int, typer.Option(help="Slideshow references to make.")] = 6,
     seconds: Annotated[float, typer.Option(help="Length of each slideshow.")] = 24.0,
     negatives: Annotated[int, typer.Option(help="Unrelated videos sharing an intro.")] = 3,
+    seed: Annotated[
+        int, typer.Option(help="Picks the photos and motions (another seed: unseen videos).")
+    ] = 0,
     peer: Annotated[bool, typer.Option(help="Also run Meta's vpdq package.")] = True,
     interop: Annotated[bool, typer.Option(help="Hash --data at every frame vs Meta.")] = True,
     json_out: JsonFlag = False,
@@ -740,6 +743,7 @@ def bench_video(
         synthesized=synthesized,
         synth_seconds=seconds,
         negatives=negatives,
+        seed=seed,
         peer=peer,
         interop=interop,
     )
