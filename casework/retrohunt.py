@@ -3,7 +3,8 @@ everything crawled before), so a victim who reports today learns at once where t
 material already appeared. Hits become matches and takedowns like a crawl's.
 
 Same index code as the reference bank (casework.banks with owner "item"), same decision
-rules (detector.decision), run the other way round: the reference is the query.
+rules (detector.decision, and for crops, pads and screenshots the robust image matcher
+with its calibrated thresholds), run the other way round: the reference is the query.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casework.banks import Banks
+from casework.image_matching import match_image_robust
 from casework.matching import Finding
 from casework.models import Reference, ScannedItem, Signal
 from casework.scanning import ScanMatch, queue_finding
@@ -46,8 +48,13 @@ def hunt(
     if reference is None or reference.consent != "given":
         return []
     best: dict[int, Decision] = {}
-    found = _exact(session, signals) + _pdq(session, history, signals, rules)
-    for decision in found + _text(session, history, signals):
+    found = (
+        _exact(session, signals)
+        + _pdq(session, history, signals, rules)
+        + match_image_robust(session, history, signals, rules)
+        + _text(session, history, signals)
+    )
+    for decision in found:
         current = best.get(decision.owner_id)
         if current is None or decision.score > current.score:
             best[decision.owner_id] = decision

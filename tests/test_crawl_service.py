@@ -4,6 +4,7 @@ and retro-hunt of new references against the crawl history."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from sqlalchemy import func, select
 
 from casework import crawling, intake, queue
@@ -100,6 +102,30 @@ def test_retro_hunt_finds_what_was_crawled_before(site, workspace) -> None:
         workspace, [photo_like(Path(site.reference_files[0]).parent / "u.png", 4242)]
     )
     assert unrelated[0].retro_matches == []
+
+
+def test_retro_hunt_finds_a_crawled_crop_in_a_screenshot_that_pdq_misses(
+    site, workspace, shared_data: Path, tmp_path: Path
+) -> None:
+    from benchmarks.hard_transforms import HARD_TRANSFORMS
+
+    folder = shared_data / "images" / "bsds500" / "test"
+    photo, background = folder / "100007.jpg", folder / "100039.jpg"
+    if not (photo.is_file() and background.is_file()):
+        pytest.skip("bsds500/test photos missing")
+    copy = HARD_TRANSFORMS["crop20+screenshot"](
+        Image.open(photo).convert("RGB"), random.Random(1), [Image.open(background).convert("RGB")]
+    )
+    buffer = io.BytesIO()
+    copy.save(buffer, "JPEG", quality=85)
+    site.images[5] = buffer.getvalue()
+    crawling.run_crawl(workspace, crawl_options(site))
+
+    _case, results = add_refs(workspace, [photo])
+    hunted = {m.location.split(site.server.base_url)[1]: m for m in results[0].retro_matches}
+    assert set(hunted) == {"/m/5.img"}
+    assert hunted["/m/5.img"].signal != "pdq"  # found by the robust matcher, not by PDQ
+    assert "fired" in hunted["/m/5.img"].explanation
 
 
 def test_scan_url_checks_a_page_and_a_media_url(site, workspace) -> None:
