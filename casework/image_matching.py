@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casework.banks import Banks
-from casework.models import Reference, Signal
+from casework.models import Signal
 from detector.decision import Decision, MatchRules
 from detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
 from detector.descriptor import Descriptor
@@ -41,28 +41,6 @@ def decision_thresholds() -> Thresholds:
     return Thresholds.load(CALIBRATION_FILE)
 
 
-def _owners(
-    session: Session, banks: Banks, entry_ids: set[int], model_id: str | None = None
-) -> dict[int, int]:
-    """signal id -> owner id: consented references in a reference bank, crawled items in the
-    crawl history; for descriptors, only vectors made by the same model as the query's."""
-    if not entry_ids:
-        return {}
-    if banks.owner == "reference":
-        query = (
-            select(Signal.id, Signal.reference_id)
-            .join(Reference, Signal.reference_id == Reference.id)
-            .where(Signal.id.in_(entry_ids), Reference.consent == "given")
-        )
-    else:
-        query = select(Signal.id, Signal.item_id).where(
-            Signal.id.in_(entry_ids), Signal.item_id.is_not(None)
-        )
-    if model_id is not None:
-        query = query.where(Signal.value == model_id)
-    return {signal_id: owner_id for signal_id, owner_id in session.execute(query)}
-
-
 def _stored_features(
     session: Session, banks: Banks, owner_ids: set[int]
 ) -> dict[int, LocalFeatures]:
@@ -86,7 +64,7 @@ def gather_candidates(
             for variant in banks.index(session, "pdq").search(queries, PDQ_NO_EVIDENCE)
             for h in variant
         ]
-        owners = _owners(session, banks, {h.entry_id for h in hits})
+        owners = banks.owners_of(session, {h.entry_id for h in hits})
         for hit in hits:
             if hit.entry_id in owners:
                 owner = owners[hit.entry_id]
@@ -97,7 +75,7 @@ def gather_candidates(
         hits = banks.index(session, "descriptor").search(
             descriptor.vector[None], DESCRIPTOR_NEIGHBOURS
         )[0]
-        owners = _owners(session, banks, {h.entry_id for h in hits}, descriptor.model_id)
+        owners = banks.owners_of(session, {h.entry_id for h in hits}, descriptor.model_id)
         for hit in hits:
             if hit.entry_id in owners:
                 owner = owners[hit.entry_id]
@@ -108,7 +86,7 @@ def gather_candidates(
         hits = banks.index(session, "local_features").search([features], LOCAL_FEATURE_CANDIDATES)[
             0
         ]
-        owners = _owners(session, banks, {h.entry_id for h in hits})
+        owners = banks.owners_of(session, {h.entry_id for h in hits})
         for hit in hits:
             if hit.entry_id in owners:
                 owner = owners[hit.entry_id]
