@@ -124,4 +124,62 @@ def notice_send(
             out.print(f"[red]failed[/red] {n['ref']} to {n['to']}: {n['error']}", highlight=False)
         for n in result.skipped:
             out.print(f"[yellow]skipped[/yellow] {n['ref']}: {n['reason']}", highlight=False)
-    raise typer.Exit(1 if result.failed else 0)
+        for ref in result.stuck:
+            out.print(
+                f"[yellow]stuck[/yellow] {ref} was left sending by an interrupted send: check "
+                f"the mail log, then `ansim notice settle {ref} --delivered` (or --not-delivered)",
+                highlight=False,
+            )
+    raise typer.Exit(1 if result.failed or result.stuck else 0)
+
+
+@notice_app.command("list")
+@refusals
+def notice_list(
+    status: Annotated[
+        str | None, typer.Option(help="Only this status (drafted, sending, sent, failed, ...).")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Only notices to this host.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """List removal notices, newest first.
+
+    Example: `ansim notice list --status sending` (notices an interrupted send left behind)
+    """
+    listed = notice_service.list_notices(open_workspace(), status, host)
+    if json_out:
+        emit_json(listed)
+        return
+    table = Table("ref", "host", "to", "status", "items", "sent", "error")
+    for n in listed:
+        sent = n["sent_at"].strftime("%Y-%m-%d %H:%M") if n["sent_at"] else "-"
+        items = ", ".join(str(t) for t in n["takedowns"])
+        table.add_row(n["ref"], n["host"], n["to"], n["status"], items, sent, n["error"] or "")
+    out.print(table)
+
+
+@notice_app.command("settle")
+@refusals
+def notice_settle(
+    ref: Annotated[str, typer.Argument(help="The notice, e.g. N-2026-00001.")],
+    delivered: Annotated[
+        bool,
+        typer.Option(
+            "--delivered/--not-delivered",
+            help="What the mail server's log (or the host's reply) says happened.",
+        ),
+    ],
+    json_out: JsonFlag = False,
+) -> None:
+    """Settle a notice an interrupted `notice send` left in `sending`.
+
+    Delivered: its items move to notice_sent. Not delivered: it becomes failed and the next
+    `notice send` retries it. Audited either way.
+
+    Example: `ansim notice settle N-2026-00007 --not-delivered`
+    """
+    settled = notice_service.settle(open_workspace(), ref, delivered)
+    if json_out:
+        emit_json(settled)
+    else:
+        out.print(f"{settled['ref']}: {settled['status']}; items moved: {settled['takedowns']}")
