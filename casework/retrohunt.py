@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 from casework.banks import Banks
 from casework.image_matching import match_image_robust
 from casework.matching import Finding, match_audio
-from casework.models import Reference, ScannedItem
+from casework.models import Reference, ScannedItem, Signal
 from casework.scanning import ScanMatch, queue_finding
+from casework.video_matching import VPDQ_KIND, video_rules
 from casework.workspace import Workspace
 from detector.decision import (
     Decision,
@@ -28,6 +29,9 @@ from detector.decision import (
 from detector.signals import MediaSignals
 from detector.text import TextSignature
 from detector.text_match import TextMatchPolicy, decide_all
+from detector.video import VideoHashes
+from detector.video_match import FramePair, VideoSide, align, format_time
+from detector.vpdq_format import parse_vpdq
 from indexer.text_index import TextHit
 
 
@@ -54,6 +58,7 @@ def hunt(
         + match_image_robust(session, history, signals, rules)
         + _text(session, history, signals)
         + match_audio(session, history, signals, rules)
+        + _video(session, history, signals, rules)
     )
     for decision in found:
         current = best.get(decision.owner_id)
@@ -130,3 +135,90 @@ def _text(
         for v in verdicts
         if v.entry_id in owner_of_entry
     ]  # fmt: skip
+
+
+def _video(
+    session: Session, history: Banks, signals: MediaSignals, rules: MatchRules
+) -> list[Decision]:
+    """Crawled videos that copy a new video reference, and crawled images that are one of
+    its frames. The reference's usable frames (and their centred crops) are searched in the
+    history's PDQ index; a crawled video's hits are aligned in time with the crawled video
+    as the query, so the explanation reads as it does for a crawl."""
+    hashes = signals.extra.get(VPDQ_KIND)
+    if signals.modality != "video" or not isinstance(hashes, VideoHashes):
+        return []
+    vrules = video_rules(rules)
+    frames = hashes.usable(vrules.min_quality) + hashes.usable_variants(vrules.min_quality)
+    if not frames:
+        return []
+    found = history.index(session, "pdq").search([f.pdq for f in frames], vrules.vote_distance)
+    frame_of_entry = _crawled_frames(session, {h.entry_id for hits in found for h in hits})
+    item_sides = _crawled_video_sides(session, {item for item, _ in frame_of_entry.values()})
+    pairs: dict[int, list[FramePair]] = {}
+    best_still: dict[int, tuple[int, float]] = {}  # crawled image -> (distance, frame time)
+    for frame, hits in zip(frames, found, strict=True):
+        for hit in hits:
+            if hit.entry_id not in frame_of_entry:
+                continue
+            item_id, item_time = frame_of_entry[hit.entry_id]
+            if item_id in item_sides:
+                pairs.setdefault(item_id, []).append(
+                    FramePair(item_time, frame.timestamp, hit.distance)
+                )
+            elif hit.distance <= vrules.max_distance:
+                seen = (hit.distance, frame.timestamp)
+                best_still[item_id] = min(best_still.get(item_id, seen), seen)
+    decisions = [
+        Decision(
+            item_id,
+            "pdq",
+            float(distance),
+            1.0 - distance / 256.0,
+            f"crawled image = the frame at {format_time(time)} of the reference video "
+            f"(PDQ distance {distance}/256)",
+        )
+        for item_id, (distance, time) in best_still.items()
+    ]
+    reference_side = VideoSide.of(hashes.frames, [not flat for flat in hashes.uniform])
+    for item_id, item_pairs in pairs.items():
+        alignment = align(item_id, item_pairs, item_sides[item_id], reference_side, vrules)
+        if alignment is not None and alignment.matched:
+            decisions.append(
+                Decision(
+                    item_id,
+                    VPDQ_KIND,
+                    alignment.mean_distance,
+                    1.0 - alignment.mean_distance / 256.0,
+                    f"already crawled: {alignment.explanation()}",
+                )
+            )
+    return decisions
+
+
+def _crawled_frames(session: Session, entry_ids: set[int]) -> dict[int, tuple[int, float]]:
+    """history PDQ entry -> (crawled item, time of that frame in it; 0 for an image)."""
+    if not entry_ids:
+        return {}
+    rows = session.execute(
+        select(Signal.id, Signal.item_id, Signal.timestamp).where(
+            Signal.id.in_(entry_ids), Signal.item_id.is_not(None)
+        )
+    )
+    return {signal_id: (item_id, stamp or 0.0) for signal_id, item_id, stamp in rows}
+
+
+def _crawled_video_sides(session: Session, item_ids: set[int]) -> dict[int, VideoSide]:
+    """Sampling and usable duration of the crawled videos among `item_ids` (from their
+    stored vPDQ text); crawled images have none."""
+    if not item_ids:
+        return {}
+    rows = session.execute(
+        select(Signal.item_id, Signal.blob).where(
+            Signal.item_id.in_(item_ids), Signal.kind == VPDQ_KIND
+        )
+    )
+    return {
+        item_id: VideoSide.of(parse_vpdq(blob.decode("ascii"), source=f"item {item_id}"))
+        for item_id, blob in rows
+        if blob
+    }

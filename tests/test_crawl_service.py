@@ -149,6 +149,34 @@ def test_retro_hunt_finds_a_crawled_audio_clip_of_a_new_reference(
     assert "of the item matches 0:2" in explanation, explanation
 
 
+def test_retro_hunt_finds_a_crawled_clip_and_thumbnail_of_a_new_video(
+    site, workspace, tmp_path: Path
+) -> None:
+    import av
+
+    from benchmarks.video_dataset import cut_clip
+    from tests.video_media import photos, slideshow
+
+    video = slideshow(tmp_path / "reported.mp4", photos(tmp_path / "stills", 8), 32, seed=4)
+    site.images[3] = cut_clip(video, tmp_path / "clip.mp4", start_s=12.2, length_s=10).read_bytes()
+    with av.open(str(video)) as container:
+        frame = next(f for f in container.decode(video=0) if f.time >= 25.0)
+    thumbnail = io.BytesIO()
+    frame.to_image().save(thumbnail, "JPEG", quality=85)
+    site.images[9] = thumbnail.getvalue()
+    crawling.run_crawl(workspace, crawl_options(site))
+
+    _case, results = add_refs(workspace, [video])
+    hunted = {m.location.split(site.server.base_url)[1]: m for m in results[0].retro_matches}
+    assert set(hunted) == {"/m/3.img", "/m/9.img"}
+    clip, still = hunted["/m/3.img"], hunted["/m/9.img"]
+    # Told as a crawl tells it: the crawled clip is the query, 0:12-0:22 of the reference.
+    assert clip.signal == "vpdq" and "= reference 0:1" in clip.explanation, clip.explanation
+    assert still.signal == "pdq" and "frame at 0:2" in still.explanation, still.explanation
+    other = slideshow(tmp_path / "other.mp4", photos(tmp_path / "other", 8, 100), 32, seed=5)
+    assert add_refs(workspace, [other])[1][0].retro_matches == []
+
+
 def test_scan_url_checks_a_page_and_a_media_url(site, workspace) -> None:
     case_id, _refs = add_refs(workspace, site.reference_files)
     planted_page = site.server.url(f"/p/{site.pages - 1}.html")
