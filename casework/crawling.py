@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session
 
 from casework.banks import Banks
 from casework.errors import CaseworkError
+from casework.image_matching import needs_local_features
 from casework.models import (
     CrawlRun,
     CrawlUrl,
@@ -61,8 +62,12 @@ from crawler.guard import AddressPolicy
 from crawler.politeness import Politeness, PolitenessConfig
 from crawler.robots import RobotsCache
 from crawler.urls import Scope, normalize_url
+from detector.decision import MatchRules
 from detector.errors import MediaError, UnsupportedMedia
 from detector.hashing import HashOptions, hash_file
+from detector.image_robust import LOCAL_FEATURES_OPTION, descriptor_available, local_features_file
+from detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
+from detector.local_verify import opencv_available
 from detector.signals import MediaSignals
 from detector.sniff import sniff_bytes
 
@@ -136,6 +141,8 @@ class CrawlSummary:
     media: int = 0
     media_hashed: int = 0
     media_duplicate_content: int = 0
+    # Images whose ORB features were computed for verification (a candidate was open).
+    images_local_features: int = 0
     texts_hashed: int = 0
     matches: int = 0
     match_list: list[dict[str, Any]] = field(default_factory=list)
@@ -251,7 +258,16 @@ class Crawl:
                 self.scope.add_seed(normalized)
         self.history = Banks(workspace.home.index_dir, owner="item")
         self.evidence = EvidenceStore(workspace.home.root / "evidence", workspace.cipher.fernet())
-        self.hash_options = HashOptions(max_file_bytes=options.max_response_bytes)
+        # With a descriptor to find candidates, an image's ORB features (two thirds of its
+        # hashing CPU) are computed only when a candidate is left to verify.
+        self._lazy_local_features = descriptor_available() and opencv_available()
+        self.hash_options = HashOptions(
+            max_file_bytes=options.max_response_bytes,
+            extra={LOCAL_FEATURES_OPTION: False} if self._lazy_local_features else {},
+        )
+        # Then only PDQ's and the descriptor's open candidates are verified (see
+        # casework.image_matching.needs_local_features for what that gives up).
+        self.match_rules = MatchRules(image_triage=self._lazy_local_features)
         self._claimed: set[int] = set()
         self._buffer: list[Row[Any]] = []
         # Finished URLs whose writes wait for the next batch (see _write_batch).
@@ -322,7 +338,9 @@ class Crawl:
             pool = ThreadPoolExecutor(1)
         else:
             # forkserver: never fork a process that holds sockets, threads and the store.
-            pool = ProcessPoolExecutor(processes, mp_context=get_context("forkserver"))
+            pool = ProcessPoolExecutor(
+                processes, mp_context=get_context("forkserver"), initializer=_init_hash_worker
+            )
         log.info("crawl run %d starting: %s", self.run_id, options.to_json())
         with tempfile.TemporaryDirectory(prefix="ansim-crawl-") as work_dir, pool:
             self._work_dir = Path(work_dir)
@@ -594,6 +612,8 @@ class Crawl:
             signals = await asyncio.get_running_loop().run_in_executor(
                 self._pool, hash_file, result.body_path, self.hash_options
             )
+            if self._lazy_local_features and signals.modality == "image":
+                await self._add_local_features(signals, result.body_path)
         except UnsupportedMedia as exc:
             # No hasher for this kind (yet): fetched, sniffed, counted, dropped.
             self._finish(row_id, "done", result=result, outcome="unsupported_media", error=str(exc))
@@ -609,6 +629,17 @@ class Crawl:
         if signals.sha256:
             self._unwritten_content.setdefault(signals.sha256, content)
         self._defer(row_id, lambda s: self._write_media(s, row_id, location, content, result, page))
+
+    async def _add_local_features(self, signals: MediaSignals, path: Path) -> None:
+        """ORB features for an image that has a candidate to verify (see
+        `needs_local_features`), from the fetched file still on disk."""
+        with self.workspace.store.session() as session:
+            if not needs_local_features(session, self.workspace.banks, signals, self.match_rules):
+                return
+        signals.extra[LOCAL_FEATURES_KIND] = await asyncio.get_running_loop().run_in_executor(
+            self._pool, local_features_file, path, self.hash_options.image
+        )
+        self.summary.images_local_features += 1
 
     def _unmatched_duplicate(self, sha256: str | None) -> int | None:
         if sha256 is None:
@@ -662,7 +693,9 @@ class Crawl:
         page: FetchResult | None,
     ) -> None:
         """Item, signals, matches, takedowns, evidence and the frontier row: one transaction."""
-        item, matches = record_item(session, self.workspace, content.signals, location)
+        item, matches = record_item(
+            session, self.workspace, content.signals, location, self.match_rules
+        )
         if matches:
             fetches = ([("page", page)] if page is not None else []) + [("media", result)]
             bundle = self.evidence.write_bundle(
@@ -709,7 +742,9 @@ class Crawl:
     def _write_text(
         self, session: Session, row: Row[Any], page: FetchResult, signals: MediaSignals
     ) -> None:
-        item, matches = record_item(session, self.workspace, signals, page.final_url or row.url)
+        item, matches = record_item(
+            session, self.workspace, signals, page.final_url or row.url, self.match_rules
+        )
         if matches:
             bundle = self.evidence.write_bundle(
                 [("page", page)], note=f"ansim crawl run {self.run_id}: text match"
@@ -866,6 +901,15 @@ class Crawl:
         if self._history_rows and (force or len(self._history_rows) >= HISTORY_FLUSH_ROWS):
             rows, self._history_rows = self._history_rows, []
             self.history.add(rows)
+
+
+def _init_hash_worker() -> None:
+    """A hashing process runs one job at a time beside one per core: OpenCV's own thread
+    pool would only add spin-waits."""
+    if opencv_available():
+        import cv2
+
+        cv2.setNumThreads(1)
 
 
 def _looks_like_html(head: bytes, content_type: str) -> bool:

@@ -21,7 +21,7 @@ from casework.files import expand_paths
 from casework.matching import Finding, find_matches
 from casework.models import Match, ScannedItem, Takedown, TakedownEvent
 from casework.queue import transition
-from casework.signal_rows import rows_from_signals
+from casework.signal_rows import item_rows_from_signals
 from casework.workspace import Workspace
 from detector.decision import MatchRules
 from detector.errors import MediaError
@@ -143,7 +143,7 @@ def record_item(
         size=signals.size,
         sha256=signals.sha256,
         md5=signals.md5,
-        signals=rows_from_signals(signals),
+        signals=item_rows_from_signals(signals),
     )
     session.add(item)
     session.flush()
