@@ -1216,6 +1216,15 @@ def read_seeds(seeds: list[str]) -> list[str]:
     return urls
 
 
+ImageVerification = Annotated[
+    str,
+    typer.Option(
+        help="Local-feature verification of crawled images: triage (only images with a "
+        "candidate that PDQ or the descriptor leave open), all (as `ansim scan`), off."
+    ),
+]
+
+
 @crawl_app.command("run")
 @refusals
 def crawl_run(
@@ -1245,6 +1254,7 @@ def crawl_run(
     ] = 0,
     max_response_mb: Annotated[int, typer.Option(help="Cap per response, MiB.")] = 64,
     max_crawl_gb: Annotated[float, typer.Option(help="Cap on bytes fetched per crawl, GiB.")] = 20,
+    image_verification: ImageVerification = "triage",
     allow_loopback: AllowLoopback = False,
     json_out: JsonFlag = False,
 ) -> None:
@@ -1277,6 +1287,7 @@ def crawl_run(
             host_concurrency=host_concurrency,
             min_delay_s=delay,
             hash_processes=hash_processes,
+            image_verification=image_verification,
         )
         try:
             crawling.Scope(scope)
@@ -1336,6 +1347,7 @@ def bench_crawl(
     pages: Annotated[
         int, typer.Option(help="Site size: pages (5 media each); smaller for profiling.")
     ] = 1000,
+    image_verification: ImageVerification = "triage",
     json_out: JsonFlag = False,
 ) -> None:
     """Crawl a generated local site of 1,000 pages / 5,000 media from ../shared/data with
@@ -1346,7 +1358,7 @@ def bench_crawl(
     """
     from benchmarks.crawl_bench import run_crawl_bench
 
-    result = run_crawl_bench(shared_data_dir(), out_dir, workers, pages)
+    result = run_crawl_bench(shared_data_dir(), out_dir, workers, pages, image_verification)
     emit_json(result) if json_out else out.print_json(data=result)
 
 

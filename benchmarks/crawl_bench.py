@@ -232,7 +232,11 @@ class PeakMemory:
 
 
 def run_crawl_bench(
-    shared: Path, out: Path, workers: int = 32, pages: int = PAGES
+    shared: Path,
+    out: Path,
+    workers: int = 32,
+    pages: int = PAGES,
+    image_verification: str = "triage",
 ) -> dict[str, Any]:
     from casework import crawling, intake
     from casework.cases import open_case
@@ -265,6 +269,7 @@ def run_crawl_bench(
             min_delay_s=0.0,
             workers=workers,
             host_concurrency=workers,
+            image_verification=image_verification,
         )
         cpu_before = time.process_time()
         with PeakMemory(exclude={server.pid}) as memory:
@@ -296,6 +301,7 @@ def run_crawl_bench(
         ),
         # The hashing processes (sampled every 0.2 s, so a little low).
         "hash_workers_cpu_s": round(memory.children_cpu_s, 1),
+        "image_verification": image_verification,
         "images_local_features": summary.images_local_features,
         "seconds_to_last_queued_match": round(summary.seconds_to_last_match or 0, 2),
         "planted": len(planted),

@@ -53,7 +53,7 @@ from casework.models import (
     ScannedItem,
     utcnow,
 )
-from casework.scanning import ScanMatch, record_item
+from casework.scanning import RecordedItem, ScanMatch, record_item
 from casework.workspace import Workspace
 from crawler.evidence import EvidenceError, EvidenceStore
 from crawler.extract import extract_page
@@ -83,6 +83,7 @@ CLAIM_BATCH = 200
 # the crawl holds SQLite's write lock and how much a kill makes `--resume` fetch again.
 COMMIT_EVERY_URLS = 64
 COMMIT_INTERVAL_S = 0.25
+IMAGE_VERIFICATION = ("triage", "all", "off")
 FINISH_COLUMNS = (
     "state", "fetched_at", "outcome", "error", "http_status", "final_url",
     "content_type", "size", "sha256", "resolved_ip", "item_id",
@@ -116,6 +117,10 @@ class CrawlOptions:
     # Processes fingerprinting media: 0 one per CPU; 1 a thread (no start-up cost, for
     # small scans and tests).
     hash_processes: int = 0
+    # Local-feature verification of crawled images (ORB, the dearest image signal):
+    # "triage" only images with a candidate that PDQ or the descriptor leave open,
+    # "all" every image (as `ansim scan`), "off" none (PDQ and descriptor decide alone).
+    image_verification: str = "triage"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -193,6 +198,11 @@ def crawl_lock(workspace: Workspace) -> Iterator[None]:
 
 
 def start_run(workspace: Workspace, options: CrawlOptions) -> int:
+    if options.image_verification not in IMAGE_VERIFICATION:
+        raise CaseworkError(
+            f"image verification must be one of {', '.join(IMAGE_VERIFICATION)}, "
+            f"not {options.image_verification!r}"
+        )
     seeds = [s for s in (normalize_url(seed) for seed in options.seeds) if s]
     if not seeds:
         raise CaseworkError("no crawlable seed URL (http or https) given")
@@ -258,16 +268,20 @@ class Crawl:
                 self.scope.add_seed(normalized)
         self.history = Banks(workspace.home.index_dir, owner="item")
         self.evidence = EvidenceStore(workspace.home.root / "evidence", workspace.cipher.fernet())
-        # With a descriptor to find candidates, an image's ORB features (two thirds of its
-        # hashing CPU) are computed only when a candidate is left to verify.
-        self._lazy_local_features = descriptor_available() and opencv_available()
+        # Triage, with a descriptor to find candidates: an image's ORB features (two thirds
+        # of its hashing CPU) are computed only when a candidate is left to verify, and
+        # only PDQ's and the descriptor's candidates with evidence are verified (see
+        # casework.image_matching.needs_local_features for what that gives up). Without a
+        # descriptor, triage is "all": local features are then the only robust evidence.
+        mode = options.image_verification
+        robust_here = descriptor_available() and opencv_available()
+        self._lazy_local_features = mode == "triage" and robust_here
+        features_up_front = mode == "all" or (mode == "triage" and not robust_here)
         self.hash_options = HashOptions(
             max_file_bytes=options.max_response_bytes,
-            extra={LOCAL_FEATURES_OPTION: False} if self._lazy_local_features else {},
+            extra={} if features_up_front else {LOCAL_FEATURES_OPTION: False},
         )
-        # Then only PDQ's and the descriptor's open candidates are verified (see
-        # casework.image_matching.needs_local_features for what that gives up).
-        self.match_rules = MatchRules(image_triage=self._lazy_local_features)
+        self.match_rules = MatchRules(image_triage=not features_up_front)
         self._claimed: set[int] = set()
         self._buffer: list[Row[Any]] = []
         # Finished URLs whose writes wait for the next batch (see _write_batch).
@@ -276,7 +290,7 @@ class Crawl:
         self._unwritten: set[int] = set()
         self._unwritten_content: dict[str, UnwrittenContent] = {}
         self._discard_later: list[FetchResult] = []
-        self._written: list[tuple[ScannedItem, list[ScanMatch]]] = []
+        self._written: list[tuple[RecordedItem, list[ScanMatch]]] = []
         self._finishes: list[dict[str, Any]] = []
         self._finished_pages = -1  # counted from the store on the first refill
         self._wake = asyncio.Event()
