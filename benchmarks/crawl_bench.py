@@ -236,7 +236,7 @@ def run_crawl_bench(
     out: Path,
     workers: int = 32,
     pages: int = PAGES,
-    image_verification: str = "triage",
+    image_verification: str = "all",
 ) -> dict[str, Any]:
     from casework import crawling, intake
     from casework.cases import open_case

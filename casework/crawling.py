@@ -118,9 +118,12 @@ class CrawlOptions:
     # small scans and tests).
     hash_processes: int = 0
     # Local-feature verification of crawled images (ORB, the dearest image signal):
-    # "triage" only images with a candidate that PDQ or the descriptor leave open,
-    # "all" every image (as `ansim scan`), "off" none (PDQ and descriptor decide alone).
-    image_verification: str = "triage"
+    # "all" every image, features stored (as `ansim scan`; a later retro-hunt can verify
+    # crops against them), "triage" only images with a candidate that PDQ or the
+    # descriptor leave open now, "off" none (PDQ and descriptor decide alone). Triage and
+    # off store ORB features for few or no crawled images, so a later retro-hunt finds
+    # their crops by PDQ and descriptor only.
+    image_verification: str = "all"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

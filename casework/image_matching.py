@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casework.banks import Banks
-from casework.models import Reference, Signal
+from casework.models import Signal
 from detector.decision import Decision, MatchRules
 from detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
 from detector.descriptor import Descriptor
@@ -43,28 +43,16 @@ def decision_thresholds() -> Thresholds:
     return Thresholds.load(CALIBRATION_FILE)
 
 
-def _owners(session: Session, entry_ids: set[int], model_id: str | None = None) -> dict[int, int]:
-    """signal id -> reference id for consented references (and, for descriptors, only
-    vectors made by the same model as the query's)."""
-    if not entry_ids:
-        return {}
-    query = (
-        select(Signal.id, Signal.reference_id)
-        .join(Reference, Signal.reference_id == Reference.id)
-        .where(Signal.id.in_(entry_ids), Reference.consent == "given")
-    )
-    if model_id is not None:
-        query = query.where(Signal.value == model_id)
-    return {signal_id: reference_id for signal_id, reference_id in session.execute(query)}
-
-
-def _reference_features(session: Session, reference_ids: set[int]) -> dict[int, LocalFeatures]:
+def _stored_features(
+    session: Session, banks: Banks, owner_ids: set[int]
+) -> dict[int, LocalFeatures]:
+    owner_column = Signal.reference_id if banks.owner == "reference" else Signal.item_id
     rows = session.execute(
-        select(Signal.reference_id, Signal.blob).where(
-            Signal.reference_id.in_(reference_ids), Signal.kind == LOCAL_FEATURES_KIND
+        select(owner_column, Signal.blob).where(
+            owner_column.in_(owner_ids), Signal.kind == LOCAL_FEATURES_KIND
         )
     )
-    return {reference_id: LocalFeatures.from_blob(blob) for reference_id, blob in rows if blob}
+    return {owner_id: LocalFeatures.from_blob(blob) for owner_id, blob in rows if blob}
 
 
 def _pdq_distances(
@@ -80,7 +68,7 @@ def _pdq_distances(
             for variant in banks.index(session, "pdq").search(queries, PDQ_NO_EVIDENCE)
             for h in variant
         ]
-        owners = _owners(session, {h.entry_id for h in hits})
+        owners = banks.owners_of(session, {h.entry_id for h in hits})
         for hit in hits:
             if hit.entry_id in owners:
                 owner = owners[hit.entry_id]
@@ -98,7 +86,7 @@ def _descriptor_similarities(
         hits = banks.index(session, "descriptor").search(
             descriptor.vector[None], DESCRIPTOR_NEIGHBOURS
         )[0]
-        owners = _owners(session, {h.entry_id for h in hits}, descriptor.model_id)
+        owners = banks.owners_of(session, {h.entry_id for h in hits}, descriptor.model_id)
         for hit in hits:
             if hit.entry_id in owners:
                 owner = owners[hit.entry_id]
@@ -117,7 +105,7 @@ def gather_candidates(
         hits = banks.index(session, "local_features").search([features], LOCAL_FEATURE_CANDIDATES)[
             0
         ]
-        owners = _owners(session, {h.entry_id for h in hits})
+        owners = banks.owners_of(session, {h.entry_id for h in hits})
         for hit in hits:
             if hit.entry_id in owners:
                 owner = owners[hit.entry_id]
@@ -172,6 +160,8 @@ def needs_local_features(
 def match_image_robust(
     session: Session, banks: Banks, signals: MediaSignals, rules: MatchRules
 ) -> list[Decision]:
+    """Owners (references, or crawled items when `banks` is the crawl history and the
+    query is a new reference) that this image copies beyond what PDQ alone matches."""
     if signals.modality != "image":
         return []
     if DESCRIPTOR_KIND not in signals.extra and LOCAL_FEATURES_KIND not in signals.extra:
@@ -186,13 +176,14 @@ def match_image_robust(
         candidates = [c for c in candidates if _without_verification(c).score > 0.0]
     if not candidates:
         return []
-    features = _reference_features(session, {c.owner_id for c in candidates})
+    features = _stored_features(session, banks, {c.owner_id for c in candidates})
     decisions = judge_candidates(
         candidates,
         signals.extra.get(LOCAL_FEATURES_KIND),
         features.get,
         decision_thresholds(),
         MAX_VERIFICATIONS,
+        query_is_reference=banks.owner != "reference",
     )
     return [_as_match(d) for d in decisions if d.matched]
 

@@ -258,26 +258,35 @@ def export_hash_list(
     """`hash,label` lines for every reference with consent (the import format)."""
     if hash_format not in HASH_FORMATS:
         raise CaseworkError(f"format must be one of {', '.join(HASH_FORMATS)}")
+    rows = _export_consented_signals(workspace, hash_format, Signal.value, case_id, unit="lines")
+    # Labels can be file names a victim chose; the reference id is what others need.
+    return [f"{value},ref-{reference_id}" for reference_id, value in rows]
+
+
+def _export_consented_signals(
+    workspace: Workspace, kind: str, column: Any, case_id: str | None, unit: str
+) -> list[tuple[int, Any]]:
+    """(reference id, `column`) of every consented reference's `kind` signals, audited as one
+    `ref.export`: an export leaves the center, so who took what is always on record."""
     with workspace.session() as session:
         query = (
-            select(Signal.value, Reference.id, Reference.label)
-            .join(Reference, Signal.reference_id == Reference.id)
-            .where(Signal.kind == hash_format, Reference.consent == "given")
+            select(Reference.id, column)
+            .join(Signal, Signal.reference_id == Reference.id)
+            .where(Signal.kind == kind, Reference.consent == "given")
             .order_by(Reference.id, Signal.id)
         )
         if case_id:
             get_case(session, case_id)
             query = query.where(Reference.case_id == case_id)
-        rows = session.execute(query).all()
+        rows = [(reference_id, value) for reference_id, value in session.execute(query)]
         audit.record(
             session,
             workspace.actor,
             "ref.export",
             f"case:{case_id or '*'}",
-            {"format": hash_format, "lines": len(rows)},
+            {"format": kind, unit: len(rows)},
         )
-    # Labels can be file names a victim chose; the reference id is what others need.
-    return [f"{value},ref-{reference_id}" for value, reference_id, _label in rows]
+    return rows
 
 
 def withdraw_reference(workspace: Workspace, reference_id: int, reason: str | None = None) -> int:
@@ -374,24 +383,7 @@ def import_vpdq_files(
 
 def export_vpdq(workspace: Workspace, case_id: str | None = None) -> list[tuple[str, str]]:
     """(`ref-ID`, vPDQ text) for every consented video reference."""
-    with workspace.session() as session:
-        query = (
-            select(Reference.id, Signal.blob)
-            .join(Signal, Signal.reference_id == Reference.id)
-            .where(Signal.kind == "vpdq", Reference.consent == "given")
-            .order_by(Reference.id)
-        )
-        if case_id:
-            get_case(session, case_id)
-            query = query.where(Reference.case_id == case_id)
-        rows = session.execute(query).all()
-        audit.record(
-            session,
-            workspace.actor,
-            "ref.export",
-            f"case:{case_id or '*'}",
-            {"format": "vpdq", "videos": len(rows)},
-        )
+    rows = _export_consented_signals(workspace, "vpdq", Signal.blob, case_id, unit="videos")
     exported = []
     for reference_id, blob in rows:
         text = blob.decode("ascii")

@@ -44,18 +44,6 @@ class Finding:
 Matcher = Callable[[Session, Banks, MediaSignals, MatchRules], list[Decision]]
 
 
-def owners_of_entries(session: Session, entry_ids: set[int]) -> dict[int, int]:
-    """signal id -> reference id, for signals whose reference still has consent."""
-    if not entry_ids:
-        return {}
-    rows = session.execute(
-        select(Signal.id, Signal.reference_id)
-        .join(Reference, Signal.reference_id == Reference.id)
-        .where(Signal.id.in_(entry_ids), Reference.consent == "given")
-    )
-    return {signal_id: reference_id for signal_id, reference_id in rows}
-
-
 def match_exact(
     session: Session, banks: Banks, signals: MediaSignals, rules: MatchRules
 ) -> list[Decision]:
@@ -84,7 +72,7 @@ def match_image_pdq(
     queries = signals.pdq_dihedral or [signals.pdq[0].pdq]
     hits = index.search(queries, rules.pdq_max_distance)
     as_pairs = [[(hit.entry_id, hit.distance) for hit in variant_hits] for variant_hits in hits]
-    owners = owners_of_entries(session, {entry_id for pairs in as_pairs for entry_id, _ in pairs})
+    owners = banks.owners_of(session, {entry_id for pairs in as_pairs for entry_id, _ in pairs})
     evidence = best_pdq_evidence(as_pairs, owners)
     return [
         with_frame_time(session, d, e.entry_id)
@@ -120,7 +108,7 @@ def match_text(
     index = banks.index(session, "text")
     hits = index.search([signature], policy.search_floor)[0] if len(index) else []
     verdicts = decide_all(hits, policy)
-    owners = owners_of_entries(session, {verdict.entry_id for verdict in verdicts})
+    owners = banks.owners_of(session, {verdict.entry_id for verdict in verdicts})
     decisions += [
         Decision(owners[v.entry_id], f"text_{v.rule}", 1.0 - v.score, v.score, v.explanation)
         for v in verdicts
@@ -132,14 +120,15 @@ def match_text(
 def match_audio(
     session: Session, banks: Banks, signals: MediaSignals, rules: MatchRules
 ) -> list[Decision]:
-    """Audio (and video soundtracks): landmark votes, then peak-level verification."""
+    """Audio (and video soundtracks): landmark votes, then peak-level verification. Against
+    the crawl history (a retro-hunt) the owners are crawled items."""
     fingerprint = signals.extra.get(AUDIO_SIGNAL)
     if fingerprint is None:
         return []
     index = banks.index(session, "audio")
     variants = query_variants(fingerprint.frames, fingerprint.pitches)
     votes = index.vote([QueryLandmarks(marks.hashes, marks.times) for _, marks in variants])
-    owners = owners_of_entries(session, {vote.entry_id for vote in votes})
+    owners = banks.owners_of(session, {vote.entry_id for vote in votes})
     alignments = matching_alignments(
         fingerprint.frames,
         fingerprint.pitches,
@@ -150,6 +139,8 @@ def match_audio(
     )
     best: dict[int, Decision] = {}
     for alignment in alignments:
+        if banks.owner != "reference":
+            alignment = alignment.swapped()  # a retro-hunt: the reference was the query
         decision = audio_decision(alignment, owners[alignment.entry_id])
         if decision.owner_id not in best or decision.score > best[decision.owner_id].score:
             best[decision.owner_id] = decision

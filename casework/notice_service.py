@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casework import audit
-from casework.errors import CaseworkError
+from casework.errors import CaseworkError, NotFound
 from casework.hosts import contact, find_host, normalize_domain
 from casework.models import (
     Case,
@@ -236,6 +236,70 @@ def _notice_summary(notice: RenderedNotice) -> dict[str, Any]:
     }
 
 
+# --- listing and settling -----------------------------------------------------------------
+
+NOTICE_STATUSES = ("drafted", "sending", "sent", "failed", "discarded")
+
+
+def list_notices(
+    workspace: Workspace, status: str | None = None, host: str | None = None
+) -> list[dict[str, Any]]:
+    """Every notice (newest first), optionally one status or one host."""
+    if status is not None and status not in NOTICE_STATUSES:
+        raise CaseworkError(f"status must be one of {', '.join(NOTICE_STATUSES)}")
+    with workspace.session() as session:
+        query = select(Notice).order_by(Notice.id.desc())
+        if status:
+            query = query.where(Notice.status == status)
+        if host:
+            query = query.where(Notice.host_domain == normalize_domain(host))
+        return [
+            {
+                "ref": n.ref,
+                "host": n.host_domain,
+                "to": n.to_address,
+                "lang": n.lang,
+                "status": n.status,
+                "created_at": n.created_at,
+                "sent_at": n.sent_at,
+                "error": n.error,
+                "takedowns": [link.takedown_id for link in n.takedowns],
+            }
+            for n in session.execute(query).scalars()
+        ]
+
+
+def settle(
+    workspace: Workspace, ref: str, delivered: bool, now: datetime | None = None
+) -> dict[str, Any]:
+    """Decide a notice left `sending` by an interrupted `notice send`: nobody knows whether
+    the mail server took it, so an analyst who checked (the server's log, the host's reply)
+    says so. Delivered: its items move to notice_sent. Not delivered: it becomes `failed`,
+    and the next `notice send` retries it."""
+    with workspace.session() as session:
+        notice = session.execute(
+            select(Notice).where(Notice.ref == ref).with_for_update()
+        ).scalar_one_or_none()
+        if notice is None:
+            raise NotFound(f"unknown notice {ref}")
+        if notice.status != "sending":
+            raise CaseworkError(
+                f"notice {ref} is {notice.status}; only a notice stuck in sending is settled"
+            )
+        notice_id = notice.id
+        if not delivered:
+            notice.status = "failed"
+            notice.error = f"interrupted while sending, not delivered (said {workspace.actor})"
+            audit.record(
+                session, workspace.actor, "notice.settle", f"notice:{ref}", {"delivered": False}
+            )
+            return {"ref": ref, "status": "failed", "takedowns": []}
+        audit.record(
+            session, workspace.actor, "notice.settle", f"notice:{ref}", {"delivered": True}
+        )
+    return {**_record_sent(workspace, notice_id, now), "status": "sent"}
+
+
 # --- sending ------------------------------------------------------------------------------
 
 
@@ -244,9 +308,17 @@ class SendResult:
     sent: list[dict[str, Any]] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    # Left `sending` by an earlier, interrupted send: never retried blindly (it may have
+    # been delivered); `settle` decides them.
+    stuck: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"sent": self.sent, "failed": self.failed, "skipped": self.skipped}
+        return {
+            "sent": self.sent,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "stuck_sending": self.stuck,
+        }
 
 
 def send(
@@ -265,6 +337,9 @@ def send(
         if notice_ids is not None:
             query = query.where(Notice.id.in_(notice_ids))
         candidates = list(session.execute(query).scalars())
+        result.stuck = list(
+            session.execute(select(Notice.ref).where(Notice.status == "sending")).scalars()
+        )
     for notice_id in candidates:
         claimed = _claim(workspace, notice_id)
         if isinstance(claimed, dict):

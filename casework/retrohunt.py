@@ -3,7 +3,8 @@ everything crawled before), so a victim who reports today learns at once where t
 material already appeared. Hits become matches and takedowns like a crawl's.
 
 Same index code as the reference bank (casework.banks with owner "item"), same decision
-rules (detector.decision), run the other way round: the reference is the query.
+rules (detector.decision, and for crops, pads and screenshots the robust image matcher
+with its calibrated thresholds), run the other way round: the reference is the query.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casework.banks import Banks
-from casework.matching import Finding
-from casework.models import Reference, ScannedItem, Signal
+from casework.image_matching import match_image_robust
+from casework.matching import Finding, match_audio
+from casework.models import Reference, ScannedItem
 from casework.scanning import ScanMatch, queue_finding
 from casework.workspace import Workspace
 from detector.decision import (
@@ -46,8 +48,14 @@ def hunt(
     if reference is None or reference.consent != "given":
         return []
     best: dict[int, Decision] = {}
-    found = _exact(session, signals) + _pdq(session, history, signals, rules)
-    for decision in found + _text(session, history, signals):
+    found = (
+        _exact(session, signals)
+        + _pdq(session, history, signals, rules)
+        + match_image_robust(session, history, signals, rules)
+        + _text(session, history, signals)
+        + match_audio(session, history, signals, rules)
+    )
+    for decision in found:
         current = best.get(decision.owner_id)
         if current is None or decision.score > current.score:
             best[decision.owner_id] = decision
@@ -89,15 +97,9 @@ def _pdq(
     queries = signals.pdq_dihedral or [signals.pdq[0].pdq]
     hits = history.index(session, "pdq").search(queries, rules.pdq_max_distance)
     pairs = [[(hit.entry_id, hit.distance) for hit in variant] for variant in hits]
-    entry_ids = {entry_id for variant in pairs for entry_id, _ in variant}
-    owner_of_entry: dict[int, int] = {}
-    if entry_ids:
-        rows = session.execute(
-            select(Signal.id, Signal.item_id).where(
-                Signal.id.in_(entry_ids), Signal.item_id.is_not(None)
-            )
-        )
-        owner_of_entry = {signal_id: item_id for signal_id, item_id in rows}
+    owner_of_entry = history.owners_of(
+        session, {entry_id for variant in pairs for entry_id, _ in variant}
+    )
     evidence = best_pdq_evidence(pairs, owner_of_entry)
     return [d for e in evidence.values() if (d := pdq_image_decision(e, rules)) is not None]
 
@@ -121,15 +123,7 @@ def _text(
         for h in hits
     ]
     verdicts = decide_all(swapped, policy)
-    entry_ids = {v.entry_id for v in verdicts}
-    owner_of_entry: dict[int, int] = {}
-    if entry_ids:
-        rows = session.execute(
-            select(Signal.id, Signal.item_id).where(
-                Signal.id.in_(entry_ids), Signal.item_id.is_not(None)
-            )
-        )
-        owner_of_entry = {signal_id: item_id for signal_id, item_id in rows}
+    owner_of_entry = history.owners_of(session, {v.entry_id for v in verdicts})
     return [
         Decision(owner_of_entry[v.entry_id], f"text_{v.rule}", 1.0 - v.score, v.score,
                  f"already crawled: {v.explanation}")

@@ -22,7 +22,7 @@ from casework.files import expand_paths
 from casework.matching import Finding, find_matches
 from casework.models import Match, ScannedItem, Signal, Takedown, TakedownEvent
 from casework.queue import transition
-from casework.signal_rows import item_rows_from_signals
+from casework.signal_rows import rows_from_signals
 from casework.workspace import Workspace
 from detector.decision import MatchRules
 from detector.errors import MediaError
@@ -167,7 +167,7 @@ def record_item(
         )
         .returning(ScannedItem.id)
     ).scalar_one()
-    rows = item_rows_from_signals(signals)
+    rows = rows_from_signals(signals)
     if rows:
         ids = session.execute(
             insert(Signal).returning(Signal.id, sort_by_parameter_order=True),

@@ -69,18 +69,6 @@ EXTRA_SIGNAL_ENCODERS: dict[str, Callable[[Any], list[Signal]]] = {
 }
 
 
-# Kept for references only. A scanned or crawled item's ORB features (~16 KB) serve the
-# verification of that item alone; nothing is ever verified against an item (retro-hunt
-# queries exact digests, PDQ and text), so storing them would only grow the store and
-# the crawl-history index.
-REFERENCE_ONLY_KINDS = frozenset({LOCAL_FEATURES_KIND})
-
-
-def item_rows_from_signals(signals: MediaSignals) -> list[Signal]:
-    """The rows a scanned or crawled item keeps: all but the reference-only kinds."""
-    return [row for row in rows_from_signals(signals) if row.kind not in REFERENCE_ONLY_KINDS]
-
-
 def rows_from_signals(signals: MediaSignals) -> list[Signal]:
     rows = [Signal(kind="sha256", value=signals.sha256), Signal(kind="md5", value=signals.md5)]
     rows += [

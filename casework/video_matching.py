@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Iterator
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casework.banks import Banks
@@ -28,6 +28,7 @@ from detector.video_match import (
     best_per_reference,
     format_time,
     sampling_step,
+    usable_duration,
 )
 from detector.vpdq_format import format_vpdq, parse_vpdq
 
@@ -73,16 +74,19 @@ def video_frames_of_entries(session: Session, entry_ids: Iterable[int]) -> dict[
 
 
 def reference_sides(session: Session, reference_ids: Iterable[int]) -> dict[int, VideoSide]:
-    """Sampling step and usable duration of each reference video, from the store."""
+    """Sampling step and usable duration of each reference video, from the store.
+
+    Usable frames are those with a `pdq` row (a frame may have several: its centred crops).
+    """
     sides: dict[int, VideoSide] = {}
     for chunk in _chunks(reference_ids):
-        counts = dict(
-            session.execute(
-                select(Signal.reference_id, func.count(Signal.id))
-                .where(Signal.reference_id.in_(chunk), Signal.kind == "pdq")
-                .group_by(Signal.reference_id)
-            ).all()
-        )
+        usable_times: dict[int, set[float]] = {}
+        for reference_id, stamp in session.execute(
+            select(Signal.reference_id, Signal.timestamp)
+            .where(Signal.reference_id.in_(chunk), Signal.kind == "pdq")
+            .distinct()
+        ):
+            usable_times.setdefault(reference_id, set()).add(round(stamp or 0.0, 3))
         blobs = session.execute(
             select(Signal.reference_id, Signal.blob).where(
                 Signal.reference_id.in_(chunk), Signal.kind == VPDQ_KIND
@@ -90,8 +94,11 @@ def reference_sides(session: Session, reference_ids: Iterable[int]) -> dict[int,
         )
         for reference_id, blob in blobs:
             frames = parse_vpdq(blob.decode("ascii"), source=f"reference {reference_id}")
-            step = sampling_step([f.timestamp for f in frames])
-            sides[reference_id] = VideoSide(step, counts.get(reference_id, 0) * step)
+            times = [f.timestamp for f in frames]
+            kept = usable_times.get(reference_id, set())
+            step = sampling_step(times)
+            usable = [round(t, 3) in kept for t in times]
+            sides[reference_id] = VideoSide(step, usable_duration(times, usable, step))
     return sides
 
 
@@ -121,7 +128,7 @@ def match_video(
     index = banks.index(session, "pdq")
     alignments = []
     for mirrored, hexes in orientations:
-        found = index.search(hexes, vrules.max_distance)
+        found = index.search(hexes, vrules.vote_distance)
         frames_of = video_frames_of_entries(session, (h.entry_id for hs in found for h in hs))
         if not frames_of:
             continue

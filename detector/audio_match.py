@@ -16,6 +16,7 @@ over a minimum stretch of time.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -77,6 +78,19 @@ class AudioAlignment:
     @property
     def matched_seconds(self) -> float:
         return self.query_end - self.query_start
+
+    def swapped(self) -> AudioAlignment:
+        """The same alignment told from the other side: for a retro-hunt, where the new
+        reference was the query and the crawled item the indexed entry."""
+        return dataclasses.replace(
+            self,
+            time_scale=1.0 / self.time_scale,
+            pitch_shift=-self.pitch_shift,
+            query_start=self.ref_start,
+            query_end=self.ref_end,
+            ref_start=self.query_start,
+            ref_end=self.query_end,
+        )
 
     def evidence_z(self, chance_share: float) -> float:
         """Standard deviations by which the matched peaks exceed chance coincidence."""

@@ -29,9 +29,13 @@ FrameT = TypeVar("FrameT")
 # one colour across a whole row (a row of a white door can: see `smooth_crops`).
 DEFAULT_TOLERANCE = 16
 # Rows are tested on about this many pixels each (every k-th), exact in the scan direction.
-SAMPLES_PER_LINE = 480
+SAMPLES_PER_LINE = 160
 # Share of a row's pixels allowed to differ (noise, a stray subtitle pixel).
 DEFAULT_MAX_OUTLIERS = 0.02
+# A bar with a logo, a watermark or a subtitle stamped over it near a corner: its lines
+# are flat but for up to this share at one end. Content (a sky, a wall) often looks the
+# same, so such lines only count on a side whose opposite bar is plainly flat.
+MAX_OVERLAY_SHARE = 0.3
 # Never crop more than this share of a side per pass; keeps a mostly-flat frame whole.
 MAX_SIDE_FRACTION = 0.45
 # A frame whose picture would shrink below this share of either side is left alone.
@@ -62,7 +66,18 @@ class CropBox:
         return (self.top, self.bottom, self.left, self.right) == (0, height, 0, width)
 
 
-def _flat_run(lines: np.ndarray, tolerance: int, max_outliers: float) -> int:
+def _flat_lines(off: np.ndarray, max_outliers: float, overlay: bool) -> np.ndarray:
+    """Per line (row of `off`, True where a pixel is off the border colour): flat as a whole,
+    or with `overlay`, flat but for one end of it."""
+    flat = off.mean(axis=1) <= max_outliers
+    if overlay:
+        keep = off.shape[1] - int(off.shape[1] * MAX_OVERLAY_SHARE)
+        flat |= off[:, :keep].mean(axis=1) <= max_outliers
+        flat |= off[:, -keep:].mean(axis=1) <= max_outliers
+    return flat
+
+
+def _flat_run(lines: np.ndarray, tolerance: int, max_outliers: float, overlay: bool = False) -> int:
     """How many leading lines (axis 0 of an (n, length, 3) array) match the first line's colour.
 
     Scans outward in growing blocks: most frames have no border and stop at the first block.
@@ -74,7 +89,7 @@ def _flat_run(lines: np.ndarray, tolerance: int, max_outliers: float) -> int:
     while start < lines.shape[0]:
         chunk = lines[start : start + block].astype(np.int16)
         off = np.abs(chunk - colour).max(axis=2) > tolerance
-        is_flat = off.mean(axis=1) <= max_outliers
+        is_flat = _flat_lines(off, max_outliers, overlay)
         if not is_flat.all():
             return start + int(np.argmin(is_flat))
         start += block
@@ -92,6 +107,28 @@ def _paired(first: int, second: int) -> tuple[int, int]:
     if min(first, second) == 0 or abs(first - second) > max(2, PAIR_TOLERANCE * max(first, second)):
         return 0, 0
     return first, second
+
+
+def _bar_pair(
+    first: np.ndarray, second: np.ndarray, tolerance: int, max_outliers: float
+) -> tuple[int, int]:
+    """Paired bar sizes at two opposite edges (lines ordered from each edge inward).
+
+    When plainly flat runs do not pair, a side may count lines flat but for an overlay at
+    one end, provided the opposite side is plainly flat (a logo over one bar).
+    """
+    plain = _flat_run(first, tolerance, max_outliers), _flat_run(second, tolerance, max_outliers)
+    found = _paired(*plain)
+    if found != (0, 0) or max(plain) == 0:
+        return found
+    for side in (0, 1) if all(plain) else (plain.index(0),):
+        lines = second if side else first
+        runs = list(plain)
+        runs[side] = _flat_run(lines, tolerance, max_outliers, overlay=True)
+        found = _paired(*runs)
+        if found != (0, 0):
+            return found
+    return 0, 0
 
 
 def detect_borders(
@@ -116,13 +153,9 @@ def _detect(rgb: np.ndarray, tolerance: int, max_outliers: float) -> CropBox | N
         along_column = max(1, box.height // SAMPLES_PER_LINE)
         rows = view[:, ::along_row]
         columns = view[::along_column].transpose(1, 0, 2)
-        top, bottom = _paired(
-            _flat_run(rows[:max_rows], tolerance, max_outliers),
-            _flat_run(rows[::-1][:max_rows], tolerance, max_outliers),
-        )
-        left, right = _paired(
-            _flat_run(columns[:max_cols], tolerance, max_outliers),
-            _flat_run(columns[::-1][:max_cols], tolerance, max_outliers),
+        top, bottom = _bar_pair(rows[:max_rows], rows[::-1][:max_rows], tolerance, max_outliers)
+        left, right = _bar_pair(
+            columns[:max_cols], columns[::-1][:max_cols], tolerance, max_outliers
         )
         if top == bottom == left == right == 0:
             break

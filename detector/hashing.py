@@ -120,7 +120,8 @@ class VideoHasher:
         hashes = hash_video(path, options.video)
         usable = hashes.usable(options.min_pdq_quality)
         if usable:
-            return HasherOutput(pdq=usable, extra={"vpdq": hashes}, warnings=list(hashes.warnings))
+            bank = usable + hashes.usable_variants(options.min_pdq_quality)
+            return HasherOutput(pdq=bank, extra={"vpdq": hashes}, warnings=list(hashes.warnings))
         frames_refused = (
             f"none of the {len(hashes.frames)} hashed frames is detailed enough to match "
             f"(PDQ quality >= {options.min_pdq_quality}, not one flat colour)"

@@ -301,8 +301,13 @@ def judge_candidates(
     reference_features: Callable[[int], LocalFeatures | None],
     thresholds: Thresholds,
     max_verifications: int = 4,
+    query_is_reference: bool = False,
 ) -> list[Decision]:
     """Decide every candidate, verifying geometrically up to `max_verifications` of them.
+
+    `query_is_reference` swaps the roles for a retro-hunt (a new reference against crawled
+    items): verification always looks for the reference inside the copy, so the matched
+    region and the explanation describe the copy either way.
 
     Each index gets its turn at the verification budget (most local-feature votes, then
     the nearest descriptor, then the closest PDQ near miss, then the second of each, ...):
@@ -319,7 +324,9 @@ def judge_candidates(
         verification = None
         if candidate.owner_id in chosen:
             features = reference_features(candidate.owner_id)
-            if features is not None:
+            if features is not None and query_is_reference:
+                verification = verify(features, query_features)
+            elif features is not None:
                 verification = verify(query_features, features)
         evidence = Evidence(
             pdq_distance=candidate.pdq_distance,

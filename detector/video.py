@@ -30,7 +30,7 @@ import numpy as np
 
 from detector.borders import CropBox, crop, smooth_crops, uniform_share
 from detector.errors import MediaError
-from detector.pdq import DEFAULT_MIN_QUALITY, hash_pixels, hash_pixels_dihedral
+from detector.pdq import DEFAULT_MIN_QUALITY, hash_pixels, hash_pixels_dihedral, pdq_distance
 from detector.signals import FrameHash
 
 # pdqhash's dihedral order is original, rot90, rot180, rot270, flipX, flipY, ...; this one
@@ -43,11 +43,23 @@ MAX_CONSECUTIVE_DECODE_ERRORS = 50
 SKIP_NONREF_MIN_FRAMES = 20
 
 
-# References are hashed four times a second: a query sampled once a second at any phase
-# then lands within 1/8 s of a reference frame, where PDQ barely moves even while the
-# camera pans (half a second of pan is often past 31 bits). References are few; the
-# bank holds 4 entries per second of reported video.
-REFERENCE_SECONDS_PER_HASH = 0.25
+# References are hashed at every frame and deduplicated (`VideoOptions.dedup_bits`): a
+# query sampled once a second, at any phase or speed, then meets a reference frame within
+# a few bits even in a handheld pan, where two frames (1/15 s) apart are often 50-100 bits
+# off. References are few; the bank holds 2-30 entries per second of reported video.
+REFERENCE_SECONDS_PER_HASH = 0.0
+REFERENCE_DEDUP_BITS = 8
+# References also hash centred crops of each frame, as (share of height, share of width)
+# kept: PDQ does not survive a crop of a tenth, and reposts are often cut down to their
+# centre. One-axis crops cover a copy cropped across its letterbox bars (the bars go,
+# and only the other axis loses picture).
+CropShare = tuple[float, float, float, float]  # top, left, bottom, right: shares of the frame
+REFERENCE_CROP_VARIANTS: tuple[CropShare, ...] = (
+    (0.05, 0.05, 0.95, 0.95),
+    (0.1, 0.1, 0.9, 0.9),
+    (0.05, 0.0, 0.95, 1.0),
+    (0.0, 0.05, 1.0, 0.95),
+)
 
 
 @dataclass(frozen=True)
@@ -64,9 +76,35 @@ class VideoOptions:
     max_frame_pixels: int = 8192 * 4608  # refuse videos with larger frames
     max_duration_s: float = 6 * 3600.0  # refuse longer videos; stop decoding past it
     max_decode_s: float = 3600.0  # wall-clock budget per file; keep what was hashed by then
-    threads: int = 0  # decoder threads, 0 = as many as cores
+    # Decoder threads; 0 = as many as cores (lowest latency for one file on an idle machine).
+    # One is the cheapest in CPU: scans hash many files at once, one per worker.
+    threads: int = 1
     skip_nonref: bool = True
+    # When sampling (seconds_per_hash > 0), skip the decoder's deblocking filter: a fifth
+    # less decoding work for a picture a few PDQ bits off the exact one. Hashing every
+    # frame (vPDQ's exact mode) always decodes exactly.
+    skip_loop_filter: bool = True
     uniform_share: float = 0.95  # frames this much one colour are "near-uniform"
+    # Also hash centred crops keeping these shares of each side (references: a copy cut
+    # down to its centre then meets a reference hash made from the same view).
+    crop_variants: tuple[CropShare, ...] = ()
+    # Drop a frame whose PDQ is within this many bits of the last frame kept, unless
+    # `dedup_max_gap_s` passed since (0 keeps every sampled frame). References are hashed
+    # at every frame and deduplicated: a still scene keeps a frame every half second, a
+    # fast pan keeps every frame, so any frame of the video is within these bits of one
+    # kept frame (a query sampled anywhere, at any speed, meets a close reference frame).
+    dedup_bits: int = 0
+    dedup_max_gap_s: float = 0.5
+
+
+def reference_options(seconds_per_hash: float = REFERENCE_SECONDS_PER_HASH) -> VideoOptions:
+    """How reported videos are hashed: denser sampling, plus centred-crop hashes."""
+    return VideoOptions(
+        seconds_per_hash=seconds_per_hash,
+        crop_variants=REFERENCE_CROP_VARIANTS,
+        dedup_bits=REFERENCE_DEDUP_BITS,
+        mirror=False,  # queries are tried mirrored; the bank needs one orientation
+    )
 
 
 @dataclass(frozen=True)
@@ -89,6 +127,8 @@ class VideoHashes:
     seconds_per_hash: float
     duration_s: float  # last frame's timestamp plus one frame
     crops: list[CropBox | None] = field(default_factory=list)  # None: nothing cropped
+    # Per frame, the PDQ of each centred crop of `VideoOptions.crop_variants` (else empty).
+    cropped: list[list[str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     def usable(self, min_quality: int = DEFAULT_MIN_QUALITY) -> list[FrameHash]:
@@ -97,6 +137,15 @@ class VideoHashes:
             frame
             for frame, flat in zip(self.frames, self.uniform, strict=True)
             if frame.quality >= min_quality and not flat
+        ]
+
+    def usable_variants(self, min_quality: int = DEFAULT_MIN_QUALITY) -> list[FrameHash]:
+        """The centred-crop hashes of the usable frames, each with its frame's time."""
+        return [
+            FrameHash(pdq, frame.quality, frame.frame, frame.timestamp)
+            for frame, flat, variants in zip(self.frames, self.uniform, self.cropped, strict=True)
+            if frame.quality >= min_quality and not flat
+            for pdq in variants
         ]
 
     def summary(self) -> list[dict[str, Any]]:
@@ -176,6 +225,15 @@ def _check_limits(info: VideoInfo, options: VideoOptions) -> None:
         )
 
 
+def crop_share(rgb: np.ndarray, box: CropShare) -> np.ndarray:
+    """The part of a frame inside `box` = (top, left, bottom, right) as shares of its sides."""
+    height, width = rgb.shape[:2]
+    top, left, bottom, right = box
+    rows = slice(round(height * top), round(height * bottom))
+    columns = slice(round(width * left), round(width * right))
+    return np.ascontiguousarray(rgb[rows, columns])
+
+
 def _to_rgb(frame: av.VideoFrame, max_side: int) -> np.ndarray:
     width, height = frame.width, frame.height
     if max_side and max(width, height) > max_side:
@@ -186,7 +244,9 @@ def _to_rgb(frame: av.VideoFrame, max_side: int) -> np.ndarray:
             format="rgb24",
             interpolation="AREA",
         ).to_ndarray()
-    return frame.to_ndarray(format="rgb24")
+    # Same pixels as `to_ndarray(format=...)`, a tenth of the time: the frame's own
+    # reformatter keeps its conversion context between calls.
+    return frame.reformat(format="rgb24").to_ndarray()
 
 
 class _Timestamps:
@@ -231,6 +291,8 @@ def iter_sampled_frames(
         skipping = options.skip_nonref and step * info.fps >= SKIP_NONREF_MIN_FRAMES
         if skipping:
             stream.codec_context.skip_frame = "NONREF"
+        if step and options.skip_loop_filter:
+            stream.codec_context.options = {"skip_loop_filter": "all"}
         clock = _Timestamps(info.fps)
         deadline = time.monotonic() + options.max_decode_s
         next_due = 0.0
@@ -296,6 +358,7 @@ def hash_video(path: Path, options: VideoOptions = VideoOptions()) -> VideoHashe
     uniform: list[bool] = []
     mirrored: list[str] = []
     crops: list[CropBox | None] = []
+    cropped: list[list[str]] = []
     info = probe(path)
     last_stamp = 0.0
     sampled_frames = iter_sampled_frames(path, options, warnings)
@@ -313,10 +376,18 @@ def hash_video(path: Path, options: VideoOptions = VideoOptions()) -> VideoHashe
                 pdq, mirror = variants[0], variants[MIRROR_INDEX]
             else:
                 (pdq, quality), mirror = hash_pixels(rgb), ""
+            if (
+                options.dedup_bits
+                and frames
+                and sampled.timestamp - frames[-1].timestamp < options.dedup_max_gap_s
+                and pdq_distance(pdq, frames[-1].pdq) <= options.dedup_bits
+            ):
+                continue
             frames.append(FrameHash(pdq, quality, sampled.index, round(sampled.timestamp, 3)))
             uniform.append(uniform_share(rgb) >= options.uniform_share)
             mirrored.append(mirror)
             crops.append(box)
+            cropped.append([hash_pixels(crop_share(rgb, k))[0] for k in options.crop_variants])
             last_stamp = sampled.timestamp
     except MediaError:
         if not frames:
@@ -335,5 +406,6 @@ def hash_video(path: Path, options: VideoOptions = VideoOptions()) -> VideoHashe
         seconds_per_hash=sampling_interval(info, options),
         duration_s=last_stamp + frame_s,
         crops=crops,
+        cropped=cropped,
         warnings=warnings,
     )

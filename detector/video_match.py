@@ -20,12 +20,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from detector.pdq import DEFAULT_MATCH_DISTANCE, DEFAULT_MIN_QUALITY
 from detector.signals import FrameHash
+from detector.video import VideoHashes
 
 # Speed-ups and slow-downs tried when aligning (reposts are sped up to dodge matching).
 DEFAULT_SPEEDS = (1.0, 1.1, 1 / 1.1, 1.25, 1 / 1.25)
@@ -33,7 +34,14 @@ DEFAULT_SPEEDS = (1.0, 1.1, 1 / 1.1, 1.25, 1 / 1.25)
 
 @dataclass(frozen=True)
 class VideoMatchRules:
-    max_distance: int = DEFAULT_MATCH_DISTANCE
+    max_distance: int = DEFAULT_MATCH_DISTANCE  # a frame matching on its own (a thumbnail)
+    # Frames this close vote in a video alignment. Looser than a lone frame's bar: a logo,
+    # a crop or a rescale moves PDQ by 30-50 bits, and the vote still asks for seconds of
+    # frames agreeing on one time offset, which unrelated videos (>= 80 bits apart per
+    # frame in the benchmark) never give. At least `min_close_frames` must be within
+    # `max_distance`.
+    vote_distance: int = 56
+    min_close_frames: int = 1
     min_quality: int = DEFAULT_MIN_QUALITY
     min_duration_s: float = 5.0
     min_share: float = 0.8  # of the query's or the reference's usable duration
@@ -58,11 +66,26 @@ class VideoSide:
         min_quality: int = DEFAULT_MIN_QUALITY,
     ) -> VideoSide:
         flags = usable if usable is not None else [True] * len(frames)
-        step = sampling_step([f.timestamp for f in frames])
-        count = sum(
-            1 for f, ok in zip(frames, flags, strict=True) if ok and f.quality >= min_quality
-        )
-        return cls(step, count * step)
+        times = [f.timestamp for f in frames]
+        step = sampling_step(times)
+        ok = [good and f.quality >= min_quality for f, good in zip(frames, flags, strict=True)]
+        return cls(step, usable_duration(times, ok, step))
+
+
+def usable_duration(times: Sequence[float], usable: Sequence[bool], step: float) -> float:
+    """Seconds of video that usable frames stand for: each until the next hashed frame.
+
+    Sampling need not be regular (deduplicated references keep a frame per half second of
+    still picture and every frame of a fast pan); a frame stands for at most
+    `max(step, 1 s)`, the last one for one step.
+    """
+    cap = max(step, 1.0)
+    total = 0.0
+    for index, (stamp, ok) in enumerate(zip(times, usable, strict=True)):
+        if ok:
+            span = times[index + 1] - stamp if index + 1 < len(times) else step
+            total += min(max(span, 0.0), cap)
+    return total
 
 
 @dataclass(frozen=True)
@@ -196,8 +219,13 @@ def align(
         min(1.0, reference_cov / reference_side.usable_s) if reference_side.usable_s else 0.0
     )
     frames = len(set(q_times.tolist()))
-    matched = duration + 1e-6 >= rules.min_duration_s or (
-        frames >= rules.min_share_frames and max(query_share, reference_share) >= rules.min_share
+    close = len(set(q_times[distances[chosen] <= rules.max_distance].tolist()))
+    matched = close >= rules.min_close_frames and (
+        duration + 1e-6 >= rules.min_duration_s
+        or (
+            frames >= rules.min_share_frames
+            and max(query_share, reference_share) >= rules.min_share
+        )
     )
     return Alignment(
         reference=reference,
@@ -245,7 +273,7 @@ def align_hits(
         if not ok or frame.quality < rules.min_quality:
             continue
         for hit in frame_hits:
-            if hit.distance <= rules.max_distance:
+            if hit.distance <= rules.vote_distance:
                 by_reference.setdefault(hit.reference, []).append(
                     FramePair(frame.timestamp, hit.reference_time, hit.distance)
                 )
@@ -305,6 +333,13 @@ class VideoFrames:
     frames: list[FrameHash]
     usable: list[bool]
     mirrored: list[str]
+    # Extra hashes of each frame (centred crops of a reference), matched as that frame.
+    variants: list[list[str]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, hashes: VideoHashes) -> VideoFrames:
+        """A hashed video: near-uniform frames unusable, with mirror and crop hashes."""
+        return cls(hashes.frames, [not u for u in hashes.uniform], hashes.mirrored, hashes.cropped)
 
     @classmethod
     def plain(cls, frames: Sequence[FrameHash]) -> VideoFrames:
@@ -326,7 +361,11 @@ def compare_videos(
     ]
     reference_side = VideoSide.of(reference.frames, reference.usable, min_quality=rules.min_quality)
     query_side = VideoSide.of(query.frames, query.usable, min_quality=rules.min_quality)
-    r_hashes = [reference.frames[i].pdq for i in keep_r]
+    # Columns: each usable reference frame, then its variants (same frame, same time).
+    columns = keep_r + [i for i in keep_r if reference.variants for _ in reference.variants[i]]
+    r_hashes = [reference.frames[i].pdq for i in keep_r] + [
+        pdq for i in keep_r if reference.variants for pdq in reference.variants[i]
+    ]
     results = []
     for mirrored in (False, True):
         hexes = query.mirrored if mirrored else [f.pdq for f in query.frames]
@@ -335,8 +374,8 @@ def compare_videos(
             continue
         distances = distance_matrix([hexes[i] for i in rows], r_hashes)
         hits: list[list[FrameHit]] = [[] for _ in query.frames]
-        for row, col in zip(*np.nonzero(distances <= rules.max_distance), strict=True):
-            r_frame = reference.frames[keep_r[col]]
+        for row, col in zip(*np.nonzero(distances <= rules.vote_distance), strict=True):
+            r_frame = reference.frames[columns[col]]
             hits[rows[row]].append(
                 FrameHit(reference_key, r_frame.timestamp, int(distances[row, col]))
             )

@@ -7,7 +7,10 @@ import csv
 import email
 import http.server
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from email import policy as email_policy
@@ -167,6 +170,74 @@ def test_notices_drafted_per_host_sent_only_when_delivered(
     assert notice_service.send(workspace, SmtpSettings.from_url(smtp_url)).sent == []
     assert len(smtp.messages) == 2
     assert statuses(workspace, [nowhere, formonly]) == ["confirmed", "confirmed"]
+
+
+def notice_statuses(workspace: Workspace) -> dict[str, str]:
+    return {n["host"]: n["status"] for n in notice_service.list_notices(workspace)}
+
+
+def test_send_killed_mid_delivery_leaves_notices_to_settle(
+    workspace: Workspace, tmp_path: Path, smtp_server
+) -> None:  # noqa: ANN001
+    smtp_url, smtp = smtp_server
+    _case_id, _, reference = open_case_with_reference(workspace, tmp_path, seed=3)
+    copy = reposted_copy(reference, tmp_path / "copy.jpg")
+    [first] = found_at(workspace, copy, "https://one.example/a.jpg")
+    [second] = found_at(workspace, copy, "https://two.example/b.jpg")
+    for item in (first, second):
+        confirmations.confirm(workspace, item)
+    hosts.set_host(workspace, "one.example", "abuse@one.example")
+    hosts.set_host(workspace, "two.example", "abuse@two.example")
+    drafted = {n["host"]: n["ref"] for n in notice_service.draft(workspace, SENDER).notices}
+
+    # A mail server that accepts the connection and never answers: `notice send` hangs in
+    # delivery and is killed there, twice (one notice each time).
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    hung_url = f"smtp://127.0.0.1:{silent.getsockname()[1]}"
+    try:
+        for host in ("one.example", "two.example"):
+            sender = subprocess.Popen(
+                [sys.executable, "-m", "cli", "notice", "send", "--host", host, "--smtp", hung_url],
+                cwd=Path(__file__).resolve().parent.parent,
+            )
+            deadline = time.monotonic() + 60
+            while notice_statuses(workspace)[host] != "sending":
+                assert time.monotonic() < deadline and sender.poll() is None
+                time.sleep(0.1)
+            sender.kill()
+            sender.wait()
+    finally:
+        silent.close()
+    assert notice_statuses(workspace) == {"one.example": "sending", "two.example": "sending"}
+
+    # A later send neither retries them blindly nor forgets them.
+    again = notice_service.send(workspace, SmtpSettings.from_url(smtp_url))
+    assert again.sent == [] and sorted(again.stuck) == sorted(drafted.values())
+    assert smtp.messages == []
+    listed = notice_service.list_notices(workspace, status="sending")
+    assert {n["ref"] for n in listed} == set(drafted.values())
+
+    # The mail log says the first went out: its item moves on, nothing is sent twice.
+    settled = notice_service.settle(workspace, drafted["one.example"], delivered=True)
+    assert settled["status"] == "sent" and settled["takedowns"] == [first]
+    # The second never left: it becomes failed, and the next send delivers it.
+    notice_service.settle(as_analyst(workspace, "lee"), drafted["two.example"], delivered=False)
+    assert statuses(workspace, [first, second]) == ["notice_sent", "confirmed"]
+    retried = notice_service.send(workspace, SmtpSettings.from_url(smtp_url))
+    assert [n["ref"] for n in retried.sent] == [drafted["two.example"]] and retried.stuck == []
+    assert len(smtp.messages) == 1
+    assert statuses(workspace, [first, second]) == ["notice_sent", "notice_sent"]
+    with pytest.raises(CaseworkError, match="only a notice stuck in sending"):
+        notice_service.settle(workspace, drafted["one.example"], delivered=False)
+    with pytest.raises(NotFound, match="unknown notice"):
+        notice_service.settle(workspace, "N-1999-00001", delivered=True)
+    with workspace.store.session() as session:
+        settles = session.execute(
+            select(AuditEntry.actor).where(AuditEntry.action == "notice.settle")
+        ).scalars()
+        assert sorted(settles) == ["kim", "lee"]
 
 
 def test_unconfirmed_items_get_no_notice(workspace: Workspace, tmp_path: Path) -> None:

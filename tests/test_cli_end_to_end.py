@@ -9,11 +9,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PIL import Image, ImageOps
 
 from tests.helpers import photo_like
 
 ANSIM = str(Path(sys.executable).parent / "ansim")
+
+
+# About 20 fresh `ansim` processes, each importing the detector stack (and torch for
+# images): 5-15 s each on a loaded 2-core CI machine.
+pytestmark = pytest.mark.timeout(900)
 
 
 def run(home: Path, *args: str, expect: int = 0) -> Any:

@@ -1,5 +1,5 @@
 """The crawl's image triage: ORB features only for an image that has a candidate left
-open by PDQ and the descriptor, and never stored for scanned or crawled items."""
+open by PDQ and the descriptor."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import select
 
 from casework.cases import open_case
 from casework.crawling import CrawlOptions, start_run
@@ -15,8 +14,6 @@ from casework.errors import CaseworkError
 from casework.home import Home
 from casework.image_matching import decision_thresholds, needs_local_features
 from casework.intake import add_reference_files
-from casework.models import Signal
-from casework.scanning import scan_paths
 from casework.workspace import Workspace, init_workspace
 from detector.decision import MatchRules
 from detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
@@ -43,24 +40,6 @@ def workspace_with_reference(shared_data: Path, tmp_path: Path) -> tuple[Workspa
     [added] = add_reference_files(workspace, case_id, [photo])
     assert added.reference_id is not None
     return workspace, photo
-
-
-def test_scanned_items_keep_no_local_features(
-    workspace_with_reference: tuple[Workspace, Path], tmp_path: Path
-) -> None:
-    workspace, photo = workspace_with_reference
-    copy = tmp_path / "copy.jpg"
-    copy.write_bytes(photo.read_bytes())
-    report = scan_paths(workspace, [copy])
-    assert report.errors == 0 and len(report.matches) == 1
-    with workspace.session() as session:
-        kinds = session.execute(
-            select(Signal.kind, Signal.item_id.is_not(None)).where(
-                Signal.kind == LOCAL_FEATURES_KIND
-            )
-        ).all()
-    # The reference keeps its ORB features (verification needs them); the item does not.
-    assert kinds == [(LOCAL_FEATURES_KIND, False)]
 
 
 def test_hashing_can_leave_local_features_out(workspace_with_reference) -> None:

@@ -4,6 +4,7 @@ and retro-hunt of new references against the crawl history."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -13,7 +14,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from sqlalchemy import func, select
 
 from casework import crawling, intake, queue
@@ -100,6 +103,50 @@ def test_retro_hunt_finds_what_was_crawled_before(site, workspace) -> None:
         workspace, [photo_like(Path(site.reference_files[0]).parent / "u.png", 4242)]
     )
     assert unrelated[0].retro_matches == []
+
+
+def test_retro_hunt_finds_a_crawled_crop_in_a_screenshot_that_pdq_misses(
+    site, workspace, shared_data: Path, tmp_path: Path
+) -> None:
+    from benchmarks.hard_transforms import HARD_TRANSFORMS
+
+    folder = shared_data / "images" / "bsds500" / "test"
+    photo, background = folder / "100007.jpg", folder / "100039.jpg"
+    if not (photo.is_file() and background.is_file()):
+        pytest.skip("bsds500/test photos missing")
+    copy = HARD_TRANSFORMS["crop20+screenshot"](
+        Image.open(photo).convert("RGB"), random.Random(1), [Image.open(background).convert("RGB")]
+    )
+    buffer = io.BytesIO()
+    copy.save(buffer, "JPEG", quality=85)
+    site.images[5] = buffer.getvalue()
+    crawling.run_crawl(workspace, crawl_options(site))
+
+    _case, results = add_refs(workspace, [photo])
+    hunted = {m.location.split(site.server.base_url)[1]: m for m in results[0].retro_matches}
+    assert set(hunted) == {"/m/5.img"}
+    assert hunted["/m/5.img"].signal != "pdq"  # found by the robust matcher, not by PDQ
+    assert "fired" in hunted["/m/5.img"].explanation
+
+
+def test_retro_hunt_finds_a_crawled_audio_clip_of_a_new_reference(
+    site, workspace, shared_data: Path, tmp_path: Path
+) -> None:
+    from tests.audio_helpers import INDEXED, load_mono, recording, write_wav
+
+    source = recording(shared_data, INDEXED[2])  # 46 s of strings
+    samples, rate = load_mono(source)
+    clip = samples[20 * rate : 30 * rate] + np.random.default_rng(5).normal(0, 0.01, 10 * rate)
+    site.images[7] = write_wav(tmp_path / "clip.wav", clip, rate).read_bytes()
+    crawling.run_crawl(workspace, crawl_options(site))
+
+    _case, results = add_refs(workspace, [source])
+    hunted = {m.location.split(site.server.base_url)[1]: m for m in results[0].retro_matches}
+    assert set(hunted) == {"/m/7.img"}
+    assert hunted["/m/7.img"].signal == "audio"
+    # Told from the copy's side: the whole clip is the item, 0:20-0:30 the reference.
+    explanation = hunted["/m/7.img"].explanation
+    assert "of the item matches 0:2" in explanation, explanation
 
 
 def test_scan_url_checks_a_page_and_a_media_url(site, workspace) -> None:

@@ -1,13 +1,14 @@
-"""An existing database at the first schema upgrades to the newest one without losing rows."""
+"""An existing database at the first schema upgrades to the newest one without losing rows,
+through the store's own engine (on SQLite: with foreign keys enforced, as ansim opens it)."""
 
 from __future__ import annotations
 
 import pytest
 from alembic import command
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from casework.db import alembic_config, normalize_url, schema_is_current, upgrade
+from casework.db import alembic_config, make_engine, normalize_url, schema_is_current, upgrade
 
 T = "2026-02-01 10:00:00+00:00"
 SEED = [
@@ -32,7 +33,7 @@ def test_first_schema_upgrades_without_loss(db_url: str) -> None:
     url = normalize_url(db_url)
     config = alembic_config(url)
     command.upgrade(config, "0001")
-    engine = create_engine(url)
+    engine = make_engine(url)
     try:
         with engine.begin() as connection:
             for statement in SEED:

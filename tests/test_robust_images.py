@@ -232,7 +232,6 @@ def test_local_features_survive_their_blob() -> None:
 
 
 def test_verification_finds_a_cropped_and_pasted_copy_and_says_where(shared_data: Path) -> None:
-    pytest.importorskip("cv2")
     from benchmarks.hard_transforms import HARD_TRANSFORMS
     from detector.local_verify import extract_local_features, verify
 
@@ -258,7 +257,6 @@ def test_verification_finds_a_cropped_and_pasted_copy_and_says_where(shared_data
 
 
 def test_verification_rejects_look_alikes_that_are_not_copies(shared_data: Path) -> None:
-    pytest.importorskip("cv2")
     from detector.local_verify import extract_local_features, verify
 
     thresholds = Thresholds.load()
@@ -396,7 +394,6 @@ def test_training_refuses_a_folder_without_images(tmp_path: Path) -> None:
 
 
 def test_bench_robust_runs_end_to_end_on_a_small_pool(shared_data: Path, tmp_path: Path) -> None:
-    pytest.importorskip("cv2")
     from benchmarks.robust_images import RobustBenchConfig, run_benchmark, write_report
 
     config = RobustBenchConfig(

@@ -11,8 +11,6 @@ from PIL import Image
 
 from tests.test_cli_end_to_end import run
 
-pytest.importorskip("cv2")
-
 PHOTOS = ("100007.jpg", "16068.jpg", "100039.jpg", "128035.jpg")
 
 

@@ -79,3 +79,21 @@ def test_a_flat_run_on_one_edge_only_is_content(tmp_path: Path) -> None:
     one_sided = rgb.copy()
     one_sided[:, :50] = (240, 240, 240)  # a white wall on the left
     assert detect_borders(one_sided).is_full(*rgb.shape[:2])
+
+
+def test_a_logo_stamped_over_one_bar_still_lets_both_bars_go(tmp_path: Path) -> None:
+    rgb = picture(tmp_path)
+    boxed = pillarbox(rgb, 0.1, colour=(0, 0, 0))
+    stamped = boxed.copy()
+    height, width = stamped.shape[:2]
+    stamped[height * 3 // 4 : height - 4, width - 60 : width - 4] = (255, 200, 0)  # a badge
+    assert detect_borders(stamped) == detect_borders(boxed)
+    assert (detect_borders(stamped).height, detect_borders(stamped).width) == rgb.shape[:2]
+
+
+def test_a_flat_edge_with_detail_at_one_end_is_not_a_bar_on_its_own(tmp_path: Path) -> None:
+    rgb = picture(tmp_path)
+    walls = rgb.copy()
+    walls[:, :30] = (240, 240, 240)  # flat on both sides, but one side only at the top:
+    walls[:100, -30:] = (240, 240, 240)  # neither side is plainly flat, so nothing pairs
+    assert detect_borders(walls).is_full(*rgb.shape[:2])

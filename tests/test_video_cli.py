@@ -45,7 +45,10 @@ def test_video_reference_scan_and_vpdq_exchange(tmp_path: Path) -> None:
     exported = tmp_path / "exported.txt"
     run(home, "ref", "export", "--format", "vpdq", "--out", str(exported))
     stamps = [f.timestamp for f in parse_vpdq(exported.read_text())]
-    assert len(stamps) == 96 and stamps[:3] == [0.0, 0.4, 0.6]  # references: 4 a second, 5 fps
+    # References: every frame (5 fps), a frame within a few bits of the last kept one
+    # dropped, but one kept at least every half second.
+    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    assert 48 <= len(stamps) < 120 and stamps[0] == 0.0 and max(gaps) <= 0.6 + 1e-6
     second = run(home, "case", "open", "--type", "other", "--json")["case_id"]
     imported = run(home, "ref", "import", second, str(exported), "--format", "vpdq", "--json")
     assert imported[0]["modality"] == "video"

@@ -14,7 +14,13 @@ from benchmarks.video_dataset import EncodeSettings, Transform, apply_transform,
 from detector.errors import LowQuality, MediaError
 from detector.hashing import HashOptions, hash_file
 from detector.pdq import hash_pixels, hash_pixels_dihedral, pdq_distance
-from detector.video import MIRROR_INDEX, VideoOptions, hash_video, iter_sampled_frames
+from detector.video import (
+    MIRROR_INDEX,
+    VideoOptions,
+    hash_video,
+    iter_sampled_frames,
+    reference_options,
+)
 from detector.video_match import VideoFrames, compare_videos
 from tests.video_media import photos, slideshow
 
@@ -72,6 +78,36 @@ def test_copies_match_their_original(media: Path, name: str) -> None:
     found = compare_videos(frames_of(hash_video(copy)), frames_of(hash_video(media / "show.mp4")))
     assert found is not None and found.matched, name
     assert found.mirrored is (name == "hflip")
+
+
+@pytest.mark.parametrize("name", ["crop_10pct", "logo", "speed_1.1x"])
+def test_copies_match_a_reference_hashed_as_references_are(media: Path, name: str) -> None:
+    from benchmarks.video_dataset import TRANSFORMS
+
+    reference = hash_video(media / "show.mp4", reference_options())
+    copy = apply_transform(media / "show.mp4", media / f"{name}.mp4", TRANSFORMS[name])
+    found = compare_videos(VideoFrames.of(hash_video(copy)), VideoFrames.of(reference))
+    assert found is not None and found.matched, name
+
+
+def test_references_keep_every_frame_that_moved(media: Path) -> None:
+    every = hash_video(media / "show.mp4", VideoOptions(seconds_per_hash=0, mirror=False))
+    kept = hash_video(media / "show.mp4", reference_options())
+    assert len(kept.frames) < len(every.frames)
+    stamps = [f.timestamp for f in kept.frames]
+    assert max(b - a for a, b in zip(stamps, stamps[1:], strict=False)) <= 0.5 + 0.1 + 1e-6
+    kept_hashes = [f.pdq for f in kept.frames]
+    for frame in every.frames:  # every frame lies within the dedup bits of a kept frame
+        assert min(pdq_distance(frame.pdq, k) for k in kept_hashes) <= 8
+    assert all(len(v) == 4 for v in kept.cropped)  # centred and one-axis crops
+    assert kept.mirrored == [""] * len(kept.frames)  # the bank holds one orientation
+
+
+def test_skipping_the_loop_filter_moves_hashes_a_few_bits(media: Path) -> None:
+    fast = hash_video(media / "show.mp4", VideoOptions(min_frames=0))
+    exact = hash_video(media / "show.mp4", VideoOptions(min_frames=0, skip_loop_filter=False))
+    distances = [pdq_distance(a.pdq, b.pdq) for a, b in zip(fast.frames, exact.frames, strict=True)]
+    assert np.mean(distances) <= 6 and max(distances) <= 16
 
 
 def test_variable_frame_rate_uses_real_timestamps(tmp_path: Path) -> None:

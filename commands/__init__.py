@@ -1,0 +1,1 @@
+"""The command groups of `ansim` (cli.py assembles them): one module per noun."""

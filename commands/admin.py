@@ -1,0 +1,82 @@
+"""`ansim init`, `ansim audit ...`, `ansim index ...`: the home, the audit chain, the indexes."""
+
+from __future__ import annotations
+
+import typer
+
+from casework import (
+    audit,
+)
+from casework.workspace import init_workspace, open_workspace
+from commands.common import JsonFlag, emit_json, out, refusals
+
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+
+index_app = typer.Typer(
+    help="The signal indexes (rebuildable from the store).", no_args_is_help=True
+)
+
+
+@refusals
+def init(json_out: JsonFlag = False) -> None:
+    """Create $ANSIM_HOME (default ~/.ansim): database, schema and encryption key (mode 0600).
+
+    Safe to run again: it only creates what is missing and upgrades the schema.
+    """
+    workspace, created_key = init_workspace()
+    result = {
+        "home": str(workspace.home.root),
+        "database": workspace.home.db_url.split("@")[-1],
+        "key_file": str(workspace.home.key_file),
+        "key_created": created_key,
+    }
+    if json_out:
+        emit_json(result)
+    else:
+        out.print(
+            f"ansim home ready at {result['home']} (key {'created' if created_key else 'kept'})"
+        )
+
+
+@audit_app.command("verify")
+@refusals
+def audit_verify(json_out: JsonFlag = False) -> None:
+    """Check the whole audit chain; exits 1 if any row was edited, deleted or reordered."""
+    workspace = open_workspace()
+    with workspace.store.session() as session:
+        checked, problems = audit.verify(session, workspace.home.audit_head_file)
+    result = {"entries": checked, "ok": not problems, "problems": [p.__dict__ for p in problems]}
+    if json_out:
+        emit_json(result)
+    elif problems:
+        for p in problems:
+            out.print(
+                f"[red]entry {p.seq if p.seq is not None else '-'}[/red]: {p.message}",
+                highlight=False,
+            )
+        out.print(f"audit chain BROKEN: {len(problems)} problems in {checked} entries")
+    else:
+        out.print(f"audit chain intact: {checked} entries")
+    raise typer.Exit(1 if problems else 0)
+
+
+@index_app.command("rebuild")
+@refusals
+def index_rebuild(json_out: JsonFlag = False) -> None:
+    """Recreate every index from the store (the store is the source of truth)."""
+    workspace = open_workspace()
+    with workspace.session() as session:
+        sizes = workspace.banks.rebuild(session)
+        audit.record(session, workspace.actor, "index.rebuild", "index", sizes)
+    emit_json(sizes) if json_out else out.print(f"rebuilt: {sizes}")
+
+
+@index_app.command("status")
+@refusals
+def index_status(json_out: JsonFlag = False) -> None:
+    """Entries per index, after checking each against the store."""
+    workspace = open_workspace()
+    with workspace.store.session() as session:
+        rebuilt = workspace.banks.ensure_consistent(session)
+    result = {"sizes": workspace.banks.sizes(), "rebuilt": rebuilt}
+    emit_json(result) if json_out else out.print(result)

@@ -1,0 +1,369 @@
+"""`ansim bench ...`: benchmarks that measure precision and speed."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from casework.errors import CaseworkError
+from commands.common import (
+    ImageVerification,
+    JsonFlag,
+    emit_json,
+    err,
+    out,
+    progress_bar,
+    refusals,
+    shared_data_dir,
+    shared_data_root,
+)
+from detector.errors import MediaError
+
+bench_app = typer.Typer(help="Benchmarks that measure precision and speed.", no_args_is_help=True)
+
+
+@bench_app.command("video")
+@refusals
+def bench_video(
+    data: Annotated[Path, typer.Option(help="Reference videos (e.g. Meta's TMK samples).")],
+    out: Annotated[Path, typer.Option(help="Folder for copies and the report.")],
+    images: Annotated[
+        Path | None, typer.Option(help="Photos to synthesize slideshows from.")
+    ] = None,
+    vpdq_hashes: Annotated[
+        Path | None, typer.Option(help="Meta's vPDQ hashes of --data, for the interop table.")
+    ] = None,
+    synthesized: Annotated[int, typer.Option(help="Slideshow references to make.")] = 6,
+    seconds: Annotated[float, typer.Option(help="Length of each slideshow.")] = 24.0,
+    negatives: Annotated[int, typer.Option(help="Unrelated videos sharing an intro.")] = 3,
+    seed: Annotated[
+        int, typer.Option(help="Picks the photos and motions (another seed: unseen videos).")
+    ] = 0,
+    peer: Annotated[bool, typer.Option(help="Also run Meta's vpdq package.")] = True,
+    interop: Annotated[bool, typer.Option(help="Hash --data at every frame vs Meta.")] = True,
+    json_out: JsonFlag = False,
+) -> None:
+    """Video recall/precision per transform, hashing speed and vPDQ interop, vs Meta's vpdq.
+
+    Example: `ansim bench video --data ../shared/data/threatexchange/tmk/sample-videos
+    --out bench-out/video` (about 10 minutes on 2 cores; needs `pip install vpdq`, which
+    builds against Debian's libav*-dev packages, for the peer).
+    """
+    from benchmarks.video import VideoBenchConfig, run_video_benchmark
+
+    if not data.is_dir():
+        raise CaseworkError(f"--data {data} is not a folder")
+    if peer:
+        try:
+            import vpdq  # noqa: F401
+        except ImportError as exc:
+            raise CaseworkError(
+                "the peer needs Meta's vpdq package: `make bench-video-deps`, or --no-peer"
+            ) from exc
+    shared = shared_data_root()
+    config = VideoBenchConfig(
+        data=data,
+        out=out,
+        images=images or shared / "images",
+        vpdq_hashes=vpdq_hashes or shared / "threatexchange" / "vpdq" / "sample-hashes",
+        synthesized=synthesized,
+        synth_seconds=seconds,
+        negatives=negatives,
+        seed=seed,
+        peer=peer,
+        interop=interop,
+    )
+    try:
+        report = run_video_benchmark(config, err)
+    except ValueError as exc:
+        raise CaseworkError(str(exc)) from exc
+    if json_out:
+        emit_json(report)
+    else:
+        out_text = (out / "video-bench.md").read_text()
+        sys.stdout.write(out_text)
+        files = ", ".join(str(out / f"video-bench.{ext}") for ext in ("md", "json", "png"))
+        err.print(f"report: {files}")
+
+
+@bench_app.command("text")
+def bench_text(
+    data: Annotated[Path, typer.Option("--data", help="Folder of texts (shared/data/text).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the report and JSON.")],
+    references: Annotated[int, typer.Option(help="References to sample.")] = 1000,
+    max_distractors: Annotated[
+        int | None, typer.Option(help="Cap on distractors (default: all other texts).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 7,
+    calibrate: Annotated[
+        bool, typer.Option(help="Use the calibration sources and sweep the thresholds.")
+    ] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Recall per evasion, precision against distractors, signatures/s and queries/s for
+    text. Exit 1 when a target is missed.
+
+    Example: `ansim bench text --data ../shared/data/text --out bench-out/text`
+    """
+    from benchmarks import text as text_bench
+
+    command = "ansim bench text " + " ".join(sys.argv[3:])
+    result, sweep = text_bench.run_text_bench(data, references, max_distractors, seed, calibrate)
+    report = text_bench.write_outputs(out_dir, result, sweep, command)
+    if json_out:
+        emit_json(json.loads((out_dir / "text_bench.json").read_text()))
+    else:
+        out.print(report.read_text(), highlight=False, markup=False)
+    missed = text_bench.failure_summary(result)
+    raise typer.Exit(1 if missed or result.precision < 0.999 else 0)
+
+
+@bench_app.command("text-semantic")
+def bench_text_semantic(
+    data: Annotated[Path, typer.Option("--data", help="Folder of texts (shared/data/text).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the JSON result.")],
+    pairs: Annotated[int, typer.Option(help="Question pairs per file (train, test).")] = 300,
+    json_out: JsonFlag = False,
+) -> None:
+    """The optional embedding tier (extra `semantic`) on hand-labelled Korean paraphrases,
+    compared with the lexical tier on the same pairs.
+
+    Example: `ansim bench text-semantic --data ../shared/data/text --out bench-out/text`
+    """
+    from benchmarks.text_semantic import run_semantic_bench
+    from detector.text_semantic import SemanticUnavailable
+
+    try:
+        result = run_semantic_bench(data, pairs)
+    except SemanticUnavailable as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "text_semantic.json").write_text(json.dumps(result, indent=2))
+    if json_out:
+        emit_json(result)
+    else:
+        for key, value in result.items():
+            out.print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+
+
+@bench_app.command("images")
+def bench_images(
+    data: Annotated[Path, typer.Option(help="Folder of images (searched recursively).")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Where report.json, report.md, report.png go.")
+    ],
+    limit: Annotated[
+        int | None, typer.Option(help="Use only this many images (seeded sample).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the sample and of the transforms.")] = 0,
+    transforms: Annotated[
+        str | None, typer.Option(help="Comma-separated subset of transforms (default: all).")
+    ] = None,
+    fast_decode_check: Annotated[
+        bool, typer.Option(help="Also check the fast-decode rule on every image of --data.")
+    ] = True,
+    json_out: JsonFlag = False,
+) -> None:
+    """Measure how well ansim finds transformed copies of images, next to imagehash pHash.
+
+    Half of the (sampled) images become references, the rest distractors; every transform
+    of every image is queried. Prints precision, recall and ISC21 µAP overall and per
+    transform, and images/s with and without reduced decoding.
+
+    Example: `ansim bench images --data ../shared/data/images --out bench-out/images --limit 100`
+    """
+    from benchmarks.images import ImageBenchConfig, render_markdown, run_image_benchmark
+    from benchmarks.images import write_report as write_image_report
+
+    config = ImageBenchConfig(
+        data=data,
+        out=out_dir,
+        limit=limit,
+        seed=seed,
+        transforms=transforms.split(",") if transforms else None,
+        check_fast_decode=fast_decode_check,
+    )
+    try:
+        report = run_image_benchmark(config, err)
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    except ImportError as exc:
+        err.print(
+            f"[red]error:[/red] the peer needs imagehash: pip install 'ansim[bench]' ({exc})",
+            highlight=False,
+        )
+        raise typer.Exit(2) from exc
+    write_image_report(report, out_dir)
+    if json_out:
+        emit_json(report)
+    else:
+        out.print(render_markdown(report), highlight=False, markup=False)
+        out.print(f"written: {out_dir}/report.json, report.md, report.png", highlight=False)
+
+
+@bench_app.command("crawl")
+@refusals
+def bench_crawl(
+    out_dir: Annotated[Path, typer.Option("--out", help="Site, scratch home and results.")],
+    workers: Annotated[int, typer.Option(help="Pages in flight at once.")] = 32,
+    pages: Annotated[
+        int, typer.Option(help="Site size: pages (5 media each); smaller for profiling.")
+    ] = 1000,
+    image_verification: ImageVerification = "all",
+    json_out: JsonFlag = False,
+) -> None:
+    """Crawl a generated local site of 1,000 pages / 5,000 media from ../shared/data with
+    planted transformed copies of references: pages/s, media/s, peak memory, time to the
+    last queued match, planted found vs missed (target: whole site < 120 s).
+
+    Example: `ansim bench crawl --out bench-out/crawl` (`--pages 100` for a quick profile)
+    """
+    from benchmarks.crawl_bench import run_crawl_bench
+
+    result = run_crawl_bench(shared_data_dir(), out_dir, workers, pages, image_verification)
+    emit_json(result) if json_out else out.print_json(data=result)
+
+
+@bench_app.command("retrohunt")
+@refusals
+def bench_retrohunt(
+    out_dir: Annotated[Path, typer.Option("--out", help="Scratch home and results.")],
+    items: Annotated[int, typer.Option(help="Synthetic crawled items in the history.")] = 1_000_000,
+    json_out: JsonFlag = False,
+) -> None:
+    """Retro-hunt of one new image reference against a synthetic crawl history
+    (target: < 5 s for 1,000,000 items on 2 cores).
+
+    Example: `ansim bench retrohunt --out bench-out/retrohunt`
+    """
+    from benchmarks.retrohunt_bench import run_retrohunt_bench
+
+    result = run_retrohunt_bench(shared_data_dir(), out_dir, items)
+    emit_json(result) if json_out else out.print_json(data=result)
+
+
+@bench_app.command("audio")
+def bench_audio(
+    data: Annotated[Path, typer.Option(help="Folder of benign recordings (references).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the report goes.")],
+    filler_minutes: Annotated[
+        float, typer.Option(help="Generated filler music added to the index.")
+    ] = 30.0,
+    clips: Annotated[int, typer.Option(help="Clips per recording per clip length.")] = 2,
+    hold_out: Annotated[
+        list[str] | None,
+        typer.Option(help="Recording (file stem) kept out of the index as a distractor."),
+    ] = None,
+    seed: int = 0,
+    no_fpcalc: Annotated[bool, typer.Option("--no-fpcalc", help="Skip Chromaprint.")] = False,
+    edit: Annotated[
+        list[str] | None, typer.Option(help="Only this edit (repeatable), e.g. 'noise 0 dB'.")
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Audio recall per repost edit, precision, speed and index size, beside fpcalc.
+
+    Example: `ansim bench audio --data ../shared/data/audio --out bench-out/audio`
+    """
+    from benchmarks.audio import DEFAULT_HELD_OUT, BenchConfig, report_markdown, run_audio_bench
+
+    if not data.is_dir():
+        err.print(f"[red]error:[/red] {data} is not a folder")
+        raise typer.Exit(2)
+    config = BenchConfig(
+        data=data,
+        out=out_dir,
+        held_out=tuple(hold_out) if hold_out else DEFAULT_HELD_OUT,
+        filler_minutes=filler_minutes,
+        clips_per_length=clips,
+        seed=seed,
+        use_fpcalc=not no_fpcalc,
+        only_edits=tuple(edit or ()),
+    )
+    with progress_bar() as progress:
+        task = progress.add_task("audio bench", total=None, current="")
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        try:
+            result = run_audio_bench(config, log=lambda m: err.print(m), advance=advance)
+        except MediaError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
+    command = "ansim " + " ".join(sys.argv[1:])
+    markdown = report_markdown(result, command)
+    (out_dir / "audio-report.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out_dir / "audio-report.md").write_text(markdown)
+    emit_json(result) if json_out else out.print(markdown, highlight=False)
+
+
+@bench_app.command("robust")
+def bench_robust(
+    data: Annotated[
+        Path | None, typer.Option(help="The shared images folder (default ../shared/data/images).")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Photos per pool (half references, half distractors).")
+    ] = None,
+    transform: Annotated[
+        list[str] | None, typer.Option(help="Only these transforms (repeatable).")
+    ] = None,
+    calibrate: Annotated[
+        bool, typer.Option(help="Recalibrate the decision on cq100 + kodak24 first.")
+    ] = False,
+    thresholds: Annotated[
+        Path | None,
+        typer.Option(help="Calibration file (default models/weights/image_decision.json)."),
+    ] = None,
+    out_dir: Annotated[Path, typer.Option(help="Report folder.")] = Path("bench-out/robust"),
+    json_out: JsonFlag = False,
+) -> None:
+    """Hard transforms (crops, rotations, pads, memes, screenshots, pastes, perspective):
+    PDQ alone vs the descriptor alone vs ansim's full decision, measured on bsds500/test.
+
+    Example: `ansim bench robust --calibrate` (full run), `ansim bench robust --limit 20`
+    """
+    from benchmarks.hard_transforms import EASY_TRANSFORMS, HARD_TRANSFORMS
+    from benchmarks.robust_images import (
+        RobustBenchConfig,
+        markdown_table,
+        run_benchmark,
+        write_report,
+    )
+    from detector.image_decision import CALIBRATION_FILE
+
+    known = {**HARD_TRANSFORMS, **EASY_TRANSFORMS}
+    unknown = [t for t in transform or [] if t not in known]
+    if unknown:
+        err.print(f"[red]error:[/red] unknown transform(s) {unknown}; known: {', '.join(known)}")
+        raise typer.Exit(2)
+    config = RobustBenchConfig(
+        data_root=data or shared_data_root() / "images",
+        limit=limit,
+        transforms=tuple(transform) if transform else tuple(known),
+    )
+    with progress_bar() as progress:
+        task = progress.add_task("bench", total=None, current="")
+
+        def show(phase: str, done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total, description=phase)
+
+        try:
+            result = run_benchmark(config, calibrate, thresholds or CALIBRATION_FILE, show)
+        except FileNotFoundError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(2) from exc
+    write_report(result, out_dir)
+    if json_out:
+        emit_json(result)
+    else:
+        out.print(markdown_table(result), highlight=False)
+        out.print(f"timing: {json.dumps(result['timing']['projected_queries_per_second_2_cores'])}")
+        out.print(f"report in {out_dir}")

@@ -1,0 +1,185 @@
+"""`ansim host ...` and `ansim notice ...`: where removal notices go, drafting and sending them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from casework import (
+    hosts,
+    notice_service,
+)
+from casework.smtp import SmtpSettings
+from casework.workspace import open_workspace
+from commands.common import JsonFlag, emit_json, out, refusals
+
+host_app = typer.Typer(help="Hosts: where removal notices go.", no_args_is_help=True)
+
+notice_app = typer.Typer(help="Removal notices: draft, send.", no_args_is_help=True)
+
+
+def smtp_settings(smtp_url: str | None) -> SmtpSettings:
+    try:
+        return SmtpSettings.from_url(smtp_url) if smtp_url else SmtpSettings.from_env()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--smtp") from exc
+
+
+SmtpOption = Annotated[
+    str | None,
+    typer.Option("--smtp", help="smtp://HOST:PORT, smtp+starttls://... (default $ANSIM_SMTP_URL)"),
+]
+
+SenderOption = Annotated[
+    str | None, typer.Option("--sender", help="From address (default $ANSIM_NOTICE_FROM).")
+]
+
+OrgOption = Annotated[
+    str | None, typer.Option("--org", help="Organization name (default $ANSIM_NOTICE_ORG).")
+]
+
+
+@host_app.command("set")
+@refusals
+def host_set(
+    domain: str,
+    abuse_email: Annotated[str | None, typer.Option(help="Where notices go.")] = None,
+    form_url: Annotated[str | None, typer.Option(help="The host's reporting form.")] = None,
+    lang: Annotated[str | None, typer.Option(help="Notice language: ko or en.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Register or update a host; it covers its subdomains too.
+
+    Example: `ansim host set img.example.com --abuse-email abuse@example.com --lang ko`
+    """
+    shown = hosts.set_host(open_workspace(), domain, abuse_email, form_url, lang)
+    emit_json(shown) if json_out else out.print(shown, highlight=False)
+
+
+@host_app.command("list")
+@refusals
+def host_list(json_out: JsonFlag = False) -> None:
+    """List registered hosts."""
+    listed = hosts.list_hosts(open_workspace())
+    if json_out:
+        emit_json(listed)
+        return
+    table = Table("domain", "abuse e-mail", "form", "lang")
+    for h in listed:
+        table.add_row(h["domain"], h["abuse_email"] or "-", h["form_url"] or "-", h["lang"])
+    out.print(table)
+
+
+@notice_app.command("draft")
+@refusals
+def notice_draft(
+    host: Annotated[str | None, typer.Option(help="Only items on this host.")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Folder for .eml files and regulator.csv.")
+    ] = None,
+    sender_email: SenderOption = None,
+    org: OrgOption = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Group confirmed items per host into notices (.eml, Korean or English per host) and a
+    CSV for bulk submission to the regulator. Nothing is sent.
+
+    Example: `ansim notice draft --out notices/ --sender takedown@center.example`
+    """
+    sender = notice_service.sender_from_env(sender_email, org)
+    result = notice_service.draft(open_workspace(), sender, out_dir, host)
+    if json_out:
+        emit_json(result.as_dict())
+    else:
+        for n in result.notices:
+            out.print(f"{n['ref']}: {len(n['takedowns'])} item(s) to {n['to']} [{n['lang']}]")
+        for skipped in result.skipped:
+            out.print(f"[yellow]skipped[/yellow] item {skipped['id']}: {skipped['reason']}")
+        if result.csv:
+            out.print(f"files in {Path(result.csv).parent}", highlight=False)
+    raise typer.Exit(1 if result.skipped else 0)
+
+
+@notice_app.command("send")
+@refusals
+def notice_send(
+    host: Annotated[str | None, typer.Option(help="Only notices to this host.")] = None,
+    smtp_url: SmtpOption = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Send drafted notices by SMTP; items become notice_sent only once the server took them.
+
+    Example: `ansim notice send --smtp smtp+starttls://user:pass@mail.center.example`
+    """
+    result = notice_service.send(open_workspace(), smtp_settings(smtp_url), host)
+    if json_out:
+        emit_json(result.as_dict())
+    else:
+        for n in result.sent:
+            out.print(f"sent {n['ref']} to {n['to']}: items {n['takedowns']} -> notice_sent")
+        for n in result.failed:
+            out.print(f"[red]failed[/red] {n['ref']} to {n['to']}: {n['error']}", highlight=False)
+        for n in result.skipped:
+            out.print(f"[yellow]skipped[/yellow] {n['ref']}: {n['reason']}", highlight=False)
+        for ref in result.stuck:
+            out.print(
+                f"[yellow]stuck[/yellow] {ref} was left sending by an interrupted send: check "
+                f"the mail log, then `ansim notice settle {ref} --delivered` (or --not-delivered)",
+                highlight=False,
+            )
+    raise typer.Exit(1 if result.failed or result.stuck else 0)
+
+
+@notice_app.command("list")
+@refusals
+def notice_list(
+    status: Annotated[
+        str | None, typer.Option(help="Only this status (drafted, sending, sent, failed, ...).")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Only notices to this host.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """List removal notices, newest first.
+
+    Example: `ansim notice list --status sending` (notices an interrupted send left behind)
+    """
+    listed = notice_service.list_notices(open_workspace(), status, host)
+    if json_out:
+        emit_json(listed)
+        return
+    table = Table("ref", "host", "to", "status", "items", "sent", "error")
+    for n in listed:
+        sent = n["sent_at"].strftime("%Y-%m-%d %H:%M") if n["sent_at"] else "-"
+        items = ", ".join(str(t) for t in n["takedowns"])
+        table.add_row(n["ref"], n["host"], n["to"], n["status"], items, sent, n["error"] or "")
+    out.print(table)
+
+
+@notice_app.command("settle")
+@refusals
+def notice_settle(
+    ref: Annotated[str, typer.Argument(help="The notice, e.g. N-2026-00001.")],
+    delivered: Annotated[
+        bool,
+        typer.Option(
+            "--delivered/--not-delivered",
+            help="What the mail server's log (or the host's reply) says happened.",
+        ),
+    ],
+    json_out: JsonFlag = False,
+) -> None:
+    """Settle a notice an interrupted `notice send` left in `sending`.
+
+    Delivered: its items move to notice_sent. Not delivered: it becomes failed and the next
+    `notice send` retries it. Audited either way.
+
+    Example: `ansim notice settle N-2026-00007 --not-delivered`
+    """
+    settled = notice_service.settle(open_workspace(), ref, delivered)
+    if json_out:
+        emit_json(settled)
+    else:
+        out.print(f"{settled['ref']}: {settled['status']}; items moved: {settled['takedowns']}")

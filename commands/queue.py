@@ -1,0 +1,176 @@
+"""`ansim queue ...`: the takedown queue, confirmations, policy and re-checks."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from casework import (
+    confirmations,
+    notice_service,
+    queue,
+    recheck_service,
+)
+from casework.workspace import open_workspace
+from commands.common import JsonFlag, emit_json, out, progress_bar, refusals
+from commands.notices import OrgOption, SenderOption, SmtpOption, smtp_settings
+
+queue_app = typer.Typer(help="The takedown queue.", no_args_is_help=True)
+
+
+@queue_app.command("list")
+@refusals
+def queue_list(
+    status: Annotated[str | None, typer.Option(help="Only items in this status.")] = None,
+    case_id: Annotated[str | None, typer.Option("--case", help="Only this case.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """List takedown items. Example: `ansim queue list --status new --case C-2026-0001`"""
+    items = queue.list_queue(open_workspace(), status, case_id)
+    if json_out:
+        emit_json(items)
+        return
+    table = Table("id", "status", "case", "reference", "location", "detected")
+    for item in items:
+        location = item.get("url") or item.get("path")
+        table.add_row(
+            str(item["id"]), item["status"], item["case_id"], str(item["reference_id"]), location,
+            item["detected_at"][:19],
+        )  # fmt: skip
+    out.print(table)
+
+
+@queue_app.command("show")
+@refusals
+def queue_show(item_id: int, json_out: JsonFlag = False) -> None:
+    """Show one takedown item with its match evidence and status history."""
+    shown = queue.show_item(open_workspace(), item_id)
+    if json_out:
+        emit_json(shown)
+        return
+    for key, value in shown.items():
+        if key != "history":
+            out.print(f"[bold]{key}[/bold]: {value}", highlight=False)
+    for event in shown["history"]:
+        out.print(f"  {event['at'][:19]} {event['from'] or '-'} -> {event['to']} by {event['by']}")
+
+
+@queue_app.command("confirm")
+@refusals
+def queue_confirm(
+    item_id: int,
+    note: Annotated[str | None, typer.Option(help="Why it is a copy.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """An analyst confirms the match is the reported material (needed before any notice).
+
+    Case types set to need two analysts (`ansim queue policy`) stay `new` until a second,
+    different analyst confirms too.
+    """
+    shown = confirmations.confirm(open_workspace(), item_id, note)
+    if json_out:
+        emit_json(shown)
+    elif shown["status"] == "confirmed":
+        out.print(f"item {item_id} confirmed")
+    else:
+        have, need = len(shown["confirmations"]), shown["confirmations_required"]
+        out.print(f"item {item_id}: confirmation {have} of {need} recorded; needs another analyst")
+
+
+@queue_app.command("reject")
+@refusals
+def queue_reject(
+    item_id: int,
+    reason: Annotated[str, typer.Option(help="Why it is not a copy.")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Reject a false match, with the reason."""
+    shown = queue.set_status(open_workspace(), item_id, "rejected", reason)
+    emit_json(shown) if json_out else out.print(f"item {item_id} rejected")
+
+
+@queue_app.command("policy")
+@refusals
+def queue_policy(
+    case_type: Annotated[str | None, typer.Argument(help="Case type to set.")] = None,
+    confirmations_required: Annotated[
+        int | None, typer.Option("--confirmations", help="Analysts who must confirm (1-5).")
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Show or set how many analysts must confirm items of a case type.
+
+    Example: `ansim queue policy child-exploitation --confirmations 2`
+    """
+    workspace = open_workspace()
+    if case_type is None:
+        current = confirmations.list_rules(workspace)
+    elif confirmations_required is None:
+        raise typer.BadParameter("give --confirmations N to set it", param_hint="--confirmations")
+    else:
+        current = confirmations.set_rule(workspace, case_type, confirmations_required)
+    if json_out:
+        emit_json(current)
+        return
+    for name, required in current.items():
+        out.print(f"{name}: {required} analyst(s)")
+
+
+@queue_app.command("recheck")
+@refusals
+def queue_recheck(
+    resend_after: Annotated[float, typer.Option(help="Hours before a notice is resent.")] = 24,
+    escalate_after: Annotated[float, typer.Option(help="Days online before escalation.")] = 7,
+    resend: Annotated[
+        bool, typer.Option(help="Resend due notices now (needs --smtp and --sender).")
+    ] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds per URL.")] = 15,
+    smtp_url: SmtpOption = None,
+    sender_email: SenderOption = None,
+    org: OrgOption = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Fetch every notified URL: gone -> removed, still there -> still_online (resent after
+    --resend-after hours, escalated after --escalate-after days), unreachable -> unchanged.
+
+    For a nightly cron: `ansim queue recheck --json >> recheck.log`. Exits 1 when a URL
+    could not be checked or a resend failed.
+    """
+    from datetime import timedelta
+
+    from casework.recheck import RecheckPolicy
+
+    workspace = open_workspace()
+    policy = RecheckPolicy(
+        resend_after=timedelta(hours=resend_after), escalate_after=timedelta(days=escalate_after)
+    )
+    smtp = sender = None
+    if resend and (smtp_url or os.environ.get("ANSIM_SMTP_URL")):
+        smtp = smtp_settings(smtp_url)
+        sender = notice_service.sender_from_env(sender_email, org)
+    with progress_bar() as progress:
+        task = progress.add_task("re-checking", total=None, current="")
+        result = recheck_service.recheck(
+            workspace,
+            recheck_service.fetch_from_env(timeout),
+            policy,
+            smtp,
+            sender,
+            on_item=lambda c: progress.update(task, advance=1, current=c["url"][-40:]),
+        )
+    shown = result.as_dict()
+    if json_out:
+        emit_json(shown)
+    else:
+        for c in shown["checked"]:
+            change = f"{c['before']} -> {c['after']}" if c["before"] != c["after"] else c["after"]
+            out.print(f"{c['id']:>5} {c['verdict']:<11} {change:<28} {c['url']}", highlight=False)
+        unsent = "" if smtp else " (no --smtp: not resent)"
+        out.print(
+            f"{shown['gone']} gone, {shown['online']} online, {shown['unreachable']} unreachable;"
+            f" {len(shown['resend_due'])} due for resend{unsent}, {len(shown['resent'])} resent"
+        )
+    raise typer.Exit(1 if shown["unreachable"] or shown["resend_failed"] else 0)
