@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session
 
 from casework.banks import Banks
 from casework.errors import CaseworkError
+from casework.image_matching import needs_local_features
 from casework.models import (
     CrawlRun,
     CrawlUrl,
@@ -52,7 +53,7 @@ from casework.models import (
     ScannedItem,
     utcnow,
 )
-from casework.scanning import ScanMatch, record_item
+from casework.scanning import RecordedItem, ScanMatch, record_item
 from casework.workspace import Workspace
 from crawler.evidence import EvidenceError, EvidenceStore
 from crawler.extract import extract_page
@@ -61,8 +62,12 @@ from crawler.guard import AddressPolicy
 from crawler.politeness import Politeness, PolitenessConfig
 from crawler.robots import RobotsCache
 from crawler.urls import Scope, normalize_url
+from detector.decision import MatchRules
 from detector.errors import MediaError, UnsupportedMedia
 from detector.hashing import HashOptions, hash_file
+from detector.image_robust import LOCAL_FEATURES_OPTION, descriptor_available, local_features_file
+from detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
+from detector.local_verify import opencv_available
 from detector.signals import MediaSignals
 from detector.sniff import sniff_bytes
 
@@ -78,6 +83,7 @@ CLAIM_BATCH = 200
 # the crawl holds SQLite's write lock and how much a kill makes `--resume` fetch again.
 COMMIT_EVERY_URLS = 64
 COMMIT_INTERVAL_S = 0.25
+IMAGE_VERIFICATION = ("triage", "all", "off")
 FINISH_COLUMNS = (
     "state", "fetched_at", "outcome", "error", "http_status", "final_url",
     "content_type", "size", "sha256", "resolved_ip", "item_id",
@@ -111,6 +117,13 @@ class CrawlOptions:
     # Processes fingerprinting media: 0 one per CPU; 1 a thread (no start-up cost, for
     # small scans and tests).
     hash_processes: int = 0
+    # Local-feature verification of crawled images (ORB, the dearest image signal):
+    # "all" every image, features stored (as `ansim scan`; a later retro-hunt can verify
+    # crops against them), "triage" only images with a candidate that PDQ or the
+    # descriptor leave open now, "off" none (PDQ and descriptor decide alone). Triage and
+    # off store ORB features for few or no crawled images, so a later retro-hunt finds
+    # their crops by PDQ and descriptor only.
+    image_verification: str = "all"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -136,6 +149,8 @@ class CrawlSummary:
     media: int = 0
     media_hashed: int = 0
     media_duplicate_content: int = 0
+    # Images whose ORB features were computed for verification (a candidate was open).
+    images_local_features: int = 0
     texts_hashed: int = 0
     matches: int = 0
     match_list: list[dict[str, Any]] = field(default_factory=list)
@@ -186,6 +201,11 @@ def crawl_lock(workspace: Workspace) -> Iterator[None]:
 
 
 def start_run(workspace: Workspace, options: CrawlOptions) -> int:
+    if options.image_verification not in IMAGE_VERIFICATION:
+        raise CaseworkError(
+            f"image verification must be one of {', '.join(IMAGE_VERIFICATION)}, "
+            f"not {options.image_verification!r}"
+        )
     seeds = [s for s in (normalize_url(seed) for seed in options.seeds) if s]
     if not seeds:
         raise CaseworkError("no crawlable seed URL (http or https) given")
@@ -251,7 +271,20 @@ class Crawl:
                 self.scope.add_seed(normalized)
         self.history = Banks(workspace.home.index_dir, owner="item")
         self.evidence = EvidenceStore(workspace.home.root / "evidence", workspace.cipher.fernet())
-        self.hash_options = HashOptions(max_file_bytes=options.max_response_bytes)
+        # Triage, with a descriptor to find candidates: an image's ORB features (two thirds
+        # of its hashing CPU) are computed only when a candidate is left to verify, and
+        # only PDQ's and the descriptor's candidates with evidence are verified (see
+        # casework.image_matching.needs_local_features for what that gives up). Without a
+        # descriptor, triage is "all": local features are then the only robust evidence.
+        mode = options.image_verification
+        robust_here = descriptor_available() and opencv_available()
+        self._lazy_local_features = mode == "triage" and robust_here
+        features_up_front = mode == "all" or (mode == "triage" and not robust_here)
+        self.hash_options = HashOptions(
+            max_file_bytes=options.max_response_bytes,
+            extra={} if features_up_front else {LOCAL_FEATURES_OPTION: False},
+        )
+        self.match_rules = MatchRules(image_triage=not features_up_front)
         self._claimed: set[int] = set()
         self._buffer: list[Row[Any]] = []
         # Finished URLs whose writes wait for the next batch (see _write_batch).
@@ -260,7 +293,7 @@ class Crawl:
         self._unwritten: set[int] = set()
         self._unwritten_content: dict[str, UnwrittenContent] = {}
         self._discard_later: list[FetchResult] = []
-        self._written: list[tuple[ScannedItem, list[ScanMatch]]] = []
+        self._written: list[tuple[RecordedItem, list[ScanMatch]]] = []
         self._finishes: list[dict[str, Any]] = []
         self._finished_pages = -1  # counted from the store on the first refill
         self._wake = asyncio.Event()
@@ -322,7 +355,9 @@ class Crawl:
             pool = ThreadPoolExecutor(1)
         else:
             # forkserver: never fork a process that holds sockets, threads and the store.
-            pool = ProcessPoolExecutor(processes, mp_context=get_context("forkserver"))
+            pool = ProcessPoolExecutor(
+                processes, mp_context=get_context("forkserver"), initializer=_init_hash_worker
+            )
         log.info("crawl run %d starting: %s", self.run_id, options.to_json())
         with tempfile.TemporaryDirectory(prefix="ansim-crawl-") as work_dir, pool:
             self._work_dir = Path(work_dir)
@@ -594,6 +629,8 @@ class Crawl:
             signals = await asyncio.get_running_loop().run_in_executor(
                 self._pool, hash_file, result.body_path, self.hash_options
             )
+            if self._lazy_local_features and signals.modality == "image":
+                await self._add_local_features(signals, result.body_path)
         except UnsupportedMedia as exc:
             # No hasher for this kind (yet): fetched, sniffed, counted, dropped.
             self._finish(row_id, "done", result=result, outcome="unsupported_media", error=str(exc))
@@ -609,6 +646,17 @@ class Crawl:
         if signals.sha256:
             self._unwritten_content.setdefault(signals.sha256, content)
         self._defer(row_id, lambda s: self._write_media(s, row_id, location, content, result, page))
+
+    async def _add_local_features(self, signals: MediaSignals, path: Path) -> None:
+        """ORB features for an image that has a candidate to verify (see
+        `needs_local_features`), from the fetched file still on disk."""
+        with self.workspace.store.session() as session:
+            if not needs_local_features(session, self.workspace.banks, signals, self.match_rules):
+                return
+        signals.extra[LOCAL_FEATURES_KIND] = await asyncio.get_running_loop().run_in_executor(
+            self._pool, local_features_file, path, self.hash_options.image
+        )
+        self.summary.images_local_features += 1
 
     def _unmatched_duplicate(self, sha256: str | None) -> int | None:
         if sha256 is None:
@@ -662,7 +710,9 @@ class Crawl:
         page: FetchResult | None,
     ) -> None:
         """Item, signals, matches, takedowns, evidence and the frontier row: one transaction."""
-        item, matches = record_item(session, self.workspace, content.signals, location)
+        item, matches = record_item(
+            session, self.workspace, content.signals, location, self.match_rules
+        )
         if matches:
             fetches = ([("page", page)] if page is not None else []) + [("media", result)]
             bundle = self.evidence.write_bundle(
@@ -709,7 +759,9 @@ class Crawl:
     def _write_text(
         self, session: Session, row: Row[Any], page: FetchResult, signals: MediaSignals
     ) -> None:
-        item, matches = record_item(session, self.workspace, signals, page.final_url or row.url)
+        item, matches = record_item(
+            session, self.workspace, signals, page.final_url or row.url, self.match_rules
+        )
         if matches:
             bundle = self.evidence.write_bundle(
                 [("page", page)], note=f"ansim crawl run {self.run_id}: text match"
@@ -866,6 +918,15 @@ class Crawl:
         if self._history_rows and (force or len(self._history_rows) >= HISTORY_FLUSH_ROWS):
             rows, self._history_rows = self._history_rows, []
             self.history.add(rows)
+
+
+def _init_hash_worker() -> None:
+    """A hashing process runs one job at a time beside one per core: OpenCV's own thread
+    pool would only add spin-waits."""
+    if opencv_available():
+        import cv2
+
+        cv2.setNumThreads(1)
 
 
 def _looks_like_html(head: bytes, content_type: str) -> bool:

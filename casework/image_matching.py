@@ -23,7 +23,9 @@ from detector.image_decision import (
     CALIBRATION_FILE,
     PDQ_NO_EVIDENCE,
     Candidate,
+    Evidence,
     Thresholds,
+    decide,
     judge_candidates,
 )
 from detector.image_decision import Decision as ImageDecision
@@ -53,9 +55,11 @@ def _stored_features(
     return {owner_id: LocalFeatures.from_blob(blob) for owner_id, blob in rows if blob}
 
 
-def gather_candidates(
+def _pdq_distances(
     session: Session, banks: Banks, signals: MediaSignals, rules: MatchRules
-) -> list[Candidate]:
+) -> dict[int, int]:
+    """Reference id -> smallest PDQ distance over the dihedral variants, up to
+    PDQ_NO_EVIDENCE bits."""
     distances: dict[int, int] = {}
     if signals.pdq and signals.pdq[0].quality >= rules.pdq_min_quality:
         queries = signals.pdq_dihedral or [signals.pdq[0].pdq]
@@ -69,6 +73,13 @@ def gather_candidates(
             if hit.entry_id in owners:
                 owner = owners[hit.entry_id]
                 distances[owner] = min(hit.distance, distances.get(owner, 256))
+    return distances
+
+
+def _descriptor_similarities(
+    session: Session, banks: Banks, signals: MediaSignals
+) -> dict[int, float]:
+    """Reference id -> best descriptor similarity among the query's nearest neighbours."""
     similarities: dict[int, float] = {}
     descriptor: Descriptor | None = signals.extra.get(DESCRIPTOR_KIND)
     if descriptor is not None:
@@ -80,9 +91,17 @@ def gather_candidates(
             if hit.entry_id in owners:
                 owner = owners[hit.entry_id]
                 similarities[owner] = max(hit.similarity, similarities.get(owner, -1.0))
+    return similarities
+
+
+def gather_candidates(
+    session: Session, banks: Banks, signals: MediaSignals, rules: MatchRules
+) -> list[Candidate]:
+    distances = _pdq_distances(session, banks, signals, rules)
+    similarities = _descriptor_similarities(session, banks, signals)
     votes: dict[int, int] = {}
     features: LocalFeatures | None = signals.extra.get(LOCAL_FEATURES_KIND)
-    if features is not None:
+    if features is not None and not rules.image_triage:
         hits = banks.index(session, "local_features").search([features], LOCAL_FEATURE_CANDIDATES)[
             0
         ]
@@ -95,6 +114,47 @@ def gather_candidates(
         Candidate(owner, distances.get(owner), similarities.get(owner), votes.get(owner, 0))
         for owner in sorted(set(distances) | set(similarities) | set(votes))
     ]
+
+
+def _without_verification(candidate: Candidate) -> ImageDecision:
+    """The decision on PDQ and the descriptor alone. Its score is above zero where either
+    puts the reference above "no evidence" (within PDQ_NO_EVIDENCE bits, above the
+    descriptor's calibrated floor)."""
+    evidence = Evidence(candidate.pdq_distance, candidate.descriptor_similarity)
+    return decide(evidence, decision_thresholds(), candidate.owner_id)
+
+
+def _has_open_evidence(candidate: Candidate) -> bool:
+    """Some evidence, but no match without verification: verification would decide it."""
+    decided = _without_verification(candidate)
+    return not decided.matched and decided.score > 0.0
+
+
+def needs_local_features(
+    session: Session, banks: Banks, signals: MediaSignals, rules: MatchRules = MatchRules()
+) -> bool:
+    """Whether an image hashed without ORB features should get them before matching.
+
+    Yes where there is no descriptor (local features are then the only evidence beyond
+    PDQ). Otherwise only when some reference that PDQ does not match is left open with
+    evidence (`_has_open_evidence`): triage verifies only candidates with evidence, so an
+    image without such a candidate cannot be matched by verification.
+
+    What triage gives up, for a bulk crawl: the local-feature index as a third source of
+    candidates, i.e. copies that PDQ and the descriptor both put at the level of an
+    unrelated photo (the robust benchmark's pastes and screenshots)."""
+    if signals.modality != "image" or LOCAL_FEATURES_KIND in signals.extra:
+        return False
+    if DESCRIPTOR_KIND not in signals.extra:
+        return True
+    if not len(banks.index(session, "pdq")) and not len(banks.index(session, "descriptor")):
+        return False  # no image references at all
+    distances = _pdq_distances(session, banks, signals, rules)
+    similarities = _descriptor_similarities(session, banks, signals)
+    return any(
+        _has_open_evidence(Candidate(owner, distances.get(owner), similarities.get(owner)))
+        for owner in set(distances) | set(similarities)
+    )
 
 
 def match_image_robust(
@@ -112,6 +172,8 @@ def match_image_robust(
         for c in gather_candidates(session, banks, signals, rules)
         if c.pdq_distance is None or c.pdq_distance > rules.pdq_max_distance
     ]
+    if rules.image_triage:  # candidates without any evidence are not verified
+        candidates = [c for c in candidates if _without_verification(c).score > 0.0]
     if not candidates:
         return []
     features = _stored_features(session, banks, {c.owner_id for c in candidates})

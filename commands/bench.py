@@ -11,6 +11,7 @@ import typer
 
 from casework.errors import CaseworkError
 from commands.common import (
+    ImageVerification,
     JsonFlag,
     emit_json,
     err,
@@ -214,6 +215,7 @@ def bench_crawl(
     pages: Annotated[
         int, typer.Option(help="Site size: pages (5 media each); smaller for profiling.")
     ] = 1000,
+    image_verification: ImageVerification = "all",
     json_out: JsonFlag = False,
 ) -> None:
     """Crawl a generated local site of 1,000 pages / 5,000 media from ../shared/data with
@@ -224,7 +226,7 @@ def bench_crawl(
     """
     from benchmarks.crawl_bench import run_crawl_bench
 
-    result = run_crawl_bench(shared_data_dir(), out_dir, workers, pages)
+    result = run_crawl_bench(shared_data_dir(), out_dir, workers, pages, image_verification)
     emit_json(result) if json_out else out.print_json(data=result)
 
 

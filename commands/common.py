@@ -97,3 +97,13 @@ def shared_data_dir() -> Path:
     if not path.is_dir():
         raise CaseworkError(f"shared data not found at {path} (set ANSIM_SHARED_DATA)")
     return path
+
+
+ImageVerification = Annotated[
+    str,
+    typer.Option(
+        help="Local-feature verification of crawled images: all (as `ansim scan`; features "
+        "kept, so a later retro-hunt verifies crops), triage (only images with a candidate "
+        "that PDQ or the descriptor leave open now), off (PDQ and descriptor decide)."
+    ),
+]

@@ -13,7 +13,15 @@ from casework import (
 )
 from casework.errors import CaseworkError
 from casework.workspace import open_workspace
-from commands.common import AllowLoopback, JsonFlag, emit_json, err, out, refusals
+from commands.common import (
+    AllowLoopback,
+    ImageVerification,
+    JsonFlag,
+    emit_json,
+    err,
+    out,
+    refusals,
+)
 
 crawl_app = typer.Typer(
     help="Crawls: fetch sites, fingerprint what is there.", no_args_is_help=True
@@ -87,6 +95,7 @@ def crawl_run(
     ] = 0,
     max_response_mb: Annotated[int, typer.Option(help="Cap per response, MiB.")] = 64,
     max_crawl_gb: Annotated[float, typer.Option(help="Cap on bytes fetched per crawl, GiB.")] = 20,
+    image_verification: ImageVerification = "all",
     allow_loopback: AllowLoopback = False,
     json_out: JsonFlag = False,
 ) -> None:
@@ -119,6 +128,7 @@ def crawl_run(
             host_concurrency=host_concurrency,
             min_delay_s=delay,
             hash_processes=hash_processes,
+            image_verification=image_verification,
         )
         try:
             crawling.Scope(scope)

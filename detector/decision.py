@@ -32,6 +32,10 @@ class MatchRules:
     pdq_max_distance: int = DEFAULT_MATCH_DISTANCE
     pdq_min_quality: int = DEFAULT_MIN_QUALITY
     audio: AudioMatchRules = AudioMatchRules()
+    # Bulk triage of images (the crawler): only references that PDQ or the descriptor
+    # put above "no evidence" are verified with local features, and the local-feature
+    # index proposes no candidates (casework.image_matching.needs_local_features).
+    image_triage: bool = False
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from detector.audio import AudioOptions, fingerprint_file
 from detector.errors import LowQuality, MediaError, UnsupportedMedia
 from detector.filehash import file_digests
 from detector.image import ImageOptions, hash_rgb, load_rgb
-from detector.image_robust import ROBUST_OPTION, robust_image_signals
+from detector.image_robust import LOCAL_FEATURES_OPTION, ROBUST_OPTION, robust_image_signals
 from detector.pdq import DEFAULT_MIN_QUALITY
 from detector.signals import FrameHash, MediaSignals
 from detector.sniff import IMAGE_MIMES, Sniffed, sniff_file
@@ -67,7 +67,11 @@ class ImageHasher:
                 f"image PDQ quality {hashes.pdq.quality} is below {options.min_pdq_quality}: "
                 "too flat or featureless to match safely"
             )
-        extra = robust_image_signals(rgb) if options.extra.get(ROBUST_OPTION, True) else {}
+        extra = (
+            robust_image_signals(rgb, options.extra.get(LOCAL_FEATURES_OPTION, True))
+            if options.extra.get(ROBUST_OPTION, True)
+            else {}
+        )
         return HasherOutput(pdq=[hashes.pdq], pdq_dihedral=hashes.dihedral, extra=extra)
 
 

@@ -15,6 +15,11 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from detector.faiss_threads import faiss_threads_for
+
+# Searches below this many vector comparisons (~10^6 x 128-d, a few ms) run on one thread.
+SINGLE_THREAD_COMPARISONS = 1 << 20
+
 
 @dataclass(frozen=True)
 class DescriptorHit:
@@ -114,7 +119,9 @@ class FaissDescriptorIndex(DescriptorIndex):
         queries = as_matrix(vectors, self.dim)
         if self._index.ntotal == 0 or len(queries) == 0:
             return [[] for _ in range(len(queries))]
-        similarities, ids = self._index.search(queries, min(k, self._index.ntotal))
+        # A bank of references (not a crawl history of millions) is searched on one thread.
+        with faiss_threads_for(self._index.ntotal * len(queries), SINGLE_THREAD_COMPARISONS):
+            similarities, ids = self._index.search(queries, min(k, self._index.ntotal))
         return [
             _ranked(s_row, i_row, min_similarity)
             for s_row, i_row in zip(similarities, ids, strict=True)

@@ -29,6 +29,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from detector.faiss_threads import faiss_threads_for
 from detector.local_verify import LocalFeatures
 
 PER_ENTRY_FINE = 128
@@ -40,6 +41,8 @@ NEIGHBOURS = 8
 DESCRIPTOR_BITS = 256
 CODE_BYTES = DESCRIPTOR_BITS // 8
 IVF_MIN_CODES = 20_000
+# Searches below this many descriptor comparisons run on one thread (detector.faiss_threads).
+SINGLE_THREAD_COMPARISONS = 1 << 26
 
 
 @dataclass(frozen=True)
@@ -206,7 +209,12 @@ class FaissLocalFeatureIndex(LocalFeatureIndex):
             if self._index.ntotal == 0 or len(codes) == 0:
                 results.append([])
                 continue
-            distances, owners = self._index.search(codes, NEIGHBOURS)
+            # An inverted file compares each query with nprobe lists, not everything.
+            compared = self._index.ntotal
+            if isinstance(self._index, faiss.IndexBinaryIVF):
+                compared = compared * self._index.nprobe // max(1, self._index.nlist)
+            with faiss_threads_for(len(codes) * compared, SINGLE_THREAD_COMPARISONS):
+                distances, owners = self._index.search(codes, NEIGHBOURS)
             distances = np.where(owners >= 0, distances, DESCRIPTOR_BITS + 1)
             results.append(tally(distances, owners, min_votes, k))
         return results

@@ -7,33 +7,19 @@ each query hash?", so tests can hold the fast one to the simple one.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
 import numpy as np
 
+from detector.faiss_threads import faiss_threads_for
 from detector.pdq import PDQ_BITS, PDQ_BYTES, hex_to_bytes
 
 # Below this many hash comparisons a search takes well under a millisecond on one thread;
 # starting OpenMP threads for it costs more, and on a busy machine (a crawl's hashing
 # workers on every core) their spin-waits cost ~10 ms of CPU per search.
 SINGLE_THREAD_COMPARISONS = 1 << 20
-
-
-@contextmanager
-def _threads_for(comparisons: int) -> Iterator[None]:
-    if comparisons >= SINGLE_THREAD_COMPARISONS:
-        yield
-        return
-    previous = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(previous)
 
 
 @dataclass(frozen=True, order=True)
@@ -118,7 +104,7 @@ class FaissPdqIndex(PdqIndex):
         if self._index.ntotal == 0:
             return [[] for _ in pdq_hexes]
         # FAISS range search keeps distances strictly below the radius.
-        with _threads_for(self._index.ntotal * len(pdq_hexes)):
+        with faiss_threads_for(self._index.ntotal * len(pdq_hexes), SINGLE_THREAD_COMPARISONS):
             limits, distances, ids = self._index.range_search(
                 hashes_to_array(pdq_hexes), max_distance + 1
             )
