@@ -117,6 +117,11 @@ class Banks:
             )
         return query.where(Signal.item_id.is_not(None))
 
+    @property
+    def owner_column(self) -> Any:
+        """The Signal column naming this bank's owners."""
+        return Signal.reference_id if self.owner == "reference" else Signal.item_id
+
     def owners_of(
         self, session: Session, entry_ids: set[int], model_id: str | None = None
     ) -> dict[int, int]:
@@ -124,8 +129,9 @@ class Banks:
         the crawled item in the crawl history. `model_id` keeps only descriptors of that model."""
         if not entry_ids:
             return {}
-        owner_column = Signal.reference_id if self.owner == "reference" else Signal.item_id
-        query = self._owner_filter(select(Signal.id, owner_column).where(Signal.id.in_(entry_ids)))
+        query = self._owner_filter(
+            select(Signal.id, self.owner_column).where(Signal.id.in_(entry_ids))
+        )
         if model_id is not None:
             query = query.where(Signal.value == model_id)
         return {signal_id: owner_id for signal_id, owner_id in session.execute(query)}

@@ -46,10 +46,9 @@ def decision_thresholds() -> Thresholds:
 def _stored_features(
     session: Session, banks: Banks, owner_ids: set[int]
 ) -> dict[int, LocalFeatures]:
-    owner_column = Signal.reference_id if banks.owner == "reference" else Signal.item_id
     rows = session.execute(
-        select(owner_column, Signal.blob).where(
-            owner_column.in_(owner_ids), Signal.kind == LOCAL_FEATURES_KIND
+        select(banks.owner_column, Signal.blob).where(
+            banks.owner_column.in_(owner_ids), Signal.kind == LOCAL_FEATURES_KIND
         )
     )
     return {owner_id: LocalFeatures.from_blob(blob) for owner_id, blob in rows if blob}

@@ -17,7 +17,7 @@ from casework.image_matching import match_image_robust
 from casework.matching import Finding, match_audio
 from casework.models import Reference, ScannedItem, Signal
 from casework.scanning import ScanMatch, queue_finding
-from casework.video_matching import VPDQ_KIND, video_rules
+from casework.video_matching import VPDQ_KIND, video_rules, video_sides
 from casework.workspace import Workspace
 from detector.decision import (
     Decision,
@@ -31,7 +31,6 @@ from detector.text import TextSignature
 from detector.text_match import TextMatchPolicy, decide_all
 from detector.video import VideoHashes
 from detector.video_match import FramePair, VideoSide, align, format_time
-from detector.vpdq_format import parse_vpdq
 from indexer.text_index import TextHit
 
 
@@ -153,7 +152,7 @@ def _video(
         return []
     found = history.index(session, "pdq").search([f.pdq for f in frames], vrules.vote_distance)
     frame_of_entry = _crawled_frames(session, {h.entry_id for hits in found for h in hits})
-    item_sides = _crawled_video_sides(session, {item for item, _ in frame_of_entry.values()})
+    item_sides = video_sides(session, {item for item, _ in frame_of_entry.values()}, Signal.item_id)
     pairs: dict[int, list[FramePair]] = {}
     best_still: dict[int, tuple[int, float]] = {}  # crawled image -> (distance, frame time)
     for frame, hits in zip(frames, found, strict=True):
@@ -205,20 +204,3 @@ def _crawled_frames(session: Session, entry_ids: set[int]) -> dict[int, tuple[in
         )
     )
     return {signal_id: (item_id, stamp or 0.0) for signal_id, item_id, stamp in rows}
-
-
-def _crawled_video_sides(session: Session, item_ids: set[int]) -> dict[int, VideoSide]:
-    """Sampling and usable duration of the crawled videos among `item_ids` (from their
-    stored vPDQ text); crawled images have none."""
-    if not item_ids:
-        return {}
-    rows = session.execute(
-        select(Signal.item_id, Signal.blob).where(
-            Signal.item_id.in_(item_ids), Signal.kind == VPDQ_KIND
-        )
-    )
-    return {
-        item_id: VideoSide.of(parse_vpdq(blob.decode("ascii"), source=f"item {item_id}"))
-        for item_id, blob in rows
-        if blob
-    }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -73,32 +74,36 @@ def video_frames_of_entries(session: Session, entry_ids: Iterable[int]) -> dict[
     return found
 
 
-def reference_sides(session: Session, reference_ids: Iterable[int]) -> dict[int, VideoSide]:
-    """Sampling step and usable duration of each reference video, from the store.
+def video_sides(
+    session: Session, owner_ids: Iterable[int], owner_column: Any = Signal.reference_id
+) -> dict[int, VideoSide]:
+    """Sampling step and usable duration of each video among the owners (reference videos,
+    or crawled videos with `Signal.item_id`), from the store; owners without a `vpdq` row
+    (images) get none.
 
     Usable frames are those with a `pdq` row (a frame may have several: its centred crops).
     """
     sides: dict[int, VideoSide] = {}
-    for chunk in _chunks(reference_ids):
+    for chunk in _chunks(owner_ids):
         usable_times: dict[int, set[float]] = {}
-        for reference_id, stamp in session.execute(
-            select(Signal.reference_id, Signal.timestamp)
-            .where(Signal.reference_id.in_(chunk), Signal.kind == "pdq")
+        for owner_id, stamp in session.execute(
+            select(owner_column, Signal.timestamp)
+            .where(owner_column.in_(chunk), Signal.kind == "pdq")
             .distinct()
         ):
-            usable_times.setdefault(reference_id, set()).add(round(stamp or 0.0, 3))
+            usable_times.setdefault(owner_id, set()).add(round(stamp or 0.0, 3))
         blobs = session.execute(
-            select(Signal.reference_id, Signal.blob).where(
-                Signal.reference_id.in_(chunk), Signal.kind == VPDQ_KIND
+            select(owner_column, Signal.blob).where(
+                owner_column.in_(chunk), Signal.kind == VPDQ_KIND
             )
         )
-        for reference_id, blob in blobs:
-            frames = parse_vpdq(blob.decode("ascii"), source=f"reference {reference_id}")
+        for owner_id, blob in blobs:
+            frames = parse_vpdq(blob.decode("ascii"), source=f"video {owner_id}")
             times = [f.timestamp for f in frames]
-            kept = usable_times.get(reference_id, set())
+            kept = usable_times.get(owner_id, set())
             step = sampling_step(times)
             usable = [round(t, 3) in kept for t in times]
-            sides[reference_id] = VideoSide(step, usable_duration(times, usable, step))
+            sides[owner_id] = VideoSide(step, usable_duration(times, usable, step))
     return sides
 
 
@@ -139,7 +144,7 @@ def match_video(
                 for h in frame_hits
                 if h.entry_id in frames_of
             ]
-        sides = reference_sides(session, (ref for ref, _ in frames_of.values()))
+        sides = video_sides(session, (ref for ref, _ in frames_of.values()))
         alignments += align_hits(hashes.frames, usable, hits, query_side, sides, vrules, mirrored)
     return [
         Decision(
