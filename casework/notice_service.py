@@ -286,18 +286,14 @@ def settle(
             raise CaseworkError(
                 f"notice {ref} is {notice.status}; only a notice stuck in sending is settled"
             )
-        notice_id = notice.id
-        if not delivered:
-            notice.status = "failed"
-            notice.error = f"interrupted while sending, not delivered (said {workspace.actor})"
-            audit.record(
-                session, workspace.actor, "notice.settle", f"notice:{ref}", {"delivered": False}
-            )
-            return {"ref": ref, "status": "failed", "takedowns": []}
         audit.record(
-            session, workspace.actor, "notice.settle", f"notice:{ref}", {"delivered": True}
+            session, workspace.actor, "notice.settle", f"notice:{ref}", {"delivered": delivered}
         )
-    return {**_record_sent(workspace, notice_id, now), "status": "sent"}
+        if delivered:
+            return {**_mark_sent(session, workspace.actor, notice, now), "status": "sent"}
+        notice.status = "failed"
+        notice.error = f"interrupted while sending, not delivered (said {workspace.actor})"
+        return {"ref": ref, "status": "failed", "takedowns": []}
 
 
 # --- sending ------------------------------------------------------------------------------
@@ -409,20 +405,28 @@ def _record_sent(workspace: Workspace, notice_id: int, now: datetime | None) -> 
     with workspace.session() as session:
         notice = session.get(Notice, notice_id, with_for_update=True)
         assert notice is not None
-        notice.status, notice.sent_at, notice.error = "sent", now or utcnow(), None
-        moved = []
-        for link in notice.takedowns:
-            takedown = get_item(session, link.takedown_id, for_update=True)
-            if takedown.status in SENDABLE:
-                resend = takedown.status == "still_online"
-                note = f"{'resent' if resend else 'sent'} {notice.ref} to {notice.to_address}"
-                transition(session, takedown, "notice_sent", workspace.actor, note, now)
-                moved.append(takedown.id)
-        audit.record(
-            session,
-            workspace.actor,
-            "notice.sent",
-            f"notice:{notice.ref}",
-            {"to": notice.to_address, "takedowns": moved},
-        )
-        return {"ref": notice.ref, "to": notice.to_address, "takedowns": moved}
+        return _mark_sent(session, workspace.actor, notice, now)
+
+
+def _mark_sent(
+    session: Session, actor: str, notice: Notice, now: datetime | None
+) -> dict[str, Any]:
+    """The notice went out: its items still waiting for it become notice_sent. The caller
+    holds the notice's row lock."""
+    notice.status, notice.sent_at, notice.error = "sent", now or utcnow(), None
+    moved = []
+    for link in notice.takedowns:
+        takedown = get_item(session, link.takedown_id, for_update=True)
+        if takedown.status in SENDABLE:
+            resend = takedown.status == "still_online"
+            note = f"{'resent' if resend else 'sent'} {notice.ref} to {notice.to_address}"
+            transition(session, takedown, "notice_sent", actor, note, now)
+            moved.append(takedown.id)
+    audit.record(
+        session,
+        actor,
+        "notice.sent",
+        f"notice:{notice.ref}",
+        {"to": notice.to_address, "takedowns": moved},
+    )
+    return {"ref": notice.ref, "to": notice.to_address, "takedowns": moved}
