@@ -9,6 +9,9 @@ Why it is fast without losing vPDQ compatibility:
 - when sampling sparsely, frames that no other frame references (most B-frames) are not
   decoded at all (`skip_frame=NONREF`): a sample then comes from the next decoded frame,
   at most a couple of frames later, with its own exact timestamp;
+- when sampling sparsely, the rest of a group of pictures after a sample is not decoded
+  either when a keyframe comes before the next sample is due (`_KeyframeSkip`): at one
+  frame a second and keyframes every two seconds, about half the frames are never decoded;
 - only sampled frames are converted to RGB and hashed.
 
 Only one decoded frame is held at a time; a video of any length streams through.
@@ -30,17 +33,18 @@ import numpy as np
 
 from detector.borders import CropBox, crop, smooth_crops, uniform_share
 from detector.errors import MediaError
-from detector.pdq import DEFAULT_MIN_QUALITY, hash_pixels, hash_pixels_dihedral, pdq_distance
+from detector.pdq import DEFAULT_MIN_QUALITY, pdq_distance
+from detector.pdq_fast import hash_frame
 from detector.signals import FrameHash
 
-# pdqhash's dihedral order is original, rot90, rot180, rot270, flipX, flipY, ...; this one
-# is the left-right mirror (verified in tests/test_video.py).
-MIRROR_INDEX = 5
 # A decoder that fails on this many packets in a row is given up on.
 MAX_CONSECUTIVE_DECODE_ERRORS = 50
 # Sparse sampling: only when at least this many frames pass between samples is it worth
 # skipping non-reference frames.
 SKIP_NONREF_MIN_FRAMES = 20
+# Packets held back while looking for a keyframe before the next due sample; past this
+# (a stream with no keyframes for minutes) they are decoded after all.
+MAX_HELD_PACKETS = 4096
 
 
 # References are hashed at every frame and deduplicated (`VideoOptions.dedup_bits`): a
@@ -80,6 +84,9 @@ class VideoOptions:
     # One is the cheapest in CPU: scans hash many files at once, one per worker.
     threads: int = 1
     skip_nonref: bool = True
+    # When sampling, skip what lies between a sample and a keyframe that comes before
+    # the next due time (the sample is then taken from that keyframe's group).
+    skip_to_keyframes: bool = True
     # When sampling (seconds_per_hash > 0), skip the decoder's deblocking filter: a fifth
     # less decoding work for a picture a few PDQ bits off the exact one. Hashing every
     # frame (vPDQ's exact mode) always decodes exactly.
@@ -254,21 +261,87 @@ class _Timestamps:
 
     def __init__(self, fps: float) -> None:
         self._frame_s = 1.0 / (fps or 25.0)
-        self._origin: float | None = None
+        self.origin: float | None = None  # stream time of the first frame
         self._last = -math.inf
         self.repaired = 0
 
     def of(self, frame: av.VideoFrame) -> float:
         raw = frame.time
-        if raw is not None and self._origin is None:
-            self._origin = raw
-        if raw is None or not math.isfinite(raw) or raw - self._origin <= self._last:
+        if raw is not None and self.origin is None:
+            self.origin = raw
+        if raw is None or not math.isfinite(raw) or raw - self.origin <= self._last:
             self.repaired += 1
             stamp = 0.0 if self._last == -math.inf else self._last + self._frame_s
         else:
-            stamp = raw - self._origin
+            stamp = raw - self.origin
         self._last = stamp
         return stamp
+
+
+class _KeyframeSkip:
+    """Which demuxed packets the decoder needs when only some frames are sampled.
+
+    After a sample, packets are held back. A keyframe shown no later than the next due
+    time drops what is held (those packets only led up to frames that are not due, and a
+    keyframe needs no earlier picture) and is held in their place. When the stream
+    reaches the due time, what is held is decoded: the sample then comes from the last
+    keyframe before it. Times are stream seconds (pts or dts times the time base).
+    """
+
+    def __init__(self, time_base: Any) -> None:
+        self._time_base = time_base
+        self._held: list[av.Packet] = []
+        self._due: float | None = None
+        self.dropped = 0
+
+    def hold_until(self, due: float) -> None:
+        self._due = due
+
+    def offer(self, packet: av.Packet) -> list[av.Packet]:
+        """The packets to decode now, in decoding order (none while holding)."""
+        if self._due is None:
+            return [packet]
+        if packet.pts is None or packet.dts is None or self._time_base is None:
+            return self.release(packet)
+        if packet.is_keyframe and float(packet.pts * self._time_base) <= self._due + 1e-6:
+            # Decoding starts over here; keep holding in case a later keyframe is due too.
+            self.dropped += len(self._held)
+            self._held = [packet]
+            return []
+        if (
+            packet.is_keyframe
+            or float(packet.dts * self._time_base) >= self._due - 1e-6
+            or len(self._held) >= MAX_HELD_PACKETS
+        ):
+            return self.release(packet)
+        self._held.append(packet)
+        return []
+
+    def release(self, packet: av.Packet | None = None) -> list[av.Packet]:
+        """Stop holding: the held packets (and `packet`) to decode now."""
+        released = self._held + ([packet] if packet is not None else [])
+        self._held, self._due = [], None
+        return released
+
+
+def _packets(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    keyframes: _KeyframeSkip,
+    notes: list[str],
+) -> Iterator[av.Packet]:
+    """The stream's packets that need decoding, in order; a read error ends the stream."""
+    demuxed = container.demux(stream)
+    while True:
+        try:
+            packet = next(demuxed)
+        except StopIteration:
+            break
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            notes.append(f"reading the container stopped early: {exc}")
+            break
+        yield from keyframes.offer(packet)
+    yield from keyframes.release()
 
 
 def iter_sampled_frames(
@@ -294,18 +367,12 @@ def iter_sampled_frames(
         if step and options.skip_loop_filter:
             stream.codec_context.options = {"skip_loop_filter": "all"}
         clock = _Timestamps(info.fps)
+        keyframes = _KeyframeSkip(stream.time_base)
+        skipping_keyframes = bool(step) and options.skip_to_keyframes
         deadline = time.monotonic() + options.max_decode_s
         next_due = 0.0
         decoded = errors = consecutive_errors = 0
-        packets = container.demux(stream)
-        while True:
-            try:
-                packet = next(packets)
-            except StopIteration:
-                break
-            except (av.error.FFmpegError, OSError, ValueError) as exc:
-                notes.append(f"reading the container stopped early: {exc}")
-                break
+        for packet in _packets(container, stream, keyframes, notes):
             try:
                 frames = packet.decode()
                 consecutive_errors = 0
@@ -332,7 +399,10 @@ def iter_sampled_frames(
                     continue
                 if step:
                     next_due = (math.floor(stamp / step + 1e-6) + 1) * step
-                if skipping:
+                    # Broken timestamps (repaired) cannot say where the next sample lies.
+                    if skipping_keyframes and clock.repaired == 0 and clock.origin is not None:
+                        keyframes.hold_until(clock.origin + next_due)
+                if skipping or skipping_keyframes:
                     # Skipped frames were never counted; number the frame by its time.
                     index = round(stamp * info.fps)
                 yield SampledFrame(index, stamp, _to_rgb(frame, options.max_hash_side))
@@ -371,11 +441,7 @@ def hash_video(path: Path, options: VideoOptions = VideoOptions()) -> VideoHashe
             rgb, box = sampled.rgb, None
             if found is not None and not found.is_full(*rgb.shape[:2]):
                 rgb, box = np.ascontiguousarray(crop(rgb, found)), found
-            if options.mirror:
-                variants, quality = hash_pixels_dihedral(rgb)
-                pdq, mirror = variants[0], variants[MIRROR_INDEX]
-            else:
-                (pdq, quality), mirror = hash_pixels(rgb), ""
+            pdq, quality, mirror = hash_frame(rgb, mirror=options.mirror)
             if (
                 options.dedup_bits
                 and frames
@@ -387,7 +453,7 @@ def hash_video(path: Path, options: VideoOptions = VideoOptions()) -> VideoHashe
             uniform.append(uniform_share(rgb) >= options.uniform_share)
             mirrored.append(mirror)
             crops.append(box)
-            cropped.append([hash_pixels(crop_share(rgb, k))[0] for k in options.crop_variants])
+            cropped.append([hash_frame(crop_share(rgb, k))[0] for k in options.crop_variants])
             last_stamp = sampled.timestamp
     except MediaError:
         if not frames:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -13,10 +14,11 @@ from PIL import Image
 from benchmarks.video_dataset import EncodeSettings, Transform, apply_transform, write_video
 from detector.errors import LowQuality, MediaError
 from detector.hashing import HashOptions, hash_file
-from detector.pdq import hash_pixels, hash_pixels_dihedral, pdq_distance
+from detector.pdq import hash_pixels, pdq_distance
+from detector.pdq_fast import hash_frame
 from detector.video import (
-    MIRROR_INDEX,
     VideoOptions,
+    _KeyframeSkip,
     hash_video,
     iter_sampled_frames,
     reference_options,
@@ -63,11 +65,45 @@ def test_sampling_rate_every_frame_and_half_seconds(media: Path) -> None:
         assert min(abs(sampled.timestamp - t) for t in by_time) < 1e-3
 
 
-def test_mirror_index_is_the_left_right_flip(media: Path) -> None:
+def test_keyframe_skipping_keeps_the_samples(media: Path, tmp_path: Path) -> None:
+    # Keyframes every second, a sample every two: half of each second is never decoded,
+    # and every sample is the same picture (the same hash) as with full decoding.
+    stills = photos(tmp_path / "stills", 3)
+    video = slideshow(tmp_path / "gop.mp4", stills, duration_s=12, fps=10, keyframe_every_s=1)
+    sparse = VideoOptions(seconds_per_hash=2, min_frames=0, crop_borders=False)
+    skipped = hash_video(video, sparse)
+    decoded = hash_video(video, replace(sparse, skip_to_keyframes=False))
+    assert [(f.timestamp, f.pdq) for f in skipped.frames] == [
+        (f.timestamp, f.pdq) for f in decoded.frames
+    ]
+    assert len(skipped.frames) == 6
+
+
+def test_keyframe_skip_decodes_from_the_last_keyframe_before_the_due_time(
+    tmp_path: Path,
+) -> None:
+    stills = photos(tmp_path / "stills", 2)
+    video = slideshow(tmp_path / "gop.mp4", stills, duration_s=6, fps=10, keyframe_every_s=1)
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        packets = [p for p in container.demux(stream) if p.size]
+        gate = _KeyframeSkip(stream.time_base)
+        assert gate.offer(packets[0]) == [packets[0]]
+        origin = float(packets[0].pts * stream.time_base)
+        gate.hold_until(origin + 2.5)
+        released = [q for p in packets[1:] for q in gate.offer(p)]
+    first = released[0]
+    assert first.is_keyframe and abs(float(first.pts * stream.time_base) - origin - 2.0) < 1e-6
+    assert gate.dropped == 19  # frames 0.1 s to 1.9 s
+    # Once the due time passed, everything after is decoded.
+    assert len(released) == len(packets) - 1 - gate.dropped
+
+
+def test_frame_mirror_hash_is_the_left_right_flip(media: Path) -> None:
     rgb = next(iter_sampled_frames(media / "show.mp4")).rgb
-    variants, _ = hash_pixels_dihedral(np.ascontiguousarray(rgb))
+    _, _, mirrored = hash_frame(np.ascontiguousarray(rgb), mirror=True)
     flipped, _ = hash_pixels(np.ascontiguousarray(rgb[:, ::-1]))
-    assert pdq_distance(variants[MIRROR_INDEX], flipped) <= 16
+    assert pdq_distance(mirrored, flipped) <= 16
 
 
 @pytest.mark.parametrize("name", ["letterbox", "pillarbox", "hflip", "grayscale"])

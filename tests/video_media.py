@@ -29,12 +29,13 @@ def slideshow(
     seconds_per_shot: float = 4.0,
     seed: int = 0,
     intro: list[np.ndarray] | tuple = (),
+    keyframe_every_s: float = 4.0,
 ) -> Path:
     spec = SlideshowSpec(
         width=size[0],
         height=size[1],
         duration_s=duration_s,
         seconds_per_shot=seconds_per_shot,
-        encode=EncodeSettings(fps=fps, gop=round(4 * fps)),
+        encode=EncodeSettings(fps=fps, gop=round(keyframe_every_s * fps)),
     )
     return synthesize_slideshow(stills, path, spec, seed=seed, intro=intro)
