@@ -69,12 +69,33 @@ class CropBox:
 def _flat_lines(off: np.ndarray, max_outliers: float, overlay: bool) -> np.ndarray:
     """Per line (row of `off`, True where a pixel is off the border colour): flat as a whole,
     or with `overlay`, flat but for one end of it."""
-    flat = off.mean(axis=1) <= max_outliers
+    allowed = max_outliers * off.shape[1]
+    flat = np.count_nonzero(off, axis=1) <= allowed
     if overlay:
         keep = off.shape[1] - int(off.shape[1] * MAX_OVERLAY_SHARE)
-        flat |= off[:, :keep].mean(axis=1) <= max_outliers
-        flat |= off[:, -keep:].mean(axis=1) <= max_outliers
+        allowed = max_outliers * keep
+        flat |= np.count_nonzero(off[:, :keep], axis=1) <= allowed
+        flat |= np.count_nonzero(off[:, -keep:], axis=1) <= allowed
     return flat
+
+
+def _median_colour(line: np.ndarray) -> tuple[int, int, int]:
+    """Per-channel median of a (length, 3) line, truncated to whole levels."""
+    middle = line.shape[0] // 2
+    if line.shape[0] % 2:
+        values = np.partition(line, middle, axis=0)[middle]
+        return tuple(int(v) for v in values)  # type: ignore[return-value]
+    pair = np.partition(line, [middle - 1, middle], axis=0)[middle - 1 : middle + 1]
+    return tuple((int(a) + int(b)) // 2 for a, b in zip(*pair, strict=True))  # type: ignore[return-value]
+
+
+def _off_colour(chunk: np.ndarray, colour: tuple[int, int, int], tolerance: int) -> np.ndarray:
+    """(lines, length) True where any channel is more than `tolerance` from `colour`."""
+    import cv2
+
+    low = tuple(max(0, c - tolerance) for c in colour)
+    high = tuple(min(255, c + tolerance) for c in colour)
+    return cv2.inRange(np.ascontiguousarray(chunk), low, high) == 0
 
 
 def _flat_run(lines: np.ndarray, tolerance: int, max_outliers: float, overlay: bool = False) -> int:
@@ -84,11 +105,10 @@ def _flat_run(lines: np.ndarray, tolerance: int, max_outliers: float, overlay: b
     """
     if lines.shape[0] == 0:
         return 0
-    colour = np.median(lines[0], axis=0).astype(np.int16)
+    colour = _median_colour(lines[0])
     start, block = 0, 8
     while start < lines.shape[0]:
-        chunk = lines[start : start + block].astype(np.int16)
-        off = np.abs(chunk - colour).max(axis=2) > tolerance
+        off = _off_colour(lines[start : start + block], colour, tolerance)
         is_flat = _flat_lines(off, max_outliers, overlay)
         if not is_flat.all():
             return start + int(np.argmin(is_flat))
@@ -236,6 +256,6 @@ def uniform_share(rgb: np.ndarray, tolerance: int = DEFAULT_TOLERANCE) -> float:
     evidence of a match.
     """
     step = max(1, min(rgb.shape[0], rgb.shape[1]) // 64)
-    sample = rgb[::step, ::step].reshape(-1, 3)
-    colour = np.median(sample, axis=0).astype(np.int16)
-    return float((np.abs(sample.astype(np.int16) - colour).max(axis=1) <= tolerance).mean())
+    sample = np.ascontiguousarray(rgb[::step, ::step]).reshape(-1, 3)
+    off = _off_colour(sample[:, None, :], _median_colour(sample), tolerance)
+    return 1.0 - np.count_nonzero(off) / len(sample)

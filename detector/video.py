@@ -289,7 +289,7 @@ class _KeyframeSkip:
     """
 
     def __init__(self, time_base: Any) -> None:
-        self._time_base = time_base
+        self._time_base = float(time_base) if time_base else None
         self._held: list[av.Packet] = []
         self._due: float | None = None
         self.dropped = 0
@@ -303,14 +303,14 @@ class _KeyframeSkip:
             return [packet]
         if packet.pts is None or packet.dts is None or self._time_base is None:
             return self.release(packet)
-        if packet.is_keyframe and float(packet.pts * self._time_base) <= self._due + 1e-6:
+        if packet.is_keyframe and packet.pts * self._time_base <= self._due + 1e-6:
             # Decoding starts over here; keep holding in case a later keyframe is due too.
             self.dropped += len(self._held)
             self._held = [packet]
             return []
         if (
             packet.is_keyframe
-            or float(packet.dts * self._time_base) >= self._due - 1e-6
+            or packet.dts * self._time_base >= self._due - 1e-6
             or len(self._held) >= MAX_HELD_PACKETS
         ):
             return self.release(packet)
