@@ -74,7 +74,7 @@ def samples_64(rgb: np.ndarray) -> np.ndarray:
     """The filtered luma at PDQ's 64 x 64 sample points of an (h, w, 3) uint8 frame."""
     height, width = rgb.shape[:2]
     rows, columns = sample_weights(height), sample_weights(width)
-    banded = rows @ rgb.reshape(height, width * 3).astype(np.float32)  # (64, w * 3)
+    banded = rows @ rgb.astype(np.float32).reshape(height, width * 3)  # (64, w * 3)
     luma = banded.reshape(SAMPLES, width, 3) @ np.asarray(LUMA_WEIGHTS, np.float32)
     return (columns @ luma.T).T  # (64, 64)
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -346,19 +346,25 @@ def _packets(
 
 
 def iter_sampled_frames(
-    path: Path, options: VideoOptions = VideoOptions(), warnings: list[str] | None = None
+    path: Path,
+    options: VideoOptions = VideoOptions(),
+    warnings: list[str] | None = None,
+    on_open: Callable[[VideoInfo], None] | None = None,
 ) -> Iterator[SampledFrame]:
     """Decode a video's first video stream and yield the frames due by the sampling rate.
 
     Raises MediaError when nothing can be decoded; problems met after frames came out
     (corrupt packets, a truncated file, broken timestamps, limits reached) end or repair
-    the stream and are appended to `warnings` instead.
+    the stream and are appended to `warnings` instead. `on_open` gets the stream's
+    `VideoInfo` before the first frame (the file is opened once).
     """
     notes = warnings if warnings is not None else []
     with _open(path) as container:
         stream = _video_stream(container)
         info = _info(container, stream)
         _check_limits(info, options)
+        if on_open is not None:
+            on_open(info)
         stream.thread_type = "AUTO"
         stream.thread_count = options.threads
         step = sampling_interval(info, options)
@@ -430,9 +436,9 @@ def hash_video(path: Path, options: VideoOptions = VideoOptions()) -> VideoHashe
     mirrored: list[str] = []
     crops: list[CropBox | None] = []
     cropped: list[list[str]] = []
-    info = probe(path)
+    opened: list[VideoInfo] = []
     last_stamp = 0.0
-    sampled_frames = iter_sampled_frames(path, options, warnings)
+    sampled_frames = iter_sampled_frames(path, options, warnings, on_open=opened.append)
     if options.crop_borders:
         boxed = smooth_crops(sampled_frames, lambda s: s.rgb, lambda s: s.timestamp)
     else:
@@ -441,7 +447,7 @@ def hash_video(path: Path, options: VideoOptions = VideoOptions()) -> VideoHashe
         for sampled, found in boxed:
             rgb, box = sampled.rgb, None
             if found is not None and not found.is_full(*rgb.shape[:2]):
-                rgb, box = np.ascontiguousarray(crop(rgb, found)), found
+                rgb, box = crop(rgb, found), found
             pdq, quality, mirror = hash_frame(rgb, mirror=options.mirror)
             if (
                 options.dedup_bits
@@ -464,6 +470,7 @@ def hash_video(path: Path, options: VideoOptions = VideoOptions()) -> VideoHashe
         raise MediaError("video has no decodable frames (empty, truncated or corrupt)")
     if len(frames) == 1:
         warnings.append("only one frame was hashed: it can match as a still, not by duration")
+    info = opened[0]  # frames came out, so the file was opened
     frame_s = 1.0 / info.fps if info.fps else 0.0
     return VideoHashes(
         frames=frames,
