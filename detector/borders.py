@@ -174,6 +174,9 @@ def _detect(rgb: np.ndarray, tolerance: int, max_outliers: float) -> CropBox | N
         rows = view[:, ::along_row]
         columns = view[::along_column].transpose(1, 0, 2)
         top, bottom = _bar_pair(rows[:max_rows], rows[::-1][:max_rows], tolerance, max_outliers)
+        # Later scans only crop more: a frame already too flat to tell stays so.
+        if box.height - top - bottom < MIN_CONTENT_FRACTION * height:
+            return None
         left, right = _bar_pair(
             columns[:max_cols], columns[::-1][:max_cols], tolerance, max_outliers
         )
