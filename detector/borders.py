@@ -79,17 +79,17 @@ def _flat_lines(off: np.ndarray, max_outliers: float, overlay: bool) -> np.ndarr
     return flat
 
 
-def _median_colour(line: np.ndarray) -> tuple[int, int, int]:
-    """Per-channel median of a (length, 3) line, truncated to whole levels."""
+def _median_colour(line: np.ndarray) -> tuple[int, ...]:
+    """Per-channel median of a (length, channels) line, truncated to whole levels."""
     middle = line.shape[0] // 2
     if line.shape[0] % 2:
         values = np.partition(line, middle, axis=0)[middle]
-        return tuple(int(v) for v in values)  # type: ignore[return-value]
+        return tuple(int(v) for v in values)
     pair = np.partition(line, [middle - 1, middle], axis=0)[middle - 1 : middle + 1]
-    return tuple((int(a) + int(b)) // 2 for a, b in zip(*pair, strict=True))  # type: ignore[return-value]
+    return tuple((int(a) + int(b)) // 2 for a, b in zip(*pair, strict=True))
 
 
-def _off_colour(chunk: np.ndarray, colour: tuple[int, int, int], tolerance: int) -> np.ndarray:
+def _off_colour(chunk: np.ndarray, colour: tuple[int, ...], tolerance: int) -> np.ndarray:
     """(lines, length) True where any channel is more than `tolerance` from `colour`."""
     import cv2
 
@@ -99,7 +99,8 @@ def _off_colour(chunk: np.ndarray, colour: tuple[int, int, int], tolerance: int)
 
 
 def _flat_run(lines: np.ndarray, tolerance: int, max_outliers: float, overlay: bool = False) -> int:
-    """How many leading lines (axis 0 of an (n, length, 3) array) match the first line's colour.
+    """How many leading lines (axis 0 of an (n, length, channels) array) match the first
+    line's colour.
 
     Scans outward in growing blocks: most frames have no border and stop at the first block.
     """
@@ -156,7 +157,8 @@ def detect_borders(
     tolerance: int = DEFAULT_TOLERANCE,
     max_outliers: float = DEFAULT_MAX_OUTLIERS,
 ) -> CropBox:
-    """The box of an RGB frame (h, w, 3) left after removing flat borders on all four sides."""
+    """The box of a frame ((h, w, 3) RGB or (h, w, 1) luma) left after removing flat
+    borders on all four sides."""
     found = _detect(rgb, tolerance, max_outliers)
     return found if found is not None else CropBox(0, rgb.shape[0], 0, rgb.shape[1])
 
@@ -259,6 +261,6 @@ def uniform_share(rgb: np.ndarray, tolerance: int = DEFAULT_TOLERANCE) -> float:
     evidence of a match.
     """
     step = max(1, min(rgb.shape[0], rgb.shape[1]) // 64)
-    sample = np.ascontiguousarray(rgb[::step, ::step]).reshape(-1, 3)
+    sample = np.ascontiguousarray(rgb[::step, ::step]).reshape(-1, rgb.shape[2])
     off = _off_colour(sample[:, None, :], _median_colour(sample), tolerance)
     return 1.0 - np.count_nonzero(off) / len(sample)

@@ -70,13 +70,15 @@ def _dct_matrix() -> np.ndarray:
     return (scale * np.cos(np.pi / 2 / SAMPLES * frequency * (2 * position + 1))).astype(np.float32)
 
 
-def samples_64(rgb: np.ndarray) -> np.ndarray:
-    """The filtered luma at PDQ's 64 x 64 sample points of an (h, w, 3) uint8 frame."""
-    height, width = rgb.shape[:2]
+def samples_64(pixels: np.ndarray) -> np.ndarray:
+    """The filtered luma at PDQ's 64 x 64 sample points of an (h, w, 3) RGB or an
+    (h, w, 1) luma uint8 frame."""
+    height, width, channels = pixels.shape
     rows, columns = sample_weights(height), sample_weights(width)
-    banded = rows @ rgb.astype(np.float32).reshape(height, width * 3)  # (64, w * 3)
-    luma = banded.reshape(SAMPLES, width, 3) @ np.asarray(LUMA_WEIGHTS, np.float32)
-    return (columns @ luma.T).T  # (64, 64)
+    banded = rows @ pixels.astype(np.float32).reshape(height, width * channels)
+    if channels == 3:
+        banded = banded.reshape(SAMPLES, width, 3) @ np.asarray(LUMA_WEIGHTS, np.float32)
+    return (columns @ banded.T).T  # (64, 64)
 
 
 def quality_of(samples: np.ndarray) -> int:
@@ -93,9 +95,15 @@ def _threshold(coefficients: np.ndarray) -> str:
     return bits_to_hex((flat > median)[::-1])
 
 
-def hash_frame(rgb: np.ndarray, mirror: bool = False) -> tuple[str, int, str]:
-    """PDQ hash, quality and (when `mirror`) the left-right mirror's hash ('' otherwise)."""
-    samples = samples_64(rgb)
+def hash_frame(
+    pixels: np.ndarray, mirror: bool = False, studio_range: bool = False
+) -> tuple[str, int, str]:
+    """PDQ hash, quality and (when `mirror`) the left-right mirror's hash ('' otherwise) of
+    an (h, w, 3) RGB or (h, w, 1) luma frame. `studio_range`: luma runs 16-235 (a video
+    decoder's Y plane), stretched to 0-255 so the quality reads as from RGB."""
+    samples = samples_64(pixels)
+    if studio_range:
+        samples = (samples - 16.0) * np.float32(255.0 / 219.0)
     dct = _dct_matrix()
     coefficients = dct @ samples @ dct.T
     mirrored = ""

@@ -77,3 +77,17 @@ def test_sample_weights_are_averages() -> None:
         assert weights.shape == (64, length)
         assert np.allclose(weights.sum(axis=1), 1.0, atol=1e-5)
         assert (weights >= 0).all()
+
+
+def test_luma_input_hashes_as_its_rgb() -> None:
+    # A luma plane carries what PDQ reads of an RGB frame: the same hash up to rounding,
+    # and a studio-range plane (16-235) reads the same once stretched.
+    rgb = _synthetic()[2]
+    luma = rgb.astype(np.float32) @ np.asarray([0.299, 0.587, 0.114], np.float32)
+    full = np.round(luma).astype(np.uint8)[:, :, None]
+    studio = np.round(16 + luma * 219 / 255).astype(np.uint8)[:, :, None]
+    reference, quality, _ = hash_frame(rgb)
+    for plane, studio_range in ((full, False), (studio, True)):
+        pdq, plane_quality, _ = hash_frame(plane, studio_range=studio_range)
+        assert pdq_distance(pdq, reference) <= 4
+        assert abs(plane_quality - quality) <= 2

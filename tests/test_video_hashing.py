@@ -99,8 +99,27 @@ def test_keyframe_skip_decodes_from_the_last_keyframe_before_the_due_time(
     assert len(released) == len(packets) - 1 - gate.dropped
 
 
+def test_sampled_frames_are_hashed_from_the_luma_plane(media: Path) -> None:
+    sampled = VideoOptions(seconds_per_hash=1, min_frames=0)
+    first = next(iter_sampled_frames(media / "show.mp4", sampled))
+    assert first.pixels.shape[2] == 1 and first.studio_range
+    luma = hash_video(media / "show.mp4", sampled)
+    rgb = hash_video(media / "show.mp4", replace(sampled, luma_plane=False))
+    pairs = list(zip(luma.frames, rgb.frames, strict=True))
+    distances = [pdq_distance(a.pdq, b.pdq) for a, b in pairs]
+    # The same picture: only the decoder's RGB conversion (rounding, clipping) differs.
+    assert sum(distances) / len(distances) <= 3 and max(distances) <= 16
+    assert all(abs(a.quality - b.quality) <= 5 for a, b in pairs)
+    assert luma.uniform == rgb.uniform and luma.crops == rgb.crops
+
+
+def test_every_frame_mode_hashes_rgb_like_vpdq(media: Path) -> None:
+    first = next(iter_sampled_frames(media / "show.mp4", VideoOptions(seconds_per_hash=0)))
+    assert first.pixels.shape[2] == 3 and not first.studio_range
+
+
 def test_frame_mirror_hash_is_the_left_right_flip(media: Path) -> None:
-    rgb = next(iter_sampled_frames(media / "show.mp4")).rgb
+    rgb = next(iter_sampled_frames(media / "show.mp4", VideoOptions(seconds_per_hash=0))).pixels
     _, _, mirrored = hash_frame(np.ascontiguousarray(rgb), mirror=True)
     flipped, _ = hash_pixels(np.ascontiguousarray(rgb[:, ::-1]))
     assert pdq_distance(mirrored, flipped) <= 16
