@@ -42,8 +42,11 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from casework.banks import Banks
+from casework.db import Store
 from casework.errors import CaseworkError
+from casework.home import Home
 from casework.image_matching import needs_local_features
+from casework.matching import Finding, find_matches
 from casework.models import (
     CrawlRun,
     CrawlUrl,
@@ -138,6 +141,7 @@ class UnwrittenContent:
     """Fingerprinted bytes whose item waits in the open batch; filled in when written."""
 
     signals: MediaSignals
+    findings: list[Finding]
     item_id: int | None = None
     matched: bool = False
 
@@ -626,11 +630,7 @@ class Crawl:
         assert result.body_path is not None
         done = self._hashing[sha256] = asyncio.get_running_loop().create_future()
         try:
-            signals = await asyncio.get_running_loop().run_in_executor(
-                self._pool, hash_file, result.body_path, self.hash_options
-            )
-            if self._lazy_local_features and signals.modality == "image":
-                await self._add_local_features(signals, result.body_path)
+            signals, findings = await self._fingerprint(result.body_path)
         except UnsupportedMedia as exc:
             # No hasher for this kind (yet): fetched, sniffed, counted, dropped.
             self._finish(row_id, "done", result=result, outcome="unsupported_media", error=str(exc))
@@ -642,21 +642,26 @@ class Crawl:
             done.set_result(None)
             self._hashing.pop(sha256, None)
         self.summary.media_hashed += 1
-        content = UnwrittenContent(signals)
+        content = UnwrittenContent(signals, findings)
         if signals.sha256:
             self._unwritten_content.setdefault(signals.sha256, content)
         self._defer(row_id, lambda s: self._write_media(s, row_id, location, content, result, page))
 
-    async def _add_local_features(self, signals: MediaSignals, path: Path) -> None:
-        """ORB features for an image that has a candidate to verify (see
-        `needs_local_features`), from the fetched file still on disk."""
-        with self.workspace.store.session() as session:
-            if not needs_local_features(session, self.workspace.banks, signals, self.match_rules):
-                return
-        signals.extra[LOCAL_FEATURES_KIND] = await asyncio.get_running_loop().run_in_executor(
-            self._pool, local_features_file, path, self.hash_options.image
+    async def _fingerprint(self, path: Path) -> tuple[MediaSignals, list[Finding]]:
+        """Signals of a fetched file and the references they match, both worked out in a
+        hashing worker: matching (index searches, image verification) is most of a
+        crawl's CPU, and the workers spread it over the cores."""
+        signals, findings, featured = await asyncio.get_running_loop().run_in_executor(
+            self._pool,
+            fingerprint_and_match,
+            path,
+            self.hash_options,
+            self.workspace.home,
+            self.match_rules,
+            self._lazy_local_features,
         )
-        self.summary.images_local_features += 1
+        self.summary.images_local_features += featured
+        return signals, findings
 
     def _unmatched_duplicate(self, sha256: str | None) -> int | None:
         if sha256 is None:
@@ -697,7 +702,12 @@ class Crawl:
             )
         else:  # the first copy matched (or failed): this location gets its own item
             self._write_media(
-                session, row_id, location, UnwrittenContent(first.signals), result, page
+                session,
+                row_id,
+                location,
+                UnwrittenContent(first.signals, first.findings),
+                result,
+                page,
             )
 
     def _write_media(
@@ -711,7 +721,7 @@ class Crawl:
     ) -> None:
         """Item, signals, matches, takedowns, evidence and the frontier row: one transaction."""
         item, matches = record_item(
-            session, self.workspace, content.signals, location, self.match_rules
+            session, self.workspace, content.signals, location, self.match_rules, content.findings
         )
         if matches:
             fetches = ([("page", page)] if page is not None else []) + [("media", result)]
@@ -742,9 +752,7 @@ class Crawl:
         path = self._work_dir / f"text-{row.id}.txt"
         path.write_text(text, encoding="utf-8")
         try:
-            signals = await asyncio.get_running_loop().run_in_executor(
-                self._pool, hash_file, path, self.hash_options
-            )
+            signals, findings = await self._fingerprint(path)
         except UnsupportedMedia:
             return
         except MediaError as exc:
@@ -754,13 +762,23 @@ class Crawl:
             path.unlink(missing_ok=True)
         self.summary.texts_hashed += 1
         # Written in the page's batch, just before the page's own frontier row.
-        self._defer(row.id, lambda s: self._write_text(s, row, page, signals))
+        self._defer(row.id, lambda s: self._write_text(s, row, page, signals, findings))
 
     def _write_text(
-        self, session: Session, row: Row[Any], page: FetchResult, signals: MediaSignals
+        self,
+        session: Session,
+        row: Row[Any],
+        page: FetchResult,
+        signals: MediaSignals,
+        findings: list[Finding],
     ) -> None:
         item, matches = record_item(
-            session, self.workspace, signals, page.final_url or row.url, self.match_rules
+            session,
+            self.workspace,
+            signals,
+            page.final_url or row.url,
+            self.match_rules,
+            findings,
         )
         if matches:
             bundle = self.evidence.write_bundle(
@@ -918,6 +936,34 @@ class Crawl:
         if self._history_rows and (force or len(self._history_rows) >= HISTORY_FLUSH_ROWS):
             rows, self._history_rows = self._history_rows, []
             self.history.add(rows)
+
+
+# Per hashing worker: the store and reference banks it matches against (opened once).
+_matching_banks: dict[tuple[Path, str], tuple[Store, Banks]] = {}
+
+
+def fingerprint_and_match(
+    path: Path, options: HashOptions, home: Home, rules: MatchRules, lazy_local_features: bool
+) -> tuple[MediaSignals, list[Finding], bool]:
+    """In a hashing worker: the file's signals, the references they match, and whether ORB
+    features were added on demand (triage: only an image with a candidate to verify).
+    The banks reload themselves when a reference is added during the crawl."""
+    signals = hash_file(path, options)
+    key = (home.root, home.db_url)
+    if key not in _matching_banks:
+        _matching_banks[key] = (Store(home.db_url), Banks(home.index_dir))
+    store, banks = _matching_banks[key]
+    featured = False
+    with store.session() as session:
+        if (
+            lazy_local_features
+            and signals.modality == "image"
+            and needs_local_features(session, banks, signals, rules)
+        ):
+            signals.extra[LOCAL_FEATURES_KIND] = local_features_file(path, options.image)
+            featured = True
+        findings = find_matches(session, banks, signals, rules)
+    return signals, findings, featured
 
 
 def _init_hash_worker() -> None:

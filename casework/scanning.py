@@ -148,13 +148,16 @@ def record_item(
     signals: MediaSignals,
     location: str,
     rules: MatchRules = MatchRules(),
+    findings: list[Finding] | None = None,
 ) -> tuple[RecordedItem, list[ScanMatch]]:
-    """Inside the caller's transaction: the item, its signals, its matches and takedowns.
+    """Inside the caller's transaction: the item, its signals, its matches and takedowns
+    (`findings`: the matches when the caller already searched the banks for them).
 
     The item and its signals go in as Core inserts (one row, then one executemany with
     RETURNING): a crawl records thousands of items, and the ORM's unit of work cost ~4 ms
     of CPU per item. Only an item that matched is loaded as an ORM object, for the queue."""
-    findings = find_matches(session, workspace.banks, signals, rules)
+    if findings is None:
+        findings = find_matches(session, workspace.banks, signals, rules)
     item_id = session.execute(
         insert(ScannedItem)
         .values(
