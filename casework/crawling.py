@@ -954,7 +954,7 @@ def fingerprint_and_match(
         _matching_banks[key] = (Store(home.db_url), Banks(home.index_dir))
     store, banks = _matching_banks[key]
     featured = False
-    with store.session() as session:
+    with store.read_session() as session:
         if (
             lazy_local_features
             and signals.modality == "image"

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 60
+READ_ONLY_OPTION = "ansim_read_only"
 
 
 def normalize_url(url: str) -> str:
@@ -50,7 +51,10 @@ def _configure_sqlite(engine: Engine) -> None:
     def on_begin(connection):  # type: ignore[no-untyped-def]
         # IMMEDIATE takes the write lock up front: two writers queue instead of one of
         # them failing with "database is locked" when it upgrades a read to a write.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read-only session (`Store.read_session`) takes no lock: in WAL mode readers
+        # neither wait for the writer nor for each other.
+        read_only = connection.get_execution_options().get(READ_ONLY_OPTION, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def alembic_config(url: str) -> Config:
@@ -104,6 +108,9 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(
+            self.engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False
+        )
 
     def migrate(self) -> None:
         upgrade(self.engine)
@@ -111,6 +118,13 @@ class Store:
     @contextmanager
     def session(self) -> Iterator[Session]:
         with self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A transaction that only reads: on SQLite it does not queue behind writers
+        (a crawl's hashing workers match against the store while the crawl writes)."""
+        with self._read_sessions.begin() as session:
             yield session
 
     def dispose(self) -> None:

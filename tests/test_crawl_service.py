@@ -77,6 +77,16 @@ def test_crawl_queues_planted_copies_with_evidence(site, workspace, tmp_path: Pa
     assert len(evidence_files) == 4  # 2 bundles x (WARC + manifest)
 
 
+def test_hashing_processes_match_what_they_hash(site, workspace) -> None:
+    # Two real worker processes (as a nightly crawl runs): each opens the store and the
+    # reference banks itself and sends back signals and matches.
+    _, refs = add_refs(workspace, site.reference_files)
+    summary = crawling.run_crawl(workspace, crawl_options(site, hash_processes=2))
+    found = {m["url"].split(site.server.base_url)[1] for m in summary.match_list}
+    assert found == set(site.planted_paths)
+    assert {m["reference_id"] for m in summary.match_list} <= {r.reference_id for r in refs}
+
+
 def test_identical_content_at_many_urls_is_hashed_once(site, workspace) -> None:
     for n in range(2, 8):  # six URLs, one file
         site.images[n] = site.images[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -45,3 +46,32 @@ def test_migrations_match_the_models(store: Store) -> None:
     with store.engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert differences == []
+
+
+def test_a_read_session_does_not_wait_for_a_writer(store: Store) -> None:
+    # A crawl writes while its hashing workers read the references: the readers must not
+    # queue behind the writer's lock (SQLite takes it at BEGIN IMMEDIATE).
+    with store.session() as session:
+        session.add(Case(id="C-2026-0002", case_type="stalking", pseudonym="P2"))
+    writer_holds, reader_done = threading.Event(), threading.Event()
+    found: list[str] = []
+
+    def write_and_hold() -> None:
+        with store.session() as session:
+            session.add(Case(id="C-2026-0003", case_type="stalking", pseudonym="P3"))
+            session.flush()
+            writer_holds.set()
+            # Released early only if the reader got through while the lock was held.
+            reader_done.wait(timeout=20)
+
+    writer = threading.Thread(target=write_and_hold)
+    writer.start()
+    assert writer_holds.wait(timeout=20)
+    with store.read_session() as session:
+        found = [case.id for case in session.execute(select(Case)).scalars()]
+    finished_while_writer_held = writer.is_alive()
+    reader_done.set()
+    writer.join()
+    assert finished_while_writer_held
+    # The writer's row is not visible until it commits.
+    assert "C-2026-0002" in found and "C-2026-0003" not in found
