@@ -382,6 +382,7 @@ class Crawl:
                 finally:
                     writer.cancel()
                     self._write_batch()  # before the fetched bodies' folder goes
+        release_matching_banks(self.workspace.home)  # held here when hashing ran in-process
         self._flush_history(force=True)
         self.summary.elapsed_s = time.monotonic() - self.summary.started
         self.summary.outcomes.update(
@@ -940,6 +941,13 @@ class Crawl:
 
 # Per hashing worker: the store and reference banks it matches against (opened once).
 _matching_banks: dict[tuple[Path, str], tuple[Store, Banks]] = {}
+
+
+def release_matching_banks(home: Home) -> None:
+    """Close this process's matching store for `home` (its connections) if it has one."""
+    opened = _matching_banks.pop((home.root, home.db_url), None)
+    if opened is not None:
+        opened[0].dispose()
 
 
 def fingerprint_and_match(
