@@ -42,6 +42,7 @@ from detector.descriptor import DescriptorModel, load_descriptor_model
 from detector.image import ImageOptions, load_rgb
 from detector.image_decision import (
     PDQ_NO_EVIDENCE,
+    VERIFICATION_BUDGET,
     Candidate,
     Decision,
     Evidence,
@@ -78,7 +79,7 @@ class RobustBenchConfig:
     transforms: tuple[str, ...] = tuple(HARD_TRANSFORMS) + tuple(EASY_TRANSFORMS)
     target_precision: float = 0.999
     descriptor_neighbours: int = 10
-    max_verifications: int = 4
+    max_verifications: int = VERIFICATION_BUDGET
     seed: int = 2021
     weights: Path | None = None
 

@@ -22,6 +22,7 @@ from detector.descriptor import Descriptor
 from detector.image_decision import (
     CALIBRATION_FILE,
     PDQ_NO_EVIDENCE,
+    VERIFICATION_BUDGET,
     Candidate,
     Evidence,
     Thresholds,
@@ -35,7 +36,6 @@ from detector.signals import MediaSignals
 
 DESCRIPTOR_NEIGHBOURS = 10
 LOCAL_FEATURE_CANDIDATES = 10
-MAX_VERIFICATIONS = 4
 
 
 @lru_cache(maxsize=1)
@@ -181,7 +181,7 @@ def match_image_robust(
         signals.extra.get(LOCAL_FEATURES_KIND),
         features.get,
         decision_thresholds(),
-        MAX_VERIFICATIONS,
+        VERIFICATION_BUDGET,
         query_is_reference=banks.owner != "reference",
     )
     return [_as_match(d) for d in decisions if d.matched]
