@@ -940,12 +940,12 @@ class Crawl:
 
 
 # Per hashing worker: the store and reference banks it matches against (opened once).
-_matching_banks: dict[tuple[Path, str], tuple[Store, Banks]] = {}
+_matching_banks: dict[Home, tuple[Store, Banks]] = {}
 
 
 def release_matching_banks(home: Home) -> None:
     """Close this process's matching store for `home` (its connections) if it has one."""
-    opened = _matching_banks.pop((home.root, home.db_url), None)
+    opened = _matching_banks.pop(home, None)
     if opened is not None:
         opened[0].dispose()
 
@@ -957,10 +957,9 @@ def fingerprint_and_match(
     features were added on demand (triage: only an image with a candidate to verify).
     The banks reload themselves when a reference is added during the crawl."""
     signals = hash_file(path, options)
-    key = (home.root, home.db_url)
-    if key not in _matching_banks:
-        _matching_banks[key] = (Store(home.db_url), Banks(home.index_dir))
-    store, banks = _matching_banks[key]
+    if home not in _matching_banks:
+        _matching_banks[home] = (Store(home.db_url), Banks(home.index_dir))
+    store, banks = _matching_banks[home]
     featured = False
     with store.read_session() as session:
         if (

@@ -12,7 +12,8 @@ Why it is fast without losing vPDQ compatibility:
 - when sampling sparsely, the rest of a group of pictures after a sample is not decoded
   either when a keyframe comes before the next sample is due (`_KeyframeSkip`): at one
   frame a second and keyframes every two seconds, about half the frames are never decoded;
-- only sampled frames are converted to RGB and hashed.
+- only sampled frames are read out and hashed: the decoder's luma plane as it is when
+  sampling, RGB when hashing every frame (vPDQ's exact mode).
 
 Only one decoded frame is held at a time; a video of any length streams through.
 Flat borders are cropped before hashing (see `detector.borders`), and frames that are
@@ -24,7 +25,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -259,8 +260,8 @@ def _luma_plane(frame: av.VideoFrame) -> np.ndarray:
     return rows[:, : frame.width, None]
 
 
-def _pixels(frame: av.VideoFrame, options: VideoOptions, sampling: bool) -> SampledFrame:
-    """What is hashed of a decoded frame (its index and time filled in by the caller)."""
+def _pixels(frame: av.VideoFrame, options: VideoOptions, sampling: bool) -> tuple[np.ndarray, bool]:
+    """What is hashed of a decoded frame, and whether it is studio-range luma."""
     if (
         sampling
         and options.luma_plane
@@ -269,8 +270,8 @@ def _pixels(frame: av.VideoFrame, options: VideoOptions, sampling: bool) -> Samp
     ):
         name = frame.format.name
         studio = frame.color_range != 2 and not name.startswith("yuvj") and name != "gray"
-        return SampledFrame(0, 0.0, _luma_plane(frame), studio_range=studio)
-    return SampledFrame(0, 0.0, _to_rgb(frame, options.max_hash_side))
+        return _luma_plane(frame), studio
+    return _to_rgb(frame, options.max_hash_side), False
 
 
 def _to_rgb(frame: av.VideoFrame, max_side: int) -> np.ndarray:
@@ -443,7 +444,8 @@ def iter_sampled_frames(
                 if skipping or skipping_keyframes:
                     # Skipped frames were never counted; number the frame by its time.
                     index = round(stamp * info.fps)
-                yield replace(_pixels(frame, options, bool(step)), index=index, timestamp=stamp)
+                pixels, studio_range = _pixels(frame, options, bool(step))
+                yield SampledFrame(index, stamp, pixels, studio_range)
             if time.monotonic() > deadline:
                 if decoded == 0:
                     raise MediaError(
