@@ -7,6 +7,7 @@ source of truth: an index whose size disagrees with the store is rebuilt from it
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,9 @@ from indexer.local_feature_index import FaissLocalFeatureIndex
 from indexer.pdq_index import FaissPdqIndex
 from indexer.persisted import PersistedIndex
 from indexer.text_index import LshTextIndex
+
+# Decoded ORB features kept per Banks (~60 KB each): the references a crawl verifies against.
+LOCAL_FEATURES_CACHED = 1024
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,10 @@ class Banks:
         }
         self._specs = {spec.name: spec for spec in BANK_SPECS}
         self._checked = False
+        # Signal id -> decoded ORB features. A signal row never changes (a re-hash is a new
+        # row), so entries never go stale; a crawl verifies against the same few references
+        # thousands of times, and reading their ~50 KB blobs each time cost 9 ms an image.
+        self._local_features: OrderedDict[int, LocalFeatures] = OrderedDict()
 
     def _owner_filter(self, query):  # type: ignore[no-untyped-def]
         if self.owner == "reference":
@@ -135,6 +143,35 @@ class Banks:
         if model_id is not None:
             query = query.where(Signal.value == model_id)
         return {signal_id: owner_id for signal_id, owner_id in session.execute(query)}
+
+    def local_features_of(self, session: Session, owner_ids: set[int]) -> dict[int, LocalFeatures]:
+        """Owner id -> its stored ORB features (for verification), for owners that have them."""
+        if not owner_ids:
+            return {}
+        # The kind is filtered here, not in SQL: given both, SQLite's planner (no ANALYZE
+        # statistics) walks every ORB row through the (kind, item_id) index.
+        rows = session.execute(
+            select(self.owner_column, Signal.id, Signal.kind).where(
+                self.owner_column.in_(owner_ids)
+            )
+        )
+        signal_of_owner = {
+            owner_id: signal_id for owner_id, signal_id, kind in rows if kind == LOCAL_FEATURES_KIND
+        }
+        missing = set(signal_of_owner.values()) - set(self._local_features)
+        if missing:
+            blobs = session.execute(select(Signal.id, Signal.blob).where(Signal.id.in_(missing)))
+            for signal_id, blob in blobs:
+                if blob:
+                    self._local_features[signal_id] = LocalFeatures.from_blob(blob)
+        found = {}
+        for owner_id, signal_id in signal_of_owner.items():
+            if signal_id in self._local_features:
+                self._local_features.move_to_end(signal_id)
+                found[owner_id] = self._local_features[signal_id]
+        while len(self._local_features) > LOCAL_FEATURES_CACHED:
+            self._local_features.popitem(last=False)
+        return found
 
     def _rows(self, session: Session, kind: str) -> list[Signal]:
         return list(

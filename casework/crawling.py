@@ -37,6 +37,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import faiss
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
@@ -67,6 +68,7 @@ from crawler.robots import RobotsCache
 from crawler.urls import Scope, normalize_url
 from detector.decision import MatchRules
 from detector.errors import MediaError, UnsupportedMedia
+from detector.faiss_threads import one_faiss_thread
 from detector.hashing import HashOptions, hash_file
 from detector.image_robust import LOCAL_FEATURES_OPTION, descriptor_available, local_features_file
 from detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
@@ -251,7 +253,9 @@ def run_crawl(
             run_id = start_run(workspace, options)
         crawl = Crawl(workspace, options, run_id, on_progress)
         crawl.summary.resumed = resume
-        with crawl.logging_to_file():
+        # The hashing workers keep every core busy: FAISS threads here (history index adds,
+        # its one training) would only spin-wait against them.
+        with crawl.logging_to_file(), one_faiss_thread():
             asyncio.run(crawl.run())
         return crawl.summary
 
@@ -669,7 +673,7 @@ class Crawl:
             return None
         if sha256 in self._unmatched_sha:
             return self._unmatched_sha[sha256]
-        with self.workspace.store.session() as session:
+        with self.workspace.store.read_session() as session:
             query = (
                 select(ScannedItem.id)
                 .where(ScannedItem.sha256 == sha256, ScannedItem.error.is_(None))
@@ -974,8 +978,9 @@ def fingerprint_and_match(
 
 
 def _init_hash_worker() -> None:
-    """A hashing process runs one job at a time beside one per core: OpenCV's own thread
-    pool would only add spin-waits."""
+    """A hashing process runs one job at a time beside one per core: OpenCV's and FAISS's
+    own thread pools would only add spin-waits."""
+    faiss.omp_set_num_threads(1)
     if opencv_available():
         import cv2
 

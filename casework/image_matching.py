@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casework.banks import Banks
-from casework.models import Signal
 from detector.decision import Decision, MatchRules
 from detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
 from detector.descriptor import Descriptor
@@ -41,17 +39,6 @@ LOCAL_FEATURE_CANDIDATES = 10
 @lru_cache(maxsize=1)
 def decision_thresholds() -> Thresholds:
     return Thresholds.load(CALIBRATION_FILE)
-
-
-def _stored_features(
-    session: Session, banks: Banks, owner_ids: set[int]
-) -> dict[int, LocalFeatures]:
-    rows = session.execute(
-        select(banks.owner_column, Signal.blob).where(
-            banks.owner_column.in_(owner_ids), Signal.kind == LOCAL_FEATURES_KIND
-        )
-    )
-    return {owner_id: LocalFeatures.from_blob(blob) for owner_id, blob in rows if blob}
 
 
 def _pdq_distances(
@@ -175,7 +162,7 @@ def match_image_robust(
         candidates = [c for c in candidates if _without_verification(c).score > 0.0]
     if not candidates:
         return []
-    features = _stored_features(session, banks, {c.owner_id for c in candidates})
+    features = banks.local_features_of(session, {c.owner_id for c in candidates})
     decisions = judge_candidates(
         candidates,
         signals.extra.get(LOCAL_FEATURES_KIND),

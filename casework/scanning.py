@@ -172,10 +172,19 @@ def record_item(
     ).scalar_one()
     rows = rows_from_signals(signals)
     if rows:
-        ids = session.execute(
-            insert(Signal).returning(Signal.id, sort_by_parameter_order=True),
-            [{**{c: getattr(row, c) for c in SIGNAL_COLUMNS}, "item_id": item_id} for row in rows],
-        ).scalars()
+        # On the table, not the ORM entity: the ORM's bulk path costs another ~1 ms an item.
+        signal_table = Signal.__table__
+        ids = (
+            session.connection()
+            .execute(
+                signal_table.insert().returning(signal_table.c.id, sort_by_parameter_order=True),
+                [
+                    {**{c: getattr(row, c) for c in SIGNAL_COLUMNS}, "item_id": item_id}
+                    for row in rows
+                ],
+            )
+            .scalars()
+        )
         for row, signal_id in zip(rows, ids, strict=True):
             row.id, row.item_id = signal_id, item_id
     recorded = RecordedItem(item_id, location, signals.modality, signals.sha256, rows)

@@ -16,14 +16,21 @@ import faiss
 
 
 @contextmanager
-def faiss_threads_for(comparisons: int, single_thread_below: int) -> Iterator[None]:
-    """One OpenMP thread while fewer than `single_thread_below` comparisons are due."""
-    if comparisons >= single_thread_below:
-        yield
-        return
+def one_faiss_thread() -> Iterator[None]:
+    """FAISS on one OpenMP thread inside the block (a process sharing the cores with others)."""
     previous = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     try:
         yield
     finally:
         faiss.omp_set_num_threads(previous)
+
+
+@contextmanager
+def faiss_threads_for(comparisons: int, single_thread_below: int) -> Iterator[None]:
+    """One OpenMP thread while fewer than `single_thread_below` comparisons are due."""
+    if comparisons >= single_thread_below:
+        yield
+        return
+    with one_faiss_thread():
+        yield

@@ -130,21 +130,26 @@ def _spread_orb(grey: np.ndarray, count: int, grid: int = 8) -> LocalFeatures:
     empty = LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), width, height)
     if not detected:
         return empty
-    points = np.asarray([kp.pt for kp in detected], dtype=np.float32)
-    responses = np.asarray([kp.response for kp in detected], dtype=np.float32)
-    cells = (np.minimum(points[:, 1] * grid // height, grid - 1) * grid) + np.minimum(
-        points[:, 0] * grid // width, grid - 1
+    # KeyPoint_convert and fromiter: a list of 9,000 keypoint tuples cost a third of this.
+    points = cv2.KeyPoint_convert(detected)
+    responses = np.fromiter((kp.response for kp in detected), np.float32, len(detected))
+    column = np.minimum(points[:, 0] * grid // width, grid - 1)
+    row = np.minimum(points[:, 1] * grid // height, grid - 1)
+    cells = (row * grid + column).astype(np.int16)
+    # Keep each cell's strongest first, then each cell's second, ... (ties: detection order).
+    # Stable sorts of small integers are radix sorts: cheaper than two lexsorts.
+    strongest_first = np.argsort(-responses, kind="stable")
+    by_cell = strongest_first[np.argsort(cells[strongest_first], kind="stable")]
+    sorted_cells = cells[by_cell]
+    rank_in_cell = np.empty(len(by_cell), np.int64)
+    rank_in_cell[by_cell] = np.arange(len(by_cell)) - np.searchsorted(
+        sorted_cells, sorted_cells, side="left"
     )
-    # Rank within each cell by response; keep each cell's best, then fill by rank.
-    order = np.lexsort((-responses, cells))
-    first_of_cell = np.searchsorted(cells[order], cells[order], side="left")
-    rank_in_cell = np.arange(len(order)) - first_of_cell
-    by_rank = order[np.lexsort((-responses[order], rank_in_cell))]
+    by_rank = strongest_first[np.argsort(rank_in_cell[strongest_first], kind="stable")]
     keypoints, descriptors = orb.compute(grey, [detected[i] for i in by_rank[:count]])
     if descriptors is None or not keypoints:
         return empty
-    kept = np.asarray([kp.pt for kp in keypoints], dtype=np.float32)
-    return LocalFeatures(kept, descriptors, width, height)
+    return LocalFeatures(cv2.KeyPoint_convert(keypoints), descriptors, width, height)
 
 
 @dataclass(frozen=True)

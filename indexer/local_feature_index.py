@@ -11,10 +11,13 @@ that reference. References with the most votes become candidates for verificatio
 This finds partial copies that global descriptors and PDQ miss, and works without torch.
 
 The FAISS index searches exactly (flat) while small and, past `IVF_MIN_CODES`
-descriptors, through an inverted file trained on the stored descriptors (probing
-`nprobe` of its lists: ~6 ms a query for 100 references here, at the same candidate
-recall on the robust benchmark). The codes themselves are kept beside the search
-structure, so removal is exact and a rebuild retrains on everything stored.
+descriptors (8 references), through an inverted file trained on the stored descriptors
+(probing `nprobe` of its lists: ~6 ms a query for 100 references here, at the same
+candidate recall on the robust benchmark). A flat search costs a query ~15 ms at 25
+references, the inverted file ~5 ms with the same top candidate for 95% of crawled
+photos and the same votes within a few for planted copies. The codes themselves are
+kept beside the search structure, so removal is exact and a rebuild retrains on
+everything stored.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ RATIO = 0.85
 NEIGHBOURS = 8
 DESCRIPTOR_BITS = 256
 CODE_BYTES = DESCRIPTOR_BITS // 8
-IVF_MIN_CODES = 20_000
+IVF_MIN_CODES = 4096
 # Searches below this many descriptor comparisons run on one thread (detector.faiss_threads).
 SINGLE_THREAD_COMPARISONS = 1 << 26
 

@@ -79,3 +79,45 @@ def test_concurrent_writers_lose_no_index_entries(ansim_home: Path, tmp_path: Pa
     assert fresh.banks.sizes()["pdq"] == 12
     every_image = [p for batch in batches for p in batch]
     assert len(scanning.scan_paths(fresh, every_image, dry_run=True).matches) == 12
+
+
+def test_stored_local_features_are_read_once_and_the_cache_is_bounded(
+    ansim_home: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import numpy as np
+    from sqlalchemy import event, select
+
+    import casework.banks as banks_module
+    from casework.models import Signal
+    from detector.local_verify import SIGNAL_KIND, LocalFeatures
+
+    workspace, _ = init_workspace()
+    case_id = cases.open_case(workspace, "other")
+    results = intake.add_reference_files(workspace, case_id, make_images(tmp_path / "refs", 3))
+    owners = {r.reference_id for r in results}
+    blob_reads: list[str] = []
+
+    def count_blob_reads(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        if "signal.blob" in statement:
+            blob_reads.append(statement)
+
+    event.listen(workspace.store.engine, "before_cursor_execute", count_blob_reads)
+    with workspace.store.read_session() as session:
+        stored = {
+            owner: LocalFeatures.from_blob(blob)
+            for owner, blob in session.execute(
+                select(Signal.reference_id, Signal.blob).where(Signal.kind == SIGNAL_KIND)
+            )
+        }
+        blob_reads.clear()
+        first = workspace.banks.local_features_of(session, owners | {10_000})
+        assert set(first) == owners  # an owner without features is left out
+        for owner in owners:
+            assert np.array_equal(first[owner].descriptors, stored[owner].descriptors)
+        assert len(blob_reads) == 1
+        again = workspace.banks.local_features_of(session, owners)
+        assert len(blob_reads) == 1  # every blob came from the cache
+        assert all(again[owner] is first[owner] for owner in owners)
+        monkeypatch.setattr(banks_module, "LOCAL_FEATURES_CACHED", 1)
+        workspace.banks.local_features_of(session, owners)
+        assert len(workspace.banks._local_features) == 1

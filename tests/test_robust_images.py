@@ -231,6 +231,42 @@ def test_local_features_survive_their_blob() -> None:
 # --- geometric verification ---------------------------------------------------------------
 
 
+def test_keypoints_are_spread_over_the_grid_strongest_first(shared_data: Path) -> None:
+    """Keypoints are taken round robin over an 8x8 grid (a textured corner cannot take
+    every keypoint), and the selection repeats exactly."""
+    from collections import Counter
+
+    import cv2
+
+    from detector.image import load_rgb
+    from detector.local_verify import DETECTION_POOL, _grey, _spread_orb
+
+    grey = _grey(load_rgb(shared_data / "images" / "kodak24" / "kodim01.png"), 512)
+    kept = _spread_orb(grey, 300)
+    height, width = grey.shape
+    orb = cv2.ORB_create(nfeatures=DETECTION_POOL, fastThreshold=7, edgeThreshold=19, patchSize=19)
+    detected = orb.detect(grey, None)
+    cell_of = {
+        (round(kp.pt[0], 3), round(kp.pt[1], 3)): min(int(kp.pt[1] * 8 // height), 7) * 8
+        + min(int(kp.pt[0] * 8 // width), 7)
+        for kp in detected
+    }
+    kept_per_cell = Counter(
+        cell_of[(round(float(x), 3), round(float(y), 3))] for x, y in kept.points
+    )
+    detected_per_cell = Counter(cell_of.values())
+    assert len(detected_per_cell) >= 48
+    assert set(kept_per_cell) == set(detected_per_cell)  # every occupied cell is kept
+    # Round robin over the cells: those with detections to spare keep nearly equal shares.
+    busy = [
+        kept_per_cell[c] for c, n in detected_per_cell.items() if n > max(kept_per_cell.values())
+    ]
+    assert busy and max(busy) - min(busy) <= 1
+    again = _spread_orb(grey, 300)
+    assert np.array_equal(again.points, kept.points)
+    assert np.array_equal(again.descriptors, kept.descriptors)
+
+
 def test_verification_finds_a_cropped_and_pasted_copy_and_says_where(shared_data: Path) -> None:
     from benchmarks.hard_transforms import HARD_TRANSFORMS
     from detector.local_verify import extract_local_features, verify
