@@ -11,7 +11,7 @@ that reference. References with the most votes become candidates for verificatio
 This finds partial copies that global descriptors and PDQ miss, and works without torch.
 
 The FAISS index searches exactly (flat) while small and, past `IVF_MIN_CODES`
-descriptors (8 references), through an inverted file trained on the stored descriptors
+descriptors (12 references), through an inverted file trained on the stored descriptors
 (probing `nprobe` of its lists: ~6 ms a query for 100 references here, at the same
 candidate recall on the robust benchmark). A flat search costs a query ~15 ms at 25
 references, the inverted file ~5 ms with the same top candidate for 95% of crawled
@@ -43,7 +43,8 @@ RATIO = 0.85
 NEIGHBOURS = 8
 DESCRIPTOR_BITS = 256
 CODE_BYTES = DESCRIPTOR_BITS // 8
-IVF_MIN_CODES = 4096
+# 12 references; FAISS wants >= 39 training codes per list: 2 * sqrt(6,144) lists get 39.
+IVF_MIN_CODES = 6144
 # Searches below this many descriptor comparisons run on one thread (detector.faiss_threads).
 SINGLE_THREAD_COMPARISONS = 1 << 26
 
