@@ -215,6 +215,32 @@ def test_inverted_file_local_index_agrees_with_brute_force(
     assert all(hit.entry_id != 20 for row in approximate.search(queries, k=5) for hit in row)
 
 
+def test_a_saved_inverted_file_loads_without_retraining(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retraining on load took minutes for a crawl history: the trained structure is saved."""
+    import indexer.local_feature_index as module
+
+    monkeypatch.setattr(module, "IVF_MIN_CODES", 2000)
+    rng = np.random.default_rng(5)
+    entries = {entry: random_features(rng, 128) for entry in range(40)}
+    index = FaissLocalFeatureIndex()
+    index.add(list(entries), list(entries.values()))
+    assert index.uses_inverted_file
+    queries = local_feature_queries(rng, entries)
+    index.save(tmp_path / "ivf.index")
+
+    def no_training(self: FaissLocalFeatureIndex) -> None:
+        raise AssertionError("retrained on load")
+
+    monkeypatch.setattr(FaissLocalFeatureIndex, "_build", no_training)
+    loaded = FaissLocalFeatureIndex.load(tmp_path / "ivf.index")
+    assert loaded.uses_inverted_file and len(loaded) == 40
+    assert loaded.search(queries, k=3) == index.search(queries, k=3)
+    assert loaded.remove([20]) == 1
+    assert all(hit.entry_id != 20 for row in loaded.search(queries, k=5) for hit in row)
+
+
 def test_local_features_survive_their_blob() -> None:
     rng = np.random.default_rng(1)
     features = random_features(rng, 57)
