@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import faiss
+import numpy as np
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
@@ -310,6 +311,8 @@ class Crawl:
         self._pages_started = 0
         self._history_rows: list[Any] = []
         self._unmatched_sha: dict[str, int] = {}
+        # Sorted first 8 bytes of the SHA-256 of earlier runs' items (_content_prefixes).
+        self._earlier_content = np.zeros(0, np.uint64)
         self._hashing: dict[str, asyncio.Future[None]] = {}
         self._newest_reference_at: datetime | None = None
         self._stop_reason: str | None = None
@@ -356,6 +359,7 @@ class Crawl:
             self._newest_reference_at = session.execute(
                 select(func.max(Reference.added_at))
             ).scalar()
+            self._earlier_content = _content_prefixes(session, self._newest_reference_at)
             self.history.ensure_consistent(session)
         processes = options.hash_processes or os.cpu_count() or 1
         pool: Executor
@@ -673,6 +677,8 @@ class Crawl:
             return None
         if sha256 in self._unmatched_sha:
             return self._unmatched_sha[sha256]
+        if not _has_prefix(self._earlier_content, sha256):
+            return None  # no earlier item has these bytes: no store query (most media)
         with self.workspace.store.read_session() as session:
             query = (
                 select(ScannedItem.id)
@@ -941,6 +947,26 @@ class Crawl:
         if self._history_rows and (force or len(self._history_rows) >= HISTORY_FLUSH_ROWS):
             rows, self._history_rows = self._history_rows, []
             self.history.add(rows)
+
+
+def _content_prefixes(session: Session, since: datetime | None) -> np.ndarray:
+    """The first 8 bytes (sorted) of the SHA-256 of every item that a fetched file could be
+    a duplicate of: scanned without error, and not before the newest reference. Asking
+    the store about every fetched file cost a crawl ~2 ms of CPU per media; with this
+    (8 MB per million items) it asks only when the prefix is there."""
+    query = select(ScannedItem.sha256).where(
+        ScannedItem.sha256.is_not(None), ScannedItem.error.is_(None)
+    )
+    if since is not None:
+        query = query.where(ScannedItem.scanned_at >= since)
+    hexes = session.execute(query).scalars()
+    return np.unique(np.fromiter((int(h[:16], 16) for h in hexes), np.uint64))
+
+
+def _has_prefix(prefixes: np.ndarray, sha256: str) -> bool:
+    prefix = np.uint64(int(sha256[:16], 16))
+    position = int(np.searchsorted(prefixes, prefix))
+    return position < len(prefixes) and prefixes[position] == prefix
 
 
 # Per hashing worker: the store and reference banks it matches against (opened once).

@@ -95,6 +95,22 @@ def test_identical_content_at_many_urls_is_hashed_once(site, workspace) -> None:
     assert summary.media_hashed == summary.media - summary.media_duplicate_content
 
 
+def test_content_an_earlier_crawl_saw_is_not_hashed_again_until_a_new_reference(
+    site, workspace
+) -> None:
+    first = crawling.run_crawl(workspace, crawl_options(site))
+    assert first.media_hashed > 0
+    again = crawling.run_crawl(workspace, crawl_options(site))
+    assert again.media_hashed == 0
+    assert again.media_duplicate_content == first.media_hashed
+    # Earlier items were never matched against a newer reference: hashed again.
+    add_refs(workspace, site.reference_files)
+    after_reference = crawling.run_crawl(workspace, crawl_options(site))
+    assert after_reference.media_hashed == first.media_hashed
+    found = {m["url"].split(site.server.base_url)[1] for m in after_reference.match_list}
+    assert found == set(site.planted_paths)
+
+
 def test_second_crawl_of_one_home_is_refused_while_one_runs(site, workspace) -> None:
     with crawling.crawl_lock(workspace), pytest.raises(CaseworkError, match="another crawl"):
         crawling.run_crawl(workspace, crawl_options(site))
