@@ -186,14 +186,21 @@ def test_local_feature_index_agrees_with_brute_force(tmp_path: Path) -> None:
     assert reloaded.search(queries, k=3)[0] == []
 
 
-def test_inverted_file_local_index_agrees_with_brute_force(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def forty_entries_past_the_inverted_file_threshold(
+    monkeypatch: pytest.MonkeyPatch, seed: int
+) -> tuple[np.random.Generator, dict[int, LocalFeatures]]:
+    """40 entries of 128 codes, with the inverted file starting at 2,000 codes."""
     import indexer.local_feature_index as module
 
     monkeypatch.setattr(module, "IVF_MIN_CODES", 2000)
-    rng = np.random.default_rng(4)
-    entries = {entry: random_features(rng, 128) for entry in range(40)}
+    rng = np.random.default_rng(seed)
+    return rng, {entry: random_features(rng, 128) for entry in range(40)}
+
+
+def test_inverted_file_local_index_agrees_with_brute_force(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng, entries = forty_entries_past_the_inverted_file_threshold(monkeypatch, 4)
     slow = BruteForceLocalFeatureIndex()
     slow.add(list(entries), list(entries.values()))
     approximate = FaissLocalFeatureIndex()
@@ -219,11 +226,7 @@ def test_a_saved_inverted_file_loads_without_retraining(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Retraining on load took minutes for a crawl history: the trained structure is saved."""
-    import indexer.local_feature_index as module
-
-    monkeypatch.setattr(module, "IVF_MIN_CODES", 2000)
-    rng = np.random.default_rng(5)
-    entries = {entry: random_features(rng, 128) for entry in range(40)}
+    rng, entries = forty_entries_past_the_inverted_file_threshold(monkeypatch, 5)
     index = FaissLocalFeatureIndex()
     index.add(list(entries), list(entries.values()))
     assert index.uses_inverted_file
