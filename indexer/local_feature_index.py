@@ -194,7 +194,8 @@ class FaissLocalFeatureIndex(LocalFeatureIndex):
                 faiss.IndexBinaryFlat(DESCRIPTOR_BITS), DESCRIPTOR_BITS, lists
             )
             # k-means on a sample: FAISS's default of up to 256 codes per list cost 36 s of
-            # CPU for a crawl's first 170,000 history codes; 48 find the same neighbours.
+            # CPU for a crawl's first 170,000 history codes, 48 cost ~4 s; the nearest code
+            # within 48 bits was found for 99.4% of queries (99.6% with 256).
             index.cp.max_points_per_centroid = TRAINING_CODES_PER_LIST
             index.train(codes)
             index.nprobe = self._nprobe or max(8, lists // 16)
