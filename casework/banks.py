@@ -112,7 +112,7 @@ class Banks:
             for spec in BANK_SPECS
         }
         self._specs = {spec.name: spec for spec in BANK_SPECS}
-        self._checked = False
+        self._checked: set[str] = set()
         # Signal id -> decoded ORB features. A signal row never changes (a re-hash is a new
         # row), so entries never go stale; a crawl verifies against the same few references
         # thousands of times, and reading their ~50 KB blobs each time cost 9 ms an image.
@@ -183,22 +183,24 @@ class Banks:
         return int(session.execute(query).scalar_one())
 
     def index(self, session: Session, name: str) -> Any:
-        """The named index, rebuilt first if it disagrees with the store."""
-        if not self._checked:
-            self.ensure_consistent(session)
+        """The named index, rebuilt first if it disagrees with the store. Only this one is
+        checked (and loaded): a photo's retro-hunt need not open a million pages' text."""
+        if name not in self._checked:
+            self._ensure_one_consistent(session, name)
         return self._persisted[name].read()
 
     def ensure_consistent(self, session: Session) -> list[str]:
         """Rebuild every index whose entry count differs from the store; returns their names."""
-        rebuilt = []
-        for name, persisted in self._persisted.items():
-            spec = self._specs[name]
-            expected = self._store_count(session, spec.signal_kind)
-            if (not persisted.exists() and expected) or len(persisted.read()) != expected:
-                self._rebuild_one(session, spec)
-                rebuilt.append(name)
-        self._checked = True
-        return rebuilt
+        return [name for name in self._persisted if self._ensure_one_consistent(session, name)]
+
+    def _ensure_one_consistent(self, session: Session, name: str) -> bool:
+        persisted, spec = self._persisted[name], self._specs[name]
+        expected = self._store_count(session, spec.signal_kind)
+        stale = (not persisted.exists() and expected) or len(persisted.read()) != expected
+        if stale:
+            self._rebuild_one(session, spec)
+        self._checked.add(name)
+        return bool(stale)
 
     def rebuild(self, session: Session) -> dict[str, int]:
         """Recreate every index from the store; returns entries per index."""

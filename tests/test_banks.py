@@ -51,6 +51,22 @@ def test_index_is_rebuilt_from_the_store_when_lost_or_stale(
     assert reopened.banks.sizes()["pdq"] == 4
 
 
+def test_an_index_is_checked_against_the_store_only_when_it_is_used(
+    ansim_home: Path, tmp_path: Path
+) -> None:
+    workspace, _ = init_workspace()
+    case_id = cases.open_case(workspace, "other")
+    intake.add_reference_files(workspace, case_id, make_images(tmp_path / "refs", 3))
+    pdq_file = workspace.home.index_dir / "reference-pdq.index"
+    pdq_file.unlink()
+    reopened = open_workspace()
+    with reopened.store.read_session() as session:
+        assert len(reopened.banks.index(session, "descriptor")) == 3
+        assert not pdq_file.exists()  # not opened, so not rebuilt either
+        assert len(reopened.banks.index(session, "pdq")) == 3
+    assert pdq_file.exists()
+
+
 def _add_in_process(home: str, case_id: str, paths: list[str]) -> None:
     import os
 
