@@ -359,8 +359,10 @@ class Crawl:
             self._newest_reference_at = session.execute(
                 select(func.max(Reference.added_at))
             ).scalar()
-            self._earlier_content = _content_prefixes(session, self._newest_reference_at)
             self.history.ensure_consistent(session)
+        # Outside the write lock: it reads a row per earlier item (millions in a long-used store).
+        with self.workspace.store.read_session() as session:
+            self._earlier_content = _content_prefixes(session, self._newest_reference_at)
         processes = options.hash_processes or os.cpu_count() or 1
         pool: Executor
         if processes == 1:
