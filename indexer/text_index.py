@@ -19,6 +19,7 @@ with the post is tiny, one window's is at least 3/8.
 from __future__ import annotations
 
 import json
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -83,12 +84,31 @@ def _check_compatible(signature: TextSignature) -> None:
         )
 
 
+@dataclass(frozen=True)
+class _FlatShingles:
+    """Every stored shingle in one array, with the row of its entry: what a containment
+    scan reads (uint32 + int32 per shingle)."""
+
+    entry_ids: np.ndarray  # int64[entries]
+    shingles: np.ndarray  # concatenated shingle sets
+    rows: np.ndarray  # int32[shingles]: index into entry_ids
+
+    @classmethod
+    def of(cls, sets: dict[int, np.ndarray]) -> _FlatShingles:
+        entry_ids = np.fromiter(sets, dtype=np.int64, count=len(sets))
+        arrays = [sets[int(entry_id)] for entry_id in entry_ids]
+        sizes = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
+        rows = np.repeat(np.arange(len(arrays), dtype=np.int32), sizes)
+        return cls(entry_ids, np.concatenate(arrays), rows)
+
+
 class TextIndex(ABC):
     """Entries are (entry_id, TextSignature); ids are the store's signal row ids."""
 
     def __init__(self) -> None:
         self._minhashes: dict[int, np.ndarray] = {}
         self._shingles: dict[int, np.ndarray] = {}
+        self._flat: _FlatShingles | None = None  # built by the first containment scan
 
     def add(self, entry_ids: list[int], signatures: list[TextSignature]) -> None:
         if len(entry_ids) != len(signatures):
@@ -101,6 +121,7 @@ class TextIndex(ABC):
             self._minhashes[entry_id] = signature.minhash
             self._shingles[entry_id] = signature.shingles
             self._insert(entry_id, signature)
+        self._flat = None
 
     def remove(self, entry_ids: Iterable[int]) -> int:
         removed = 0
@@ -114,19 +135,31 @@ class TextIndex(ABC):
         self._forget(entry_id)
         del self._minhashes[entry_id]
         del self._shingles[entry_id]
+        self._flat = None
 
     def search(
         self,
         signatures: list[TextSignature],
         min_similarity: float = 0.3,
         min_shared: int = 1,
+        scan_containment: bool = False,
     ) -> list[list[TextHit]]:
         """For each query, the entries whose exact Jaccard or containment (either way) is at
-        least `min_similarity` with at least `min_shared` shingles in common, best first."""
+        least `min_similarity` with at least `min_shared` shingles in common, best first.
+
+        `scan_containment` also proposes every entry that holds `min_similarity` of the
+        query's shingles, by scanning all stored shingles: a short query inside long
+        stored texts, which no candidate search on whole-text MinHashes proposes (windows
+        are computed for queries only). A retro-hunt's one query can afford the scan.
+        """
         results = []
         for signature in signatures:
             _check_compatible(signature)
             candidates = self._candidates(signature)
+            if scan_containment:
+                candidates = sorted(
+                    set(candidates).union(self._containing(signature.shingles, min_similarity))
+                )
             hits = [
                 hit
                 for hit in self._verify(signature.shingles, candidates)
@@ -135,6 +168,20 @@ class TextIndex(ABC):
             hits.sort(key=lambda hit: (-hit.similarity, -hit.shared, hit.entry_id))
             results.append(hits)
         return results
+
+    def _containing(self, query: np.ndarray, min_share: float) -> list[int]:
+        """Entries holding at least `min_share` of the query's shingles (exact counts)."""
+        if len(query) == 0 or not self._shingles:
+            return []
+        if self._flat is None:
+            self._flat = _FlatShingles.of(self._shingles)
+        flat = self._flat
+        # The query set is sorted and unique: one binary search per stored shingle.
+        positions = np.minimum(np.searchsorted(query, flat.shingles), len(query) - 1)
+        found = query[positions] == flat.shingles
+        shared = np.bincount(flat.rows[found], minlength=len(flat.entry_ids))
+        needed = max(1, math.ceil(min_share * len(query)))
+        return flat.entry_ids[shared >= needed].tolist()
 
     def _verify(self, query: np.ndarray, candidates: list[int]) -> list[TextHit]:
         """Exact overlap of the query's shingle set with each candidate's, in one pass."""

@@ -3,6 +3,7 @@ inside a forum page on a loopback site is queued for takedown; other pages are n
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 from aiohttp import web
@@ -99,5 +100,43 @@ def test_new_text_reference_is_retro_hunted_in_crawled_pages(ansim_home: Path) -
         hunted = [m.location.rsplit("/", 1)[1] for m in added[0].retro_matches]
         assert hunted == ["short.html"]
         assert added[0].retro_matches[0].signal.startswith("text_")
+    finally:
+        workspace.close()
+
+
+def test_new_text_reference_is_retro_hunted_inside_a_longer_crawled_page(ansim_home: Path) -> None:
+    """The post sits among a hundred different comments: the page is stored whole, so only
+    a scan for pages that contain the new reference finds it."""
+    app = web.Application()
+
+    async def page(request: web.Request) -> web.Response:
+        i = int(request.match_info["i"])
+        syllables = random.Random(i).choices([chr(c) for c in range(0xAC00, 0xD7A4)], k=2000)
+        comments = [f"<p>{''.join(syllables[n : n + 20])}</p>" for n in range(0, 2000, 20)]
+        planted = [f"<p>{REPOST}</p>"] if i == 2 else []
+        body = "".join(comments[:60] + planted + comments[60:])
+        return web.Response(text=f"<html><body>{body}</body></html>", content_type="text/html")
+
+    async def robots(_request: web.Request) -> web.Response:
+        return web.Response(text="User-agent: *\nAllow: /\n")
+
+    app.router.add_get("/p/{i}.html", page)
+    app.router.add_get("/robots.txt", robots)
+    workspace, _ = init_workspace()
+    try:
+        with LocalServer(app) as server:
+            options = crawling.CrawlOptions(
+                seeds=[server.url(f"/p/{i}.html") for i in range(3)],
+                allow_loopback=True,
+                min_delay_s=0.0,
+                hash_processes=1,
+                max_depth=0,
+            )
+            crawling.run_crawl(workspace, options)
+            case_id = open_case(workspace, "stalking")
+            added = intake.add_reference_texts(workspace, case_id, [("--text", POST)])
+        hunted = [m.location.rsplit("/", 1)[1] for m in added[0].retro_matches]
+        assert hunted == ["2.html"]
+        assert added[0].retro_matches[0].signal == "text_contains_reference"
     finally:
         workspace.close()

@@ -85,6 +85,28 @@ def test_short_post_inside_a_long_page_is_found_by_containment() -> None:
     assert decide_all(hits, POLICY)[0].rule == "contains_reference"
 
 
+def test_long_stored_page_holding_a_short_query_is_found_by_the_containment_scan() -> None:
+    """The retro-hunt's direction: the short post is the query, the pages are stored whole
+    (no window MinHashes), so only the scan of stored shingles proposes the page."""
+    post = "오늘 밤 10시 강남역 11번 출구 앞에서 기다릴게요 연락주세요"
+    syllables = random.Random(5).choices([chr(c) for c in range(0xAC00, 0xD7A4)], k=3000)
+    filler = ["".join(syllables[i : i + 15]) for i in range(0, 3000, 15)]
+    pages = ["\n".join(filler[:120] + [post] + filler[120:]), "\n".join(filler)]
+    lsh, brute = LshTextIndex(), BruteForceTextIndex()
+    for index in (lsh, brute):
+        index.add([3, 4], _signatures(pages))
+    query = text_signals(post).signature
+
+    assert lsh.search([query], POLICY.search_floor)[0] == []
+    scanned = lsh.search([query], POLICY.search_floor, scan_containment=True)[0]
+    assert scanned == brute.search([query], POLICY.search_floor)[0]
+    assert [h.entry_id for h in scanned] == [3]
+    assert scanned[0].query_containment > 0.9 and scanned[0].jaccard < 0.1
+    # The scan follows removals.
+    lsh.remove([3])
+    assert lsh.search([query], POLICY.search_floor, scan_containment=True)[0] == []
+
+
 def test_truncated_repost_is_an_excerpt() -> None:
     reference = "Selling my old camera, lens and tripod. Pickup only in Mapo. Text 010 5555 1212."
     index = LshTextIndex()
