@@ -30,7 +30,7 @@ from indexer.descriptor_index import FaissDescriptorIndex
 from indexer.local_feature_index import FaissLocalFeatureIndex
 from indexer.pdq_index import FaissPdqIndex
 from indexer.persisted import PersistedIndex
-from indexer.text_index import LshTextIndex
+from indexer.text_index import LshTextIndex, ScanTextIndex, TextIndex
 
 # Decoded ORB features kept per Banks (~60 KB each): the references a crawl verifies against.
 LOCAL_FEATURES_CACHED = 1024
@@ -45,13 +45,20 @@ class BankSpec:
     create: Callable[[], Any]
     load: Callable[[Path], Any]
     add_rows: Callable[[Any, list[Signal]], None]
+    # The crawl history's kind of index, where it is searched differently (create, load).
+    history: tuple[Callable[[], Any], Callable[[Path], Any]] | None = None
+
+    def factories(self, owner: str) -> tuple[Callable[[], Any], Callable[[Path], Any]]:
+        if owner != "reference" and self.history is not None:
+            return self.history
+        return self.create, self.load
 
 
 def _add_pdq_rows(index: FaissPdqIndex, rows: list[Signal]) -> None:
     index.add([row.id for row in rows], [row.value or "" for row in rows])
 
 
-def _add_text_rows(index: LshTextIndex, rows: list[Signal]) -> None:
+def _add_text_rows(index: TextIndex, rows: list[Signal]) -> None:
     index.add([row.id for row in rows], [TextSignature.from_bytes(row.blob or b"") for row in rows])
 
 
@@ -82,7 +89,16 @@ def _add_local_feature_rows(index: FaissLocalFeatureIndex, rows: list[Signal]) -
 
 BANK_SPECS: list[BankSpec] = [
     BankSpec("pdq", "pdq", FaissPdqIndex, FaissPdqIndex.load, _add_pdq_rows),
-    BankSpec("text", "text_minhash", LshTextIndex, LshTextIndex.load, _add_text_rows),
+    # Crawled pages are matched as long queries against the references' LSH; the history
+    # is searched by one short reference at a time, which must be found inside long pages.
+    BankSpec(
+        "text",
+        "text_minhash",
+        LshTextIndex,
+        LshTextIndex.load,
+        _add_text_rows,
+        history=(ScanTextIndex, ScanTextIndex.load),
+    ),
     BankSpec("audio", AUDIO_SIGNAL, InvertedAudioIndex, InvertedAudioIndex.load, _add_audio_rows),
     BankSpec(
         "descriptor",
@@ -105,12 +121,11 @@ class Banks:
     def __init__(self, index_dir: Path, owner: str = "reference") -> None:
         self.owner = owner
         prefix = "reference" if owner == "reference" else "history"
-        self._persisted = {
-            spec.name: PersistedIndex(
-                index_dir / f"{prefix}-{spec.name}.index", spec.load, spec.create
-            )
-            for spec in BANK_SPECS
-        }
+        self._persisted: dict[str, PersistedIndex] = {}
+        for spec in BANK_SPECS:
+            create, load = spec.factories(owner)
+            path = index_dir / f"{prefix}-{spec.name}.index"
+            self._persisted[spec.name] = PersistedIndex(path, load, create)
         self._specs = {spec.name: spec for spec in BANK_SPECS}
         self._checked: set[str] = set()
         # Signal id -> decoded ORB features. A signal row never changes (a re-hash is a new
@@ -207,7 +222,7 @@ class Banks:
         return {spec.name: self._rebuild_one(session, spec) for spec in BANK_SPECS}
 
     def _rebuild_one(self, session: Session, spec: BankSpec) -> int:
-        index = spec.create()
+        index = spec.factories(self.owner)[0]()
         rows = self._rows(session, spec.signal_kind)
         if rows:
             spec.add_rows(index, rows)

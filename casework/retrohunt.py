@@ -116,13 +116,12 @@ def _text(
 ) -> list[Decision]:
     """Crawled texts that repost this text reference. The roles of the two texts are
     swapped before deciding (here the reference is the query). Crawled pages are indexed
-    whole (window MinHashes are not stored), so the pages that hold a short post among
-    much other text come from a scan of every stored shingle, not from LSH."""
+    whole (window MinHashes are not stored); the history's index is exact
+    (`ScanTextIndex`), so it finds a short post among much other text all the same."""
     signature = signals.extra.get("minhash")
     if signals.modality != "text" or not isinstance(signature, TextSignature):
         return []
-    index = history.index(session, "text")
-    hits = index.search([signature], policy.search_floor, scan_containment=True)[0]
+    hits = history.index(session, "text").search([signature], policy.search_floor)[0]
     swapped = [
         TextHit(h.entry_id, h.shared, h.jaccard, h.query_containment, h.entry_containment)
         for h in hits

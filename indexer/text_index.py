@@ -6,7 +6,9 @@ with this query?" Each hit carries the exact overlap, measured on the hashed shi
 contains (a reported post pasted into a long page) and how much of the query the stored
 text contains (a truncated repost). `BruteForceTextIndex` computes that against every
 entry; `LshTextIndex` only against the candidates datasketch's MinHash LSH proposes, so
-tests can hold the fast one to the simple one.
+tests can hold the fast one to the simple one. `ScanTextIndex` is exact like brute force,
+in one vectorized pass over every stored shingle: the crawl history's index, searched by
+one new reference at a time, where a short post must be found inside long pages.
 
 LSH is tuned for recall, not at datasketch's default `threshold` (the point where the
 S-curve is steep, about 50% recall): `lsh_bands` picks the most selective banding that
@@ -19,11 +21,11 @@ with the post is tiny, one window's is at least 3/8.
 from __future__ import annotations
 
 import json
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Self
 
 import numpy as np
 
@@ -84,44 +86,26 @@ def _check_compatible(signature: TextSignature) -> None:
         )
 
 
-@dataclass(frozen=True)
-class _FlatShingles:
-    """Every stored shingle in one array, with the row of its entry: what a containment
-    scan reads (uint32 + int32 per shingle)."""
-
-    entry_ids: np.ndarray  # int64[entries]
-    shingles: np.ndarray  # concatenated shingle sets
-    rows: np.ndarray  # int32[shingles]: index into entry_ids
-
-    @classmethod
-    def of(cls, sets: dict[int, np.ndarray]) -> _FlatShingles:
-        entry_ids = np.fromiter(sets, dtype=np.int64, count=len(sets))
-        arrays = [sets[int(entry_id)] for entry_id in entry_ids]
-        sizes = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
-        rows = np.repeat(np.arange(len(arrays), dtype=np.int32), sizes)
-        return cls(entry_ids, np.concatenate(arrays), rows)
-
-
 class TextIndex(ABC):
     """Entries are (entry_id, TextSignature); ids are the store's signal row ids."""
 
     def __init__(self) -> None:
         self._minhashes: dict[int, np.ndarray] = {}
         self._shingles: dict[int, np.ndarray] = {}
-        self._flat: _FlatShingles | None = None  # built by the first containment scan
 
     def add(self, entry_ids: list[int], signatures: list[TextSignature]) -> None:
         if len(entry_ids) != len(signatures):
             raise ValueError("one signature per entry id")
         for entry_id, signature in zip(entry_ids, signatures, strict=True):
             _check_compatible(signature)
-            entry_id = int(entry_id)
-            if entry_id in self._shingles:
-                self._drop(entry_id)
-            self._minhashes[entry_id] = signature.minhash
-            self._shingles[entry_id] = signature.shingles
-            self._insert(entry_id, signature)
-        self._flat = None
+            self._put(int(entry_id), signature.minhash, signature.shingles)
+
+    def _put(self, entry_id: int, minhash: np.ndarray, shingles: np.ndarray) -> None:
+        if entry_id in self._shingles:
+            self._drop(entry_id)
+        self._minhashes[entry_id] = minhash
+        self._shingles[entry_id] = shingles
+        self._insert(entry_id, minhash)
 
     def remove(self, entry_ids: Iterable[int]) -> int:
         removed = 0
@@ -135,53 +119,31 @@ class TextIndex(ABC):
         self._forget(entry_id)
         del self._minhashes[entry_id]
         del self._shingles[entry_id]
-        self._flat = None
 
     def search(
         self,
         signatures: list[TextSignature],
         min_similarity: float = 0.3,
         min_shared: int = 1,
-        scan_containment: bool = False,
     ) -> list[list[TextHit]]:
         """For each query, the entries whose exact Jaccard or containment (either way) is at
-        least `min_similarity` with at least `min_shared` shingles in common, best first.
-
-        `scan_containment` also proposes every entry that holds `min_similarity` of the
-        query's shingles, by scanning all stored shingles: a short query inside long
-        stored texts, which no candidate search on whole-text MinHashes proposes (windows
-        are computed for queries only). A retro-hunt's one query can afford the scan.
-        """
+        least `min_similarity` with at least `min_shared` shingles in common, best first."""
         results = []
         for signature in signatures:
             _check_compatible(signature)
-            candidates = self._candidates(signature)
-            if scan_containment:
-                candidates = sorted(
-                    set(candidates).union(self._containing(signature.shingles, min_similarity))
-                )
-            hits = [
-                hit
-                for hit in self._verify(signature.shingles, candidates)
-                if hit.shared >= min_shared and hit.similarity >= min_similarity
-            ]
+            hits = self._hits(signature, min_similarity, min_shared)
             hits.sort(key=lambda hit: (-hit.similarity, -hit.shared, hit.entry_id))
             results.append(hits)
         return results
 
-    def _containing(self, query: np.ndarray, min_share: float) -> list[int]:
-        """Entries holding at least `min_share` of the query's shingles (exact counts)."""
-        if len(query) == 0 or not self._shingles:
-            return []
-        if self._flat is None:
-            self._flat = _FlatShingles.of(self._shingles)
-        flat = self._flat
-        # The query set is sorted and unique: one binary search per stored shingle.
-        positions = np.minimum(np.searchsorted(query, flat.shingles), len(query) - 1)
-        found = query[positions] == flat.shingles
-        shared = np.bincount(flat.rows[found], minlength=len(flat.entry_ids))
-        needed = max(1, math.ceil(min_share * len(query)))
-        return flat.entry_ids[shared >= needed].tolist()
+    def _hits(
+        self, signature: TextSignature, min_similarity: float, min_shared: int
+    ) -> list[TextHit]:
+        return [
+            hit
+            for hit in self._verify(signature.shingles, self._candidates(signature))
+            if hit.shared >= min_shared and hit.similarity >= min_similarity
+        ]
 
     def _verify(self, query: np.ndarray, candidates: list[int]) -> list[TextHit]:
         """Exact overlap of the query's shingle set with each candidate's, in one pass."""
@@ -189,12 +151,8 @@ class TextIndex(ABC):
             return []
         sets = [self._shingles[c] for c in candidates]
         sizes = np.array([len(s) for s in sets], dtype=np.int64)
-        stored = np.concatenate(sets)
-        # The query set is sorted and unique: one binary search per stored shingle.
-        positions = np.minimum(np.searchsorted(query, stored), len(query) - 1)
-        found = query[positions] == stored
-        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        shared = np.add.reduceat(found.astype(np.int64), offsets)
+        rows = np.repeat(np.arange(len(sets)), sizes)
+        shared = _shared_counts(query, np.concatenate(sets), rows, len(sets))
         union = sizes + len(query) - shared
         return [
             TextHit(
@@ -222,7 +180,7 @@ class TextIndex(ABC):
         )
 
     @abstractmethod
-    def _insert(self, entry_id: int, signature: TextSignature) -> None: ...
+    def _insert(self, entry_id: int, minhash: np.ndarray) -> None: ...
 
     @abstractmethod
     def _forget(self, entry_id: int) -> None: ...
@@ -230,47 +188,9 @@ class TextIndex(ABC):
     @abstractmethod
     def _candidates(self, signature: TextSignature) -> list[int]: ...
 
-
-class BruteForceTextIndex(TextIndex):
-    """Exact overlap with every entry: obviously right, O(total shingles) per query."""
-
-    def _insert(self, entry_id: int, signature: TextSignature) -> None:
-        pass
-
-    def _forget(self, entry_id: int) -> None:
-        pass
-
-    def _candidates(self, signature: TextSignature) -> list[int]:
-        return list(self._shingles)
-
-
-class LshTextIndex(TextIndex):
-    """datasketch MinHash LSH for candidates (banding from `lsh_bands`), exact verification."""
-
-    def __init__(self, bands: int | None = None, rows: int | None = None) -> None:
-        super().__init__()
-        if bands is None or rows is None:
-            bands, rows = lsh_bands()
-        self.bands, self.rows = bands, rows
-        from datasketch import MinHashLSH  # loads scipy: only when a text index is used
-
-        self._lsh = MinHashLSH(num_perm=NUM_PERM, params=(bands, rows))
-
-    def _insert(self, entry_id: int, signature: TextSignature) -> None:
-        self._lsh.insert(entry_id, to_minhash(signature.minhash), check_duplication=False)
-
-    def _forget(self, entry_id: int) -> None:
-        self._lsh.remove(entry_id)
-
-    def _candidates(self, signature: TextSignature) -> list[int]:
-        # One MinHash object serves every window: LSH reads only its hash values, and
-        # building (validating) a fresh one per window cost more than the lookup.
-        probe = to_minhash(signature.minhash)
-        found: set[int] = set(self._lsh.query(probe))
-        for window in signature.windows:
-            probe.hashvalues = window
-            found.update(self._lsh.query(probe))
-        return sorted(found)
+    def _parameters(self) -> dict[str, int]:
+        """What `load` needs besides the entries to make the index again."""
+        return {}
 
     def save(self, path: Path) -> None:
         ids = np.fromiter(self._shingles, dtype=np.int64, count=len(self._shingles))
@@ -281,8 +201,7 @@ class LshTextIndex(TextIndex):
             "seed": MINHASH_SEED,
             "shingle_size": SHINGLE_SIZE,
             "normalizer_version": NORMALIZER_VERSION,
-            "bands": self.bands,
-            "rows": self.rows,
+            **self._parameters(),
         }
         with open(path, "wb") as handle:
             np.savez(
@@ -299,7 +218,8 @@ class LshTextIndex(TextIndex):
             )
 
     @classmethod
-    def load(cls, path: Path) -> LshTextIndex:
+    def load(cls, path: Path) -> Self:
+        """Any text index's file loads into any kind: the entries are the same."""
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(data["meta"].tobytes())
             expected = {
@@ -312,12 +232,141 @@ class LshTextIndex(TextIndex):
             stale = {k: meta.get(k) for k, v in expected.items() if meta.get(k) != v}
             if stale:
                 raise ValueError(f"text index {path} was built with {stale}: rebuild it")
-            index = cls(meta["bands"], meta["rows"])
-            ids, minhashes, sizes = data["ids"], data["minhashes"], data["sizes"]
-            shingles = np.split(data["shingles"], np.cumsum(sizes)[:-1]) if len(ids) else []
-        for entry_id, minhash, entry_shingles in zip(ids, minhashes, shingles, strict=True):
-            entry_id = int(entry_id)
-            index._minhashes[entry_id] = minhash
-            index._shingles[entry_id] = entry_shingles
-            index._lsh.insert(entry_id, to_minhash(minhash), check_duplication=False)
+            index = cls._from_parameters(meta)
+            index._fill(data["ids"], data["minhashes"], data["sizes"], data["shingles"])
         return index
+
+    def _fill(
+        self, ids: np.ndarray, minhashes: np.ndarray, sizes: np.ndarray, shingles: np.ndarray
+    ) -> None:
+        """Entries from a saved file: `shingles` holds their sets one after another."""
+        sets = np.split(shingles, np.cumsum(sizes)[:-1]) if len(ids) else []
+        for entry_id, minhash, entry_shingles in zip(ids, minhashes, sets, strict=True):
+            self._put(int(entry_id), minhash, entry_shingles)
+
+    @classmethod
+    def _from_parameters(cls, meta: dict[str, Any]) -> Self:
+        return cls()
+
+
+def _shared_counts(
+    query: np.ndarray, stored: np.ndarray, rows: np.ndarray, sets: int
+) -> np.ndarray:
+    """How many shingles of each of `sets` stored sets (concatenated in `stored`, `rows`
+    says whose each is) the query's sorted unique set holds: one binary search each."""
+    positions = np.minimum(np.searchsorted(query, stored), len(query) - 1)
+    found = query[positions] == stored
+    return np.bincount(rows[found], minlength=sets)
+
+
+class BruteForceTextIndex(TextIndex):
+    """Exact overlap with every entry: obviously right, O(total shingles) per query."""
+
+    def _insert(self, entry_id: int, minhash: np.ndarray) -> None:
+        pass
+
+    def _forget(self, entry_id: int) -> None:
+        pass
+
+    def _candidates(self, signature: TextSignature) -> list[int]:
+        return list(self._shingles)
+
+
+class ScanTextIndex(BruteForceTextIndex):
+    """Exact like its parent, computed in one vectorized scan of every stored shingle and
+    with nothing to build on load: for the crawl history, which only a retro-hunt's single
+    query reads. It finds a short reference inside long crawled pages, which no
+    whole-text MinHash proposes (pages are stored without window MinHashes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._flat: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def _put(self, entry_id: int, minhash: np.ndarray, shingles: np.ndarray) -> None:
+        super()._put(entry_id, minhash, shingles)
+        self._flat = None
+
+    def _drop(self, entry_id: int) -> None:
+        super()._drop(entry_id)
+        self._flat = None
+
+    def _fill(
+        self, ids: np.ndarray, minhashes: np.ndarray, sizes: np.ndarray, shingles: np.ndarray
+    ) -> None:
+        super()._fill(ids, minhashes, sizes, shingles)
+        if len(np.unique(ids)) == len(ids):  # the file's order is then the scan's order
+            rows = np.repeat(np.arange(len(ids), dtype=np.int32), sizes)
+            self._flat = (ids.astype(np.int64), sizes.astype(np.int64), shingles, rows)
+
+    def _flattened(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(entry ids, set sizes, all shingles, the entry row of each), kept until a change."""
+        if self._flat is None:
+            ids = np.fromiter(self._shingles, dtype=np.int64, count=len(self._shingles))
+            sets = [self._shingles[int(i)] for i in ids]
+            sizes = np.fromiter((len(s) for s in sets), dtype=np.int64, count=len(sets))
+            rows = np.repeat(np.arange(len(sets), dtype=np.int32), sizes)
+            stored = np.concatenate(sets) if sets else np.zeros(0, np.uint32)
+            self._flat = (ids, sizes, stored, rows)
+        return self._flat
+
+    def _hits(
+        self, signature: TextSignature, min_similarity: float, min_shared: int
+    ) -> list[TextHit]:
+        query = signature.shingles
+        if len(query) == 0 or not self._shingles:
+            return []
+        ids, sizes, stored, rows = self._flattened()
+        shared = _shared_counts(query, stored, rows, len(ids))
+        union = sizes + len(query) - shared
+        with np.errstate(divide="ignore", invalid="ignore"):
+            jaccard = shared / union
+            entry_containment = np.where(sizes > 0, shared / sizes, 0.0)
+        query_containment = shared / len(query)
+        similarity = np.maximum(np.maximum(jaccard, entry_containment), query_containment)
+        keep = (shared > 0) & (shared >= min_shared) & (similarity >= min_similarity)
+        return [
+            TextHit(
+                entry_id=int(ids[i]),
+                shared=int(shared[i]),
+                jaccard=float(jaccard[i]),
+                entry_containment=float(entry_containment[i]),
+                query_containment=float(query_containment[i]),
+            )
+            for i in np.flatnonzero(keep)
+        ]
+
+
+class LshTextIndex(TextIndex):
+    """datasketch MinHash LSH for candidates (banding from `lsh_bands`), exact verification."""
+
+    def __init__(self, bands: int | None = None, rows: int | None = None) -> None:
+        super().__init__()
+        if bands is None or rows is None:
+            bands, rows = lsh_bands()
+        self.bands, self.rows = bands, rows
+        from datasketch import MinHashLSH  # loads scipy: only when a text index is used
+
+        self._lsh = MinHashLSH(num_perm=NUM_PERM, params=(bands, rows))
+
+    def _insert(self, entry_id: int, minhash: np.ndarray) -> None:
+        self._lsh.insert(entry_id, to_minhash(minhash), check_duplication=False)
+
+    def _forget(self, entry_id: int) -> None:
+        self._lsh.remove(entry_id)
+
+    def _candidates(self, signature: TextSignature) -> list[int]:
+        # One MinHash object serves every window: LSH reads only its hash values, and
+        # building (validating) a fresh one per window cost more than the lookup.
+        probe = to_minhash(signature.minhash)
+        found: set[int] = set(self._lsh.query(probe))
+        for window in signature.windows:
+            probe.hashvalues = window
+            found.update(self._lsh.query(probe))
+        return sorted(found)
+
+    def _parameters(self) -> dict[str, int]:
+        return {"bands": self.bands, "rows": self.rows}
+
+    @classmethod
+    def _from_parameters(cls, meta: dict[str, Any]) -> LshTextIndex:
+        return cls(meta.get("bands"), meta.get("rows"))

@@ -16,6 +16,7 @@ from indexer.persisted import PersistedIndex
 from indexer.text_index import (
     BruteForceTextIndex,
     LshTextIndex,
+    ScanTextIndex,
     candidate_probability,
     lsh_bands,
 )
@@ -68,6 +69,15 @@ def test_lsh_agrees_with_brute_force_on_real_texts(shared_data: Path) -> None:
     assert agree >= len(queries) - 1
     found = sum(1000 + i in matched_fast[i] for i in range(150))
     assert found >= 146
+    # The scan is exact: the very hits of brute force, in both directions.
+    scan = ScanTextIndex()
+    scan.add(ids, signatures)
+    assert scan.search(query_signatures, POLICY.search_floor) == slow_hits
+    reverse_ids = list(range(len(queries)))
+    scan, slow = ScanTextIndex(), BruteForceTextIndex()
+    scan.add(reverse_ids, query_signatures)
+    slow.add(reverse_ids, query_signatures)
+    assert scan.search(signatures, 0.3) == slow.search(signatures, 0.3)
 
 
 def test_short_post_inside_a_long_page_is_found_by_containment() -> None:
@@ -85,26 +95,28 @@ def test_short_post_inside_a_long_page_is_found_by_containment() -> None:
     assert decide_all(hits, POLICY)[0].rule == "contains_reference"
 
 
-def test_long_stored_page_holding_a_short_query_is_found_by_the_containment_scan() -> None:
+def test_long_stored_page_holding_a_short_query_is_found_by_the_scan_index() -> None:
     """The retro-hunt's direction: the short post is the query, the pages are stored whole
-    (no window MinHashes), so only the scan of stored shingles proposes the page."""
+    (no window MinHashes), so LSH does not propose the page and the scan does."""
     post = "오늘 밤 10시 강남역 11번 출구 앞에서 기다릴게요 연락주세요"
     syllables = random.Random(5).choices([chr(c) for c in range(0xAC00, 0xD7A4)], k=3000)
     filler = ["".join(syllables[i : i + 15]) for i in range(0, 3000, 15)]
     pages = ["\n".join(filler[:120] + [post] + filler[120:]), "\n".join(filler)]
-    lsh, brute = LshTextIndex(), BruteForceTextIndex()
-    for index in (lsh, brute):
+    lsh, scan, brute = LshTextIndex(), ScanTextIndex(), BruteForceTextIndex()
+    for index in (lsh, scan, brute):
         index.add([3, 4], _signatures(pages))
     query = text_signals(post).signature
 
     assert lsh.search([query], POLICY.search_floor)[0] == []
-    scanned = lsh.search([query], POLICY.search_floor, scan_containment=True)[0]
-    assert scanned == brute.search([query], POLICY.search_floor)[0]
-    assert [h.entry_id for h in scanned] == [3]
-    assert scanned[0].query_containment > 0.9 and scanned[0].jaccard < 0.1
-    # The scan follows removals.
-    lsh.remove([3])
-    assert lsh.search([query], POLICY.search_floor, scan_containment=True)[0] == []
+    hits = scan.search([query], POLICY.search_floor)[0]
+    assert hits == brute.search([query], POLICY.search_floor)[0]
+    assert [h.entry_id for h in hits] == [3]
+    assert hits[0].query_containment > 0.9 and hits[0].jaccard < 0.1
+    # The scan follows additions and removals.
+    scan.add([5], [query])
+    assert {h.entry_id for h in scan.search([query], POLICY.search_floor)[0]} == {3, 5}
+    scan.remove([3, 5])
+    assert scan.search([query], POLICY.search_floor)[0] == []
 
 
 def test_truncated_repost_is_an_excerpt() -> None:
@@ -142,6 +154,22 @@ def test_add_withdraw_and_persist(tmp_path: Path) -> None:
 def test_empty_index_saves_and_loads(tmp_path: Path) -> None:
     LshTextIndex().save(tmp_path / "empty.index")
     assert len(LshTextIndex.load(tmp_path / "empty.index")) == 0
+    assert len(ScanTextIndex.load(tmp_path / "empty.index")) == 0
+
+
+def test_an_lsh_index_file_loads_as_a_scan_index_and_back(tmp_path: Path) -> None:
+    """Crawl histories saved before the scan index existed open as scan indexes."""
+    texts = [f"게시글 {i}: 서로 다른 내용의 예시 문장 {i * 7919} 입니다" for i in range(20)]
+    signatures = _signatures(texts)
+    lsh = LshTextIndex()
+    lsh.add(list(range(20)), signatures)
+    lsh.save(tmp_path / "lsh.index")
+    scan = ScanTextIndex.load(tmp_path / "lsh.index")
+    assert scan.search(signatures, 0.5) == lsh.search(signatures, 0.5)
+    scan.save(tmp_path / "scan.index")
+    again = LshTextIndex.load(tmp_path / "scan.index")
+    assert (again.bands, again.rows) == lsh_bands()
+    assert again.search(signatures, 0.5) == lsh.search(signatures, 0.5)
 
 
 def test_incompatible_signature_is_refused() -> None:
