@@ -24,10 +24,7 @@ DESCRIPTOR_DIM = 128
 
 
 def torch_available() -> bool:
-    return (
-        importlib.util.find_spec("torch") is not None
-        and importlib.util.find_spec("torchvision") is not None
-    )
+    return importlib.util.find_spec("torch") is not None
 
 
 def weights_path() -> Path:

@@ -1,9 +1,9 @@
 """The copy-detection descriptor network: a narrow ResNet, GeM pooling, a projection and
 L2 normalisation (the SSCD recipe, scaled down to train from scratch on two CPU cores).
 
-The trunk is built from torchvision's `BasicBlock`, one block per stage, with widths
-24-48-96-192 instead of ResNet-18's 64-512: about 0.7 M parameters (under 3 MB of
-float32 weights), fed 112x112 pixels.
+The trunk is ResNet's basic residual block, one per stage, with widths 24-48-96-192
+instead of ResNet-18's 64-512: about 0.7 M parameters (under 3 MB of float32 weights),
+fed 112x112 pixels.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models.resnet import BasicBlock
 
 # ImageNet statistics: the usual choice; the network learns from scratch either way.
 MEAN = (0.485, 0.456, 0.406)
@@ -73,6 +72,31 @@ class GeM(nn.Module):
         return x.clamp(min=self.eps).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
 
 
+class ResidualBlock(nn.Module):
+    """ResNet's basic block (two 3x3 convolutions and a shortcut; He et al. 2016), with
+    torchvision's parameter names, so weights trained with its `BasicBlock` load as they
+    are. Not imported from torchvision: importing it costs every process that loads the
+    descriptor (each `ansim` command, each crawl worker) about 1.5 s, for this one class."""
+
+    def __init__(
+        self, channels: int, width: int, stride: int, downsample: nn.Module | None
+    ) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, width, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(width, width, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += shortcut
+        return self.relu(out)
+
+
 def narrow_resnet(widths: tuple[int, ...], blocks: tuple[int, ...]) -> nn.Sequential:
     layers: list[nn.Module] = [
         nn.Conv2d(3, widths[0], 3, stride=2, padding=1, bias=False),
@@ -89,7 +113,7 @@ def narrow_resnet(widths: tuple[int, ...], blocks: tuple[int, ...]) -> nn.Sequen
                     nn.Conv2d(channels, width, 1, stride=stride, bias=False),
                     nn.BatchNorm2d(width),
                 )
-            layers.append(BasicBlock(channels, width, stride, downsample))
+            layers.append(ResidualBlock(channels, width, stride, downsample))
             channels = width
     return nn.Sequential(*layers)
 

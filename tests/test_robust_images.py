@@ -4,6 +4,8 @@ the calibrated decision, training, the benchmark's metrics, and the store wiring
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -49,9 +51,23 @@ def crop_and_paste(photo: Image.Image, background: Image.Image) -> Image.Image:
 # --- descriptor network ------------------------------------------------------------------
 
 
+def test_loading_the_descriptor_does_not_import_torchvision() -> None:
+    """Importing torchvision cost every process that loads the descriptor ~1.5 s (each
+    `ansim` command, each crawl worker) for one residual block, now `ResidualBlock`."""
+    pytest.importorskip("torch")
+    script = (
+        "import sys; from detector.descriptor import load_descriptor_model; "
+        "model = load_descriptor_model(); print(model is not None, 'torchvision' in sys.modules)"
+    )
+    repo = Path(__file__).resolve().parent.parent
+    run = subprocess.run(
+        [sys.executable, "-c", script], cwd=repo, capture_output=True, text=True, check=True
+    )
+    assert run.stdout.split() == ["True", "False"]
+
+
 def test_descriptor_has_its_shape_and_unit_length() -> None:
     torch = pytest.importorskip("torch")
-    pytest.importorskip("torchvision")
     from models.descriptor import CopyDescriptor, DescriptorConfig, preprocess
 
     config = DescriptorConfig()
@@ -402,7 +418,6 @@ def test_thresholds_file_round_trips(tmp_path: Path) -> None:
 
 def test_training_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     pytest.importorskip("torch")
-    pytest.importorskip("torchvision")
     from models.descriptor import DescriptorConfig, load_weights
     from models.train import TrainConfig, checkpoint_path, train
     from tests.helpers import photo_like
