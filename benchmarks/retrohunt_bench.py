@@ -1,10 +1,14 @@
 """`ansim bench retrohunt`: one new image reference against a crawl history of N items
 (default 1,000,000), seeded synthetically: random PDQ hashes plus a few near copies
-(a handful of bits flipped) of the new reference's hash at random rows.
+(a handful of bits flipped) of the new reference's hash at random rows; with torch, also
+a random unit descriptor per item plus a few near copies of the reference's descriptor at
+other rows (items whose PDQ is random, so only the robust matcher can find them). No
+local features are seeded (~40 KB per item in the history's index: see ARCHITECTURE.md).
 
-Measured: the retro-hunt alone (index check against the store, FAISS range search over
-the 8 dihedral variants, owner lookup, queueing) and the whole `ref add` of that file
-(fingerprint, store, reference bank, retro-hunt). Target: retro-hunt < 5 s on 2 cores.
+Measured: the retro-hunt alone (index checks against the store, FAISS range search over
+the 8 dihedral variants, the descriptor's nearest neighbours, owner lookup, queueing) and
+the whole `ref add` of that file (fingerprint, store, reference bank, retro-hunt).
+Target: retro-hunt < 5 s on 2 cores.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ BATCH = 50_000
 
 
 def seed_history(workspace: Any, items: int, near_copies: list[str], rng: np.random.Generator):
-    """Insert `items` crawled items with one PDQ signal each; returns their FAISS index."""
+    """Insert `items` crawled items with one PDQ signal each; returns their FAISS index
+    and the item ids holding the near copies."""
     from casework.models import ScannedItem, Signal
     from indexer.pdq_index import FaissPdqIndex
 
@@ -57,11 +62,48 @@ def seed_history(workspace: Any, items: int, near_copies: list[str], rng: np.ran
     return index, sorted(int(p) + 1 for p in positions)
 
 
+def seed_descriptors(
+    workspace: Any, items: int, reference: Any, exclude: list[int], rng: np.random.Generator
+):
+    """Give every seeded item a random unit descriptor, and a few items (not in `exclude`)
+    a near copy of the reference's (similarity 0.99, 0.97, 0.95: above the calibrated
+    0.93). Returns their FAISS index and the item ids holding the near copies."""
+    from casework.models import Signal
+    from detector.descriptor import SIGNAL_KIND
+    from indexer.descriptor_index import FaissDescriptorIndex
+
+    dim = len(reference.vector)
+    vectors = rng.standard_normal((items, dim), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    free = np.setdiff1d(np.arange(items), np.asarray(exclude, dtype=np.int64) - 1)
+    positions = rng.choice(free, size=3, replace=False)
+    for position, similarity in zip(positions, (0.99, 0.97, 0.95), strict=True):
+        noise = vectors[position] - (vectors[position] @ reference.vector) * reference.vector
+        noise /= np.linalg.norm(noise)
+        vectors[position] = similarity * reference.vector + np.sqrt(1 - similarity**2) * noise
+    first_id = items + 1  # signal ids after the PDQ signals'
+    with workspace.store.session() as session:
+        for start in range(0, items, BATCH):
+            stop = min(items, start + BATCH)
+            session.execute(
+                insert(Signal),
+                [
+                    {"id": first_id + i, "item_id": i + 1, "kind": SIGNAL_KIND,
+                     "value": reference.model_id, "blob": vectors[i].tobytes()}
+                    for i in range(start, stop)
+                ],
+            )  # fmt: skip
+    index = FaissDescriptorIndex(dim)
+    index.add(list(range(first_id, first_id + items)), vectors)
+    return index, sorted(int(p) + 1 for p in positions)
+
+
 def run_retrohunt_bench(shared: Path, out: Path, items: int = 1_000_000) -> dict[str, Any]:
     from casework import intake, retrohunt
     from casework.cases import open_case
     from casework.home import Home
     from casework.workspace import init_workspace
+    from detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
     from detector.hashing import hash_file
 
     reference = shared / "images" / "kodak24" / "kodim23.png"
@@ -83,6 +125,14 @@ def run_retrohunt_bench(shared: Path, out: Path, items: int = 1_000_000) -> dict
     history = retrohunt.history_banks(workspace)
     # The bench writes the index it built alongside the rows (a rebuild would read 1M rows).
     history._persisted["pdq"].replace(index)
+    reference_descriptor = signals.extra.get(DESCRIPTOR_KIND)
+    descriptor_items: list[int] = []
+    if reference_descriptor is not None:
+        descriptors, descriptor_items = seed_descriptors(
+            workspace, items, reference_descriptor, planted_items, rng
+        )
+        history._persisted["descriptor"].replace(descriptors)
+    planted_items = sorted(planted_items + descriptor_items)
     seed_s = time.monotonic() - seeded
     case_id = open_case(workspace, "other")
 
@@ -104,6 +154,8 @@ def run_retrohunt_bench(shared: Path, out: Path, items: int = 1_000_000) -> dict
         "ref_add_with_retrohunt_s": round(ref_add_s, 3),
         "retrohunt_only_s": round(hunt_s, 3),
         "planted_near_copies": len(planted_items),
+        "planted_descriptor_only": len(descriptor_items),
+        "found_descriptor_only": len(set(found_items) & set(descriptor_items)),
         "found": len(set(found_items) & set(planted_items)),
         "unexpected": sorted(set(found_items) - set(planted_items)),
         "second_hunt_matches": len(again),
