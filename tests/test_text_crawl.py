@@ -30,6 +30,10 @@ def _page(i: int) -> str:
     return f"<html><body><h1>게시판 {i}</h1>{chatter}{planted}{links}</body></html>"
 
 
+async def _allow_all(_request: web.Request) -> web.Response:
+    return web.Response(text="User-agent: *\nAllow: /\n")
+
+
 def test_crawled_page_with_reposted_text_is_queued(ansim_home: Path) -> None:
     app = web.Application()
 
@@ -39,11 +43,8 @@ def test_crawled_page_with_reposted_text_is_queued(ansim_home: Path) -> None:
             raise web.HTTPNotFound()
         return web.Response(text=_page(i), content_type="text/html")
 
-    async def robots(_request: web.Request) -> web.Response:
-        return web.Response(text="User-agent: *\nAllow: /\n")
-
     app.router.add_get("/p/{i}.html", page)
-    app.router.add_get("/robots.txt", robots)
+    app.router.add_get("/robots.txt", _allow_all)
     workspace, _ = init_workspace()
     try:
         case_id = open_case(workspace, "stalking")
@@ -67,6 +68,28 @@ def test_crawled_page_with_reposted_text_is_queued(ansim_home: Path) -> None:
         workspace.close()
 
 
+def _hunted_after_crawl(app: web.Application, paths: list[str], max_depth: int) -> list:
+    """Crawl `paths` on a loopback server for `app`, then register POST as a new text
+    reference; returns the crawled pages its retro-hunt queued (file name, signal)."""
+    app.router.add_get("/robots.txt", _allow_all)
+    workspace, _ = init_workspace()
+    try:
+        with LocalServer(app) as server:
+            options = crawling.CrawlOptions(
+                seeds=[server.url(path) for path in paths],
+                allow_loopback=True,
+                min_delay_s=0.0,
+                hash_processes=1,
+                max_depth=max_depth,
+            )
+            crawling.run_crawl(workspace, options)
+            case_id = open_case(workspace, "stalking")
+            added = intake.add_reference_texts(workspace, case_id, [("--text", POST)])
+        return [(m.location.rsplit("/", 1)[1], m.signal) for m in added[0].retro_matches]
+    finally:
+        workspace.close()
+
+
 def test_new_text_reference_is_retro_hunted_in_crawled_pages(ansim_home: Path) -> None:
     app = web.Application()
 
@@ -78,35 +101,16 @@ def test_new_text_reference_is_retro_hunted_in_crawled_pages(ansim_home: Path) -
     async def other(_request: web.Request) -> web.Response:
         return web.Response(text=_page(0), content_type="text/html")
 
-    async def robots(_request: web.Request) -> web.Response:
-        return web.Response(text="User-agent: *\nAllow: /\n")
-
     app.router.add_get("/short.html", short)
     app.router.add_get("/p/{i}.html", other)
-    app.router.add_get("/robots.txt", robots)
-    workspace, _ = init_workspace()
-    try:
-        with LocalServer(app) as server:
-            options = crawling.CrawlOptions(
-                seeds=[server.url("/short.html"), server.url("/p/0.html")],
-                allow_loopback=True,
-                min_delay_s=0.0,
-                hash_processes=1,
-                max_depth=1,
-            )
-            crawling.run_crawl(workspace, options)
-            case_id = open_case(workspace, "stalking")
-            added = intake.add_reference_texts(workspace, case_id, [("--text", POST)])
-        hunted = [m.location.rsplit("/", 1)[1] for m in added[0].retro_matches]
-        assert hunted == ["short.html"]
-        assert added[0].retro_matches[0].signal.startswith("text_")
-    finally:
-        workspace.close()
+    hunted = _hunted_after_crawl(app, ["/short.html", "/p/0.html"], max_depth=1)
+    assert [name for name, _ in hunted] == ["short.html"]
+    assert hunted[0][1].startswith("text_")
 
 
 def test_new_text_reference_is_retro_hunted_inside_a_longer_crawled_page(ansim_home: Path) -> None:
-    """The post sits among a hundred different comments: the page is stored whole, so only
-    a scan for pages that contain the new reference finds it."""
+    """The post sits among a hundred different comments and the page is stored whole:
+    LSH on the post's MinHash would not propose it; the history's exact scan does."""
     app = web.Application()
 
     async def page(request: web.Request) -> web.Response:
@@ -117,26 +121,6 @@ def test_new_text_reference_is_retro_hunted_inside_a_longer_crawled_page(ansim_h
         body = "".join(comments[:60] + planted + comments[60:])
         return web.Response(text=f"<html><body>{body}</body></html>", content_type="text/html")
 
-    async def robots(_request: web.Request) -> web.Response:
-        return web.Response(text="User-agent: *\nAllow: /\n")
-
     app.router.add_get("/p/{i}.html", page)
-    app.router.add_get("/robots.txt", robots)
-    workspace, _ = init_workspace()
-    try:
-        with LocalServer(app) as server:
-            options = crawling.CrawlOptions(
-                seeds=[server.url(f"/p/{i}.html") for i in range(3)],
-                allow_loopback=True,
-                min_delay_s=0.0,
-                hash_processes=1,
-                max_depth=0,
-            )
-            crawling.run_crawl(workspace, options)
-            case_id = open_case(workspace, "stalking")
-            added = intake.add_reference_texts(workspace, case_id, [("--text", POST)])
-        hunted = [m.location.rsplit("/", 1)[1] for m in added[0].retro_matches]
-        assert hunted == ["2.html"]
-        assert added[0].retro_matches[0].signal == "text_contains_reference"
-    finally:
-        workspace.close()
+    hunted = _hunted_after_crawl(app, [f"/p/{i}.html" for i in range(3)], max_depth=0)
+    assert hunted == [("2.html", "text_contains_reference")]
