@@ -139,32 +139,18 @@ class TextIndex(ABC):
     def _hits(
         self, signature: TextSignature, min_similarity: float, min_shared: int
     ) -> list[TextHit]:
-        return [
-            hit
-            for hit in self._verify(signature.shingles, self._candidates(signature))
-            if hit.shared >= min_shared and hit.similarity >= min_similarity
-        ]
-
-    def _verify(self, query: np.ndarray, candidates: list[int]) -> list[TextHit]:
         """Exact overlap of the query's shingle set with each candidate's, in one pass."""
+        query, candidates = signature.shingles, self._candidates(signature)
         if not candidates or len(query) == 0:
             return []
         sets = [self._shingles[c] for c in candidates]
         sizes = np.array([len(s) for s in sets], dtype=np.int64)
         rows = np.repeat(np.arange(len(sets)), sizes)
         shared = _shared_counts(query, np.concatenate(sets), rows, len(sets))
-        union = sizes + len(query) - shared
-        return [
-            TextHit(
-                entry_id=c,
-                shared=int(shared[i]),
-                jaccard=float(shared[i] / union[i]),
-                entry_containment=float(shared[i] / sizes[i]),
-                query_containment=float(shared[i] / len(query)),
-            )
-            for i, c in enumerate(candidates)
-            if shared[i]
-        ]
+        return _hits_from_counts(
+            np.asarray(candidates, dtype=np.int64), sizes, shared, len(query),
+            min_similarity, min_shared,
+        )  # fmt: skip
 
     def __len__(self) -> int:
         return len(self._shingles)
@@ -259,6 +245,36 @@ def _shared_counts(
     return np.bincount(rows[found], minlength=sets)
 
 
+def _hits_from_counts(
+    entry_ids: np.ndarray,
+    sizes: np.ndarray,
+    shared: np.ndarray,
+    query_size: int,
+    min_similarity: float,
+    min_shared: int,
+) -> list[TextHit]:
+    """The hits among entries of these set sizes sharing `shared` shingles with a query of
+    `query_size` (one row per entry): at least one shingle, `min_shared` and
+    `min_similarity` (Jaccard or containment either way)."""
+    union = sizes + query_size - shared
+    with np.errstate(divide="ignore", invalid="ignore"):  # empty sets share nothing
+        jaccard = shared / union
+        entry_containment = np.where(sizes > 0, shared / sizes, 0.0)
+    query_containment = shared / query_size
+    similarity = np.maximum(np.maximum(jaccard, entry_containment), query_containment)
+    keep = (shared > 0) & (shared >= min_shared) & (similarity >= min_similarity)
+    return [
+        TextHit(
+            entry_id=int(entry_ids[i]),
+            shared=int(shared[i]),
+            jaccard=float(jaccard[i]),
+            entry_containment=float(entry_containment[i]),
+            query_containment=float(query_containment[i]),
+        )
+        for i in np.flatnonzero(keep)
+    ]
+
+
 class BruteForceTextIndex(TextIndex):
     """Exact overlap with every entry: obviously right, O(total shingles) per query."""
 
@@ -317,23 +333,7 @@ class ScanTextIndex(BruteForceTextIndex):
             return []
         ids, sizes, stored, rows = self._flattened()
         shared = _shared_counts(query, stored, rows, len(ids))
-        union = sizes + len(query) - shared
-        with np.errstate(divide="ignore", invalid="ignore"):
-            jaccard = shared / union
-            entry_containment = np.where(sizes > 0, shared / sizes, 0.0)
-        query_containment = shared / len(query)
-        similarity = np.maximum(np.maximum(jaccard, entry_containment), query_containment)
-        keep = (shared > 0) & (shared >= min_shared) & (similarity >= min_similarity)
-        return [
-            TextHit(
-                entry_id=int(ids[i]),
-                shared=int(shared[i]),
-                jaccard=float(jaccard[i]),
-                entry_containment=float(entry_containment[i]),
-                query_containment=float(query_containment[i]),
-            )
-            for i in np.flatnonzero(keep)
-        ]
+        return _hits_from_counts(ids, sizes, shared, len(query), min_similarity, min_shared)
 
 
 class LshTextIndex(TextIndex):
