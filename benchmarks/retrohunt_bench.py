@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,16 @@ from sqlalchemy import insert
 
 PLANTED = 3
 BATCH = 50_000
+
+
+def _insert_rows(
+    workspace: Any, table: Any, count: int, row: Callable[[int], dict[str, Any]]
+) -> None:
+    """Rows `row(0)` .. `row(count - 1)` into `table`, BATCH to a statement."""
+    with workspace.store.session() as session:
+        for start in range(0, count, BATCH):
+            stop = min(count, start + BATCH)
+            session.execute(insert(table), [row(i) for i in range(start, stop)])
 
 
 def seed_history(workspace: Any, items: int, near_copies: list[str], rng: np.random.Generator):
@@ -39,25 +50,24 @@ def seed_history(workspace: Any, items: int, near_copies: list[str], rng: np.ran
         codes[position] = np.frombuffer(bytes.fromhex(pdq), dtype=np.uint8)
     hexes = [row.tobytes().hex() for row in codes]
     index = FaissPdqIndex()
-    with workspace.store.session() as session:
-        for start in range(0, items, BATCH):
-            stop = min(items, start + BATCH)
-            session.execute(
-                insert(ScannedItem),
-                [
-                    {"id": i + 1, "location": f"http://history.example/{i}.jpg",
-                     "modality": "image", "mime": "image/jpeg", "sha256": f"{i:064x}"}
-                    for i in range(start, stop)
-                ],
-            )  # fmt: skip
-            session.execute(
-                insert(Signal),
-                [
-                    {"id": i + 1, "item_id": i + 1, "kind": "pdq", "value": hexes[i],
-                     "quality": 100}
-                    for i in range(start, stop)
-                ],
-            )  # fmt: skip
+    _insert_rows(
+        workspace,
+        ScannedItem,
+        items,
+        lambda i: {
+            "id": i + 1,
+            "location": f"http://history.example/{i}.jpg",
+            "modality": "image",
+            "mime": "image/jpeg",
+            "sha256": f"{i:064x}",
+        },
+    )
+    _insert_rows(
+        workspace,
+        Signal,
+        items,
+        lambda i: {"id": i + 1, "item_id": i + 1, "kind": "pdq", "value": hexes[i], "quality": 100},
+    )
     index.add(list(range(1, items + 1)), hexes)
     return index, sorted(int(p) + 1 for p in positions)
 
@@ -82,17 +92,18 @@ def seed_descriptors(
         noise /= np.linalg.norm(noise)
         vectors[position] = similarity * reference.vector + np.sqrt(1 - similarity**2) * noise
     first_id = items + 1  # signal ids after the PDQ signals'
-    with workspace.store.session() as session:
-        for start in range(0, items, BATCH):
-            stop = min(items, start + BATCH)
-            session.execute(
-                insert(Signal),
-                [
-                    {"id": first_id + i, "item_id": i + 1, "kind": SIGNAL_KIND,
-                     "value": reference.model_id, "blob": vectors[i].tobytes()}
-                    for i in range(start, stop)
-                ],
-            )  # fmt: skip
+    _insert_rows(
+        workspace,
+        Signal,
+        items,
+        lambda i: {
+            "id": first_id + i,
+            "item_id": i + 1,
+            "kind": SIGNAL_KIND,
+            "value": reference.model_id,
+            "blob": vectors[i].tobytes(),
+        },
+    )
     index = FaissDescriptorIndex(dim)
     index.add(list(range(first_id, first_id + items)), vectors)
     return index, sorted(int(p) + 1 for p in positions)

@@ -24,6 +24,7 @@ from detector.local_verify import LocalFeatures, Verification
 from indexer.descriptor_index import BruteForceDescriptorIndex, FaissDescriptorIndex
 from indexer.local_feature_index import BruteForceLocalFeatureIndex, FaissLocalFeatureIndex
 from indexer.persisted import PersistedIndex
+from tests.conftest import REPO_ROOT
 
 BSDS_TEST = "images/bsds500/test"
 
@@ -59,9 +60,8 @@ def test_loading_the_descriptor_does_not_import_torchvision() -> None:
         "import sys; from detector.descriptor import load_descriptor_model; "
         "model = load_descriptor_model(); print(model is not None, 'torchvision' in sys.modules)"
     )
-    repo = Path(__file__).resolve().parent.parent
     run = subprocess.run(
-        [sys.executable, "-c", script], cwd=repo, capture_output=True, text=True, check=True
+        [sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     )
     assert run.stdout.split() == ["True", "False"]
 
