@@ -212,8 +212,7 @@ class PeakMemory:
                 children = 0
                 for child in kids:
                     children += child.memory_info().rss
-                    times = child.cpu_times()
-                    self._child_cpu[child.pid] = times.user + times.system
+                    self._child_cpu[child.pid] = _cpu_seconds(child)
             except psutil.Error:
                 continue
             self.peak_main = max(self.peak_main, main)
@@ -278,7 +277,7 @@ def run_crawl_bench(
             summary = crawling.run_crawl(workspace, options)
         # The crawler's own process (all its threads); hashing workers are not in it.
         crawler_cpu_s = time.process_time() - cpu_before
-        server_cpu_s = _cpu_seconds(server.pid)
+        server_cpu_s = _cpu_seconds(psutil.Process(server.pid))
     finally:
         server.terminate()
         server.wait(10)
@@ -330,8 +329,8 @@ def run_crawl_bench(
     return result
 
 
-def _cpu_seconds(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
+def _cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
     return times.user + times.system
 
 
