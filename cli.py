@@ -8,8 +8,7 @@ Every command that prints results takes --json; progress goes to stderr.
 from __future__ import annotations
 
 import typer
-
-from commands import (
+from ansim.commands import (
     admin,
     bench,
     cases,

@@ -31,14 +31,13 @@ import librosa
 import numpy as np
 import soundfile
 import soxr
-
-from benchmarks import audio_transforms as edits
-from detector.audio import AudioFingerprint, fingerprint_file, fingerprint_samples
-from detector.audio_decode import TARGET_RATE
-from detector.audio_landmarks import query_variants
-from detector.audio_match import AudioAlignment, AudioMatchRules, verify_candidates
-from detector.errors import MediaError
-from indexer.audio_index import AudioEntry, InvertedAudioIndex, QueryLandmarks
+from ansim.benchmarks import audio_transforms as edits
+from ansim.detector.audio import AudioFingerprint, fingerprint_file, fingerprint_samples
+from ansim.detector.audio_decode import TARGET_RATE
+from ansim.detector.audio_landmarks import query_variants
+from ansim.detector.audio_match import AudioAlignment, AudioMatchRules, verify_candidates
+from ansim.detector.errors import MediaError
+from ansim.indexer.audio_index import AudioEntry, InvertedAudioIndex, QueryLandmarks
 
 WORK_RATE = 22050  # clips are cut and edited at this rate, then written to files
 CLIP_SECONDS = (5.0, 10.0)

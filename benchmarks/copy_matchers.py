@@ -14,15 +14,14 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from ansim.detector.decision import MatchRules, best_pdq_evidence, pdq_image_decision
+from ansim.detector.errors import MediaError
+from ansim.detector.hashing import HashOptions, hash_file
+from ansim.detector.image import ImageOptions
+from ansim.detector.pdq import PDQ_BITS
+from ansim.detector.signals import MediaSignals
+from ansim.indexer.pdq_index import FaissPdqIndex
 from PIL import Image, UnidentifiedImageError
-
-from detector.decision import MatchRules, best_pdq_evidence, pdq_image_decision
-from detector.errors import MediaError
-from detector.hashing import HashOptions, hash_file
-from detector.image import ImageOptions
-from detector.pdq import PDQ_BITS
-from detector.signals import MediaSignals
-from indexer.pdq_index import FaissPdqIndex
 
 
 class QueryRejected(Exception):

@@ -239,10 +239,10 @@ def run_crawl_bench(
     pages: int = PAGES,
     image_verification: str = "all",
 ) -> dict[str, Any]:
-    from casework import crawling, intake
-    from casework.cases import open_case
-    from casework.home import Home
-    from casework.workspace import init_workspace
+    from ansim.casework.cases import open_case
+    from ansim.pipeline import crawling, intake
+    from ansim.pipeline.workspaces import init_workspace
+    from ansim.store.home import Home
 
     out.mkdir(parents=True, exist_ok=True)
     built = time.monotonic()
@@ -256,8 +256,8 @@ def run_crawl_bench(
     refs = intake.add_reference_files(workspace, case_id, [Path(p) for p in manifest["references"]])
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-c", f"from benchmarks.crawl_bench import serve; from pathlib import "
-         f"Path; serve(Path({str(out / 'site')!r}), {port})"],
+        [sys.executable, "-c", "from ansim.benchmarks.crawl_bench import serve; from pathlib "
+         f"import Path; serve(Path({str(out / 'site')!r}), {port})"],
         cwd=Path(__file__).resolve().parent.parent,
     )  # fmt: skip
     try:

@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detector.errors import MediaError
-from detector.image import ImageOptions, load_rgb
-from detector.pdq import hash_pixels, pdq_distance
+from ansim.detector import image as detector_image
+from ansim.detector.errors import MediaError
+from ansim.detector.image import ImageOptions, load_rgb
+from ansim.detector.pdq import hash_pixels, pdq_distance
 
 RULE_MIN_QUALITY = 80
 RULE_MAX_DISTANCE = 10
@@ -106,26 +107,25 @@ def check_fast_decode(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m benchmarks.fast_decode FOLDER... [--side N]`: the rule on every image.
+    """`python -m ansim.benchmarks.fast_decode FOLDER... [--side N]`: the rule on every image.
 
-    --side overrides detector.image.FAST_DECODE_SIDE for this process only, to test other
+    --side overrides detector_image.FAST_DECODE_SIDE for this process only, to test other
     values of it on the same images.
     """
     import argparse
     import json
 
-    import detector.image
-    from benchmarks.images import find_images
+    from ansim.benchmarks.images import find_images
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.fast_decode")
+    parser = argparse.ArgumentParser(prog="python -m ansim.benchmarks.fast_decode")
     parser.add_argument("folders", nargs="+", type=Path)
     parser.add_argument("--side", type=int, help="try this FAST_DECODE_SIDE instead")
     args = parser.parse_args(argv)
     if args.side:
-        detector.image.FAST_DECODE_SIDE = args.side
+        detector_image.FAST_DECODE_SIDE = args.side
     paths = [p for folder in args.folders for p in find_images(folder)]
     summary = check_fast_decode(paths).summary()
-    summary["fast_decode_side"] = detector.image.FAST_DECODE_SIDE
+    summary["fast_decode_side"] = detector_image.FAST_DECODE_SIDE
     summary["violations"] = [(v["path"], v["distance"]) for v in summary["violations"]]
     print(json.dumps(summary, indent=2))
     return 0 if summary["passes"] else 1

@@ -19,9 +19,8 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import numpy as np
+from ansim.models.augment import perspective_coefficients
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
-
-from models.augment import perspective_coefficients
 
 Transform = Callable[[Image.Image, random.Random, Sequence[Image.Image]], Image.Image]
 

@@ -30,6 +30,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ansim.benchmarks.copy_matchers import (
+    AnsimPdqMatcher,
+    CopyMatcher,
+    ImagehashPhashMatcher,
+    QueryRejected,
+)
+from ansim.benchmarks.fast_decode import check_fast_decode
+from ansim.benchmarks.image_transforms import ImageTransform, select_transforms, transform_rng
+from ansim.benchmarks.metrics import (
+    Prediction,
+    micro_average_precision,
+    precision_recall,
+    recall_at_precision,
+)
+from ansim.detector.pdq import pdq_distance
+from ansim.detector.sniff import IMAGE_MIMES, sniff_file
 from PIL import Image
 from rich.console import Console
 from rich.progress import (
@@ -40,23 +56,6 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-
-from benchmarks.copy_matchers import (
-    AnsimPdqMatcher,
-    CopyMatcher,
-    ImagehashPhashMatcher,
-    QueryRejected,
-)
-from benchmarks.fast_decode import check_fast_decode
-from benchmarks.image_transforms import ImageTransform, select_transforms, transform_rng
-from benchmarks.metrics import (
-    Prediction,
-    micro_average_precision,
-    precision_recall,
-    recall_at_precision,
-)
-from detector.pdq import pdq_distance
-from detector.sniff import IMAGE_MIMES, sniff_file
 
 PEER_NAME = "imagehash_phash"
 
@@ -443,9 +442,9 @@ def write_report(report: dict[str, Any], out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.images",
+        prog="python -m ansim.benchmarks.images",
         description="Benchmark ansim's image copy detection against imagehash pHash.",
-        epilog="example: python -m benchmarks.images --data ../shared/data/images "
+        epilog="example: python -m ansim.benchmarks.images --data ../shared/data/images "
         "--out bench-out --limit 100",
     )
     parser.add_argument("--data", type=Path, required=True, help="folder of images (recursive)")

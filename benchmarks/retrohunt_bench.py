@@ -41,8 +41,8 @@ def _insert_rows(
 def seed_history(workspace: Any, items: int, near_copies: list[str], rng: np.random.Generator):
     """Insert `items` crawled items with one PDQ signal each; returns their FAISS index
     and the item ids holding the near copies."""
-    from casework.models import ScannedItem, Signal
-    from indexer.pdq_index import FaissPdqIndex
+    from ansim.indexer.pdq_index import FaissPdqIndex
+    from ansim.store.tables import ScannedItem, Signal
 
     codes = rng.integers(0, 256, size=(items, 32), dtype=np.uint8)
     positions = rng.choice(items, size=len(near_copies), replace=False)
@@ -78,9 +78,9 @@ def seed_descriptors(
     """Give every seeded item a random unit descriptor, and a few items (not in `exclude`)
     a near copy of the reference's (similarity 0.99, 0.97, 0.95: above the calibrated
     0.93). Returns their FAISS index and the item ids holding the near copies."""
-    from casework.models import Signal
-    from detector.descriptor import SIGNAL_KIND
-    from indexer.descriptor_index import FaissDescriptorIndex
+    from ansim.detector.descriptor import SIGNAL_KIND
+    from ansim.indexer.descriptor_index import FaissDescriptorIndex
+    from ansim.store.tables import Signal
 
     dim = len(reference.vector)
     vectors = rng.standard_normal((items, dim), dtype=np.float32)
@@ -110,12 +110,12 @@ def seed_descriptors(
 
 
 def run_retrohunt_bench(shared: Path, out: Path, items: int = 1_000_000) -> dict[str, Any]:
-    from casework import intake, retrohunt
-    from casework.cases import open_case
-    from casework.home import Home
-    from casework.workspace import init_workspace
-    from detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
-    from detector.hashing import hash_file
+    from ansim.casework.cases import open_case
+    from ansim.detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
+    from ansim.detector.hashing import hash_file
+    from ansim.pipeline import intake, retrohunt
+    from ansim.pipeline.workspaces import init_workspace
+    from ansim.store.home import Home
 
     reference = shared / "images" / "kodak24" / "kodim23.png"
     signals = hash_file(reference)

@@ -34,13 +34,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
-from benchmarks.hard_transforms import EASY_TRANSFORMS, HARD_TRANSFORMS, Transform
-from benchmarks.metrics import Prediction, micro_average_precision, recall_at_precision
-from detector.descriptor import DescriptorModel, load_descriptor_model
-from detector.image import ImageOptions, load_rgb
-from detector.image_decision import (
+from ansim.benchmarks.hard_transforms import EASY_TRANSFORMS, HARD_TRANSFORMS, Transform
+from ansim.benchmarks.metrics import Prediction, micro_average_precision, recall_at_precision
+from ansim.detector.descriptor import DescriptorModel, load_descriptor_model
+from ansim.detector.image import ImageOptions, load_rgb
+from ansim.detector.image_decision import (
     PDQ_NO_EVIDENCE,
     VERIFICATION_BUDGET,
     Candidate,
@@ -50,11 +48,12 @@ from detector.image_decision import (
     calibrate,
     judge_candidates,
 )
-from detector.local_verify import LocalFeatures, extract_local_features, opencv_available
-from detector.pdq import hash_pixels_dihedral
-from indexer.descriptor_index import FaissDescriptorIndex
-from indexer.local_feature_index import FaissLocalFeatureIndex
-from indexer.pdq_index import FaissPdqIndex
+from ansim.detector.local_verify import LocalFeatures, extract_local_features, opencv_available
+from ansim.detector.pdq import hash_pixels_dihedral
+from ansim.indexer.descriptor_index import FaissDescriptorIndex
+from ansim.indexer.local_feature_index import FaissLocalFeatureIndex
+from ansim.indexer.pdq_index import FaissPdqIndex
+from PIL import Image
 
 EVALUATION_FOLDERS = ("bsds500/test",)
 CALIBRATION_FOLDERS = ("cq100", "kodak24")
@@ -259,7 +258,7 @@ class RobustBank:
         )
 
 
-# --- metrics (ISC 2021 definitions, from benchmarks.metrics) ---------------------------
+# --- metrics (ISC 2021 definitions, from ansim.benchmarks.metrics) ---------------------------
 
 
 def prediction(query_id: str, entry_id: int, score: float) -> Prediction:

@@ -26,15 +26,14 @@ from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any
 
+from ansim.benchmarks import text_evasions as ev
+from ansim.detector.errors import MediaError
+from ansim.detector.text import TextOptions, TextSignals, text_signals
+from ansim.detector.text_match import TextMatchPolicy, decide_all
+from ansim.detector.text_normalize import normalize
+from ansim.indexer.text_index import LshTextIndex, TextHit
 from rich.console import Console
 from rich.progress import Progress
-
-from benchmarks import text_evasions as ev
-from detector.errors import MediaError
-from detector.text import TextOptions, TextSignals, text_signals
-from detector.text_match import TextMatchPolicy, decide_all
-from detector.text_normalize import normalize
-from indexer.text_index import LshTextIndex, TextHit
 
 TEST_SOURCES = ("nsmc", "youtube_spam_collection", "question_pair")
 CALIBRATION_SOURCES = ("chatbot_data", "sms_spam_collection")
@@ -435,12 +434,12 @@ def failure_summary(result: BenchResult) -> Counter[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m benchmarks.text --data DIR --out OUT` (what `ansim bench text` runs)."""
+    """`python -m ansim.benchmarks.text --data DIR --out OUT` (what `ansim bench text` runs)."""
     import argparse
     import shlex
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.text", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m ansim.benchmarks.text", description=__doc__)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--references", type=int, default=1000)
@@ -448,7 +447,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--calibrate", action="store_true")
     args = parser.parse_args(argv)
-    command = "python -m benchmarks.text " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = "python -m ansim.benchmarks.text " + shlex.join(
+        argv if argv is not None else sys.argv[1:]
+    )
     result, sweep = run_text_bench(
         args.data, args.references, args.max_distractors, args.seed, args.calibrate
     )

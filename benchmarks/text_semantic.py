@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from benchmarks.text import load_texts
-from detector.errors import MediaError
-from detector.text import text_signals
-from detector.text_match import TextMatchPolicy, decide_all
-from detector.text_semantic import embed_texts
-from indexer.text_index import BruteForceTextIndex
+from ansim.benchmarks.text import load_texts
+from ansim.detector.errors import MediaError
+from ansim.detector.text import text_signals
+from ansim.detector.text_match import TextMatchPolicy, decide_all
+from ansim.detector.text_semantic import embed_texts
+from ansim.indexer.text_index import BruteForceTextIndex
 
 
 def _pairs(path: Path, limit: int, rng: random.Random) -> list[tuple[str, str, bool]]:

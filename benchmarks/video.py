@@ -33,10 +33,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn  # noqa: E402
-
-from benchmarks.video_dataset import (  # noqa: E402
+from ansim.benchmarks.video_dataset import (  # noqa: E402
     TRANSFORMS,
     EncodeSettings,
     SlideshowSpec,
@@ -46,17 +43,19 @@ from benchmarks.video_dataset import (  # noqa: E402
     read_frames,
     synthesize_slideshow,
 )
-from detector.pdq import pdq_distance  # noqa: E402
-from detector.signals import FrameHash  # noqa: E402
-from detector.video import (  # noqa: E402
+from ansim.detector.pdq import pdq_distance  # noqa: E402
+from ansim.detector.signals import FrameHash  # noqa: E402
+from ansim.detector.video import (  # noqa: E402
     VideoHashes,
     VideoOptions,
     hash_video,
     probe,
     reference_options,
 )
-from detector.video_match import VideoFrames, compare_videos, vpdq_percentages  # noqa: E402
-from detector.vpdq_format import read_vpdq_file  # noqa: E402
+from ansim.detector.video_match import VideoFrames, compare_videos, vpdq_percentages  # noqa: E402
+from ansim.detector.vpdq_format import read_vpdq_file  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn  # noqa: E402
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
 INTRO_TITLE = "A Production of Some Studio"

@@ -1,2 +1,2 @@
-"""The relational store and the casework built on it: cases, references, scans, the
-takedown queue and the audit log. The only package that talks to the database."""
+"""The casework domain: cases and services, the takedown queue and its rules, hosts and
+notices, reports and retention. It builds on `store` and never imports `pipeline`."""

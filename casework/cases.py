@@ -6,14 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ansim.casework.errors import CaseworkError, NotFound
+from ansim.casework.workspace import Workspace
+from ansim.store import audit
+from ansim.store.tables import CASE_TYPES, SERVICE_KINDS, Case, Reference, Service, Takedown, utcnow
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-
-from casework import audit
-from casework.errors import CaseworkError, NotFound
-from casework.models import CASE_TYPES, SERVICE_KINDS, Case, Reference, Service, Takedown, utcnow
-from casework.workspace import Workspace
 
 CASE_ID_RETRIES = 5
 

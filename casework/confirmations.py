@@ -10,15 +10,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from ansim.casework.errors import CaseworkError
+from ansim.casework.lifecycle import ConfirmationPolicy, add_confirmation, check_transition
+from ansim.casework.queue import get_item, takedown_summary, transition
+from ansim.casework.workspace import Workspace
+from ansim.store import audit
+from ansim.store.tables import CASE_TYPES, Case, Confirmation, ConfirmationRule, utcnow
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-
-from casework import audit
-from casework.errors import CaseworkError
-from casework.lifecycle import ConfirmationPolicy, add_confirmation, check_transition
-from casework.models import CASE_TYPES, Case, Confirmation, ConfirmationRule, utcnow
-from casework.queue import get_item, takedown_summary, transition
-from casework.workspace import Workspace
 
 MAX_CONFIRMATIONS = 5
 

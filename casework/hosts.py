@@ -6,14 +6,13 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from ansim.casework.errors import CaseworkError, NotFound
+from ansim.casework.notices import LANGUAGES, HostContact
+from ansim.casework.workspace import Workspace
+from ansim.store import audit
+from ansim.store.tables import Host, utcnow
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-
-from casework import audit
-from casework.errors import CaseworkError, NotFound
-from casework.models import Host, utcnow
-from casework.notices import LANGUAGES, HostContact
-from casework.workspace import Workspace
 
 EMAIL = re.compile(r"^[^@\s<>,;\"]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")

@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from casework.errors import CaseworkError
-from casework.models import TAKEDOWN_STATUSES
+from ansim.casework.errors import CaseworkError
+from ansim.store.tables import TAKEDOWN_STATUSES
 
 STATUSES = TAKEDOWN_STATUSES
 

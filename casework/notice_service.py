@@ -19,13 +19,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from casework import audit
-from casework.errors import CaseworkError, NotFound
-from casework.hosts import contact, find_host, normalize_domain
-from casework.models import (
+from ansim.casework.errors import CaseworkError, NotFound
+from ansim.casework.hosts import contact, find_host, normalize_domain
+from ansim.casework.notices import (
+    NoticeError,
+    NoticeItem,
+    RenderedNotice,
+    Sender,
+    render_notice,
+    write_csv,
+    write_eml,
+)
+from ansim.casework.queue import get_item, transition
+from ansim.casework.smtp import DeliveryError, SmtpSettings, deliver
+from ansim.casework.workspace import Workspace
+from ansim.store import audit
+from ansim.store.tables import (
     Case,
     Host,
     Match,
@@ -35,18 +44,8 @@ from casework.models import (
     Takedown,
     utcnow,
 )
-from casework.notices import (
-    NoticeError,
-    NoticeItem,
-    RenderedNotice,
-    Sender,
-    render_notice,
-    write_csv,
-    write_eml,
-)
-from casework.queue import get_item, transition
-from casework.smtp import DeliveryError, SmtpSettings, deliver
-from casework.workspace import Workspace
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 SENDABLE = ("confirmed", "still_online")  # a first notice, or a resend
 UNSENT = ("drafted", "failed")

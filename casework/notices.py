@@ -143,7 +143,7 @@ class RenderedNotice:
 
 
 _environment = Environment(
-    loader=PackageLoader("casework", "templates"),
+    loader=PackageLoader("ansim.casework", "templates"),
     undefined=StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,

@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from ansim.casework.errors import CaseworkError, NotFound
+from ansim.casework.lifecycle import InvalidTransition, check_transition, transition_time
+from ansim.casework.workspace import Workspace
+from ansim.store import audit
+from ansim.store.tables import Evidence, Match, ScannedItem, Takedown, TakedownEvent, utcnow
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-
-from casework import audit
-from casework.errors import CaseworkError, NotFound
-from casework.lifecycle import InvalidTransition, check_transition, transition_time
-from casework.models import Evidence, Match, ScannedItem, Takedown, TakedownEvent, utcnow
-from casework.workspace import Workspace
 
 __all__ = ["InvalidTransition", "get_item", "list_queue", "set_status", "show_item", "transition"]
 

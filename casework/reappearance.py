@@ -7,10 +7,9 @@ links to it (`reappearance_of`); at the same URL the new item is one generation 
 
 from __future__ import annotations
 
+from ansim.store.tables import Takedown, TakedownEvent
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-
-from casework.models import Takedown, TakedownEvent
 
 
 def current_at(session: Session, location: str, case_id: str) -> Takedown | None:

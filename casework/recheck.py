@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from casework.lifecycle import as_utc
-from crawler.fetch import HTTP_ERROR, OK, FetchResult
+from ansim.casework.lifecycle import as_utc
+from ansim.crawler.fetch import HTTP_ERROR, OK, FetchResult
 
 GONE_STATUSES = (404, 410, 451)
 

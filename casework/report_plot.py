@@ -15,9 +15,8 @@ import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker as mticker  # noqa: E402
 import numpy as np  # noqa: E402
-
-from casework.lifecycle import as_utc  # noqa: E402
-from casework.reporting import HOUR, ItemHistory, daily_counts, in_window  # noqa: E402
+from ansim.casework.lifecycle import as_utc  # noqa: E402
+from ansim.casework.reporting import HOUR, ItemHistory, daily_counts, in_window  # noqa: E402
 
 STATUS_COLOURS = {
     "new": "#9e9e9e",

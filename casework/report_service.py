@@ -6,15 +6,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from ansim.casework.cases import get_case
+from ansim.casework.errors import CaseworkError
+from ansim.casework.lifecycle import as_utc
+from ansim.casework.reporting import ItemHistory, ServiceRecord, compute_report
+from ansim.casework.workspace import Workspace
+from ansim.store.tables import Case, Service, Takedown, TakedownEvent, utcnow
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-
-from casework.cases import get_case
-from casework.errors import CaseworkError
-from casework.lifecycle import as_utc
-from casework.models import Case, Service, Takedown, TakedownEvent, utcnow
-from casework.reporting import ItemHistory, ServiceRecord, compute_report
-from casework.workspace import Workspace
 
 
 def parse_moment(text: str) -> datetime:
@@ -85,7 +84,7 @@ def build_report(
     report = compute_report(items, services, since=since, until=until)
     report["case"] = case_id
     if plot is not None:
-        from casework.report_plot import plot_report  # matplotlib: only when asked for
+        from ansim.casework.report_plot import plot_report  # matplotlib: only when asked for
 
         start = since or min((i.detected_at for i in items), default=until)
         report["plot"] = str(plot_report(report, items, start, until, plot))

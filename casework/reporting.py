@@ -24,8 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-
-from casework.lifecycle import AWAITING_REMOVAL, STATUSES, as_utc
+from ansim.casework.lifecycle import AWAITING_REMOVAL, STATUSES, as_utc
 
 HOUR = timedelta(hours=1)
 WITHIN_24H = timedelta(hours=24)

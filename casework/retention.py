@@ -15,14 +15,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from casework import audit
-from casework.banks import Banks
-from casework.cases import get_case
-from casework.errors import CaseworkError
-from casework.models import (
+from ansim.casework.cases import get_case
+from ansim.casework.errors import CaseworkError
+from ansim.casework.workspace import Workspace
+from ansim.store import audit
+from ansim.store.tables import (
     Match,
     Notice,
     NoticeTakedown,
@@ -33,7 +30,8 @@ from casework.models import (
     TakedownEvent,
     utcnow,
 )
-from casework.workspace import Workspace
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 # Called with (session, scanned item ids) during a purge; each deletes the evidence it
 # keeps for those items (e.g. WARC records) and returns how many it deleted.
@@ -74,7 +72,7 @@ def close_case(
     # Store first, indexes second: a crash in between leaves indexes that disagree with
     # the store, which the banks rebuild on their next use.
     index_entries_removed = workspace.banks.remove(reference_signals)
-    index_entries_removed += Banks(workspace.home.index_dir, owner="item").remove(item_signals)
+    index_entries_removed += workspace.history.remove(item_signals)
     return {
         "case_id": case_id,
         "status": "closed",

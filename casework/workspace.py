@@ -1,6 +1,8 @@
 """One opened ansim home: the store, the cipher and the signal banks, plus who is acting.
 
-Every command builds one Workspace and passes it to the services.
+Every command opens one Workspace (`ansim.pipeline.workspaces.open_workspace`) and passes
+it to the services. The banks are handed in by the pipeline, which owns them: casework
+only asks them to drop entries (`SignalBanks`), so it never imports the pipeline.
 """
 
 from __future__ import annotations
@@ -10,20 +12,25 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
+from ansim.store.audit import write_anchor
+from ansim.store.crypto import Cipher
+from ansim.store.db import Store
+from ansim.store.home import Home
+from ansim.store.tables import AuditHead
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-
-from casework.audit import write_anchor
-from casework.banks import Banks
-from casework.crypto import Cipher, create_key_file
-from casework.db import Store
-from casework.home import Home, resolve_home
-from casework.models import AuditHead
 
 
 class NotInitialized(Exception):
     pass
+
+
+class SignalBanks(Protocol):
+    """What casework needs of a set of signal banks: dropping entries (purge, withdrawal)."""
+
+    def remove(self, signal_ids_by_kind: dict[str, list[int]]) -> int: ...
 
 
 def current_actor() -> str:
@@ -35,7 +42,8 @@ class Workspace:
     home: Home
     store: Store
     cipher: Cipher
-    banks: Banks
+    banks: Any  # ansim.pipeline.banks.Banks: the reference bank
+    history: SignalBanks  # the crawl history's banks
     actor: str = field(default_factory=current_actor)
 
     @contextmanager
@@ -54,29 +62,3 @@ class Workspace:
 
     def close(self) -> None:
         self.store.dispose()
-
-
-def init_workspace(home: Home | None = None) -> tuple[Workspace, bool]:
-    """Create the home, key and schema if missing; returns (workspace, key_was_created)."""
-    home = home or resolve_home()
-    home.root.mkdir(parents=True, exist_ok=True)
-    os.chmod(home.root, 0o700)
-    created_key = create_key_file(home.key_file)
-    store = Store(home.db_url)
-    store.migrate()
-    return _workspace(home, store), created_key
-
-
-def open_workspace(home: Home | None = None) -> Workspace:
-    home = home or resolve_home()
-    if not home.root.exists() and home.db_url.startswith("sqlite"):
-        raise NotInitialized(f"no ansim home at {home.root}: run `ansim init` first")
-    store = Store(home.db_url)
-    store.migrate()
-    return _workspace(home, store)
-
-
-def _workspace(home: Home, store: Store) -> Workspace:
-    return Workspace(
-        home=home, store=store, cipher=Cipher(home.key_file), banks=Banks(home.index_dir)
-    )

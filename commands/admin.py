@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import typer
-
-from casework import (
-    audit,
-)
-from casework.workspace import init_workspace, open_workspace
-from commands.common import JsonFlag, emit_json, out, refusals
+from ansim.commands.common import JsonFlag, emit_json, out, refusals
+from ansim.pipeline.workspaces import init_workspace, open_workspace
+from ansim.store import audit
 
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 

@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from casework.errors import CaseworkError
-from commands.common import (
+from ansim.casework.errors import CaseworkError
+from ansim.commands.common import (
     ImageVerification,
     JsonFlag,
     emit_json,
@@ -21,7 +20,7 @@ from commands.common import (
     shared_data_dir,
     shared_data_root,
 )
-from detector.errors import MediaError
+from ansim.detector.errors import MediaError
 
 bench_app = typer.Typer(help="Benchmarks that measure precision and speed.", no_args_is_help=True)
 
@@ -53,7 +52,7 @@ def bench_video(
     --out bench-out/video` (about 10 minutes on 2 cores; needs `pip install vpdq`, which
     builds against Debian's libav*-dev packages, for the peer).
     """
-    from benchmarks.video import VideoBenchConfig, run_video_benchmark
+    from ansim.benchmarks.video import VideoBenchConfig, run_video_benchmark
 
     if not data.is_dir():
         raise CaseworkError(f"--data {data} is not a folder")
@@ -109,7 +108,7 @@ def bench_text(
 
     Example: `ansim bench text --data ../shared/data/text --out bench-out/text`
     """
-    from benchmarks import text as text_bench
+    from ansim.benchmarks import text as text_bench
 
     command = "ansim bench text " + " ".join(sys.argv[3:])
     result, sweep = text_bench.run_text_bench(data, references, max_distractors, seed, calibrate)
@@ -134,8 +133,8 @@ def bench_text_semantic(
 
     Example: `ansim bench text-semantic --data ../shared/data/text --out bench-out/text`
     """
-    from benchmarks.text_semantic import run_semantic_bench
-    from detector.text_semantic import SemanticUnavailable
+    from ansim.benchmarks.text_semantic import run_semantic_bench
+    from ansim.detector.text_semantic import SemanticUnavailable
 
     try:
         result = run_semantic_bench(data, pairs)
@@ -177,8 +176,8 @@ def bench_images(
 
     Example: `ansim bench images --data ../shared/data/images --out bench-out/images --limit 100`
     """
-    from benchmarks.images import ImageBenchConfig, render_markdown, run_image_benchmark
-    from benchmarks.images import write_report as write_image_report
+    from ansim.benchmarks.images import ImageBenchConfig, render_markdown, run_image_benchmark
+    from ansim.benchmarks.images import write_report as write_image_report
 
     config = ImageBenchConfig(
         data=data,
@@ -224,7 +223,7 @@ def bench_crawl(
 
     Example: `ansim bench crawl --out bench-out/crawl` (`--pages 100` for a quick profile)
     """
-    from benchmarks.crawl_bench import run_crawl_bench
+    from ansim.benchmarks.crawl_bench import run_crawl_bench
 
     result = run_crawl_bench(shared_data_dir(), out_dir, workers, pages, image_verification)
     emit_json(result) if json_out else out.print_json(data=result)
@@ -242,7 +241,7 @@ def bench_retrohunt(
 
     Example: `ansim bench retrohunt --out bench-out/retrohunt`
     """
-    from benchmarks.retrohunt_bench import run_retrohunt_bench
+    from ansim.benchmarks.retrohunt_bench import run_retrohunt_bench
 
     result = run_retrohunt_bench(shared_data_dir(), out_dir, items)
     emit_json(result) if json_out else out.print_json(data=result)
@@ -271,7 +270,12 @@ def bench_audio(
 
     Example: `ansim bench audio --data ../shared/data/audio --out bench-out/audio`
     """
-    from benchmarks.audio import DEFAULT_HELD_OUT, BenchConfig, report_markdown, run_audio_bench
+    from ansim.benchmarks.audio import (
+        DEFAULT_HELD_OUT,
+        BenchConfig,
+        report_markdown,
+        run_audio_bench,
+    )
 
     if not data.is_dir():
         err.print(f"[red]error:[/red] {data} is not a folder")
@@ -330,14 +334,14 @@ def bench_robust(
 
     Example: `ansim bench robust --calibrate` (full run), `ansim bench robust --limit 20`
     """
-    from benchmarks.hard_transforms import EASY_TRANSFORMS, HARD_TRANSFORMS
-    from benchmarks.robust_images import (
+    from ansim.benchmarks.hard_transforms import EASY_TRANSFORMS, HARD_TRANSFORMS
+    from ansim.benchmarks.robust_images import (
         RobustBenchConfig,
         markdown_table,
         run_benchmark,
         write_report,
     )
-    from detector.image_decision import CALIBRATION_FILE
+    from ansim.detector.image_decision import CALIBRATION_FILE
 
     known = {**HARD_TRANSFORMS, **EASY_TRANSFORMS}
     unknown = [t for t in transform or [] if t not in known]

@@ -5,15 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from ansim.casework import cases, retention
+from ansim.commands.common import JsonFlag, emit_json, out, refusals
+from ansim.pipeline.workspaces import open_workspace
+from ansim.store.tables import CASE_TYPES, SERVICE_KINDS
 from rich.table import Table
-
-from casework import (
-    cases,
-    retention,
-)
-from casework.models import CASE_TYPES, SERVICE_KINDS
-from casework.workspace import open_workspace
-from commands.common import JsonFlag, emit_json, out, refusals
 
 case_app = typer.Typer(help="Support cases and the services given to them.", no_args_is_help=True)
 

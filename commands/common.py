@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from ansim.casework.errors import CaseworkError
+from ansim.casework.workspace import NotInitialized
+from ansim.detector.hashing import HashOptions
+from ansim.detector.image import ImageOptions
+from ansim.store.crypto import KeyProblem
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-from casework.crypto import KeyProblem
-from casework.errors import CaseworkError
-from casework.workspace import NotInitialized
-from detector.hashing import HashOptions
-from detector.image import ImageOptions
 
 out = Console()
 
@@ -69,7 +68,7 @@ def progress_bar() -> Progress:
 
 
 def count_files(paths: list[Path]) -> int:
-    from casework.files import expand_paths
+    from ansim.casework.files import expand_paths
 
     return sum(1 for _ in expand_paths(paths))
 

@@ -6,14 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import Progress, TextColumn, TimeElapsedColumn
-
-from casework import (
-    crawling,
-)
-from casework.errors import CaseworkError
-from casework.workspace import open_workspace
-from commands.common import (
+from ansim.casework.errors import CaseworkError
+from ansim.commands.common import (
     AllowLoopback,
     ImageVerification,
     JsonFlag,
@@ -22,6 +16,9 @@ from commands.common import (
     out,
     refusals,
 )
+from ansim.pipeline import crawling
+from ansim.pipeline.workspaces import open_workspace
+from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
 crawl_app = typer.Typer(
     help="Crawls: fetch sites, fingerprint what is there.", no_args_is_help=True

@@ -8,13 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
-from casework import (
-    crawling,
-    scanning,
-)
-from casework.workspace import open_workspace
-from commands.common import (
+from ansim.commands.common import (
     AllowLoopback,
     JsonFlag,
     count_files,
@@ -25,11 +19,13 @@ from commands.common import (
     progress_bar,
     refusals,
 )
-from commands.crawl import print_crawl_summary
-from detector.errors import MediaError
-from detector.hashing import hash_file
-from detector.video import VideoOptions
-from detector.vpdq_format import format_videos
+from ansim.commands.crawl import print_crawl_summary
+from ansim.detector.errors import MediaError
+from ansim.detector.hashing import hash_file
+from ansim.detector.video import VideoOptions
+from ansim.detector.vpdq_format import format_videos
+from ansim.pipeline import crawling, scanning
+from ansim.pipeline.workspaces import open_workspace
 
 
 def hash_command(
@@ -52,7 +48,7 @@ def hash_command(
     Meta's own vPDQ hashes: `ansim hash clip.mp4 --format vpdq --seconds-per-hash 0
     --no-crop-borders`.
     """
-    from casework.files import expand_paths
+    from ansim.casework.files import expand_paths
 
     if output_format not in ("text", "vpdq"):
         err.print("[red]error:[/red] --format must be text or vpdq")

@@ -6,8 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
-from commands.common import JsonFlag, emit_json, err, out, progress_bar, shared_data_root
+from ansim.commands.common import JsonFlag, emit_json, err, out, progress_bar, shared_data_root
 
 model_app = typer.Typer(
     help="Learned models: training the image copy descriptor.", no_args_is_help=True
@@ -39,7 +38,7 @@ def model_train(
 
     Example: `nice ansim model train --steps 700` (about an hour on 2 busy CPU cores)
     """
-    from models.train import TrainConfig, train
+    from ansim.models.train import TrainConfig, train
 
     config = TrainConfig(
         data_root=data or shared_data_root() / "images",

@@ -6,15 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from ansim.casework import hosts, notice_service
+from ansim.casework.smtp import SmtpSettings
+from ansim.commands.common import JsonFlag, emit_json, out, refusals
+from ansim.pipeline.workspaces import open_workspace
 from rich.table import Table
-
-from casework import (
-    hosts,
-    notice_service,
-)
-from casework.smtp import SmtpSettings
-from casework.workspace import open_workspace
-from commands.common import JsonFlag, emit_json, out, refusals
 
 host_app = typer.Typer(help="Hosts: where removal notices go.", no_args_is_help=True)
 

@@ -6,17 +6,12 @@ import os
 from typing import Annotated
 
 import typer
+from ansim.casework import confirmations, notice_service, queue
+from ansim.commands.common import JsonFlag, emit_json, out, progress_bar, refusals
+from ansim.commands.notices import OrgOption, SenderOption, SmtpOption, smtp_settings
+from ansim.pipeline import recheck_service
+from ansim.pipeline.workspaces import open_workspace
 from rich.table import Table
-
-from casework import (
-    confirmations,
-    notice_service,
-    queue,
-    recheck_service,
-)
-from casework.workspace import open_workspace
-from commands.common import JsonFlag, emit_json, out, progress_bar, refusals
-from commands.notices import OrgOption, SenderOption, SmtpOption, smtp_settings
 
 queue_app = typer.Typer(help="The takedown queue.", no_args_is_help=True)
 
@@ -141,7 +136,7 @@ def queue_recheck(
     """
     from datetime import timedelta
 
-    from casework.recheck import RecheckPolicy
+    from ansim.casework.recheck import RecheckPolicy
 
     workspace = open_workspace()
     policy = RecheckPolicy(

@@ -8,13 +8,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from casework import (
-    intake,
-)
-from casework.errors import CaseworkError
-from casework.workspace import open_workspace
-from commands.common import (
+from ansim.casework.errors import CaseworkError
+from ansim.commands.common import (
     JsonFlag,
     count_files,
     emit_json,
@@ -25,7 +20,9 @@ from commands.common import (
     progress_bar,
     refusals,
 )
-from detector.video import REFERENCE_SECONDS_PER_HASH, reference_options
+from ansim.detector.video import REFERENCE_SECONDS_PER_HASH, reference_options
+from ansim.pipeline import intake
+from ansim.pipeline.workspaces import open_workspace
 
 ref_app = typer.Typer(
     help="References: what a victim reported, kept as fingerprints only.", no_args_is_help=True
@@ -71,7 +68,7 @@ def ref_add(
     texts: list[tuple[str, str]] = [("--text", text)] if text is not None else []
     files = list(paths or [])
     if lines:
-        from casework.files import expand_paths
+        from ansim.casework.files import expand_paths
 
         for path in expand_paths(files):
             texts += intake.text_lines(path, options)

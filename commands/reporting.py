@@ -6,12 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
-from casework import (
-    report_service,
-)
-from casework.workspace import open_workspace
-from commands.common import JsonFlag, emit_json, out, refusals
+from ansim.casework import report_service
+from ansim.commands.common import JsonFlag, emit_json, out, refusals
+from ansim.pipeline.workspaces import open_workspace
 
 
 @refusals

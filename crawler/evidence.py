@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 from urllib.parse import urlsplit
 
+from ansim.crawler.fetch import Exchange, FetchResult
 from cryptography.fernet import Fernet, InvalidToken
 from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
-
-from crawler.fetch import Exchange, FetchResult
 
 MAGIC = b"ANSIM-SEALED-1\n"
 SEAL_CHUNK_BYTES = 1 << 20

@@ -11,9 +11,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from ansim.crawler.urls import normalize_url
 from selectolax.lexbor import LexborHTMLParser
-
-from crawler.urls import normalize_url
 
 MAX_TEXT_CHARS = 200_000
 MAX_LINKS_PER_PAGE = 5_000

@@ -33,10 +33,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
-
-from crawler.guard import AddressPolicy, BlockedAddress, GuardedResolver
-from crawler.politeness import Politeness
-from crawler.urls import host_key, normalize_url
+from ansim.crawler.guard import AddressPolicy, BlockedAddress, GuardedResolver
+from ansim.crawler.politeness import Politeness
+from ansim.crawler.urls import host_key, normalize_url
 
 log = logging.getLogger("ansim.crawler.fetch")
 

@@ -12,10 +12,9 @@ import logging
 from collections import Counter
 from urllib.parse import urlsplit
 
+from ansim.crawler.fetch import BLOCKED, HTTP_ERROR, OK, Fetcher
+from ansim.crawler.urls import DEFAULT_PORTS, host_key
 from protego import Protego
-
-from crawler.fetch import BLOCKED, HTTP_ERROR, OK, Fetcher
-from crawler.urls import DEFAULT_PORTS, host_key
 
 log = logging.getLogger("ansim.crawler.robots")
 

@@ -15,16 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from detector.audio_decode import TARGET_RATE, DecodeOptions, DecodeReport, decode_mono
-from detector.audio_landmarks import Landmarks, LandmarkScheme, reference_landmarks
-from detector.audio_peaks import (
+from ansim.detector.audio_decode import TARGET_RATE, DecodeOptions, DecodeReport, decode_mono
+from ansim.detector.audio_landmarks import Landmarks, LandmarkScheme, reference_landmarks
+from ansim.detector.audio_peaks import (
     FRAMES_PER_SECOND,
     PITCH_STEPS_PER_SEMITONE,
     PeakOptions,
     PeakStream,
 )
-from detector.errors import LowQuality, MediaError
+from ansim.detector.errors import LowQuality, MediaError
 
 SIGNAL_NAME = "audio"
 BLOB_MAGIC = b"ANSA"

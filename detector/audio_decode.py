@@ -19,8 +19,7 @@ import av
 import numpy as np
 import soundfile
 import soxr
-
-from detector.errors import MediaError, UnsupportedMedia
+from ansim.detector.errors import MediaError, UnsupportedMedia
 
 TARGET_RATE = 8000
 CHUNK_SECONDS = 60.0

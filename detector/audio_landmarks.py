@@ -19,8 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from detector.audio_peaks import PITCH_STEPS_PER_SEMITONE
+from ansim.detector.audio_peaks import PITCH_STEPS_PER_SEMITONE
 
 # Field widths of the 32-bit hash (anchor pitch | interval | time delta).
 ANCHOR_BITS = 7

@@ -21,9 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from detector.audio_landmarks import Variant
-from detector.audio_peaks import FRAMES_PER_SECOND, PITCH_STEPS_PER_SEMITONE
+from ansim.detector.audio_landmarks import Variant
+from ansim.detector.audio_peaks import FRAMES_PER_SECOND, PITCH_STEPS_PER_SEMITONE
 
 
 @dataclass(frozen=True)

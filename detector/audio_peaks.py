@@ -19,9 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
+from ansim.detector.audio_decode import TARGET_RATE
 from scipy.ndimage import maximum_filter, uniform_filter
-
-from detector.audio_decode import TARGET_RATE
 
 N_FFT = 1024
 HOP = 256

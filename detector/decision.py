@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from detector.audio_match import AudioAlignment, AudioMatchRules
-from detector.pdq import DEFAULT_MATCH_DISTANCE, DEFAULT_MIN_QUALITY
+from ansim.detector.audio_match import AudioAlignment, AudioMatchRules
+from ansim.detector.pdq import DEFAULT_MATCH_DISTANCE, DEFAULT_MIN_QUALITY
 
 # How the copy differs from the reference when the query's dihedral variant v matched:
 # pdqhash.compute_dihedral's order is original, rot90, rot180, rot270, flip x, flip y,

@@ -54,8 +54,7 @@ class DescriptorModel:
 
     def __init__(self, path: Path, threads: int = 1) -> None:
         import torch
-
-        from models.descriptor import load_weights
+        from ansim.models.descriptor import load_weights
 
         self._torch = torch
         self.network, self.recipe = load_weights(str(path))
@@ -71,7 +70,7 @@ class DescriptorModel:
 
     def describe_batch(self, images: list[np.ndarray]) -> np.ndarray:
         """(n, dim) float32 unit vectors for RGB uint8 images."""
-        from models.descriptor import preprocess
+        from ansim.models.descriptor import preprocess
 
         torch = self._torch
         if not images:

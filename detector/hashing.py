@@ -11,17 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
-from detector.audio import AudioOptions, fingerprint_file
-from detector.errors import LowQuality, MediaError, UnsupportedMedia
-from detector.filehash import file_digests
-from detector.image import ImageOptions, hash_rgb, load_rgb
-from detector.image_robust import LOCAL_FEATURES_OPTION, ROBUST_OPTION, robust_image_signals
-from detector.pdq import DEFAULT_MIN_QUALITY
-from detector.signals import FrameHash, MediaSignals
-from detector.sniff import IMAGE_MIMES, Sniffed, sniff_file
-from detector.text import TextOptions, text_file_signals
-from detector.video import VideoOptions, hash_video
+from ansim.detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
+from ansim.detector.audio import AudioOptions, fingerprint_file
+from ansim.detector.errors import LowQuality, MediaError, UnsupportedMedia
+from ansim.detector.filehash import file_digests
+from ansim.detector.image import ImageOptions, hash_rgb, load_rgb
+from ansim.detector.image_robust import LOCAL_FEATURES_OPTION, ROBUST_OPTION, robust_image_signals
+from ansim.detector.pdq import DEFAULT_MIN_QUALITY
+from ansim.detector.signals import FrameHash, MediaSignals
+from ansim.detector.sniff import IMAGE_MIMES, Sniffed, sniff_file
+from ansim.detector.text import TextOptions, text_file_signals
+from ansim.detector.video import VideoOptions, hash_video
 
 
 @dataclass(frozen=True)

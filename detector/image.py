@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from ansim.detector.errors import MediaError
+from ansim.detector.pdq import hash_pixels_dihedral
+from ansim.detector.signals import FrameHash
 from PIL import Image, UnidentifiedImageError
-
-from detector.errors import MediaError
-from detector.pdq import hash_pixels_dihedral
-from detector.signals import FrameHash
 
 # PDQ downsamples to 64x64 through a 512-ish intermediate; decoding more than about
 # twice that side buys no accuracy, only time.

@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from detector.local_verify import LocalFeatures, Verification, verify
-from detector.pdq import DEFAULT_MATCH_DISTANCE
+from ansim.detector.local_verify import LocalFeatures, Verification, verify
+from ansim.detector.pdq import DEFAULT_MATCH_DISTANCE
 
 CALIBRATION_FILE = (
     Path(__file__).resolve().parent.parent / "models" / "weights" / "image_decision.json"

@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
-from detector.descriptor import load_descriptor_model, torch_available, weights_path
-from detector.image import ImageOptions, load_rgb
-from detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
-from detector.local_verify import LocalFeatures, extract_local_features, opencv_available
+from ansim.detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
+from ansim.detector.descriptor import load_descriptor_model, torch_available, weights_path
+from ansim.detector.image import ImageOptions, load_rgb
+from ansim.detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
+from ansim.detector.local_verify import LocalFeatures, extract_local_features, opencv_available
 
 # HashOptions.extra key: False skips these signals (PDQ-only hashing, e.g. hash lists).
 ROBUST_OPTION = "image_robust"

@@ -264,8 +264,7 @@ def ratio_matches(
     OpenCV's brute-force matcher on the same data.
     """
     import faiss
-
-    from detector.faiss_threads import faiss_threads_for
+    from ansim.detector.faiss_threads import faiss_threads_for
 
     if len(query) < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)

@@ -20,9 +20,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from ansim.detector.pdq import bits_to_hex
 from scipy import sparse
-
-from detector.pdq import bits_to_hex
 
 SAMPLES = 64
 DCT_SIDE = 16

@@ -30,11 +30,10 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from detector.errors import LowQuality, MediaError
-from detector.filehash import bytes_digests
-from detector.signals import MediaSignals
-from detector.text_normalize import NORMALIZER_VERSION, normalize
+from ansim.detector.errors import LowQuality, MediaError
+from ansim.detector.filehash import bytes_digests
+from ansim.detector.signals import MediaSignals
+from ansim.detector.text_normalize import NORMALIZER_VERSION, normalize
 
 if TYPE_CHECKING:
     import datasketch

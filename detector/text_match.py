@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from indexer.text_index import TextHit
+from ansim.indexer.text_index import TextHit
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ from functools import cache
 from typing import Any
 
 import numpy as np
-
-from detector.errors import MediaError
+from ansim.detector.errors import MediaError
 
 
 class SemanticUnavailable(MediaError):

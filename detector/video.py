@@ -31,12 +31,11 @@ from typing import Any
 
 import av
 import numpy as np
-
-from detector.borders import CropBox, crop, smooth_crops, uniform_share
-from detector.errors import MediaError
-from detector.pdq import DEFAULT_MIN_QUALITY, pdq_distance
-from detector.pdq_fast import hash_frame
-from detector.signals import FrameHash
+from ansim.detector.borders import CropBox, crop, smooth_crops, uniform_share
+from ansim.detector.errors import MediaError
+from ansim.detector.pdq import DEFAULT_MIN_QUALITY, pdq_distance
+from ansim.detector.pdq_fast import hash_frame
+from ansim.detector.signals import FrameHash
 
 # A decoder that fails on this many packets in a row is given up on.
 MAX_CONSECUTIVE_DECODE_ERRORS = 50

@@ -23,10 +23,9 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from detector.pdq import DEFAULT_MATCH_DISTANCE, DEFAULT_MIN_QUALITY
-from detector.signals import FrameHash
-from detector.video import VideoHashes
+from ansim.detector.pdq import DEFAULT_MATCH_DISTANCE, DEFAULT_MIN_QUALITY
+from ansim.detector.signals import FrameHash
+from ansim.detector.video import VideoHashes
 
 # Speed-ups and slow-downs tried when aligning (reposts are sped up to dodge matching).
 DEFAULT_SPEEDS = (1.0, 1.1, 1 / 1.1, 1.25, 1 / 1.25)

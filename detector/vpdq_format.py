@@ -11,9 +11,9 @@ import math
 from collections.abc import Iterable
 from pathlib import Path
 
-from detector.errors import MediaError
-from detector.pdq import hex_to_bytes
-from detector.signals import FrameHash
+from ansim.detector.errors import MediaError
+from ansim.detector.pdq import hex_to_bytes
+from ansim.detector.signals import FrameHash
 
 MAX_LINE_ERRORS_SHOWN = 3
 

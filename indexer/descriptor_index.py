@@ -14,8 +14,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-
-from detector.faiss_threads import faiss_threads_for
+from ansim.detector.faiss_threads import faiss_threads_for
 
 # Searches below this many vector comparisons (~10^6 x 128-d, a few ms) run on one thread.
 SINGLE_THREAD_COMPARISONS = 1 << 20

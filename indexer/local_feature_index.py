@@ -31,9 +31,8 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-
-from detector.faiss_threads import faiss_threads_for
-from detector.local_verify import LocalFeatures
+from ansim.detector.faiss_threads import faiss_threads_for
+from ansim.detector.local_verify import LocalFeatures
 
 PER_ENTRY_FINE = 128
 PER_ENTRY_COARSE = 384

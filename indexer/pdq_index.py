@@ -12,9 +12,8 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-
-from detector.faiss_threads import faiss_threads_for
-from detector.pdq import PDQ_BITS, PDQ_BYTES, hex_to_bytes
+from ansim.detector.faiss_threads import faiss_threads_for
+from ansim.detector.pdq import PDQ_BITS, PDQ_BYTES, hex_to_bytes
 
 # Below this many hash comparisons a search takes well under a millisecond on one thread;
 # starting OpenMP threads for it costs more, and on a busy machine (a crawl's hashing

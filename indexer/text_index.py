@@ -28,15 +28,14 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
-
-from detector.text import (
+from ansim.detector.text import (
     MINHASH_SEED,
     NUM_PERM,
     SHINGLE_SIZE,
     TextSignature,
     to_minhash,
 )
-from detector.text_normalize import NORMALIZER_VERSION
+from ansim.detector.text_normalize import NORMALIZER_VERSION
 
 RECALL_AT_SIMILARITY = 0.35
 RECALL_TARGET = 0.999

@@ -26,11 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from ansim.models.augment import AugmentContext, instance_crop, mild_view, strong_view
+from ansim.models.descriptor import CopyDescriptor, DescriptorConfig, preprocess, save_weights
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
-
-from models.augment import AugmentContext, instance_crop, mild_view, strong_view
-from models.descriptor import CopyDescriptor, DescriptorConfig, preprocess, save_weights
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 

@@ -19,6 +19,7 @@ real hosts: the point is to show the workflow and the report on a month of activ
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import http.server
 import random
 import socket
@@ -31,17 +32,18 @@ from urllib.parse import urlsplit
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 from aiosmtpd.controller import Controller
+from ansim.casework import cases, confirmations, hosts, notice_service, queue
+from ansim.casework.lifecycle import as_utc
+from ansim.casework.notices import Sender
+from ansim.casework.recheck import RecheckPolicy
+from ansim.casework.smtp import SmtpSettings
+from ansim.casework.workspace import Workspace
+from ansim.detector.hashing import HashOptions, hash_file
+from ansim.pipeline import intake, scanning
+from ansim.pipeline.recheck_service import RecheckFetch, recheck
+from ansim.pipeline.workspaces import init_workspace
+from ansim.store.tables import Service, Takedown, TakedownEvent
 from PIL import Image
-
-from casework import cases, confirmations, hosts, intake, notice_service, queue, scanning
-from casework.lifecycle import as_utc
-from casework.models import Service, Takedown, TakedownEvent
-from casework.notices import Sender
-from casework.recheck import RecheckPolicy
-from casework.recheck_service import RecheckFetch, recheck
-from casework.smtp import SmtpSettings
-from casework.workspace import Workspace, init_workspace
-from detector.hashing import HashOptions, hash_file
 
 MONTH_START = datetime(2026, 10, 1, tzinfo=UTC)
 MONTH_END = datetime(2026, 11, 1, tzinfo=UTC)
@@ -162,11 +164,9 @@ def main() -> None:
     controller.start()
     smtp = SmtpSettings("127.0.0.1", smtp_port)
     workspace, _ = init_workspace()
-    kim = Workspace(workspace.home, workspace.store, workspace.cipher, workspace.banks, "kim")
-    lee = Workspace(workspace.home, workspace.store, workspace.cipher, workspace.banks, "lee")
-    crawler = Workspace(
-        workspace.home, workspace.store, workspace.cipher, workspace.banks, "crawler"
-    )
+    kim = dataclasses.replace(workspace, actor="kim")
+    lee = dataclasses.replace(workspace, actor="lee")
+    crawler = dataclasses.replace(workspace, actor="crawler")
     try:
         copies = register_cases(kim, rng)
         for domain, (_, _, _, _, lang) in HOSTS.items():

@@ -6,12 +6,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from ansim.casework import cases
+from ansim.casework.workspace import Workspace
+from ansim.detector.decision import MatchRules
+from ansim.detector.hashing import HashOptions
+from ansim.pipeline import intake, scanning
 from PIL import Image
 
-from casework import cases, intake, scanning
-from casework.workspace import Workspace
-from detector.decision import MatchRules
-from detector.hashing import HashOptions
 from tests.helpers import photo_like
 
 

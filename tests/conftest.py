@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from casework.db import Store
+    from ansim.store.db import Store
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,7 +51,7 @@ def _pg_admin_url() -> str | None:
     url = os.environ.get(PG_URL_ENV)
     if not url:
         return None
-    from casework.db import normalize_url
+    from ansim.store.db import normalize_url
 
     return normalize_url(url)
 
@@ -60,7 +60,7 @@ def _pg_admin_url() -> str | None:
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of an empty database on each backend (SQLite file; fresh PostgreSQL database)."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
+        yield f"sqlite:///{tmp_path / 'ansim.store.db'}"
         return
     admin_url = _pg_admin_url()
     if admin_url is None:
@@ -89,7 +89,7 @@ def _fresh_pg_database(admin_url: str) -> Iterator[str]:
 @pytest.fixture
 def store(db_url: str) -> Iterator[Store]:
     """A migrated store on each backend."""
-    from casework.db import Store
+    from ansim.store.db import Store
 
     opened = Store(db_url)
     opened.migrate()
@@ -157,7 +157,8 @@ def smtp_server() -> Iterator[tuple[str, RecordingSmtpHandler]]:
 @pytest.fixture(scope="session")
 def hostile_site():
     """The hostile test site (tests/hostile_site.py) served on 127.0.0.1 for the session."""
-    from crawler.localserve import LocalServer
+    from ansim.crawler.localserve import LocalServer
+
     from tests.hostile_site import HostileSite
 
     site = HostileSite()

@@ -7,10 +7,9 @@ import socket
 from pathlib import Path
 
 from aiohttp.abc import AbstractResolver, ResolveResult
-
-from crawler.fetch import Fetcher, FetchLimits
-from crawler.guard import AddressPolicy
-from crawler.politeness import Politeness, PolitenessConfig
+from ansim.crawler.fetch import Fetcher, FetchLimits
+from ansim.crawler.guard import AddressPolicy
+from ansim.crawler.politeness import Politeness, PolitenessConfig
 
 QUICK_LIMITS = FetchLimits(
     connect_timeout_s=2,

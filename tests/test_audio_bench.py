@@ -5,7 +5,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from benchmarks.audio import BenchConfig, best_ber, filler_music, report_markdown, run_audio_bench
+from ansim.benchmarks.audio import (
+    BenchConfig,
+    best_ber,
+    filler_music,
+    report_markdown,
+    run_audio_bench,
+)
+
 from tests.audio_helpers import recording
 
 

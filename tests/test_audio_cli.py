@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks import audio_transforms as edits
+from ansim.benchmarks import audio_transforms as edits
+
 from tests.audio_helpers import INDEXED, load_mono, recording, write_video
 from tests.test_cli_end_to_end import run
 

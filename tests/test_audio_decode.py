@@ -7,12 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soxr
+from ansim.detector.audio import (
+    AudioFingerprint,
+    AudioOptions,
+    fingerprint_file,
+    fingerprint_samples,
+)
+from ansim.detector.audio_decode import TARGET_RATE, DecodeOptions, DecodeReport, decode_mono
+from ansim.detector.audio_peaks import PeakStream
+from ansim.detector.errors import LowQuality, MediaError, UnsupportedMedia
+from ansim.detector.hashing import hash_file
 
-from detector.audio import AudioFingerprint, AudioOptions, fingerprint_file, fingerprint_samples
-from detector.audio_decode import TARGET_RATE, DecodeOptions, DecodeReport, decode_mono
-from detector.audio_peaks import PeakStream
-from detector.errors import LowQuality, MediaError, UnsupportedMedia
-from detector.hashing import hash_file
 from tests.audio_helpers import (
     load_mono,
     recording,

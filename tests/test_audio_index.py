@@ -8,17 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soxr
-
-from detector.audio import fingerprint_samples
-from detector.audio_decode import TARGET_RATE
-from detector.audio_landmarks import query_variants
-from indexer.audio_index import (
+from ansim.detector.audio import fingerprint_samples
+from ansim.detector.audio_decode import TARGET_RATE
+from ansim.detector.audio_landmarks import query_variants
+from ansim.indexer.audio_index import (
     AudioEntry,
     BruteForceAudioIndex,
     InvertedAudioIndex,
     QueryLandmarks,
 )
-from indexer.persisted import PersistedIndex
+from ansim.indexer.persisted import PersistedIndex
+
 from tests.audio_helpers import INDEXED, load_mono, recording
 
 

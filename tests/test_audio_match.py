@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soxr
+from ansim.benchmarks import audio_transforms as edits
+from ansim.detector.audio import AudioFingerprint, fingerprint_file, fingerprint_samples
+from ansim.detector.audio_decode import TARGET_RATE
+from ansim.detector.audio_landmarks import query_variants
+from ansim.detector.audio_match import AudioAlignment, matching_alignments, verify_candidates
+from ansim.indexer.audio_index import AudioEntry, InvertedAudioIndex, QueryLandmarks
 
-from benchmarks import audio_transforms as edits
-from detector.audio import AudioFingerprint, fingerprint_file, fingerprint_samples
-from detector.audio_decode import TARGET_RATE
-from detector.audio_landmarks import query_variants
-from detector.audio_match import AudioAlignment, matching_alignments, verify_candidates
-from indexer.audio_index import AudioEntry, InvertedAudioIndex, QueryLandmarks
 from tests.audio_helpers import (
     HELD_OUT,
     INDEXED,

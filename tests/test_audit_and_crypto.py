@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import stat
 from pathlib import Path
 
 import pytest
+from ansim.casework import cases
+from ansim.casework.workspace import Workspace
+from ansim.pipeline.workspaces import init_workspace
+from ansim.store import audit
+from ansim.store.tables import AuditEntry, Case
 from sqlalchemy import select, text
-
-from casework import audit, cases
-from casework.models import AuditEntry, Case
-from casework.workspace import Workspace, init_workspace
 
 
 @pytest.fixture
@@ -96,11 +98,8 @@ def test_key_file_is_private_and_needed(workspace_with_history: Workspace) -> No
     key_file = workspace_with_history.home.key_file
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     key_file.write_bytes(b"not a key")
-    fresh = Workspace(
-        workspace_with_history.home,
-        workspace_with_history.store,
-        type(workspace_with_history.cipher)(key_file),
-        workspace_with_history.banks,
+    fresh = dataclasses.replace(
+        workspace_with_history, cipher=type(workspace_with_history.cipher)(key_file)
     )
     with pytest.raises(Exception, match="malformed"):
         cases.show_case(fresh, "C-2026-0001", reveal=True)

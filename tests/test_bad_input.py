@@ -8,15 +8,16 @@ import zlib
 from pathlib import Path
 
 import pytest
+from ansim.casework import cases
+from ansim.casework.errors import CaseworkError, NotFound
+from ansim.detector.errors import LowQuality, MediaError
+from ansim.detector.hashing import hash_file
+from ansim.pipeline import intake, scanning
+from ansim.pipeline.workspaces import init_workspace
+from ansim.store.tables import Reference, ScannedItem, Signal, Takedown
 from PIL import Image
 from sqlalchemy import func, select
 
-from casework import cases, intake, scanning
-from casework.errors import CaseworkError, NotFound
-from casework.models import Reference, ScannedItem, Signal, Takedown
-from casework.workspace import init_workspace
-from detector.errors import LowQuality, MediaError
-from detector.hashing import hash_file
 from tests.helpers import photo_like
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
+from ansim.casework import cases
+from ansim.pipeline import intake, scanning
+from ansim.pipeline.workspaces import init_workspace, open_workspace
 from PIL import Image
 
-from casework import cases, intake, scanning
-from casework.workspace import init_workspace, open_workspace
 from tests.helpers import photo_like
 
 
@@ -100,12 +101,11 @@ def test_concurrent_writers_lose_no_index_entries(ansim_home: Path, tmp_path: Pa
 def test_stored_local_features_are_read_once_and_the_cache_is_bounded(
     ansim_home: Path, tmp_path: Path, monkeypatch
 ) -> None:
+    import ansim.pipeline.banks as banks_module
     import numpy as np
+    from ansim.detector.local_verify import SIGNAL_KIND, LocalFeatures
+    from ansim.store.tables import Signal
     from sqlalchemy import event, select
-
-    import casework.banks as banks_module
-    from casework.models import Signal
-    from detector.local_verify import SIGNAL_KIND, LocalFeatures
 
     workspace, _ = init_workspace()
     case_id = cases.open_case(workspace, "other")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.crawl_bench import run_crawl_bench
+from ansim.benchmarks.crawl_bench import run_crawl_bench
 
 
 def test_small_crawl_bench_finds_every_planted_copy(shared_data: Path, tmp_path: Path) -> None:

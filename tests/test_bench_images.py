@@ -9,11 +9,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from ansim.benchmarks.fast_decode import RULE_MAX_DISTANCE, check_fast_decode
+from ansim.benchmarks.fast_decode import main as fast_decode_main
+from ansim.benchmarks.images import (
+    ImageBenchConfig,
+    find_images,
+    main,
+    run_image_benchmark,
+    write_report,
+)
+from ansim.detector import image as detector_image
 
-import detector.image
-from benchmarks.fast_decode import RULE_MAX_DISTANCE, check_fast_decode
-from benchmarks.fast_decode import main as fast_decode_main
-from benchmarks.images import ImageBenchConfig, find_images, main, run_image_benchmark, write_report
 from tests.helpers import photo_like
 
 ANSIM = str(Path(sys.executable).parent / "ansim")
@@ -117,7 +123,7 @@ def test_fast_decode_tool_tries_other_sides(
     image_folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The tool sets the module constant for its process: keep this test process clean.
-    monkeypatch.setattr(detector.image, "FAST_DECODE_SIDE", detector.image.FAST_DECODE_SIDE)
+    monkeypatch.setattr(detector_image, "FAST_DECODE_SIDE", detector_image.FAST_DECODE_SIDE)
     assert fast_decode_main([str(image_folder), "--side", "64"]) in (0, 1)
     summary = json.loads(capsys.readouterr().out)
     assert summary["fast_decode_side"] == 64
@@ -131,7 +137,7 @@ def test_fast_decode_rule_on_shared_images(shared_data: Path) -> None:
     Meta's PDQ test images (their 12-megapixel EXIF photos are the ones the fast path
     really shrinks) and a seeded sample of the benchmark photos. The full check:
     `ansim bench images` covers every photo of its folder, and
-    `python -m benchmarks.fast_decode ../shared/data/threatexchange/pdq` all of Meta's.
+    `python -m ansim.benchmarks.fast_decode ../shared/data/threatexchange/pdq` all of Meta's.
     """
     meta = shared_data / "threatexchange" / "pdq"
     photos = shared_data / "images"

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from benchmarks.metrics import (
+from ansim.benchmarks.metrics import (
     Prediction,
     micro_average_precision,
     precision_recall,

@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from benchmarks.retrohunt_bench import run_retrohunt_bench
+from ansim.benchmarks.retrohunt_bench import run_retrohunt_bench
 
 
 def test_small_retrohunt_bench_finds_every_planted_copy(shared_data: Path, tmp_path: Path) -> None:

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ansim.benchmarks.image_transforms import TRANSFORMS, select_transforms, transform_rng
+from ansim.detector.hashing import hash_file
 from PIL import Image
-
-from benchmarks.image_transforms import TRANSFORMS, select_transforms, transform_rng
-from detector.hashing import hash_file
 
 
 def textured_image(width: int = 240, height: int = 160, seed: int = 1) -> Image.Image:

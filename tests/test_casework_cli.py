@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from casework import confirmations
-from casework.workspace import init_workspace
+from ansim.casework import confirmations
+from ansim.pipeline.workspaces import init_workspace
+
 from tests.casework_fixtures import as_analyst, found_at, open_case_with_reference, reposted_copy
 from tests.test_casework_workflow import media_server  # noqa: F401 - fixture
 

@@ -17,12 +17,18 @@ from email import policy as email_policy
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
-
-from casework import audit, confirmations, hosts, notice_service, queue, retention
-from casework.errors import CaseworkError, NotFound
-from casework.lifecycle import InvalidTransition, as_utc
-from casework.models import (
+from ansim.casework import confirmations, hosts, notice_service, queue, retention
+from ansim.casework.errors import CaseworkError, NotFound
+from ansim.casework.lifecycle import InvalidTransition, as_utc
+from ansim.casework.notices import Sender
+from ansim.casework.recheck import RecheckPolicy
+from ansim.casework.report_service import build_report
+from ansim.casework.smtp import SmtpSettings
+from ansim.casework.workspace import Workspace
+from ansim.pipeline.recheck_service import RecheckFetch, recheck
+from ansim.pipeline.workspaces import init_workspace
+from ansim.store import audit
+from ansim.store.tables import (
     AuditEntry,
     Case,
     Notice,
@@ -32,12 +38,8 @@ from casework.models import (
     TakedownEvent,
     utcnow,
 )
-from casework.notices import Sender
-from casework.recheck import RecheckPolicy
-from casework.recheck_service import RecheckFetch, recheck
-from casework.report_service import build_report
-from casework.smtp import SmtpSettings
-from casework.workspace import Workspace, init_workspace
+from sqlalchemy import func, select
+
 from tests.casework_fixtures import as_analyst, found_at, open_case_with_reference, reposted_copy
 from tests.helpers import photo_like
 

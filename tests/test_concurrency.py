@@ -9,14 +9,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from ansim.casework import confirmations, hosts, notice_service, queue
+from ansim.casework.errors import CaseworkError
+from ansim.casework.notices import Sender
+from ansim.casework.smtp import SmtpSettings
+from ansim.casework.workspace import Workspace
+from ansim.pipeline.workspaces import init_workspace, open_workspace
+from ansim.store import audit
+from ansim.store.tables import Confirmation, Takedown, TakedownEvent
 from sqlalchemy import func, select
 
-from casework import audit, confirmations, hosts, notice_service, queue
-from casework.errors import CaseworkError
-from casework.models import Confirmation, Takedown, TakedownEvent
-from casework.notices import Sender
-from casework.smtp import SmtpSettings
-from casework.workspace import Workspace, init_workspace, open_workspace
 from tests.casework_fixtures import as_analyst, found_at, open_case_with_reference, reposted_copy
 
 ITEMS_PER_CASE = 6

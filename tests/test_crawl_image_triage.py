@@ -7,21 +7,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from casework.cases import open_case
-from casework.crawling import CrawlOptions, start_run
-from casework.errors import CaseworkError
-from casework.home import Home
-from casework.image_matching import decision_thresholds, needs_local_features
-from casework.intake import add_reference_files
-from casework.workspace import Workspace, init_workspace
-from detector.decision import MatchRules
-from detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
-from detector.descriptor import Descriptor
-from detector.hashing import HashOptions, hash_file
-from detector.image_robust import LOCAL_FEATURES_OPTION
-from detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
-from detector.signals import FrameHash, MediaSignals
+from ansim.casework.cases import open_case
+from ansim.casework.errors import CaseworkError
+from ansim.casework.workspace import Workspace
+from ansim.detector.decision import MatchRules
+from ansim.detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
+from ansim.detector.descriptor import Descriptor
+from ansim.detector.hashing import HashOptions, hash_file
+from ansim.detector.image_robust import LOCAL_FEATURES_OPTION
+from ansim.detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
+from ansim.detector.signals import FrameHash, MediaSignals
+from ansim.pipeline.crawling import CrawlOptions, start_run
+from ansim.pipeline.image_matching import decision_thresholds, needs_local_features
+from ansim.pipeline.intake import add_reference_files
+from ansim.pipeline.workspaces import init_workspace
+from ansim.store.home import Home
 
 pytest.importorskip("cv2")
 

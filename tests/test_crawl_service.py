@@ -16,15 +16,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ansim.casework import queue
+from ansim.casework.cases import open_case
+from ansim.casework.errors import CaseworkError
+from ansim.crawler.localserve import LocalServer
+from ansim.pipeline import crawling, intake
+from ansim.pipeline.workspaces import init_workspace, open_workspace
+from ansim.store.tables import CrawlRun, CrawlUrl, Evidence, ScannedItem, Takedown
 from PIL import Image
 from sqlalchemy import func, select
 
-from casework import crawling, intake, queue
-from casework.cases import open_case
-from casework.errors import CaseworkError
-from casework.models import CrawlRun, CrawlUrl, Evidence, ScannedItem, Takedown
-from casework.workspace import init_workspace, open_workspace
-from crawler.localserve import LocalServer
 from tests.crawl_site import CrawlSite
 
 QUICK = dict(allow_loopback=True, min_delay_s=0.0, hash_processes=1, max_depth=10)
@@ -134,7 +135,7 @@ def test_retro_hunt_finds_what_was_crawled_before(site, workspace) -> None:
 def test_retro_hunt_finds_a_crawled_crop_in_a_screenshot_that_pdq_misses(
     site, workspace, shared_data: Path, tmp_path: Path
 ) -> None:
-    from benchmarks.hard_transforms import HARD_TRANSFORMS
+    from ansim.benchmarks.hard_transforms import HARD_TRANSFORMS
 
     folder = shared_data / "images" / "bsds500" / "test"
     photo, background = folder / "100007.jpg", folder / "100039.jpg"
@@ -179,8 +180,8 @@ def test_retro_hunt_finds_a_crawled_clip_and_thumbnail_of_a_new_video(
     site, workspace, tmp_path: Path
 ) -> None:
     import av
+    from ansim.benchmarks.video_dataset import cut_clip
 
-    from benchmarks.video_dataset import cut_clip
     from tests.video_media import photos, slideshow
 
     video = slideshow(tmp_path / "reported.mp4", photos(tmp_path / "stills", 8), 32, seed=4)

@@ -8,10 +8,10 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from ansim.crawler.evidence import EvidenceError, EvidenceStore
 from cryptography.fernet import Fernet
 from warcio.archiveiterator import ArchiveIterator
 
-from crawler.evidence import EvidenceError, EvidenceStore
 from tests.crawler_helpers import quick_fetcher
 
 

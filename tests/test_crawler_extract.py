@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from crawler.extract import extract_page, largest_srcset_candidate
+from ansim.crawler.extract import extract_page, largest_srcset_candidate
+
 from tests.crawler_helpers import quick_fetcher
 
 PAGE = """<!doctype html><html><head><title> Gallery  page </title>

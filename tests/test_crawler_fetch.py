@@ -9,9 +9,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+from ansim.crawler import fetch as f
+from ansim.crawler.fetch import FetchLimits
 
-from crawler import fetch as f
-from crawler.fetch import FetchLimits
 from tests.crawler_helpers import QUICK_LIMITS, quick_fetcher
 
 HOSTILE_OUTCOMES = [
@@ -108,8 +108,7 @@ def test_retry_after_is_honoured_and_slows_the_host(hostile_site) -> None:
 
 def test_retry_after_beyond_the_limit_is_not_waited_for() -> None:
     from aiohttp import web
-
-    from crawler.localserve import LocalServer
+    from ansim.crawler.localserve import LocalServer
 
     async def forever_busy(_request):
         return web.Response(status=429, headers={"Retry-After": "3600"})

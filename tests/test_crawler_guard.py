@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from ansim.crawler.fetch import BLOCKED, OK
+from ansim.crawler.guard import AddressPolicy, BlockedAddress, GuardedResolver, parse_ip_literal
 
-from crawler.fetch import BLOCKED, OK
-from crawler.guard import AddressPolicy, BlockedAddress, GuardedResolver, parse_ip_literal
 from tests.crawler_helpers import PinnedResolver, quick_fetcher
 
 REFUSED_ALWAYS = [

@@ -7,10 +7,10 @@ import asyncio
 import logging
 
 from aiohttp import web
+from ansim.crawler.localserve import LocalServer
+from ansim.crawler.politeness import PolitenessConfig
+from ansim.crawler.robots import RobotsCache
 
-from crawler.localserve import LocalServer
-from crawler.politeness import PolitenessConfig
-from crawler.robots import RobotsCache
 from tests.crawler_helpers import quick_fetcher
 
 

@@ -6,8 +6,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
-from casework.lifecycle import (
+from ansim.casework.lifecycle import (
     STATUSES,
     ConfirmationPolicy,
     InvalidTransition,

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 from alembic import command
+from ansim.store.db import alembic_config, make_engine, normalize_url, schema_is_current, upgrade
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
-
-from casework.db import alembic_config, make_engine, normalize_url, schema_is_current, upgrade
 
 T = "2026-02-01 10:00:00+00:00"
 SEED = [

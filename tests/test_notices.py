@@ -10,8 +10,7 @@ from email import policy
 from pathlib import Path
 
 import pytest
-
-from casework.notices import (
+from ansim.casework.notices import (
     CSV_COLUMNS,
     HostContact,
     NoticeError,
@@ -21,7 +20,7 @@ from casework.notices import (
     write_csv,
     write_eml,
 )
-from casework.smtp import DeliveryError, SmtpSettings, deliver
+from ansim.casework.smtp import DeliveryError, SmtpSettings, deliver
 
 SENDER = Sender("Seoul Support Center", "takedown@support.example", "02-000-0000")
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

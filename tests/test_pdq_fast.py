@@ -7,10 +7,9 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from ansim.detector.pdq import hash_pixels_dihedral, pdq_distance
+from ansim.detector.pdq_fast import hash_frame, sample_weights
 from PIL import Image
-
-from detector.pdq import hash_pixels_dihedral, pdq_distance
-from detector.pdq_fast import hash_frame, sample_weights
 
 # pdqhash's dihedral order: original, rot90, rot180, rot270, flipX, flipY, ... The
 # left-right mirror is flipY.

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from indexer.pdq_index import BruteForcePdqIndex, FaissPdqIndex
+from ansim.indexer.pdq_index import BruteForcePdqIndex, FaissPdqIndex
 
 
 def random_hashes(rng: np.random.Generator, count: int) -> list[str]:

@@ -7,10 +7,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from ansim.detector.image import ImageOptions, hash_image
+from ansim.detector.pdq import pdq_distance
 from PIL import Image, ImageOps
-
-from detector.image import ImageOptions, hash_image
-from detector.pdq import pdq_distance
 
 FULL = ImageOptions(fast_decode=False)
 # Meta's pure-python tests accept 16 bits; we allow it only below PDQ's usable quality,

@@ -8,11 +8,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from ansim.casework import reappearance
+from ansim.pipeline.workspaces import init_workspace, open_workspace
+from ansim.store import audit
+from ansim.store.tables import Match, ScannedItem, Takedown
 from sqlalchemy import func, select
 
-from casework import audit, reappearance
-from casework.models import Match, ScannedItem, Takedown
-from casework.workspace import init_workspace, open_workspace
 from tests.casework_fixtures import as_analyst, found_at, open_case_with_reference, reposted_copy
 from tests.test_concurrency import run_together
 

@@ -13,10 +13,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
-from casework.recheck import MatchCheck, Outcome, RecheckPolicy, classify, plan
-from casework.recheck_service import RecheckFetch
-from crawler.fetch import CONNECTION_ERROR, FetchResult
+from ansim.casework.recheck import MatchCheck, Outcome, RecheckPolicy, classify, plan
+from ansim.crawler.fetch import CONNECTION_ERROR, FetchResult
+from ansim.pipeline.recheck_service import RecheckFetch
 
 MEDIA = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 OTHER_MEDIA = b"\x89PNG\r\n\x1a\n" + bytes(range(255, -1, -1)) * 8

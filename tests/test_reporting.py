@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
-from casework.reporting import ItemHistory, ServiceRecord, compute_report, daily_counts
+from ansim.casework.reporting import ItemHistory, ServiceRecord, compute_report, daily_counts
 
 H = timedelta(hours=1)
 SINCE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -129,7 +128,7 @@ def test_daily_counts() -> None:
 
 
 def test_plot_is_a_png(tmp_path) -> None:  # noqa: ANN001
-    from casework.report_plot import plot_report
+    from ansim.casework.report_plot import plot_report
 
     report = compute_report(SEEDED, SERVICES, since=SINCE, until=UNTIL)
     path = plot_report(report, SEEDED, SINCE, UNTIL, tmp_path / "plots" / "report.png")

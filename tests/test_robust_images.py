@@ -10,9 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
-from detector.image_decision import (
+from ansim.detector.image_decision import (
     Evidence,
     Thresholds,
     calibrate,
@@ -20,10 +18,12 @@ from detector.image_decision import (
     decision_precision,
     threshold_for_precision,
 )
-from detector.local_verify import LocalFeatures, Verification
-from indexer.descriptor_index import BruteForceDescriptorIndex, FaissDescriptorIndex
-from indexer.local_feature_index import BruteForceLocalFeatureIndex, FaissLocalFeatureIndex
-from indexer.persisted import PersistedIndex
+from ansim.detector.local_verify import LocalFeatures, Verification
+from ansim.indexer.descriptor_index import BruteForceDescriptorIndex, FaissDescriptorIndex
+from ansim.indexer.local_feature_index import BruteForceLocalFeatureIndex, FaissLocalFeatureIndex
+from ansim.indexer.persisted import PersistedIndex
+from PIL import Image
+
 from tests.conftest import REPO_ROOT
 
 BSDS_TEST = "images/bsds500/test"
@@ -57,7 +57,7 @@ def test_loading_the_descriptor_does_not_import_torchvision() -> None:
     `ansim` command, each crawl worker) for one residual block, now `ResidualBlock`."""
     pytest.importorskip("torch")
     script = (
-        "import sys; from detector.descriptor import load_descriptor_model; "
+        "import sys; from ansim.detector.descriptor import load_descriptor_model; "
         "model = load_descriptor_model(); print(model is not None, 'torchvision' in sys.modules)"
     )
     run = subprocess.run(
@@ -68,7 +68,7 @@ def test_loading_the_descriptor_does_not_import_torchvision() -> None:
 
 def test_descriptor_has_its_shape_and_unit_length() -> None:
     torch = pytest.importorskip("torch")
-    from models.descriptor import CopyDescriptor, DescriptorConfig, preprocess
+    from ansim.models.descriptor import CopyDescriptor, DescriptorConfig, preprocess
 
     config = DescriptorConfig()
     network = CopyDescriptor(config).eval()
@@ -82,8 +82,8 @@ def test_descriptor_has_its_shape_and_unit_length() -> None:
 
 
 def test_trained_descriptor_places_a_copy_nearer_than_other_photos(shared_data: Path) -> None:
-    from benchmarks.hard_transforms import HARD_TRANSFORMS
-    from detector.descriptor import load_descriptor_model
+    from ansim.benchmarks.hard_transforms import HARD_TRANSFORMS
+    from ansim.detector.descriptor import load_descriptor_model
 
     model = load_descriptor_model()
     if model is None:
@@ -206,7 +206,7 @@ def forty_entries_past_the_inverted_file_threshold(
     monkeypatch: pytest.MonkeyPatch, seed: int
 ) -> tuple[np.random.Generator, dict[int, LocalFeatures]]:
     """40 entries of 128 codes, with the inverted file starting at 2,000 codes."""
-    import indexer.local_feature_index as module
+    import ansim.indexer.local_feature_index as module
 
     monkeypatch.setattr(module, "IVF_MIN_CODES", 2000)
     rng = np.random.default_rng(seed)
@@ -227,7 +227,7 @@ def test_inverted_file_local_index_agrees_with_brute_force(
     # Probing every list makes the inverted file exact: it must equal the twin.
     approximate.save(tmp_path / "ivf.index")
     with np.load(tmp_path / "ivf.index") as data:
-        from indexer.local_feature_index import _StoredCodes
+        from ansim.indexer.local_feature_index import _StoredCodes
 
         exact = FaissLocalFeatureIndex(_StoredCodes(data["codes"], data["owners"]), nprobe=4096)
     assert exact.search(queries, k=3) == slow.search(queries, k=3)
@@ -282,9 +282,8 @@ def test_keypoints_are_spread_over_the_grid_strongest_first(shared_data: Path) -
     from collections import Counter
 
     import cv2
-
-    from detector.image import load_rgb
-    from detector.local_verify import DETECTION_POOL, _grey, _spread_orb
+    from ansim.detector.image import load_rgb
+    from ansim.detector.local_verify import DETECTION_POOL, _grey, _spread_orb
 
     grey = _grey(load_rgb(shared_data / "images" / "kodak24" / "kodim01.png"), 512)
     kept = _spread_orb(grey, 300)
@@ -313,8 +312,8 @@ def test_keypoints_are_spread_over_the_grid_strongest_first(shared_data: Path) -
 
 
 def test_verification_finds_a_cropped_and_pasted_copy_and_says_where(shared_data: Path) -> None:
-    from benchmarks.hard_transforms import HARD_TRANSFORMS
-    from detector.local_verify import extract_local_features, verify
+    from ansim.benchmarks.hard_transforms import HARD_TRANSFORMS
+    from ansim.detector.local_verify import extract_local_features, verify
 
     reference = shared_photo(shared_data, "100007.jpg")
     background = shared_photo(shared_data, "2018.jpg")
@@ -338,7 +337,7 @@ def test_verification_finds_a_cropped_and_pasted_copy_and_says_where(shared_data
 
 
 def test_verification_rejects_look_alikes_that_are_not_copies(shared_data: Path) -> None:
-    from detector.local_verify import extract_local_features, verify
+    from ansim.detector.local_verify import extract_local_features, verify
 
     thresholds = Thresholds.load()
     photo = shared_photo(shared_data, "128035.jpg")
@@ -418,8 +417,9 @@ def test_thresholds_file_round_trips(tmp_path: Path) -> None:
 
 def test_training_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     pytest.importorskip("torch")
-    from models.descriptor import DescriptorConfig, load_weights
-    from models.train import TrainConfig, checkpoint_path, train
+    from ansim.models.descriptor import DescriptorConfig, load_weights
+    from ansim.models.train import TrainConfig, checkpoint_path, train
+
     from tests.helpers import photo_like
 
     folder = tmp_path / "data" / "photos"
@@ -464,7 +464,7 @@ def test_training_resumes_from_its_checkpoint(tmp_path: Path) -> None:
 
 def test_training_refuses_a_folder_without_images(tmp_path: Path) -> None:
     pytest.importorskip("torch")
-    from models.train import TrainConfig, train
+    from ansim.models.train import TrainConfig, train
 
     with pytest.raises(FileNotFoundError, match="no training images"):
         train(TrainConfig(data_root=tmp_path, folders=("nothing",), run_dir=tmp_path / "r"))
@@ -474,7 +474,7 @@ def test_training_refuses_a_folder_without_images(tmp_path: Path) -> None:
 
 
 def test_bench_robust_runs_end_to_end_on_a_small_pool(shared_data: Path, tmp_path: Path) -> None:
-    from benchmarks.robust_images import RobustBenchConfig, run_benchmark, write_report
+    from ansim.benchmarks.robust_images import RobustBenchConfig, run_benchmark, write_report
 
     config = RobustBenchConfig(
         data_root=shared_data / "images",

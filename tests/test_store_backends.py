@@ -5,10 +5,9 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 
+from ansim.store.db import Store, normalize_url, schema_is_current
+from ansim.store.tables import Case, Service
 from sqlalchemy import select
-
-from casework.db import Store, normalize_url, schema_is_current
-from casework.models import Case, Service
 
 
 def test_normalize_url_sends_plain_postgresql_urls_through_psycopg() -> None:
@@ -40,8 +39,7 @@ def test_migrated_store_round_trips_a_case(store: Store, db_url: str) -> None:
 def test_migrations_match_the_models(store: Store) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
-
-    from casework.models import Base
+    from ansim.store.tables import Base
 
     with store.engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)

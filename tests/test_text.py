@@ -7,12 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from datasketch import MinHash
-
-from detector.errors import MediaError
-from detector.hashing import HashOptions, hash_file
-from detector.sniff import sniff_bytes
-from detector.text import (
+from ansim.detector.errors import MediaError
+from ansim.detector.hashing import HashOptions, hash_file
+from ansim.detector.sniff import sniff_bytes
+from ansim.detector.text import (
     MINHASH_SEED,
     NUM_PERM,
     TextOptions,
@@ -24,7 +22,8 @@ from detector.text import (
     text_signals,
     window_minhashes,
 )
-from detector.text_normalize import normalize
+from ansim.detector.text_normalize import normalize
+from datasketch import MinHash
 
 POST = "오늘 저녁 7시에 강남역 2번 출구에서 만나요. 연락처는 010-1234-5678 입니다."
 

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from benchmarks import text_evasions as ev
-from benchmarks.text import load_texts
-from detector.text import TextSignature, text_signals
-from detector.text_match import TextMatchPolicy, decide_all
-from indexer.persisted import PersistedIndex
-from indexer.text_index import (
+from ansim.benchmarks import text_evasions as ev
+from ansim.benchmarks.text import load_texts
+from ansim.detector.text import TextSignature, text_signals
+from ansim.detector.text_match import TextMatchPolicy, decide_all
+from ansim.indexer.persisted import PersistedIndex
+from ansim.indexer.text_index import (
     BruteForceTextIndex,
     LshTextIndex,
     ScanTextIndex,

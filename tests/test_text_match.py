@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from detector.text_match import TextMatchPolicy, decide, decide_all
-from indexer.text_index import TextHit
+from ansim.detector.text_match import TextMatchPolicy, decide, decide_all
+from ansim.indexer.text_index import TextHit
 
 
 def hit(entry_id: int, shared: int, jaccard: float, entry_c: float, query_c: float) -> TextHit:

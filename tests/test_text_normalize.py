@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from detector import text_normalize as tn
+from ansim.detector import text_normalize as tn
 
 
 def test_remove_invisible_korean_and_english() -> None:

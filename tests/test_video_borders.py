@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from ansim.benchmarks.video_dataset import letterbox, pillarbox, title_card
+from ansim.detector.borders import CropBox, crop, detect_borders, smooth_crops, uniform_share
+from ansim.detector.pdq import hash_pixels, pdq_distance
 from PIL import Image
 
-from benchmarks.video_dataset import letterbox, pillarbox, title_card
-from detector.borders import CropBox, crop, detect_borders, smooth_crops, uniform_share
-from detector.pdq import hash_pixels, pdq_distance
 from tests.helpers import photo_like
 
 

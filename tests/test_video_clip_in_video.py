@@ -7,11 +7,10 @@ from pathlib import Path
 
 import av
 import pytest
-
-from benchmarks.video_dataset import cut_clip, intro_frames
-from detector.hashing import hash_file
-from detector.video import VideoHashes, hash_video
-from detector.video_match import (
+from ansim.benchmarks.video_dataset import cut_clip, intro_frames
+from ansim.detector.hashing import hash_file
+from ansim.detector.video import VideoHashes, hash_video
+from ansim.detector.video_match import (
     FrameHit,
     VideoFrames,
     VideoMatchRules,
@@ -20,7 +19,8 @@ from detector.video_match import (
     compare_videos,
     format_time,
 )
-from indexer.pdq_index import FaissPdqIndex
+from ansim.indexer.pdq_index import FaissPdqIndex
+
 from tests.video_media import photos, slideshow
 
 LONG_S = 20 * 60

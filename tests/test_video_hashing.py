@@ -9,21 +9,21 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from PIL import Image
-
-from benchmarks.video_dataset import EncodeSettings, Transform, apply_transform, write_video
-from detector.errors import LowQuality, MediaError
-from detector.hashing import HashOptions, hash_file
-from detector.pdq import hash_pixels, pdq_distance
-from detector.pdq_fast import hash_frame
-from detector.video import (
+from ansim.benchmarks.video_dataset import EncodeSettings, Transform, apply_transform, write_video
+from ansim.detector.errors import LowQuality, MediaError
+from ansim.detector.hashing import HashOptions, hash_file
+from ansim.detector.pdq import hash_pixels, pdq_distance
+from ansim.detector.pdq_fast import hash_frame
+from ansim.detector.video import (
     VideoOptions,
     _KeyframeSkip,
     hash_video,
     iter_sampled_frames,
     reference_options,
 )
-from detector.video_match import VideoFrames, compare_videos
+from ansim.detector.video_match import VideoFrames, compare_videos
+from PIL import Image
+
 from tests.video_media import photos, slideshow
 
 
@@ -127,7 +127,7 @@ def test_frame_mirror_hash_is_the_left_right_flip(media: Path) -> None:
 
 @pytest.mark.parametrize("name", ["letterbox", "pillarbox", "hflip", "grayscale"])
 def test_copies_match_their_original(media: Path, name: str) -> None:
-    from benchmarks.video_dataset import TRANSFORMS
+    from ansim.benchmarks.video_dataset import TRANSFORMS
 
     copy = apply_transform(media / "show.mp4", media / f"{name}.mp4", TRANSFORMS[name])
     found = compare_videos(frames_of(hash_video(copy)), frames_of(hash_video(media / "show.mp4")))
@@ -137,7 +137,7 @@ def test_copies_match_their_original(media: Path, name: str) -> None:
 
 @pytest.mark.parametrize("name", ["crop_10pct", "logo", "speed_1.1x"])
 def test_copies_match_a_reference_hashed_as_references_are(media: Path, name: str) -> None:
-    from benchmarks.video_dataset import TRANSFORMS
+    from ansim.benchmarks.video_dataset import TRANSFORMS
 
     reference = hash_video(media / "show.mp4", reference_options())
     copy = apply_transform(media / "show.mp4", media / f"{name}.mp4", TRANSFORMS[name])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from detector.signals import FrameHash
-from detector.video_match import (
+from ansim.detector.signals import FrameHash
+from ansim.detector.video_match import (
     FramePair,
     VideoFrames,
     VideoMatchRules,

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from detector.pdq import pdq_distance
-from detector.video import VideoOptions, hash_video
-from detector.video_match import VideoFrames, compare_videos, vpdq_percentages
-from detector.vpdq_format import read_vpdq_file
+from ansim.detector.pdq import pdq_distance
+from ansim.detector.video import VideoOptions, hash_video
+from ansim.detector.video_match import VideoFrames, compare_videos, vpdq_percentages
+from ansim.detector.vpdq_format import read_vpdq_file
 
 EXACT = VideoOptions(seconds_per_hash=0, crop_borders=False, mirror=False, max_hash_side=0)
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from detector.signals import FrameHash
-from detector.vpdq_format import (
+from ansim.detector.signals import FrameHash
+from ansim.detector.vpdq_format import (
     VpdqFormatError,
     format_videos,
     format_vpdq,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from ansim.benchmarks.video_dataset import EncodeSettings, SlideshowSpec, synthesize_slideshow
 
-from benchmarks.video_dataset import EncodeSettings, SlideshowSpec, synthesize_slideshow
 from tests.helpers import photo_like
 
 

@@ -14,23 +14,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ansim.detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
+from ansim.detector.audio import AudioFingerprint
+from ansim.detector.descriptor import DESCRIPTOR_DIM
+from ansim.detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
+from ansim.detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
+from ansim.detector.local_verify import LocalFeatures
+from ansim.detector.text import TextSignature
+from ansim.indexer.audio_index import AudioEntry, InvertedAudioIndex
+from ansim.indexer.descriptor_index import FaissDescriptorIndex
+from ansim.indexer.local_feature_index import FaissLocalFeatureIndex
+from ansim.indexer.pdq_index import FaissPdqIndex
+from ansim.indexer.persisted import PersistedIndex
+from ansim.indexer.text_index import LshTextIndex, ScanTextIndex, TextIndex
+from ansim.store.tables import Reference, Signal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-
-from casework.models import Reference, Signal
-from detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
-from detector.audio import AudioFingerprint
-from detector.descriptor import DESCRIPTOR_DIM
-from detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
-from detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
-from detector.local_verify import LocalFeatures
-from detector.text import TextSignature
-from indexer.audio_index import AudioEntry, InvertedAudioIndex
-from indexer.descriptor_index import FaissDescriptorIndex
-from indexer.local_feature_index import FaissLocalFeatureIndex
-from indexer.pdq_index import FaissPdqIndex
-from indexer.persisted import PersistedIndex
-from indexer.text_index import LshTextIndex, ScanTextIndex, TextIndex
 
 # Decoded ORB features kept per Banks (~60 KB each): the references a crawl verifies against.
 LOCAL_FEATURES_CACHED = 1024

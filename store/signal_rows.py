@@ -9,21 +9,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from casework.models import Signal
-from casework.video_matching import vpdq_rows
-from detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
-from detector.audio import AudioFingerprint
-from detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
-from detector.descriptor import Descriptor
-from detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
-from detector.local_verify import LocalFeatures
-from detector.signals import MediaSignals
-from detector.text import TextSignature
+from ansim.detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
+from ansim.detector.audio import AudioFingerprint
+from ansim.detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
+from ansim.detector.descriptor import Descriptor
+from ansim.detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
+from ansim.detector.local_verify import LocalFeatures
+from ansim.detector.signals import MediaSignals
+from ansim.detector.text import TextSignature
+from ansim.detector.video import VideoHashes
+from ansim.detector.vpdq_format import format_vpdq
+from ansim.store.tables import Signal
 
 # Signal kinds of text: the MinHash signature with hashed shingles (blob), and the
 # SHA-256 of the normalized text (value).
 TEXT_MINHASH = "text_minhash"
 TEXT_SHA256 = "text_sha256"
+# Every hashed frame of a video as vPDQ text (its usable frames are also `pdq` rows).
+VPDQ_KIND = "vpdq"
 
 
 def _text_minhash_rows(signature: TextSignature) -> list[Signal]:
@@ -42,6 +45,19 @@ def audio_rows(fingerprint: AudioFingerprint) -> list[Signal]:
             value=f"{fingerprint.landmark_count} landmarks",
             timestamp=fingerprint.duration,
             blob=fingerprint.to_blob(),
+        )
+    ]
+
+
+def vpdq_rows(hashes: VideoHashes) -> list[Signal]:
+    """The `vpdq` row of a hashed video: every frame as vPDQ text (its `pdq` rows are the
+    usable frames, written by `signal_rows` from `MediaSignals.pdq`)."""
+    return [
+        Signal(
+            kind=VPDQ_KIND,
+            frame=len(hashes.frames),
+            timestamp=hashes.duration_s,
+            blob=format_vpdq(hashes.frames).encode("ascii"),
         )
     ]
 

@@ -18,23 +18,22 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp.abc import AbstractResolver
+from ansim.casework.lifecycle import AWAITING_REMOVAL
+from ansim.casework.notice_service import draft, send
+from ansim.casework.notices import Sender
+from ansim.casework.queue import get_item, transition
+from ansim.casework.recheck import MatchCheck, Outcome, RecheckPolicy, classify, plan
+from ansim.casework.smtp import SmtpSettings
+from ansim.casework.workspace import Workspace
+from ansim.crawler.fetch import Fetcher, FetchLimits, FetchResult
+from ansim.crawler.guard import AddressPolicy
+from ansim.crawler.politeness import Politeness, PolitenessConfig
+from ansim.detector.errors import MediaError
+from ansim.detector.hashing import hash_file
+from ansim.pipeline.matching import find_matches
+from ansim.store import audit
+from ansim.store.tables import Recheck, ScannedItem, Takedown, TakedownEvent, utcnow
 from sqlalchemy import func, select
-
-from casework import audit
-from casework.lifecycle import AWAITING_REMOVAL
-from casework.matching import find_matches
-from casework.models import Recheck, ScannedItem, Takedown, TakedownEvent, utcnow
-from casework.notice_service import draft, send
-from casework.notices import Sender
-from casework.queue import get_item, transition
-from casework.recheck import MatchCheck, Outcome, RecheckPolicy, classify, plan
-from casework.smtp import SmtpSettings
-from casework.workspace import Workspace
-from crawler.fetch import Fetcher, FetchLimits, FetchResult
-from crawler.guard import AddressPolicy
-from crawler.politeness import Politeness, PolitenessConfig
-from detector.errors import MediaError
-from detector.hashing import hash_file
 
 ALLOW_LOOPBACK_ENV = "ANSIM_FETCH_ALLOW_LOOPBACK"
 USER_AGENT = "ansim-recheck/0.1 (takedown verification)"

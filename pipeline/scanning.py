@@ -13,21 +13,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ansim.casework import reappearance
+from ansim.casework.files import expand_paths
+from ansim.casework.queue import transition
+from ansim.casework.workspace import Workspace
+from ansim.detector.decision import MatchRules
+from ansim.detector.errors import MediaError
+from ansim.detector.hashing import HashOptions, hash_file
+from ansim.detector.signals import MediaSignals
+from ansim.pipeline.matching import Finding, find_matches
+from ansim.store import audit
+from ansim.store.signal_rows import rows_from_signals
+from ansim.store.tables import Match, ScannedItem, Signal, Takedown, TakedownEvent
 from sqlalchemy import insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
-
-from casework import audit, reappearance
-from casework.files import expand_paths
-from casework.matching import Finding, find_matches
-from casework.models import Match, ScannedItem, Signal, Takedown, TakedownEvent
-from casework.queue import transition
-from casework.signal_rows import rows_from_signals
-from casework.workspace import Workspace
-from detector.decision import MatchRules
-from detector.errors import MediaError
-from detector.hashing import HashOptions, hash_file
-from detector.signals import MediaSignals
 
 # The columns a signal row is made of (besides its id and its owner).
 SIGNAL_COLUMNS = ("kind", "value", "quality", "frame", "timestamp", "blob")

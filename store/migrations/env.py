@@ -1,9 +1,8 @@
 """Alembic environment: runs on the connection handed over by casework.db.upgrade."""
 
 from alembic import context
+from ansim.store.tables import Base
 from sqlalchemy import create_engine
-
-from casework.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -39,17 +39,35 @@ from typing import Any
 
 import faiss
 import numpy as np
-from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.engine import Row
-from sqlalchemy.orm import Session
-
-from casework.banks import Banks
-from casework.db import Store
-from casework.errors import CaseworkError
-from casework.home import Home
-from casework.image_matching import needs_local_features
-from casework.matching import Finding, find_matches
-from casework.models import (
+from ansim.casework.errors import CaseworkError
+from ansim.casework.workspace import Workspace
+from ansim.crawler.evidence import EvidenceError, EvidenceStore
+from ansim.crawler.extract import extract_page
+from ansim.crawler.fetch import Fetcher, FetchLimits, FetchResult
+from ansim.crawler.guard import AddressPolicy
+from ansim.crawler.politeness import Politeness, PolitenessConfig
+from ansim.crawler.robots import RobotsCache
+from ansim.crawler.urls import Scope, normalize_url
+from ansim.detector.decision import MatchRules
+from ansim.detector.errors import MediaError, UnsupportedMedia
+from ansim.detector.faiss_threads import one_faiss_thread
+from ansim.detector.hashing import HashOptions, hash_file
+from ansim.detector.image_robust import (
+    LOCAL_FEATURES_OPTION,
+    descriptor_available,
+    local_features_file,
+)
+from ansim.detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
+from ansim.detector.local_verify import opencv_available
+from ansim.detector.signals import MediaSignals
+from ansim.detector.sniff import sniff_bytes
+from ansim.pipeline.banks import Banks
+from ansim.pipeline.image_matching import needs_local_features
+from ansim.pipeline.matching import Finding, find_matches
+from ansim.pipeline.scanning import RecordedItem, ScanMatch, record_item
+from ansim.store.db import Store
+from ansim.store.home import Home
+from ansim.store.tables import (
     CrawlRun,
     CrawlUrl,
     Evidence,
@@ -58,24 +76,9 @@ from casework.models import (
     ScannedItem,
     utcnow,
 )
-from casework.scanning import RecordedItem, ScanMatch, record_item
-from casework.workspace import Workspace
-from crawler.evidence import EvidenceError, EvidenceStore
-from crawler.extract import extract_page
-from crawler.fetch import Fetcher, FetchLimits, FetchResult
-from crawler.guard import AddressPolicy
-from crawler.politeness import Politeness, PolitenessConfig
-from crawler.robots import RobotsCache
-from crawler.urls import Scope, normalize_url
-from detector.decision import MatchRules
-from detector.errors import MediaError, UnsupportedMedia
-from detector.faiss_threads import one_faiss_thread
-from detector.hashing import HashOptions, hash_file
-from detector.image_robust import LOCAL_FEATURES_OPTION, descriptor_available, local_features_file
-from detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
-from detector.local_verify import opencv_available
-from detector.signals import MediaSignals
-from detector.sniff import sniff_bytes
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.orm import Session
 
 log = logging.getLogger("ansim.crawl")
 
@@ -1032,7 +1035,7 @@ def run_summary(workspace: Workspace, run_id: int) -> dict[str, Any]:
 
 def export_evidence(workspace: Workspace, evidence_id: int, out_dir: Path) -> dict[str, Any]:
     """Decrypt one evidence bundle (WARC + manifest) into `out_dir`, digests checked; audited."""
-    from casework import audit
+    from ansim.store import audit
 
     with workspace.session() as session:
         row = session.get(Evidence, evidence_id)

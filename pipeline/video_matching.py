@@ -13,15 +13,10 @@ import dataclasses
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from casework.banks import Banks
-from casework.models import Reference, Signal
-from detector.decision import Decision, MatchRules
-from detector.signals import MediaSignals
-from detector.video import VideoHashes
-from detector.video_match import (
+from ansim.detector.decision import Decision, MatchRules
+from ansim.detector.signals import MediaSignals
+from ansim.detector.video import VideoHashes
+from ansim.detector.video_match import (
     FrameHit,
     VideoMatchRules,
     VideoSide,
@@ -31,24 +26,15 @@ from detector.video_match import (
     sampling_step,
     usable_duration,
 )
-from detector.vpdq_format import format_vpdq, parse_vpdq
+from ansim.detector.vpdq_format import parse_vpdq
+from ansim.pipeline.banks import Banks
+from ansim.store.signal_rows import VPDQ_KIND
+from ansim.store.tables import Reference, Signal
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-VPDQ_KIND = "vpdq"
 # SQLite's bound-parameter limit is 999 in old builds: query ids in chunks below it.
 ID_CHUNK = 900
-
-
-def vpdq_rows(hashes: VideoHashes) -> list[Signal]:
-    """The `vpdq` row of a hashed video: every frame as vPDQ text (its `pdq` rows are the
-    usable frames, written by `signal_rows` from `MediaSignals.pdq`)."""
-    return [
-        Signal(
-            kind=VPDQ_KIND,
-            frame=len(hashes.frames),
-            timestamp=hashes.duration_s,
-            blob=format_vpdq(hashes.frames).encode("ascii"),
-        )
-    ]
 
 
 def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from sqlalchemy.orm import Session
-
-from casework.banks import Banks
-from detector.decision import Decision, MatchRules
-from detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
-from detector.descriptor import Descriptor
-from detector.image_decision import (
+from ansim.detector.decision import Decision, MatchRules
+from ansim.detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
+from ansim.detector.descriptor import Descriptor
+from ansim.detector.image_decision import (
     CALIBRATION_FILE,
     PDQ_NO_EVIDENCE,
     VERIFICATION_BUDGET,
@@ -27,10 +24,12 @@ from detector.image_decision import (
     decide,
     judge_candidates,
 )
-from detector.image_decision import Decision as ImageDecision
-from detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
-from detector.local_verify import LocalFeatures
-from detector.signals import MediaSignals
+from ansim.detector.image_decision import Decision as ImageDecision
+from ansim.detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
+from ansim.detector.local_verify import LocalFeatures
+from ansim.detector.signals import MediaSignals
+from ansim.pipeline.banks import Banks
+from sqlalchemy.orm import Session
 
 DESCRIPTOR_NEIGHBOURS = 10
 LOCAL_FEATURE_CANDIDATES = 10

@@ -10,17 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from casework.banks import Banks
-from casework.image_matching import match_image_robust
-from casework.models import Reference, Signal
-from casework.video_matching import match_video, with_frame_time
-from detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
-from detector.audio_landmarks import query_variants
-from detector.audio_match import matching_alignments
-from detector.decision import (
+from ansim.detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
+from ansim.detector.audio_landmarks import query_variants
+from ansim.detector.audio_match import matching_alignments
+from ansim.detector.decision import (
     Decision,
     MatchRules,
     audio_decision,
@@ -28,10 +21,16 @@ from detector.decision import (
     exact_decision,
     pdq_image_decision,
 )
-from detector.signals import MediaSignals
-from detector.text import TextSignature
-from detector.text_match import TextMatchPolicy, decide_all
-from indexer.audio_index import QueryLandmarks
+from ansim.detector.signals import MediaSignals
+from ansim.detector.text import TextSignature
+from ansim.detector.text_match import TextMatchPolicy, decide_all
+from ansim.indexer.audio_index import QueryLandmarks
+from ansim.pipeline.banks import Banks
+from ansim.pipeline.image_matching import match_image_robust
+from ansim.pipeline.video_matching import match_video, with_frame_time
+from ansim.store.tables import Reference, Signal
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ansim.store.tables import AuditEntry, AuditHead, utcnow
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-
-from casework.models import AuditEntry, AuditHead, utcnow
 
 GENESIS_HASH = "0" * 64
 

@@ -9,29 +9,28 @@ with its calibrated thresholds), run the other way round: the reference is the q
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from casework.banks import Banks
-from casework.image_matching import match_image_robust
-from casework.matching import Finding, match_audio
-from casework.models import Reference, ScannedItem, Signal
-from casework.scanning import ScanMatch, queue_finding
-from casework.video_matching import VPDQ_KIND, video_rules, video_sides
-from casework.workspace import Workspace
-from detector.decision import (
+from ansim.casework.workspace import Workspace
+from ansim.detector.decision import (
     Decision,
     MatchRules,
     best_pdq_evidence,
     exact_decision,
     pdq_image_decision,
 )
-from detector.signals import MediaSignals
-from detector.text import TextSignature
-from detector.text_match import TextMatchPolicy, decide_all
-from detector.video import VideoHashes
-from detector.video_match import FramePair, VideoSide, align, format_time
-from indexer.text_index import TextHit
+from ansim.detector.signals import MediaSignals
+from ansim.detector.text import TextSignature
+from ansim.detector.text_match import TextMatchPolicy, decide_all
+from ansim.detector.video import VideoHashes
+from ansim.detector.video_match import FramePair, VideoSide, align, format_time
+from ansim.indexer.text_index import TextHit
+from ansim.pipeline.banks import Banks
+from ansim.pipeline.image_matching import match_image_robust
+from ansim.pipeline.matching import Finding, match_audio
+from ansim.pipeline.scanning import ScanMatch, queue_finding
+from ansim.pipeline.video_matching import VPDQ_KIND, video_rules, video_sides
+from ansim.store.tables import Reference, ScannedItem, Signal
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 
 def history_banks(workspace: Workspace) -> Banks:

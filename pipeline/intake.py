@@ -12,22 +12,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ansim.casework.cases import get_case
+from ansim.casework.errors import CaseworkError, NotFound
+from ansim.casework.files import expand_paths
+from ansim.casework.workspace import Workspace
+from ansim.detector.errors import MediaError
+from ansim.detector.hashing import HashOptions, hash_file
+from ansim.detector.pdq import DEFAULT_MIN_QUALITY
+from ansim.detector.signals import MediaSignals
+from ansim.detector.text import decode_text, text_media_signals
+from ansim.detector.vpdq_format import format_vpdq, parse_vpdq, read_vpdq_text, split_videos
+from ansim.pipeline import retrohunt
+from ansim.pipeline.scanning import ScanMatch
+from ansim.store import audit
+from ansim.store.signal_rows import rows_from_signals
+from ansim.store.tables import Reference, Signal, utcnow
 from sqlalchemy import select
-
-from casework import audit, retrohunt
-from casework.cases import get_case
-from casework.errors import CaseworkError, NotFound
-from casework.files import expand_paths
-from casework.models import Reference, Signal, utcnow
-from casework.scanning import ScanMatch
-from casework.signal_rows import rows_from_signals
-from casework.workspace import Workspace
-from detector.errors import MediaError
-from detector.hashing import HashOptions, hash_file
-from detector.pdq import DEFAULT_MIN_QUALITY
-from detector.signals import MediaSignals
-from detector.text import decode_text, text_media_signals
-from detector.vpdq_format import format_vpdq, parse_vpdq, read_vpdq_text, split_videos
 
 HASH_FORMATS = {"pdq": 64, "md5": 32}
 HEX = re.compile(r"^[0-9a-fA-F]+$")
