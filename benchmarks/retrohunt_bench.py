@@ -112,9 +112,9 @@ def seed_descriptors(
 def run_retrohunt_bench(shared: Path, out: Path, items: int = 1_000_000) -> dict[str, Any]:
     from ansim.casework.cases import open_case
     from ansim.detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
-    from ansim.detector.hashing import hash_file
     from ansim.pipeline import intake, retrohunt
     from ansim.pipeline.workspaces import init_workspace
+    from ansim.signal_types.hashing import hash_file
     from ansim.store.home import Home
 
     reference = shared / "images" / "kodak24" / "kodim23.png"
