@@ -135,14 +135,16 @@ def run_retrohunt_bench(shared: Path, out: Path, items: int = 1_000_000) -> dict
     index, planted_items = seed_history(workspace, items, near, rng)
     history = retrohunt.history_banks(workspace)
     # The bench writes the index it built alongside the rows (a rebuild would read 1M rows).
-    history._persisted["pdq"].replace(index)
+    with workspace.store.read_session() as session:
+        history.adopt(session, "pdq", index)
     reference_descriptor = signals.extra.get(DESCRIPTOR_KIND)
     descriptor_items: list[int] = []
     if reference_descriptor is not None:
         descriptors, descriptor_items = seed_descriptors(
             workspace, items, reference_descriptor, planted_items, rng
         )
-        history._persisted["descriptor"].replace(descriptors)
+        with workspace.store.read_session() as session:
+            history.adopt(session, DESCRIPTOR_KIND, descriptors)
     planted_items = sorted(planted_items + descriptor_items)
     seed_s = time.monotonic() - seeded
     case_id = open_case(workspace, "other")

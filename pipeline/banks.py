@@ -110,9 +110,13 @@ class Banks:
             session.execute(self._owner_filter(select(Signal).where(Signal.kind == kind))).scalars()
         )
 
-    def _store_count(self, session: Session, kind: str) -> int:
-        query = self._owner_filter(select(func.count(Signal.id)).where(Signal.kind == kind))
-        return int(session.execute(query).scalar_one())
+    def _store_checkpoint(self, session: Session, kind: str) -> tuple[int, int]:
+        """(entries, last signal id) of this bank in the store."""
+        query = self._owner_filter(
+            select(func.count(Signal.id), func.max(Signal.id)).where(Signal.kind == kind)
+        )
+        count, last_id = session.execute(query).one()
+        return int(count), int(last_id or 0)
 
     def index(self, session: Session, name: str) -> Any:
         """The named index, rebuilt first if it disagrees with the store. Only this one is
@@ -126,9 +130,16 @@ class Banks:
         return [name for name in self._persisted if self._ensure_one_consistent(session, name)]
 
     def _ensure_one_consistent(self, session: Session, name: str) -> bool:
+        """Checked by checkpoint: the index must hold as many entries as the store, and
+        have seen the store's newest signal (ids only grow)."""
         persisted = self._persisted[name]
-        expected = self._store_count(session, name)
-        stale = (not persisted.exists() and expected) or len(persisted.read()) != expected
+        expected, store_last_id = self._store_checkpoint(session, name)
+        if not persisted.exists():
+            stale = expected > 0
+        else:
+            seen = persisted.last_id()
+            behind = expected > 0 and (seen is None or store_last_id > seen)
+            stale = behind or len(persisted.read()) != expected
         if stale:
             self._rebuild_one(session, name)
         self._checked.add(name)
@@ -145,8 +156,14 @@ class Banks:
         rows = self._rows(session, name)
         if rows:
             spec.add_rows(index, rows)
-        self._persisted[name].replace(index)
+        self._persisted[name].replace(index, max((row.id for row in rows), default=0))
         return len(rows)
+
+    def adopt(self, session: Session, name: str, index: Any) -> None:
+        """Install an index built elsewhere from exactly the store's rows of this bank (a
+        benchmark seeding millions of rows), with the store's checkpoint."""
+        _, last_id = self._store_checkpoint(session, name)
+        self._persisted[name].replace(index, last_id)
 
     def add(self, rows: Iterable[Signal]) -> None:
         """Put committed signal rows into their indexes (incremental, no rebuild)."""
@@ -156,8 +173,9 @@ class Banks:
         for name, signal_type in self._types.items():
             if by_kind.get(name):
                 assert signal_type.index is not None
-                with self._persisted[name].write() as index:
-                    signal_type.index.add_rows(index, by_kind[name])
+                added = by_kind[name]
+                with self._persisted[name].write(row.id for row in added) as index:
+                    signal_type.index.add_rows(index, added)
 
     def remove(self, signal_ids_by_kind: dict[str, list[int]]) -> int:
         """Take entries out of their indexes at once (consent withdrawn, case purged)."""
