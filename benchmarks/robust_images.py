@@ -502,8 +502,10 @@ def run_benchmark(
     _single_threaded()
     model = load_descriptor_model(config.weights)
     methods = [m for m in METHODS if m != "descriptor" or model is not None]
+    # Paths are recorded by their last part only: reports are committed under
+    # benchmarks/results/ and a machine's folder layout means nothing on another machine.
     result: dict[str, object] = {
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "config": {k: v.name if isinstance(v, Path) else v for k, v in asdict(config).items()},
         "descriptor_model": model.model_id if model else None,
     }
     if calibrate_first:

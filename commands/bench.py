@@ -133,8 +133,8 @@ def bench_text_semantic(
 
     Example: `ansim bench text-semantic --data ../shared/data/text --out bench-out/text`
     """
+    from ansim.benchmarks.text_embeddings import SemanticUnavailable
     from ansim.benchmarks.text_semantic import run_semantic_bench
-    from ansim.detector.text_semantic import SemanticUnavailable
 
     try:
         result = run_semantic_bench(data, pairs)

@@ -19,7 +19,6 @@ import pytest
 from ansim.casework import queue
 from ansim.casework.cases import open_case
 from ansim.casework.errors import CaseworkError
-from ansim.crawler.localserve import LocalServer
 from ansim.pipeline import crawling, intake
 from ansim.pipeline.workspaces import init_workspace, open_workspace
 from ansim.store.tables import CrawlRun, CrawlUrl, Evidence, ScannedItem, Takedown
@@ -27,6 +26,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from tests.crawl_site import CrawlSite
+from tests.localserve import LocalServer
 
 QUICK = dict(allow_loopback=True, min_delay_s=0.0, hash_processes=1, max_depth=10)
 
