@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from ansim.benchmarks.hard_transforms import EASY_TRANSFORMS, HARD_TRANSFORMS, Transform
 from ansim.benchmarks.metrics import Prediction, micro_average_precision, recall_at_precision
@@ -48,7 +49,7 @@ from ansim.detector.image_decision import (
     calibrate,
     judge_candidates,
 )
-from ansim.detector.local_verify import LocalFeatures, extract_local_features, opencv_available
+from ansim.detector.local_verify import LocalFeatures, extract_local_features
 from ansim.detector.pdq import hash_pixels_dihedral
 from ansim.indexer.descriptor_index import FaissDescriptorIndex
 from ansim.indexer.local_feature_index import FaissLocalFeatureIndex
@@ -197,11 +198,7 @@ class RobustBank:
             if self.model
             else None
         )
-        features = (
-            clock.time("local_features", lambda: extract_local_features(rgb))
-            if opencv_available()
-            else None
-        )
+        features = clock.time("local_features", lambda: extract_local_features(rgb))
         return ItemSignals(hashes, descriptor, features)
 
     def add(self, entry_id: int, signals: ItemSignals) -> None:
@@ -550,9 +547,4 @@ def _single_threaded() -> None:
     import faiss
 
     faiss.omp_set_num_threads(1)
-    try:
-        import cv2
-
-        cv2.setNumThreads(1)
-    except ImportError:
-        pass
+    cv2.setNumThreads(1)

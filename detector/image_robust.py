@@ -1,8 +1,8 @@
 """The image signals beyond PDQ: the learned descriptor and ORB local features.
 
-Each is computed only where its optional dependency is installed (torch + weights for
-the descriptor, OpenCV for local features); without them an image yields PDQ alone and
-matching falls back to PDQ, as before.
+The descriptor is computed only where its optional dependency is installed (torch +
+weights); without it an image yields PDQ and local features, and matching falls back to
+PDQ near misses verified by local features.
 
 ORB features are the dearest signal (~25 ms of CPU an image, two thirds of hashing one).
 A bulk caller such as the crawler may hash without them (`LOCAL_FEATURES_OPTION` False)
@@ -19,7 +19,7 @@ from ansim.detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
 from ansim.detector.descriptor import load_descriptor_model, torch_available, weights_path
 from ansim.detector.image import ImageOptions, load_rgb
 from ansim.detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
-from ansim.detector.local_verify import LocalFeatures, extract_local_features, opencv_available
+from ansim.detector.local_verify import LocalFeatures, extract_local_features
 
 # HashOptions.extra key: False skips these signals (PDQ-only hashing, e.g. hash lists).
 ROBUST_OPTION = "image_robust"
@@ -37,7 +37,7 @@ def robust_image_signals(rgb: np.ndarray, local_features: bool = True) -> dict[s
     model = load_descriptor_model()
     if model is not None:
         extra[DESCRIPTOR_KIND] = model.describe(rgb)
-    if local_features and opencv_available():
+    if local_features:
         extra[LOCAL_FEATURES_KIND] = extract_local_features(rgb)
     return extra
 

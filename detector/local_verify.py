@@ -9,12 +9,11 @@ or paste), its rotation and its scale. A look-alike non-copy (another photo of a
 scene) gives few inliers and no consistent geometry.
 
 Reference banks keep these features (`LocalFeatures.to_blob`), since the reference media
-itself is dropped after fingerprinting. OpenCV is an optional dependency (`ansim[ml]`).
+itself is dropped after fingerprinting.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import struct
 from dataclasses import dataclass
@@ -32,10 +31,6 @@ MIN_MATCHES_TO_FIT = 8
 HULL_MIN_INLIERS = 80
 # A ratio match of two images (~1,500 x 1,500 descriptors, ~5 ms) runs on one thread.
 SINGLE_THREAD_COMPARISONS = 1 << 26
-
-
-def opencv_available() -> bool:
-    return importlib.util.find_spec("cv2") is not None
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,9 @@
 become candidates; each is decided by `detector.image_decision` with geometric
 verification against the reference's stored ORB features.
 
-It adds to the plain PDQ matcher (which still runs first and alone where torch and
-OpenCV are missing): an item that PDQ already matches keeps that match, and this matcher
-finds the crops, rotations, frames, screenshots and pastes that PDQ misses.
+It adds to the plain PDQ matcher (which still runs first): an item that PDQ already
+matches keeps that match, and this matcher finds the crops, rotations, frames,
+screenshots and pastes that PDQ misses.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def match_image_robust(
     if signals.modality != "image":
         return []
     if DESCRIPTOR_KIND not in signals.extra and LOCAL_FEATURES_KIND not in signals.extra:
-        return []  # neither torch nor OpenCV here: the PDQ matcher is all there is
+        return []  # hashed PDQ-only (hash lists): the PDQ matcher is all there is
     # What PDQ matches on its own is the PDQ matcher's (same rule, no verification cost).
     candidates = [
         c

@@ -23,8 +23,6 @@ from ansim.pipeline.intake import add_reference_files
 from ansim.pipeline.workspaces import init_workspace
 from ansim.store.home import Home
 
-pytest.importorskip("cv2")
-
 PHOTO = ("bsds500", "test", "100007.jpg")
 
 
