@@ -35,7 +35,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from ansim.benchmarks.hard_transforms import EASY_TRANSFORMS, HARD_TRANSFORMS, Transform
+from ansim.benchmarks.image_transforms import EASY_TRANSFORMS, HARD_TRANSFORMS, ImageTransform
 from ansim.benchmarks.metrics import Prediction, micro_average_precision, recall_at_precision
 from ansim.detector.descriptor import DescriptorModel, load_descriptor_model
 from ansim.detector.image import ImageOptions, load_rgb
@@ -84,7 +84,7 @@ class RobustBenchConfig:
     weights: Path | None = None
 
 
-def all_transforms() -> dict[str, Transform]:
+def all_transforms() -> dict[str, ImageTransform]:
     return {**HARD_TRANSFORMS, **EASY_TRANSFORMS}
 
 
@@ -125,7 +125,7 @@ class Query:
 
 
 def render_queries(
-    pool: Pool, transform_name: str, transform: Transform, seed: int, folder: Path
+    pool: Pool, transform_name: str, transform: ImageTransform, seed: int, folder: Path
 ) -> list[Query]:
     """Write the transformed copies of every pool photo as JPEG files (quality 90)."""
     backgrounds = [Image.open(p).convert("RGB") for p in pool.distractors]

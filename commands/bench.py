@@ -334,7 +334,7 @@ def bench_robust(
 
     Example: `ansim bench robust --calibrate` (full run), `ansim bench robust --limit 20`
     """
-    from ansim.benchmarks.hard_transforms import EASY_TRANSFORMS, HARD_TRANSFORMS
+    from ansim.benchmarks.image_transforms import EASY_TRANSFORMS, HARD_TRANSFORMS
     from ansim.benchmarks.robust_images import (
         RobustBenchConfig,
         markdown_table,

@@ -135,7 +135,7 @@ def test_retro_hunt_finds_what_was_crawled_before(site, workspace) -> None:
 def test_retro_hunt_finds_a_crawled_crop_in_a_screenshot_that_pdq_misses(
     site, workspace, shared_data: Path, tmp_path: Path
 ) -> None:
-    from ansim.benchmarks.hard_transforms import HARD_TRANSFORMS
+    from ansim.benchmarks.image_transforms import HARD_TRANSFORMS
 
     folder = shared_data / "images" / "bsds500" / "test"
     photo, background = folder / "100007.jpg", folder / "100039.jpg"
