@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.test_cli_end_to_end import run
+from tests.commands.test_cli_end_to_end import run
 
 PHOTOS = ("100007.jpg", "16068.jpg", "100039.jpg", "128035.jpg")
 
