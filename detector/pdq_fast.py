@@ -12,7 +12,7 @@ of the frame (an order of magnitude less CPU a frame, see benchmarks/RESULTS.md,
 The rest (quality from the 64 x 64 gradients, the 16 x 16 DCT, the median threshold and
 the mirror from DCT signs) follows the reference. Results agree with `pdqhash` up to
 float rounding: the same hash on almost every frame, a bit or two off where a DCT
-coefficient sits on the median (tests/test_pdq_fast.py compares them).
+coefficient sits on the median (tests/detector/test_pdq_fast.py compares them).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Output is Meta's vPDQ signal: one PDQ hash, quality and timestamp per sampled frame. With
 `seconds_per_hash=0` and `crop_borders=False` it reproduces vPDQ's own hashes of every frame
-(RGB24 at the stored size, PDQ from the RGB buffer); see tests/test_video_vpdq_interop.py.
+(RGB24 at the stored size, PDQ from the RGB buffer); see tests/detector/test_video_vpdq_interop.py.
 
 Why it is fast without losing vPDQ compatibility:
 - frame-threaded decoding (FFmpeg's frame and slice threads);
