@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 ML_STAMP := $(VENV)/.ml-installed-stamp
 
-.PHONY: demo test lint format install clean bench-video-deps bench-video
+.PHONY: demo test lint format install clean bench-audio-deps bench-video-deps bench-video
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,9 +15,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # The learned copy descriptor needs torch: several GB, taken from this machine's local
-# wheels (see models/README.md). The tests install it so its tests run rather than skip.
+# wheels (see models/README.md). The tests install it so its tests run rather than skip,
+# and the `bench` extra (imagehash, librosa) because they run the benchmarks' code.
 $(ML_STAMP): $(STAMP)
-	$(VENV)/bin/pip install --quiet -e '.[ml]'
+	$(VENV)/bin/pip install --quiet -e '.[ml,bench]'
 	touch $(ML_STAMP)
 
 demo: install
@@ -40,6 +41,10 @@ format: install
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .ruff_cache *.egg-info
+
+# Chromaprint's fpcalc, the audio benchmark's peer (`ansim bench audio` without --no-fpcalc).
+bench-audio-deps:
+	command -v fpcalc >/dev/null || (apt-get update -qq && apt-get install -y -qq libchromaprint-tools)
 
 # Meta's vpdq (the video benchmark's peer) compiles against FFmpeg's development headers.
 VPDQ_APT := libavdevice-dev libavfilter-dev libavformat-dev libavcodec-dev \

@@ -16,7 +16,6 @@ if it is below `FPCALC_MAX_BER` (0.35, the usual cut for Chromaprint frame compa
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -179,22 +178,19 @@ def filler_music(seconds: float, seed: int) -> np.ndarray:
 # ---------------------------------------------------------------- fpcalc
 
 
-def ensure_fpcalc(log: Callable[[str], None]) -> str | None:
-    """The fpcalc binary, installing Debian's libchromaprint-tools if missing (as root)."""
+class FpcalcMissing(MediaError):
+    """Chromaprint's fpcalc, the peer, is not installed."""
+
+
+def find_fpcalc() -> str:
+    """The fpcalc binary; a benchmark never installs system packages by itself."""
     found = shutil.which("fpcalc")
-    if found:
-        return found
-    if shutil.which("apt-get") and os.geteuid() == 0:
-        log("installing fpcalc (Debian libchromaprint-tools)")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "libchromaprint-tools"],
-            env=env,
-            capture_output=True,
-            timeout=600,
-            check=False,
+    if found is None:
+        raise FpcalcMissing(
+            "fpcalc (Chromaprint, the peer) is not installed: run `make bench-audio-deps` "
+            "(Debian's libchromaprint-tools), or pass --no-fpcalc"
         )
-    return shutil.which("fpcalc")
+    return found
 
 
 def fpcalc_frames(fpcalc: str, path: Path) -> np.ndarray | None:
@@ -261,7 +257,7 @@ def run_audio_bench(
     indexed = [p for p in paths if recording_stem(p) not in config.held_out]
     if not held or not indexed:
         raise MediaError("need both indexed and held-out recordings (see --hold-out)")
-    fpcalc = ensure_fpcalc(log) if config.use_fpcalc else None
+    fpcalc = find_fpcalc() if config.use_fpcalc else None
     timings = Timings()
     index = InvertedAudioIndex()
     fp_refs: dict[int, np.ndarray] = {}

@@ -3,7 +3,7 @@
 From any folder of images (searched recursively, types sniffed from the bytes):
 1. a seeded shuffle picks the sources (all, or --limit); a share of them become the
    references, the others are distractor sources that have no copy among the references;
-2. every transform in `image_transforms.TRANSFORMS` is applied to every source, into a
+2. every transform in `image_transforms.IMAGE_BENCH_TRANSFORMS` is applied to every source, into a
    temporary folder: copies of references are the positive queries, copies of distractor
    sources the negative ones (so each transform is judged on its own positives AND
    negatives);

@@ -3,7 +3,7 @@
 (a handful of bits flipped) of the new reference's hash at random rows; with torch, also
 a random unit descriptor per item plus a few near copies of the reference's descriptor at
 other rows (items whose PDQ is random, so only the robust matcher can find them). No
-local features are seeded (~40 KB per item in the history's index: see ARCHITECTURE.md).
+local features are seeded (their size per item: see benchmarks/RESULTS.md, "retro-hunt").
 
 Measured: the retro-hunt alone (index checks against the store, FAISS range search over
 the 8 dihedral variants, the descriptor's nearest neighbours, owner lookup, queueing) and

@@ -33,8 +33,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
-from ansim.benchmarks.hard_transforms import EASY_TRANSFORMS, HARD_TRANSFORMS, Transform
+from ansim.benchmarks.image_transforms import EASY_TRANSFORMS, HARD_TRANSFORMS, ImageTransform
 from ansim.benchmarks.metrics import Prediction, micro_average_precision, recall_at_precision
 from ansim.detector.descriptor import DescriptorModel, load_descriptor_model
 from ansim.detector.image import ImageOptions, load_rgb
@@ -48,7 +49,7 @@ from ansim.detector.image_decision import (
     calibrate,
     judge_candidates,
 )
-from ansim.detector.local_verify import LocalFeatures, extract_local_features, opencv_available
+from ansim.detector.local_verify import LocalFeatures, extract_local_features
 from ansim.detector.pdq import hash_pixels_dihedral
 from ansim.indexer.descriptor_index import FaissDescriptorIndex
 from ansim.indexer.local_feature_index import FaissLocalFeatureIndex
@@ -83,7 +84,7 @@ class RobustBenchConfig:
     weights: Path | None = None
 
 
-def all_transforms() -> dict[str, Transform]:
+def all_transforms() -> dict[str, ImageTransform]:
     return {**HARD_TRANSFORMS, **EASY_TRANSFORMS}
 
 
@@ -124,7 +125,7 @@ class Query:
 
 
 def render_queries(
-    pool: Pool, transform_name: str, transform: Transform, seed: int, folder: Path
+    pool: Pool, transform_name: str, transform: ImageTransform, seed: int, folder: Path
 ) -> list[Query]:
     """Write the transformed copies of every pool photo as JPEG files (quality 90)."""
     backgrounds = [Image.open(p).convert("RGB") for p in pool.distractors]
@@ -197,11 +198,7 @@ class RobustBank:
             if self.model
             else None
         )
-        features = (
-            clock.time("local_features", lambda: extract_local_features(rgb))
-            if opencv_available()
-            else None
-        )
+        features = clock.time("local_features", lambda: extract_local_features(rgb))
         return ItemSignals(hashes, descriptor, features)
 
     def add(self, entry_id: int, signals: ItemSignals) -> None:
@@ -502,8 +499,10 @@ def run_benchmark(
     _single_threaded()
     model = load_descriptor_model(config.weights)
     methods = [m for m in METHODS if m != "descriptor" or model is not None]
+    # Paths are recorded by their last part only: reports are committed under
+    # benchmarks/results/ and a machine's folder layout means nothing on another machine.
     result: dict[str, object] = {
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "config": {k: v.name if isinstance(v, Path) else v for k, v in asdict(config).items()},
         "descriptor_model": model.model_id if model else None,
     }
     if calibrate_first:
@@ -548,9 +547,4 @@ def _single_threaded() -> None:
     import faiss
 
     faiss.omp_set_num_threads(1)
-    try:
-        import cv2
-
-        cv2.setNumThreads(1)
-    except ImportError:
-        pass
+    cv2.setNumThreads(1)

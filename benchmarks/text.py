@@ -29,9 +29,9 @@ from typing import Any
 from ansim.benchmarks import text_evasions as ev
 from ansim.detector.errors import MediaError
 from ansim.detector.text import TextOptions, TextSignals, text_signals
-from ansim.detector.text_match import TextMatchPolicy, decide_all
+from ansim.detector.text_match import TextHit, TextMatchPolicy, decide_all
 from ansim.detector.text_normalize import normalize
-from ansim.indexer.text_index import LshTextIndex, TextHit
+from ansim.indexer.text_index import LshTextIndex
 from rich.console import Console
 from rich.progress import Progress
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 from ansim.benchmarks.text import load_texts
+from ansim.benchmarks.text_embeddings import embed_texts
 from ansim.detector.errors import MediaError
 from ansim.detector.text import text_signals
 from ansim.detector.text_match import TextMatchPolicy, decide_all
-from ansim.detector.text_semantic import embed_texts
 from ansim.indexer.text_index import BruteForceTextIndex
 
 

@@ -6,7 +6,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from ansim.casework.errors import CaseworkError, NotFound
+from ansim.casework.errors import CaseworkError
 from ansim.casework.notices import LANGUAGES, HostContact
 from ansim.casework.workspace import Workspace
 from ansim.store import audit
@@ -98,12 +98,3 @@ def find_host(session: Session, hostname: str | None) -> Host | None:
 
 def contact(host: Host) -> HostContact:
     return HostContact(host.domain, host.abuse_email, host.form_url, host.lang)
-
-
-def get_host(session: Session, domain: str) -> Host:
-    host = session.get(Host, normalize_domain(domain))
-    if host is None:
-        raise NotFound(
-            f"unknown host {domain!r}: add it with `ansim host set {domain} --abuse-email ...`"
-        )
-    return host

@@ -133,8 +133,8 @@ def bench_text_semantic(
 
     Example: `ansim bench text-semantic --data ../shared/data/text --out bench-out/text`
     """
+    from ansim.benchmarks.text_embeddings import SemanticUnavailable
     from ansim.benchmarks.text_semantic import run_semantic_bench
-    from ansim.detector.text_semantic import SemanticUnavailable
 
     try:
         result = run_semantic_bench(data, pairs)
@@ -334,7 +334,7 @@ def bench_robust(
 
     Example: `ansim bench robust --calibrate` (full run), `ansim bench robust --limit 20`
     """
-    from ansim.benchmarks.hard_transforms import EASY_TRANSFORMS, HARD_TRANSFORMS
+    from ansim.benchmarks.image_transforms import EASY_TRANSFORMS, HARD_TRANSFORMS
     from ansim.benchmarks.robust_images import (
         RobustBenchConfig,
         markdown_table,

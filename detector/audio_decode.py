@@ -216,11 +216,3 @@ def _frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
     elif block.dtype in _INTEGER_SCALE:
         block = block.astype(np.float32) / _INTEGER_SCALE[block.dtype]
     return _downmix(block.astype(np.float32, copy=False))
-
-
-def decode_whole(
-    path: Path, mime: str = "", options: DecodeOptions = DecodeOptions()
-) -> np.ndarray:
-    """All samples at once (tests and benchmarks on short clips only)."""
-    chunks = list(decode_mono(path, mime, options))
-    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)

@@ -2,7 +2,7 @@
 
 torch is an optional dependency (`pip install 'ansim[ml]'`). Without it, or without the
 weights file, `load_descriptor_model()` returns None and image matching runs on PDQ
-(and local-feature verification, where OpenCV is installed) alone.
+and local-feature verification alone.
 """
 
 from __future__ import annotations

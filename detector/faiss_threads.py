@@ -1,10 +1,9 @@
 """FAISS searches small enough for one thread run on one thread.
 
 FAISS parallelises every search with OpenMP. For a search of a few million comparisons
-(a milliseconds-long job) starting and joining threads costs more than it saves, and on
-a busy machine (a crawl's hashing workers on every core) the threads' spin-waits cost
-tens of milliseconds of CPU per search: measured here, a 1,500 x 1,500 ORB ratio match
-took 56 ms of CPU on two threads under load and 5 ms on one.
+starting and joining threads costs more than it saves, and on a busy machine (a crawl's
+hashing workers on every core) the threads' spin-waits cost many times the CPU of the
+search itself (see benchmarks/RESULTS.md, "crawl").
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ PDQ_NO_EVIDENCE = 90
 # Candidates verified geometrically per query: the top local-feature candidate and the
 # nearest descriptor neighbour (then PDQ's closest near miss, the seconds, ...). On the
 # calibration pool (cq100 + kodak24), 2 and 4 gave the same recall on every transform at
-# precision 1.0, and 2 halves verification CPU (10.6 vs 20.6 ms a query): an unrelated
+# precision 1.0, and 2 halves verification CPU (see benchmarks/RESULTS.md, "robust"): an unrelated
 # photo always brings descriptor neighbours, and each costs a ratio match.
 VERIFICATION_BUDGET = 2
 

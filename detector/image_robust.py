@@ -1,10 +1,11 @@
 """The image signals beyond PDQ: the learned descriptor and ORB local features.
 
-Each is computed only where its optional dependency is installed (torch + weights for
-the descriptor, OpenCV for local features); without them an image yields PDQ alone and
-matching falls back to PDQ, as before.
+The descriptor is computed only where its optional dependency is installed (torch +
+weights); without it an image yields PDQ and local features, and matching falls back to
+PDQ near misses verified by local features.
 
-ORB features are the dearest signal (~25 ms of CPU an image, two thirds of hashing one).
+ORB features are the dearest signal, most of the CPU of hashing an image (see
+benchmarks/RESULTS.md, "crawl").
 A bulk caller such as the crawler may hash without them (`LOCAL_FEATURES_OPTION` False)
 and add them with `local_features_file` only for an image that has a candidate to verify.
 """

@@ -9,12 +9,11 @@ or paste), its rotation and its scale. A look-alike non-copy (another photo of a
 scene) gives few inliers and no consistent geometry.
 
 Reference banks keep these features (`LocalFeatures.to_blob`), since the reference media
-itself is dropped after fingerprinting. OpenCV is an optional dependency (`ansim[ml]`).
+itself is dropped after fingerprinting.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import struct
 from dataclasses import dataclass
@@ -30,12 +29,9 @@ RATIO = 0.8
 REPROJECTION_PX = 5.0
 MIN_MATCHES_TO_FIT = 8
 HULL_MIN_INLIERS = 80
-# A ratio match of two images (~1,500 x 1,500 descriptors, ~5 ms) runs on one thread.
+# A ratio match of two images (~1,500 x 1,500 descriptors) is small enough for one thread
+# (see detector.faiss_threads).
 SINGLE_THREAD_COMPARISONS = 1 << 26
-
-
-def opencv_available() -> bool:
-    return importlib.util.find_spec("cv2") is not None
 
 
 @dataclass(frozen=True)
@@ -260,8 +256,8 @@ def ratio_matches(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows of reference/query descriptors whose nearest neighbour passes Lowe's ratio test.
 
-    FAISS's binary flat search does the Hamming k-NN: several times faster here than
-    OpenCV's brute-force matcher on the same data.
+    FAISS's binary flat search does the Hamming k-NN: cheaper than OpenCV's brute-force
+    matcher on the same data.
     """
     import faiss
     from ansim.detector.faiss_threads import faiss_threads_for

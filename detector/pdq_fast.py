@@ -6,13 +6,13 @@ filter is linear and separable, so the 64 x 64 samples are `rows @ luma @ column
 where `rows` (64 x height) and `columns` (64 x width) are the filter's weights at the
 sampled rows and columns: sparse bands, built once per frame size. That costs about
 one multiply-add per pixel instead of the reference's eight passes over a float copy
-of the frame (20 ms for a 720p frame in `pdqhash`, about 2 ms here), and hashing every
-frame is what reference videos need.
+of the frame (an order of magnitude less CPU a frame, see benchmarks/RESULTS.md,
+"video"), and hashing every frame is what reference videos need.
 
 The rest (quality from the 64 x 64 gradients, the 16 x 16 DCT, the median threshold and
 the mirror from DCT signs) follows the reference. Results agree with `pdqhash` up to
 float rounding: the same hash on almost every frame, a bit or two off where a DCT
-coefficient sits on the median (tests/test_pdq_fast.py compares them).
+coefficient sits on the median (tests/detector/test_pdq_fast.py compares them).
 """
 
 from __future__ import annotations

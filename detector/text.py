@@ -214,7 +214,7 @@ def shingle_hashes(normalized: str, size: int = SHINGLE_SIZE) -> np.ndarray:
 @cache
 def permutations() -> np.ndarray:
     """datasketch's permutation parameters (a, b) for our seed, shared by every MinHash."""
-    # Imported here: datasketch loads scipy, a second of start-up every other command skips.
+    # Imported here: datasketch loads scipy, a start-up cost every other command skips.
     from datasketch import MinHash
 
     return MinHash(num_perm=NUM_PERM, seed=MINHASH_SEED, scheme=MINHASH_SCHEME).permutations

@@ -1,7 +1,8 @@
 """The text match decision: which verified overlaps count as a repost, and why.
 
 Three ways a query can repost a reference, each measured exactly on the hashed shingle
-sets by the index (`indexer.text_index.TextHit`):
+sets by the index (a `TextHit`, defined here: the index builds them, the decision reads
+them):
 
 - `near_copy`: the two texts are mostly the same (Jaccard): edits, typos, reordering.
 - `contains_reference`: most of the reference is inside the query (entry containment): a
@@ -24,7 +25,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ansim.indexer.text_index import TextHit
+
+@dataclass(frozen=True)
+class TextHit:
+    """The exact overlap of a query text with one indexed text (hashed shingle sets)."""
+
+    entry_id: int
+    shared: int  # distinct shingles in common
+    jaccard: float
+    entry_containment: float  # share of the stored text's shingles found in the query
+    query_containment: float  # share of the query's shingles found in the stored text
+
+    @property
+    def similarity(self) -> float:
+        return max(self.jaccard, self.entry_containment, self.query_containment)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Output is Meta's vPDQ signal: one PDQ hash, quality and timestamp per sampled frame. With
 `seconds_per_hash=0` and `crop_borders=False` it reproduces vPDQ's own hashes of every frame
-(RGB24 at the stored size, PDQ from the RGB buffer); see tests/test_video_vpdq_interop.py.
+(RGB24 at the stored size, PDQ from the RGB buffer); see tests/detector/test_video_vpdq_interop.py.
 
 Why it is fast without losing vPDQ compatibility:
 - frame-threaded decoding (FFmpeg's frame and slice threads);
@@ -42,8 +42,8 @@ from ansim.detector.signals import FrameHash
 VPDQ_SIGNAL = "vpdq"
 MAX_CONSECUTIVE_DECODE_ERRORS = 50
 # Sparse sampling: when at least this many frames pass between samples, non-reference
-# frames are skipped (a sample then comes up to a frame or two late: at 15 fps and one
-# sample a second, 2 bits off on average, 12 % less CPU on the benchmark's copies).
+# frames are skipped (a sample then comes up to a frame or two late: a few bits off, for
+# less decoding CPU; see benchmarks/RESULTS.md, "video").
 SKIP_NONREF_MIN_FRAMES = 8
 # Pixel formats whose first plane is the luma (8 bits), hashed directly when sampling.
 LUMA_PLANE_FORMATS = frozenset(
@@ -92,9 +92,9 @@ class VideoOptions:
     threads: int = 1
     skip_nonref: bool = True
     # When sampling, hash the decoder's luma plane as it is (no RGB conversion; borders
-    # and flat frames judged on luma too): about 1 bit from the RGB hash on average, and
-    # about a tenth less CPU per frame. Hashing every frame (vPDQ's exact mode, and
-    # references) always goes through RGB as Meta's vPDQ does.
+    # and flat frames judged on luma too): about 1 bit from the RGB hash on average, for
+    # less CPU per frame (see benchmarks/RESULTS.md, "video"). Hashing every frame
+    # (vPDQ's exact mode, and references) always goes through RGB as Meta's vPDQ does.
     luma_plane: bool = True
     # When sampling, skip what lies between a sample and a keyframe that comes before
     # the next due time (the sample is then taken from that keyframe's group).

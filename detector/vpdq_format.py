@@ -117,7 +117,3 @@ def format_videos(videos: Iterable[tuple[str, Iterable[FrameHash]]]) -> str:
     if len(listed) == 1:
         return format_vpdq(listed[0][1])
     return "".join(f"# {label}\n{format_vpdq(frames)}" for label, frames in listed)
-
-
-def write_vpdq_file(path: Path, frames: Iterable[FrameHash]) -> None:
-    path.write_text(format_vpdq(frames), encoding="utf-8")

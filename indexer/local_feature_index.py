@@ -12,12 +12,11 @@ This finds partial copies that global descriptors and PDQ miss, and works withou
 
 The FAISS index searches exactly (flat) while small and, past `IVF_MIN_CODES`
 descriptors (12 references), through an inverted file trained on the stored descriptors
-(probing `nprobe` of its lists: ~6 ms a query for 100 references here, at the same
-candidate recall on the robust benchmark). A flat search costs a query ~15 ms at 25
-references, the inverted file ~5 ms with the same top candidate for 95% of crawled
-photos and the same votes within a few for planted copies. The codes themselves are
-kept beside the search structure, so removal is exact and a rebuild retrains on
-everything stored.
+(probing `nprobe` of its lists): past a dozen references a flat search is the dearer of
+the two, and the inverted file proposes the same top candidate for nearly every crawled
+photo at the same candidate recall on the robust benchmark (see benchmarks/RESULTS.md,
+"crawl" and "robust"). The codes themselves are kept beside the search structure, so
+removal is exact and a rebuild retrains on everything stored.
 """
 
 from __future__ import annotations
@@ -192,9 +191,10 @@ class FaissLocalFeatureIndex(LocalFeatureIndex):
             index = faiss.IndexBinaryIVF(
                 faiss.IndexBinaryFlat(DESCRIPTOR_BITS), DESCRIPTOR_BITS, lists
             )
-            # k-means on a sample: FAISS's default of up to 256 codes per list cost 36 s of
-            # CPU for a crawl's first 170,000 history codes, 48 cost ~4 s; the nearest code
-            # within 48 bits was found for 99.4% of queries (99.6% with 256).
+            # k-means on a sample: FAISS's default of up to 256 codes per list makes the
+            # first training of a crawl history the dearest step of its flush, and a much
+            # smaller sample finds the same nearest codes for nearly every query (see
+            # benchmarks/RESULTS.md, "crawl").
             index.cp.max_points_per_centroid = TRAINING_CODES_PER_LIST
             index.train(codes)
             index.nprobe = self._nprobe or max(8, lists // 16)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
@@ -35,6 +34,7 @@ from ansim.detector.text import (
     TextSignature,
     to_minhash,
 )
+from ansim.detector.text_match import TextHit
 from ansim.detector.text_normalize import NORMALIZER_VERSION
 
 RECALL_AT_SIMILARITY = 0.35
@@ -61,19 +61,6 @@ def lsh_bands(
             break
         best = (bands, rows)
     return best
-
-
-@dataclass(frozen=True)
-class TextHit:
-    entry_id: int
-    shared: int  # distinct shingles in common
-    jaccard: float
-    entry_containment: float  # share of the stored text's shingles found in the query
-    query_containment: float  # share of the query's shingles found in the stored text
-
-    @property
-    def similarity(self) -> float:
-        return max(self.jaccard, self.entry_containment, self.query_containment)
 
 
 def _check_compatible(signature: TextSignature) -> None:

@@ -5,7 +5,7 @@ parameters drawn from `rng`, so a seeded `random.Random` replays a view exactly.
 strong pipeline (`strong_view`) chains a few geometric edits (crop, rotation, pad, meme
 frame, screenshot, paste into another picture, perspective, overlays) with photometric
 ones (colour, blur, noise, JPEG). The benchmark's hard transforms live apart, in
-`benchmarks/hard_transforms.py`, written independently with fixed strengths, so the
+`benchmarks/image_transforms.py`, written independently with fixed strengths, so the
 network is not scored on the exact code it trained on.
 """
 

@@ -37,6 +37,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import cv2
 import faiss
 import numpy as np
 from ansim.casework.errors import CaseworkError
@@ -58,7 +59,6 @@ from ansim.detector.image_robust import (
     local_features_file,
 )
 from ansim.detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
-from ansim.detector.local_verify import opencv_available
 from ansim.detector.signals import MediaSignals
 from ansim.detector.sniff import sniff_bytes
 from ansim.pipeline.banks import Banks
@@ -289,7 +289,7 @@ class Crawl:
         # signal_types.orb.needs_local_features for what that gives up). Without a
         # descriptor, triage is "all": local features are then the only robust evidence.
         mode = options.image_verification
-        robust_here = descriptor_available() and opencv_available()
+        robust_here = descriptor_available()
         self._lazy_local_features = mode == "triage" and robust_here
         features_up_front = mode == "all" or (mode == "triage" and not robust_here)
         self.hash_options = HashOptions(
@@ -1012,10 +1012,7 @@ def _init_hash_worker() -> None:
     """A hashing process runs one job at a time beside one per core: OpenCV's and FAISS's
     own thread pools would only add spin-waits."""
     faiss.omp_set_num_threads(1)
-    if opencv_available():
-        import cv2
-
-        cv2.setNumThreads(1)
+    cv2.setNumThreads(1)
 
 
 def _looks_like_html(head: bytes, content_type: str) -> bool:

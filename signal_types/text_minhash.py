@@ -15,12 +15,11 @@ from ansim.detector.hashing import Media
 from ansim.detector.signals import MediaSignals
 from ansim.detector.text import MINHASH_SIGNAL as NAME
 from ansim.detector.text import TextSignature
-from ansim.detector.text_match import TextMatchPolicy, decide_all
+from ansim.detector.text_match import TextHit, TextMatchPolicy, decide_all
 from ansim.indexer.text_index import (
     BruteForceTextIndex,
     LshTextIndex,
     ScanTextIndex,
-    TextHit,
     TextIndex,
 )
 from ansim.signal_types.base import BankReader, Direction, IndexSpec, SignalRecord, StoredSignal

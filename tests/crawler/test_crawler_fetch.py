@@ -108,7 +108,8 @@ def test_retry_after_is_honoured_and_slows_the_host(hostile_site) -> None:
 
 def test_retry_after_beyond_the_limit_is_not_waited_for() -> None:
     from aiohttp import web
-    from ansim.crawler.localserve import LocalServer
+
+    from tests.localserve import LocalServer
 
     async def forever_busy(_request):
         return web.Response(status=429, headers={"Retry-After": "3600"})

@@ -7,7 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.test_cli_end_to_end import ANSIM, run
+from tests.commands.test_cli_end_to_end import ANSIM, run
 
 AD = "급전 대출 상담 24시간 가능합니다. 신용불량 환영, 연락처 010-9876-5432 카톡 문의 주세요"
 DOXX = "Her home address is 12 Example Street, she works nights at the corner cafe near the park"

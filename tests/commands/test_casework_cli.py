@@ -14,8 +14,8 @@ from typing import Any
 from ansim.casework import confirmations
 from ansim.pipeline.workspaces import init_workspace
 
+from tests.casework.test_casework_workflow import media_server  # noqa: F401 - fixture
 from tests.casework_fixtures import as_analyst, found_at, open_case_with_reference, reposted_copy
-from tests.test_casework_workflow import media_server  # noqa: F401 - fixture
 
 ANSIM = str(Path(sys.executable).parent / "ansim")
 

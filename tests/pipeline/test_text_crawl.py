@@ -9,9 +9,10 @@ from pathlib import Path
 from aiohttp import web
 from ansim.casework import queue
 from ansim.casework.cases import open_case
-from ansim.crawler.localserve import LocalServer
 from ansim.pipeline import crawling, intake
 from ansim.pipeline.workspaces import init_workspace
+
+from tests.localserve import LocalServer
 
 POST = (
     "이 사람 집 주소는 서울시 마포구 예시로 12길 34, 전화번호는 010-2468-1357 입니다. 퍼뜨려 주세요"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.test_cli_end_to_end import run
+from tests.commands.test_cli_end_to_end import run
 
 PHOTOS = ("100007.jpg", "16068.jpg", "100039.jpg", "128035.jpg")
 
@@ -17,7 +17,7 @@ PHOTOS = ("100007.jpg", "16068.jpg", "100039.jpg", "128035.jpg")
 def test_scan_finds_a_cropped_pasted_copy_and_withdrawal_forgets_it(
     shared_data: Path, tmp_path: Path
 ) -> None:
-    from ansim.benchmarks.hard_transforms import HARD_TRANSFORMS
+    from ansim.benchmarks.image_transforms import HARD_TRANSFORMS
 
     folder = shared_data / "images" / "bsds500" / "test"
     if not all((folder / name).is_file() for name in PHOTOS):

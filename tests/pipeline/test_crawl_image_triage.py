@@ -25,8 +25,6 @@ from ansim.signal_types.hashing import hash_file
 from ansim.signal_types.orb import decision_thresholds
 from ansim.store.home import Home
 
-pytest.importorskip("cv2")
-
 PHOTO = ("bsds500", "test", "100007.jpg")
 
 

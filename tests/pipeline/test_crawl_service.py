@@ -19,7 +19,6 @@ import pytest
 from ansim.casework import queue
 from ansim.casework.cases import open_case
 from ansim.casework.errors import CaseworkError
-from ansim.crawler.localserve import LocalServer
 from ansim.pipeline import crawling, intake
 from ansim.pipeline.workspaces import init_workspace, open_workspace
 from ansim.store.tables import CrawlRun, CrawlUrl, Evidence, ScannedItem, Takedown
@@ -27,6 +26,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from tests.crawl_site import CrawlSite
+from tests.localserve import LocalServer
 
 QUICK = dict(allow_loopback=True, min_delay_s=0.0, hash_processes=1, max_depth=10)
 
@@ -135,7 +135,7 @@ def test_retro_hunt_finds_what_was_crawled_before(site, workspace) -> None:
 def test_retro_hunt_finds_a_crawled_crop_in_a_screenshot_that_pdq_misses(
     site, workspace, shared_data: Path, tmp_path: Path
 ) -> None:
-    from ansim.benchmarks.hard_transforms import HARD_TRANSFORMS
+    from ansim.benchmarks.image_transforms import HARD_TRANSFORMS
 
     folder = shared_data / "images" / "bsds500" / "test"
     photo, background = folder / "100007.jpg", folder / "100039.jpg"

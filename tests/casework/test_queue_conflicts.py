@@ -14,8 +14,8 @@ from ansim.store import audit
 from ansim.store.tables import Match, ScannedItem, Takedown
 from sqlalchemy import func, select
 
+from tests.casework.test_concurrency import run_together
 from tests.casework_fixtures import as_analyst, found_at, open_case_with_reference, reposted_copy
-from tests.test_concurrency import run_together
 
 URL = "https://h.example/race/1.jpg"
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ansim.detector.text_match import TextMatchPolicy, decide, decide_all
-from ansim.indexer.text_index import TextHit
+from ansim.detector.text_match import TextHit, TextMatchPolicy, decide, decide_all
 
 
 def hit(entry_id: int, shared: int, jaccard: float, entry_c: float, query_c: float) -> TextHit:

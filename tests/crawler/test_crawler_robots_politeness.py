@@ -7,11 +7,11 @@ import asyncio
 import logging
 
 from aiohttp import web
-from ansim.crawler.localserve import LocalServer
 from ansim.crawler.politeness import PolitenessConfig
 from ansim.crawler.robots import RobotsCache
 
 from tests.crawler_helpers import quick_fetcher
+from tests.localserve import LocalServer
 
 
 def robots_app(status: int, text: str = "") -> web.Application:

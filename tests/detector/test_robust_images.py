@@ -82,7 +82,7 @@ def test_descriptor_has_its_shape_and_unit_length() -> None:
 
 
 def test_trained_descriptor_places_a_copy_nearer_than_other_photos(shared_data: Path) -> None:
-    from ansim.benchmarks.hard_transforms import HARD_TRANSFORMS
+    from ansim.benchmarks.image_transforms import HARD_TRANSFORMS
     from ansim.detector.descriptor import load_descriptor_model
 
     model = load_descriptor_model()
@@ -312,7 +312,7 @@ def test_keypoints_are_spread_over_the_grid_strongest_first(shared_data: Path) -
 
 
 def test_verification_finds_a_cropped_and_pasted_copy_and_says_where(shared_data: Path) -> None:
-    from ansim.benchmarks.hard_transforms import HARD_TRANSFORMS
+    from ansim.benchmarks.image_transforms import HARD_TRANSFORMS
     from ansim.detector.local_verify import extract_local_features, verify
 
     reference = shared_photo(shared_data, "100007.jpg")

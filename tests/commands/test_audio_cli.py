@@ -8,7 +8,7 @@ from pathlib import Path
 from ansim.benchmarks import audio_transforms as edits
 
 from tests.audio_helpers import INDEXED, load_mono, recording, write_video
-from tests.test_cli_end_to_end import run
+from tests.commands.test_cli_end_to_end import run
 
 
 def test_video_reference_finds_audio_only_repost(tmp_path: Path, shared_data: Path) -> None:

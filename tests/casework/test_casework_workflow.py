@@ -41,6 +41,7 @@ from ansim.store.tables import (
 from sqlalchemy import func, select
 
 from tests.casework_fixtures import as_analyst, found_at, open_case_with_reference, reposted_copy
+from tests.conftest import REPO_ROOT
 from tests.helpers import photo_like
 
 SENDER = Sender("Test Support Center", "takedown@center.example")
@@ -202,7 +203,7 @@ def test_send_killed_mid_delivery_leaves_notices_to_settle(
         for host in ("one.example", "two.example"):
             sender = subprocess.Popen(
                 [sys.executable, "-m", "cli", "notice", "send", "--host", host, "--smtp", hung_url],
-                cwd=Path(__file__).resolve().parent.parent,
+                cwd=REPO_ROOT,
             )
             deadline = time.monotonic() + 60
             while notice_statuses(workspace)[host] != "sending":

@@ -9,7 +9,7 @@ import av
 from ansim.benchmarks.video_dataset import TRANSFORMS, apply_transform, cut_clip
 from ansim.detector.vpdq_format import parse_vpdq, split_videos
 
-from tests.test_cli_end_to_end import run
+from tests.commands.test_cli_end_to_end import run
 from tests.video_media import photos, slideshow
 
 
