@@ -10,7 +10,8 @@ from aiohttp import web
 from ansim.casework import queue
 from ansim.casework.cases import open_case
 from ansim.crawler.localserve import LocalServer
-from ansim.pipeline import crawling, intake
+from ansim.pipeline import crawl as crawling
+from ansim.pipeline import intake
 from ansim.pipeline.workspaces import init_workspace
 
 POST = (
