@@ -117,7 +117,7 @@ def crawl_run(
             max_depth=max_depth,
             scope=scope,
             allow_hosts=allow_host or [],
-            allow_loopback=allow_loopback,
+            allow_loopback=allow_loopback or workspace.settings.allow_loopback,
             ignore_robots_hosts=ignore_robots or [],
             max_response_bytes=max_response_mb << 20,
             max_crawl_bytes=int(max_crawl_gb * (1 << 30)),

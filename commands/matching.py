@@ -128,7 +128,9 @@ def scan(
         if dry_run:
             err.print("[red]error:[/red] --dry-run applies to files only, not URLs")
             raise typer.Exit(2)
-        summary = crawl.scan_urls(workspace, urls, allow_loopback)
+        summary = crawl.scan_urls(
+            workspace, urls, allow_loopback or workspace.settings.allow_loopback
+        )
         print_crawl_summary(summary, json_out, verb="scanned")
         failed = sum(v for k, v in summary.outcomes.items() if k not in ("ok", "not_html"))
         if len(urls) == len(targets):
