@@ -19,7 +19,7 @@ from types import TracebackType
 
 import faiss
 from ansim.detector.decision import MatchRules
-from ansim.detector.hashing import HashOptions, hash_file
+from ansim.detector.hashing import HashOptions
 from ansim.detector.image_robust import (
     LOCAL_FEATURES_OPTION,
     descriptor_available,
@@ -29,8 +29,8 @@ from ansim.detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
 from ansim.detector.local_verify import opencv_available
 from ansim.detector.signals import MediaSignals
 from ansim.pipeline.banks import Banks
-from ansim.pipeline.image_matching import needs_local_features
-from ansim.pipeline.matching import Finding, find_matches
+from ansim.pipeline.matching import Finding, find_matches, needs_local_features
+from ansim.signal_types.hashing import hash_file
 from ansim.store.db import Store
 from ansim.store.home import Home
 
@@ -42,7 +42,7 @@ class HashingPlan:
     Triage, with a descriptor to find candidates: an image's ORB features (most of its
     hashing CPU) are computed only when a candidate is left to verify, and only PDQ's and
     the descriptor's candidates with evidence are verified (see
-    `ansim.pipeline.image_matching.needs_local_features` for what that gives up). Without
+    `ansim.signal_types.orb.needs_local_features` for what that gives up). Without
     a descriptor, triage is "all": local features are then the only robust evidence."""
 
     hash_options: HashOptions
