@@ -240,7 +240,7 @@ def run_crawl_bench(
     image_verification: str = "all",
 ) -> dict[str, Any]:
     from ansim.casework.cases import open_case
-    from ansim.pipeline import crawling, intake
+    from ansim.pipeline import crawl, intake
     from ansim.pipeline.workspaces import init_workspace
     from ansim.store.home import Home
 
@@ -262,7 +262,7 @@ def run_crawl_bench(
     )  # fmt: skip
     try:
         _wait_for_port(port)
-        options = crawling.CrawlOptions(
+        options = crawl.CrawlOptions(
             seeds=[f"http://127.0.0.1:{port}/"],
             max_pages=pages + 1,
             max_depth=3,
@@ -274,7 +274,7 @@ def run_crawl_bench(
         )
         cpu_before = time.process_time()
         with PeakMemory(exclude={server.pid}) as memory:
-            summary = crawling.run_crawl(workspace, options)
+            summary = crawl.run_crawl(workspace, options)
         # The crawler's own process (all its threads); hashing workers are not in it.
         crawler_cpu_s = time.process_time() - cpu_before
         server_cpu_s = _cpu_seconds(psutil.Process(server.pid))

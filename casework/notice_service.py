@@ -12,7 +12,6 @@ delivery leaves the items as they were and the notice `failed`, to be retried.
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +32,7 @@ from ansim.casework.notices import (
 from ansim.casework.queue import get_item, transition
 from ansim.casework.smtp import DeliveryError, SmtpSettings, deliver
 from ansim.casework.workspace import Workspace
+from ansim.settings import Settings
 from ansim.store import audit
 from ansim.store.tables import (
     Case,
@@ -51,16 +51,19 @@ SENDABLE = ("confirmed", "still_online")  # a first notice, or a resend
 UNSENT = ("drafted", "failed")
 
 
-def sender_from_env(email: str | None = None, organization: str | None = None) -> Sender:
-    email = email or os.environ.get("ANSIM_NOTICE_FROM")
+def notice_sender(
+    settings: Settings, email: str | None = None, organization: str | None = None
+) -> Sender:
+    """Who notices come from: `email` and `organization` as given, else the settings'."""
+    email = email or settings.notice_from
     if not email:
         raise CaseworkError(
             "no sender address for notices: pass --sender EMAIL or set ANSIM_NOTICE_FROM"
         )
     return Sender(
-        organization=organization or os.environ.get("ANSIM_NOTICE_ORG") or "Victim Support Center",
+        organization=organization or settings.notice_org or "Victim Support Center",
         email=email,
-        phone=os.environ.get("ANSIM_NOTICE_PHONE"),
+        phone=settings.notice_phone,
     )
 
 

@@ -1,6 +1,6 @@
 """Delivering notices by SMTP. A notice counts as sent only when the server accepted it.
 
-Configured by one URL (`ANSIM_SMTP_URL`):
+Configured by one URL (`--smtp`, or the `smtp_url` setting: `ANSIM_SMTP_URL`):
     smtp://HOST:PORT                 plain (a local relay)
     smtp+starttls://USER:PASS@HOST:587
     smtps://USER:PASS@HOST:465
@@ -8,14 +8,12 @@ Configured by one URL (`ANSIM_SMTP_URL`):
 
 from __future__ import annotations
 
-import os
 import smtplib
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
 from urllib.parse import unquote, urlsplit
 
-SMTP_URL_ENV = "ANSIM_SMTP_URL"
 DEFAULT_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 
 
@@ -51,10 +49,10 @@ class SmtpSettings:
         )
 
     @classmethod
-    def from_env(cls) -> SmtpSettings:
-        url = os.environ.get(SMTP_URL_ENV)
+    def configured(cls, url: str | None) -> SmtpSettings:
+        """From the URL the user configured (refused when there is none)."""
         if not url:
-            raise ValueError(f"no SMTP server configured: set {SMTP_URL_ENV}=smtp://HOST:PORT")
+            raise ValueError("no SMTP server configured: pass --smtp or set ANSIM_SMTP_URL")
         return cls.from_url(url)
 
 

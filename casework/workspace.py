@@ -1,4 +1,5 @@
-"""One opened ansim home: the store, the cipher and the signal banks, plus who is acting.
+"""One opened ansim home: the store, the cipher, the signal banks and the settings it was
+opened with, which say who is acting.
 
 Every command opens one Workspace (`ansim.pipeline.workspaces.open_workspace`) and passes
 it to the services. The banks are handed in by the pipeline, which owns them: casework
@@ -7,13 +8,12 @@ only asks them to drop entries (`SignalBanks`), so it never imports the pipeline
 
 from __future__ import annotations
 
-import getpass
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ansim.settings import Settings
 from ansim.store.audit import write_anchor
 from ansim.store.crypto import Cipher
 from ansim.store.db import Store
@@ -33,10 +33,6 @@ class SignalBanks(Protocol):
     def remove(self, signal_ids_by_kind: dict[str, list[int]]) -> int: ...
 
 
-def current_actor() -> str:
-    return os.environ.get("ANSIM_ANALYST") or getpass.getuser()
-
-
 @dataclass
 class Workspace:
     home: Home
@@ -44,7 +40,13 @@ class Workspace:
     cipher: Cipher
     banks: Any  # ansim.pipeline.banks.Banks: the reference bank
     history: SignalBanks  # the crawl history's banks
-    actor: str = field(default_factory=current_actor)
+    # What it was opened with (the environment's ANSIM_* variables, read once).
+    settings: Settings
+    # Who is acting (audit entries, queue events): by default the settings' analyst.
+    actor: str = ""
+
+    def __post_init__(self) -> None:
+        self.actor = self.actor or self.settings.analyst
 
     @contextmanager
     def session(self) -> Iterator[Session]:

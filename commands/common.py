@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +14,7 @@ from ansim.casework.errors import CaseworkError
 from ansim.casework.workspace import NotInitialized
 from ansim.detector.hashing import HashOptions
 from ansim.detector.image import ImageOptions
+from ansim.settings import Settings, SettingsError
 from ansim.store.crypto import KeyProblem
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -29,7 +29,8 @@ AllowLoopback = Annotated[
     bool,
     typer.Option(
         "--allow-loopback",
-        help="Allow 127.0.0.0/8 and ::1 (tests, local use); private ranges stay refused.",
+        help="Allow 127.0.0.0/8 and ::1 (tests, local use; or set ANSIM_ALLOW_LOOPBACK=1); "
+        "private ranges stay refused.",
     ),
 ]
 
@@ -43,7 +44,7 @@ def refusals(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (CaseworkError, NotInitialized, KeyProblem) as exc:
+        except (CaseworkError, NotInitialized, KeyProblem, SettingsError) as exc:
             err.print(f"[red]error:[/red] {exc}", highlight=False)
             raise typer.Exit(2) from exc
 
@@ -84,10 +85,11 @@ def hash_options(full_decode: bool) -> HashOptions:
     return HashOptions(image=ImageOptions(fast_decode=not full_decode))
 
 
-def shared_data_root() -> Path:
-    """`../shared/data` beside the checkout, or $ANSIM_SHARED_DATA."""
-    default = Path(__file__).resolve().parents[2] / "shared" / "data"
-    return Path(os.environ.get("ANSIM_SHARED_DATA") or default)
+def shared_data_root(settings: Settings | None = None) -> Path:
+    """The settings' shared data folder (ANSIM_SHARED_DATA; default: the environment's),
+    else `../shared/data` beside the checkout."""
+    settings = settings or Settings.from_environment()
+    return settings.shared_data or Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def shared_data_dir() -> Path:

@@ -16,7 +16,7 @@ from ansim.commands.common import (
     out,
     refusals,
 )
-from ansim.pipeline import crawling
+from ansim.pipeline import crawl
 from ansim.pipeline.workspaces import open_workspace
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
@@ -27,7 +27,7 @@ crawl_app = typer.Typer(
 evidence_app = typer.Typer(help="Sealed WARC evidence of matches.", no_args_is_help=True)
 
 
-def print_crawl_summary(summary: crawling.CrawlSummary, json_out: bool, verb: str) -> None:
+def print_crawl_summary(summary: crawl.CrawlSummary, json_out: bool, verb: str) -> None:
     data = summary.as_dict()
     if json_out:
         emit_json(data)
@@ -111,13 +111,13 @@ def crawl_run(
     if not resume:
         if not seeds:
             raise CaseworkError("give --seeds (URLs or files of URLs), or --resume")
-        options = crawling.CrawlOptions(
+        options = crawl.CrawlOptions(
             seeds=read_seeds(seeds),
             max_pages=max_pages,
             max_depth=max_depth,
             scope=scope,
             allow_hosts=allow_host or [],
-            allow_loopback=allow_loopback,
+            allow_loopback=allow_loopback or workspace.settings.allow_loopback,
             ignore_robots_hosts=ignore_robots or [],
             max_response_bytes=max_response_mb << 20,
             max_crawl_bytes=int(max_crawl_gb * (1 << 30)),
@@ -127,10 +127,7 @@ def crawl_run(
             hash_processes=hash_processes,
             image_verification=image_verification,
         )
-        try:
-            crawling.Scope(scope)
-        except ValueError as exc:
-            raise CaseworkError(str(exc)) from exc
+        options.check()
     progress = Progress(
         TextColumn("crawling"),
         TextColumn("{task.fields[stats]}"),
@@ -142,14 +139,14 @@ def crawl_run(
     with progress:
         task = progress.add_task("crawl", total=None, stats="")
 
-        def show(summary: crawling.CrawlSummary) -> None:
+        def show(summary: crawl.CrawlSummary) -> None:
             stats = (
                 f"{summary.pages} pages, {summary.media} media, {summary.matches} matches, "
                 f"{sum(summary.outcomes.values())} urls finished"
             )
             progress.update(task, stats=stats)
 
-        summary = crawling.run_crawl(workspace, options, resume=resume, on_progress=show)
+        summary = crawl.run_crawl(workspace, options, resume=resume, on_progress=show)
     print_crawl_summary(summary, json_out, verb="crawled")
     failures = {"internal_error", "media_error"}
     raise typer.Exit(1 if any(summary.outcomes.get(k) for k in failures) else 0)
@@ -168,7 +165,7 @@ def evidence_export(
 
     Example: `ansim evidence export 3 ~/handover/C-2026-0001/`
     """
-    result = crawling.export_evidence(open_workspace(), evidence_id, out_dir)
+    result = crawl.export_evidence(open_workspace(), evidence_id, out_dir)
     if json_out:
         emit_json(result)
     else:

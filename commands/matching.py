@@ -23,7 +23,7 @@ from ansim.commands.crawl import print_crawl_summary
 from ansim.detector.errors import MediaError
 from ansim.detector.video import VideoOptions
 from ansim.detector.vpdq_format import format_videos
-from ansim.pipeline import crawling, scanning
+from ansim.pipeline import crawl, scanning
 from ansim.pipeline.workspaces import open_workspace
 from ansim.signal_types.hashing import hash_file
 
@@ -128,7 +128,9 @@ def scan(
         if dry_run:
             err.print("[red]error:[/red] --dry-run applies to files only, not URLs")
             raise typer.Exit(2)
-        summary = crawling.scan_urls(workspace, urls, allow_loopback)
+        summary = crawl.scan_urls(
+            workspace, urls, allow_loopback or workspace.settings.allow_loopback
+        )
         print_crawl_summary(summary, json_out, verb="scanned")
         failed = sum(v for k, v in summary.outcomes.items() if k not in ("ok", "not_html"))
         if len(urls) == len(targets):

@@ -10,6 +10,7 @@ from ansim.casework import hosts, notice_service
 from ansim.casework.smtp import SmtpSettings
 from ansim.commands.common import JsonFlag, emit_json, out, refusals
 from ansim.pipeline.workspaces import open_workspace
+from ansim.settings import Settings
 from rich.table import Table
 
 host_app = typer.Typer(help="Hosts: where removal notices go.", no_args_is_help=True)
@@ -17,9 +18,10 @@ host_app = typer.Typer(help="Hosts: where removal notices go.", no_args_is_help=
 notice_app = typer.Typer(help="Removal notices: draft, send.", no_args_is_help=True)
 
 
-def smtp_settings(smtp_url: str | None) -> SmtpSettings:
+def smtp_settings(smtp_url: str | None, settings: Settings) -> SmtpSettings:
+    """The server given by --smtp, else the configured one."""
     try:
-        return SmtpSettings.from_url(smtp_url) if smtp_url else SmtpSettings.from_env()
+        return SmtpSettings.configured(smtp_url or settings.smtp_url)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--smtp") from exc
 
@@ -85,8 +87,9 @@ def notice_draft(
 
     Example: `ansim notice draft --out notices/ --sender takedown@center.example`
     """
-    sender = notice_service.sender_from_env(sender_email, org)
-    result = notice_service.draft(open_workspace(), sender, out_dir, host)
+    workspace = open_workspace()
+    sender = notice_service.notice_sender(workspace.settings, sender_email, org)
+    result = notice_service.draft(workspace, sender, out_dir, host)
     if json_out:
         emit_json(result.as_dict())
     else:
@@ -110,7 +113,8 @@ def notice_send(
 
     Example: `ansim notice send --smtp smtp+starttls://user:pass@mail.center.example`
     """
-    result = notice_service.send(open_workspace(), smtp_settings(smtp_url), host)
+    workspace = open_workspace()
+    result = notice_service.send(workspace, smtp_settings(smtp_url, workspace.settings), host)
     if json_out:
         emit_json(result.as_dict())
     else:

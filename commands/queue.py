@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
 from ansim.casework import confirmations, notice_service, queue
-from ansim.commands.common import JsonFlag, emit_json, out, progress_bar, refusals
+from ansim.commands.common import (
+    AllowLoopback,
+    JsonFlag,
+    emit_json,
+    out,
+    progress_bar,
+    refusals,
+)
 from ansim.commands.notices import OrgOption, SenderOption, SmtpOption, smtp_settings
 from ansim.pipeline import recheck_service
 from ansim.pipeline.workspaces import open_workspace
@@ -126,6 +132,7 @@ def queue_recheck(
     smtp_url: SmtpOption = None,
     sender_email: SenderOption = None,
     org: OrgOption = None,
+    allow_loopback: AllowLoopback = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Fetch every notified URL: gone -> removed, still there -> still_online (resent after
@@ -143,14 +150,17 @@ def queue_recheck(
         resend_after=timedelta(hours=resend_after), escalate_after=timedelta(days=escalate_after)
     )
     smtp = sender = None
-    if resend and (smtp_url or os.environ.get("ANSIM_SMTP_URL")):
-        smtp = smtp_settings(smtp_url)
-        sender = notice_service.sender_from_env(sender_email, org)
+    settings = workspace.settings
+    if resend and (smtp_url or settings.smtp_url):
+        smtp = smtp_settings(smtp_url, settings)
+        sender = notice_service.notice_sender(settings, sender_email, org)
     with progress_bar() as progress:
         task = progress.add_task("re-checking", total=None, current="")
         result = recheck_service.recheck(
             workspace,
-            recheck_service.fetch_from_env(timeout),
+            recheck_service.RecheckFetch(
+                timeout_s=timeout, allow_loopback=allow_loopback or settings.allow_loopback
+            ),
             policy,
             smtp,
             sender,

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from ansim.settings import Settings
 
 SIGNAL_KIND = "descriptor"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "weights" / "descriptor.pt"
-WEIGHTS_ENV = "ANSIM_DESCRIPTOR_WEIGHTS"
 # The bank's float index is made for this width (models.descriptor.DescriptorConfig.dim).
 DESCRIPTOR_DIM = 128
 
@@ -27,8 +26,13 @@ def torch_available() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
-def weights_path() -> Path:
-    return Path(os.environ.get(WEIGHTS_ENV) or DEFAULT_WEIGHTS)
+def weights_path(settings: Settings | None = None) -> Path:
+    """The weights file: the settings' (ANSIM_DESCRIPTOR_WEIGHTS), else the bundled one.
+
+    Hashing workers call this without settings, in their own processes: they read the
+    environment they inherited, through `Settings`."""
+    settings = settings or Settings.from_environment()
+    return settings.descriptor_weights or DEFAULT_WEIGHTS
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ still awaiting removal (another re-check or analyst may have moved it meanwhile)
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,7 +34,6 @@ from ansim.store import audit
 from ansim.store.tables import Recheck, ScannedItem, Takedown, TakedownEvent, utcnow
 from sqlalchemy import func, select
 
-ALLOW_LOOPBACK_ENV = "ANSIM_FETCH_ALLOW_LOOPBACK"
 USER_AGENT = "ansim-recheck/0.1 (takedown verification)"
 
 
@@ -71,12 +69,6 @@ class RecheckFetch:
             user_agent=USER_AGENT,
             dns=self.dns,
         )
-
-
-def fetch_from_env(timeout_s: float = 15.0) -> RecheckFetch:
-    return RecheckFetch(
-        timeout_s=timeout_s, allow_loopback=os.environ.get(ALLOW_LOOPBACK_ENV) == "1"
-    )
 
 
 @dataclass

@@ -1,20 +1,24 @@
-"""Where ansim keeps its state: `$ANSIM_HOME` (default ~/.ansim) or `ANSIM_DB_URL`."""
+"""Where ansim keeps its state: the home folder (`ANSIM_HOME`, default ~/.ansim) and its
+database (`ANSIM_DB_URL`, default a SQLite file in the home)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from ansim.settings import Settings
 
 
 @dataclass(frozen=True)
 class Home:
     root: Path
     db_url: str
+    # The encryption key's file when it lives outside the home (`ANSIM_KEY_FILE`).
+    key_path: Path | None = None
 
     @property
     def key_file(self) -> Path:
-        return Path(os.environ.get("ANSIM_KEY_FILE") or self.root / "secret.key")
+        return self.key_path or self.root / "secret.key"
 
     @property
     def index_dir(self) -> Path:
@@ -29,7 +33,7 @@ class Home:
         return self.root / "logs"
 
 
-def resolve_home() -> Home:
-    root = Path(os.environ.get("ANSIM_HOME") or Path.home() / ".ansim").expanduser()
-    db_url = os.environ.get("ANSIM_DB_URL") or f"sqlite:///{root / 'ansim.db'}"
-    return Home(root=root, db_url=db_url)
+def resolve_home(settings: Settings) -> Home:
+    root = settings.home.expanduser()
+    db_url = settings.db_url or f"sqlite:///{root / 'ansim.db'}"
+    return Home(root=root, db_url=db_url, key_path=settings.key_file)

@@ -27,6 +27,7 @@ from ansim.casework.smtp import SmtpSettings
 from ansim.casework.workspace import Workspace
 from ansim.pipeline.recheck_service import RecheckFetch, recheck
 from ansim.pipeline.workspaces import init_workspace
+from ansim.settings import Settings
 from ansim.store import audit
 from ansim.store.tables import (
     AuditEntry,
@@ -254,7 +255,7 @@ def test_unconfirmed_items_get_no_notice(workspace: Workspace, tmp_path: Path) -
     with workspace.session() as session, refused:
         queue.transition(session, queue.get_item(session, item), "notice_sent", "kim")
     with pytest.raises(CaseworkError, match="no sender address"):
-        notice_service.sender_from_env(None)
+        notice_service.notice_sender(Settings())
 
 
 # --- re-checks ------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ def test_host_notice_recheck_report_close(
         "ANSIM_SMTP_URL": smtp_url,
         "ANSIM_NOTICE_FROM": "takedown@center.example",
         "ANSIM_NOTICE_ORG": "테스트 지원센터",
-        "ANSIM_FETCH_ALLOW_LOOPBACK": "1",
+        "ANSIM_ALLOW_LOOPBACK": "1",
     }
 
     run(env, "queue", "policy", "digital-sex-crime", "--confirmations", "2")

@@ -17,7 +17,7 @@ from ansim.detector.hashing import HashOptions
 from ansim.detector.image_robust import LOCAL_FEATURES_OPTION
 from ansim.detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
 from ansim.detector.signals import FrameHash, MediaSignals
-from ansim.pipeline.crawling import CrawlOptions, start_run
+from ansim.pipeline.crawl import CrawlOptions, start_run
 from ansim.pipeline.intake import add_reference_files
 from ansim.pipeline.matching import needs_local_features
 from ansim.pipeline.workspaces import init_workspace

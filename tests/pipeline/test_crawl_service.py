@@ -19,7 +19,8 @@ import pytest
 from ansim.casework import queue
 from ansim.casework.cases import open_case
 from ansim.casework.errors import CaseworkError
-from ansim.pipeline import crawling, intake
+from ansim.pipeline import crawl as crawling
+from ansim.pipeline import intake
 from ansim.pipeline.workspaces import init_workspace, open_workspace
 from ansim.store.tables import CrawlRun, CrawlUrl, Evidence, ScannedItem, Takedown
 from PIL import Image

@@ -9,7 +9,8 @@ from pathlib import Path
 from aiohttp import web
 from ansim.casework import queue
 from ansim.casework.cases import open_case
-from ansim.pipeline import crawling, intake
+from ansim.pipeline import crawl as crawling
+from ansim.pipeline import intake
 from ansim.pipeline.workspaces import init_workspace
 
 from tests.localserve import LocalServer
