@@ -26,6 +26,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="markdown",
+    # A traceback's locals would print contact details, notes and keys.
+    pretty_exceptions_show_locals=False,
 )
 app.command("init")(admin.init)
 app.command("hash")(matching.hash_command)
@@ -39,6 +41,7 @@ app.add_typer(notices.notice_app, name="notice")
 app.add_typer(crawl.crawl_app, name="crawl")
 app.add_typer(crawl.evidence_app, name="evidence")
 app.add_typer(admin.audit_app, name="audit")
+app.add_typer(admin.key_app, name="key")
 app.add_typer(admin.index_app, name="index")
 app.add_typer(bench.bench_app, name="bench")
 app.add_typer(model.model_app, name="model")

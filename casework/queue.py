@@ -131,12 +131,15 @@ def transition(
     )
     session.add(event)
     takedown.events.append(event)
+    # Notes quote URLs and addresses: kept out of the chain, purged with the case.
     audit.record(
         session,
         actor,
         f"queue.{to_status}",
         f"takedown:{takedown.id}",
-        {"from": from_status, "note": note},
+        {"from": from_status},
+        private={"note": note} if note else None,
+        case_id=takedown.case_id,
     )
     return event
 

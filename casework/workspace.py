@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ansim.store.audit import write_anchor
+from ansim.store.audit import unkeyed_until, write_anchor
 from ansim.store.crypto import Cipher
 from ansim.store.db import Store
 from ansim.store.home import Home
@@ -45,6 +45,7 @@ class Workspace:
     banks: Any  # ansim.pipeline.banks.Banks: the reference bank
     history: SignalBanks  # the crawl history's banks
     actor: str = field(default_factory=current_actor)
+    audit_key: bytes = field(default=b"", repr=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -55,10 +56,13 @@ class Workspace:
 
     def anchor_audit_head(self) -> None:
         """Write the committed audit chain head outside the DB (after every commit)."""
-        with self.store.engine.connect() as connection:
-            head = connection.execute(select(AuditHead.seq, AuditHead.entry_hash)).first()
-        if head is not None:
-            write_anchor(self.home.audit_head_file, head.seq, head.entry_hash)
+        with self.store.read_session() as session:
+            head = session.execute(select(AuditHead.seq, AuditHead.entry_hash)).first()
+            legacy_end = unkeyed_until(session)
+        if head is not None and head.seq:
+            write_anchor(
+                self.home.audit_head_file, head.seq, head.entry_hash, self.audit_key, legacy_end
+            )
 
     def close(self) -> None:
         self.store.dispose()

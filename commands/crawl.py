@@ -16,7 +16,7 @@ from ansim.commands.common import (
     out,
     refusals,
 )
-from ansim.pipeline import crawling
+from ansim.pipeline import crawling, evidence_service
 from ansim.pipeline.workspaces import open_workspace
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
@@ -168,7 +168,7 @@ def evidence_export(
 
     Example: `ansim evidence export 3 ~/handover/C-2026-0001/`
     """
-    result = crawling.export_evidence(open_workspace(), evidence_id, out_dir)
+    result = evidence_service.export_evidence(open_workspace(), evidence_id, out_dir)
     if json_out:
         emit_json(result)
     else:

@@ -41,7 +41,7 @@ import faiss
 import numpy as np
 from ansim.casework.errors import CaseworkError
 from ansim.casework.workspace import Workspace
-from ansim.crawler.evidence import EvidenceError, EvidenceStore
+from ansim.crawler.evidence import evidence_key_context, seal_bundle
 from ansim.crawler.extract import extract_page
 from ansim.crawler.fetch import Fetcher, FetchLimits, FetchResult
 from ansim.crawler.guard import AddressPolicy
@@ -67,6 +67,7 @@ from ansim.pipeline.matching import Finding, find_matches
 from ansim.pipeline.scanning import RecordedItem, ScanMatch, record_item
 from ansim.store.db import Store
 from ansim.store.home import Home
+from ansim.store.private_files import clear_work_dir
 from ansim.store.tables import (
     CrawlRun,
     CrawlUrl,
@@ -173,6 +174,12 @@ class CrawlSummary:
     elapsed_s: float = 0.0
     log_path: str | None = None
     resumed: bool = False
+
+    def loggable(self) -> dict[str, Any]:
+        """The summary without URLs (log files are not purged)."""
+        shown = self.as_dict()
+        shown.pop("match_list")
+        return shown
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -282,7 +289,7 @@ class Crawl:
             if normalized := normalize_url(seed):
                 self.scope.add_seed(normalized)
         self.history = Banks(workspace.home.index_dir, owner="item")
-        self.evidence = EvidenceStore(workspace.home.root / "evidence", workspace.cipher.fernet())
+        self.evidence_dir = workspace.home.evidence_dir
         # Triage, with a descriptor to find candidates: an image's ORB features (two thirds
         # of its hashing CPU) are computed only when a candidate is left to verify, and
         # only PDQ's and the descriptor's candidates with evidence are verified (see
@@ -375,8 +382,12 @@ class Crawl:
             pool = ProcessPoolExecutor(
                 processes, mp_context=get_context("forkserver"), initializer=_init_hash_worker
             )
-        log.info("crawl run %d starting: %s", self.run_id, options.to_json())
-        with tempfile.TemporaryDirectory(prefix="ansim-crawl-") as work_dir, pool:
+        log.info("crawl run %d starting", self.run_id)
+        # Fetched bodies (victim media among them) live under the home, never in /tmp;
+        # a killed run's leftovers go before this one starts (also on --resume).
+        work_root = self.workspace.home.work_dir
+        clear_work_dir(work_root)
+        with tempfile.TemporaryDirectory(prefix="crawl-", dir=work_root) as work_dir, pool:
             self._work_dir = Path(work_dir)
             self._pool = pool
             async with Fetcher(
@@ -407,7 +418,7 @@ class Crawl:
             if finished:
                 run.status, run.finished_at = "finished", utcnow()
             run.summary = json.dumps(self.summary.as_dict())
-        log.info("crawl run %d done: %s", self.run_id, json.dumps(self.summary.as_dict()))
+        log.info("crawl run %d done: %s", self.run_id, json.dumps(self.summary.loggable()))
 
     async def _worker(self) -> None:
         while (row := await self._next_page()) is not None:
@@ -415,7 +426,7 @@ class Crawl:
             try:
                 await self._process_page(row)
             except Exception:  # one page must never end the crawl
-                log.exception("page %s failed unexpectedly", row.url)
+                log.exception("page (crawl url %d) failed unexpectedly", row.id)
                 self._finish(row.id, "failed", outcome="internal_error")
             finally:
                 self._active -= 1
@@ -610,7 +621,7 @@ class Crawl:
             finally:
                 self._discard_after_write(result)
         except Exception:
-            log.exception("media %s failed unexpectedly", url)
+            log.exception("media (crawl url %d) failed unexpectedly", row_id)
             self._finish(row_id, "failed", outcome="internal_error")
         finally:
             self._media_in_flight.discard(url)
@@ -741,8 +752,13 @@ class Crawl:
         )
         if matches:
             fetches = ([("page", page)] if page is not None else []) + [("media", result)]
-            bundle = self.evidence.write_bundle(
-                fetches, note=f"ansim crawl run {self.run_id}: match at {location}"
+            bundle, bundle_key = seal_bundle(
+                self.evidence_dir,
+                fetches,
+                note=f"ansim crawl run {self.run_id}: match at {location}",
+            )
+            wrapped_key = self.workspace.cipher.encrypt(
+                bundle_key, evidence_key_context(bundle.bundle_id)
             )
             for takedown_id in sorted({m.takedown_id for m in matches if m.takedown_id}):
                 session.add(
@@ -754,6 +770,7 @@ class Crawl:
                         media_url=location,
                         warc_sha256=bundle.warc_sha256,
                         records=bundle.records,
+                        data_key_encrypted=wrapped_key,
                     )
                 )
             self.summary.evidence += 1
@@ -772,7 +789,7 @@ class Crawl:
         except UnsupportedMedia:
             return
         except MediaError as exc:
-            log.info("page text of %s not fingerprinted: %s", row.url, exc)
+            log.info("page text of crawl url %d not fingerprinted: %s", row.id, exc)
             return
         finally:
             path.unlink(missing_ok=True)
@@ -797,8 +814,10 @@ class Crawl:
             findings,
         )
         if matches:
-            bundle = self.evidence.write_bundle(
-                [("page", page)], note=f"ansim crawl run {self.run_id}: text match"
+            bundle, bundle_key = seal_bundle(
+                self.evidence_dir,
+                [("page", page)],
+                note=f"ansim crawl run {self.run_id}: text match",
             )
             session.add(
                 Evidence(
@@ -809,6 +828,9 @@ class Crawl:
                     media_url=page.final_url or row.url,
                     warc_sha256=bundle.warc_sha256,
                     records=bundle.records,
+                    data_key_encrypted=self.workspace.cipher.encrypt(
+                        bundle_key, evidence_key_context(bundle.bundle_id)
+                    ),
                 )
             )
         session.flush()
@@ -821,7 +843,8 @@ class Crawl:
         self.summary.takedowns += [m.takedown_id for m in matches if m.takedown_id]
         self.summary.seconds_to_last_match = time.monotonic() - self.summary.started
         for m in matches:
-            log.warning("match %s -> case %s: %s", m.location, m.case_id, m.explanation)
+            # Logs name queue items, never URLs: a purge cannot reach into log files.
+            log.warning("match -> takedown %s: %s", m.takedown_id, m.signal)
             if len(self.summary.match_list) < MAX_LISTED_MATCHES:
                 self.summary.match_list.append(m.as_dict())
 
@@ -1031,34 +1054,6 @@ def run_summary(workspace: Workspace, run_id: int) -> dict[str, Any]:
         if run is None:
             raise CaseworkError(f"unknown crawl run {run_id}")
         return json.loads(run.summary or "{}")
-
-
-def export_evidence(workspace: Workspace, evidence_id: int, out_dir: Path) -> dict[str, Any]:
-    """Decrypt one evidence bundle (WARC + manifest) into `out_dir`, digests checked; audited."""
-    from ansim.store import audit
-
-    with workspace.session() as session:
-        row = session.get(Evidence, evidence_id)
-        if row is None:
-            raise CaseworkError(f"unknown evidence id {evidence_id}")
-        store = EvidenceStore(workspace.home.root / "evidence", workspace.cipher.fernet())
-        try:
-            paths = store.export(row.bundle_id, out_dir)
-        except EvidenceError as exc:
-            raise CaseworkError(f"evidence {evidence_id}: {exc}") from exc
-        audit.record(
-            session,
-            workspace.actor,
-            "evidence.export",
-            f"evidence:{evidence_id}",
-            {"takedown": row.takedown_id, "to": str(out_dir), "warc_sha256": row.warc_sha256},
-        )
-        return {
-            "evidence_id": evidence_id,
-            "takedown_id": row.takedown_id,
-            "files": [str(p) for p in paths],
-            "warc_sha256": row.warc_sha256,
-        }
 
 
 def scan_urls(

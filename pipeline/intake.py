@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ansim.casework.cases import get_case
+from ansim.casework.cases import get_case, require_open_case
 from ansim.casework.errors import CaseworkError, NotFound
 from ansim.casework.files import expand_paths
 from ansim.casework.workspace import Workspace
@@ -25,6 +25,7 @@ from ansim.detector.vpdq_format import format_vpdq, parse_vpdq, read_vpdq_text, 
 from ansim.pipeline import retrohunt
 from ansim.pipeline.scanning import ScanMatch
 from ansim.store import audit
+from ansim.store.crypto import case_context
 from ansim.store.signal_rows import rows_from_signals
 from ansim.store.tables import Reference, Signal, utcnow
 from sqlalchemy import select
@@ -65,7 +66,7 @@ def add_reference_files(
 ) -> list[IntakeResult]:
     """Fingerprint each file into a reference of the case; one transaction per file."""
     with workspace.session() as session:
-        get_case(session, case_id)
+        require_open_case(session, case_id)
     results = []
     for path in expand_paths(paths):
         result = _add_one(workspace, case_id, path, options)
@@ -92,7 +93,7 @@ def add_reference_texts(
 ) -> list[IntakeResult]:
     """One reference per (label, text); the text itself is fingerprinted and dropped."""
     with workspace.session() as session:
-        get_case(session, case_id)
+        require_open_case(session, case_id)
     results = []
     for label, text in texts:
         try:
@@ -152,7 +153,7 @@ def _store_reference(
         reference = Reference(
             case_id=case_id,
             modality=signals.modality,
-            label=label,
+            label_encrypted=workspace.cipher.encrypt_text(label, case_context(case_id, "label")),
             origin=origin,
             added_by=workspace.actor,
             signals=rows,
@@ -164,7 +165,10 @@ def _store_reference(
             workspace.actor,
             "ref.add",
             f"reference:{reference.id}",
-            {"case": case_id, "modality": signals.modality, "sha256": signals.sha256},
+            {"case": case_id, "modality": signals.modality},
+            # The digest of the victim's own file never goes into the chain in the clear.
+            private={"sha256": signals.sha256},
+            case_id=case_id,
         )
     # The store has committed; the index follows (and is rebuilt from the store if this dies).
     workspace.banks.add(rows)
@@ -222,13 +226,15 @@ def import_hash_list(
         parsed.append((number, value, label))
     added_rows: list[Signal] = []
     with workspace.session() as session:
-        get_case(session, case_id)
+        require_open_case(session, case_id)
         for number, value, label in parsed:
             signal = Signal(kind=hash_format, value=value)
             reference = Reference(
                 case_id=case_id,
                 modality="image" if hash_format == "pdq" else "file",
-                label=label,
+                label_encrypted=workspace.cipher.encrypt_text(
+                    label, case_context(case_id, "label")
+                ),
                 origin="import",
                 added_by=workspace.actor,
                 signals=[signal],
@@ -311,8 +317,9 @@ def withdraw_reference(workspace: Workspace, reference_id: int, reason: str | No
             {
                 "case": reference.case_id,
                 "signals_deleted": sum(map(len, by_kind.values())),
-                "reason": reason,
             },
+            private={"reason": reason} if reason else None,
+            case_id=reference.case_id,
         )
     workspace.banks.remove(by_kind)
     return sum(map(len, by_kind.values()))
@@ -328,7 +335,7 @@ def import_vpdq_files(
     and nothing of it is stored.
     """
     with workspace.session() as session:
-        get_case(session, case_id)
+        require_open_case(session, case_id)
     results: list[IntakeResult] = []
     for path in expand_paths(paths):
         try:
@@ -361,7 +368,9 @@ def import_vpdq_files(
                 reference = Reference(
                     case_id=case_id,
                     modality="video",
-                    label=label or path.name,
+                    label_encrypted=workspace.cipher.encrypt_text(
+                        label or path.name, case_context(case_id, "label")
+                    ),
                     origin="import",
                     added_by=workspace.actor,
                     signals=rows,
@@ -375,7 +384,9 @@ def import_vpdq_files(
                 workspace.actor,
                 "ref.import",
                 f"case:{case_id}",
-                {"format": "vpdq", "file": path.name, "videos": len(videos)},
+                {"format": "vpdq", "videos": len(videos)},
+                private={"file": path.name},
+                case_id=case_id,
             )
         workspace.banks.add(added_rows)
     return results

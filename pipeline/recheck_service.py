@@ -229,7 +229,9 @@ def _record(
             workspace.actor,
             "queue.recheck",
             f"takedown:{takedown.id}",
-            {"verdict": outcome.verdict, "reason": outcome.reason, "http": fetched.status},
+            {"verdict": outcome.verdict, "http": fetched.status},
+            private={"reason": outcome.reason},
+            case_id=takedown.case_id,
         )
         return {
             "id": takedown.id,

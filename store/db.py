@@ -44,6 +44,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Deleted and overwritten content is zeroed on its page, not left in free space:
+        # a purged victim's rows must not be recoverable from the database file.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
         cursor.close()
 
@@ -107,9 +110,14 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Handed to every session as Session.info (the audit key and the data cipher,
+        # set by the workspace that opens the store).
+        self.info: dict[str, object] = {}
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False, info=self.info)
         self._read_sessions = sessionmaker(
-            self.engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False
+            self.engine.execution_options(**{READ_ONLY_OPTION: True}),
+            expire_on_commit=False,
+            info=self.info,
         )
 
     def migrate(self) -> None:
@@ -126,6 +134,15 @@ class Store:
         (a crawl's hashing workers match against the store while the crawl writes)."""
         with self._read_sessions.begin() as session:
             yield session
+
+    def flush_deleted(self) -> None:
+        """After a purge: on SQLite, copy the WAL into the database (whose deleted cells
+        secure_delete zeroed) and truncate it, so no old page version keeps purged data.
+        PostgreSQL keeps dead row versions until VACUUM reclaims them (see VACUUM_NOTE)."""
+        if self.engine.dialect.name != "sqlite":
+            return
+        with self.engine.connect() as connection:
+            connection.connection.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -17,6 +17,33 @@ class Home:
         return Path(os.environ.get("ANSIM_KEY_FILE") or self.root / "secret.key")
 
     @property
+    def key_file_inside_home(self) -> bool:
+        """A key beside the data it protects: a copy of the home then decrypts everything."""
+        try:
+            self.key_file.resolve().relative_to(self.root.resolve())
+        except ValueError:
+            return False
+        return True
+
+    @property
+    def audit_key_file(self) -> Path:
+        """The audit chain's HMAC key: not the data key (ANSIM_AUDIT_KEY_FILE moves it)."""
+        return Path(os.environ.get("ANSIM_AUDIT_KEY_FILE") or self.root / "audit.key")
+
+    @property
+    def evidence_dir(self) -> Path:
+        return self.root / "evidence"
+
+    @property
+    def notices_dir(self) -> Path:
+        return self.root / "notices"
+
+    @property
+    def work_dir(self) -> Path:
+        """Scratch files of a running crawl (fetched bodies); emptied when a crawl starts."""
+        return self.root / "work"
+
+    @property
     def index_dir(self) -> Path:
         return self.root / "index"
 

@@ -24,6 +24,12 @@ def workspace_with_history(ansim_home: Path) -> Workspace:
     return workspace
 
 
+def drop_append_only_triggers(session) -> None:  # noqa: ANN001
+    """What someone with write access to the SQLite file does first."""
+    session.execute(text("DROP TRIGGER audit_no_update"))
+    session.execute(text("DROP TRIGGER audit_no_delete"))
+
+
 def problems(workspace: Workspace) -> list[str]:
     with workspace.store.session() as session:
         _, found = audit.verify(session, workspace.home.audit_head_file)
@@ -36,18 +42,22 @@ def test_intact_chain_verifies(workspace_with_history: Workspace) -> None:
 
 def test_edited_row_is_detected(workspace_with_history: Workspace) -> None:
     with workspace_with_history.store.session() as session:
+        drop_append_only_triggers(session)
         session.execute(text("UPDATE audit SET actor = 'someone-else' WHERE seq = 3"))
     assert any("edited" in p for p in problems(workspace_with_history))
 
 
 def test_deleted_middle_row_is_detected(workspace_with_history: Workspace) -> None:
     with workspace_with_history.store.session() as session:
+        drop_append_only_triggers(session)
         session.execute(text("DELETE FROM audit WHERE seq = 2"))
     found = problems(workspace_with_history)
     assert any("missing" in p for p in found) and any("link broken" in p for p in found)
 
 
 def test_reordered_rows_are_detected(workspace_with_history: Workspace) -> None:
+    with workspace_with_history.store.session() as session:
+        drop_append_only_triggers(session)
     with workspace_with_history.store.session() as session:
         rows = {e.seq: e for e in session.execute(select(AuditEntry)).scalars()}
         first, second = rows[2], rows[3]
@@ -62,6 +72,7 @@ def test_reordered_rows_are_detected(workspace_with_history: Workspace) -> None:
 
 def test_cut_off_tail_is_detected_through_the_anchor(workspace_with_history: Workspace) -> None:
     with workspace_with_history.store.session() as session:
+        drop_append_only_triggers(session)
         last = session.execute(text("SELECT max(seq) FROM audit")).scalar_one()
         session.execute(text("DELETE FROM audit WHERE seq = :seq"), {"seq": last})
         # A careful forger also rewinds the head row; the anchor outside the DB still knows.

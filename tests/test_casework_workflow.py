@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import email
 import http.server
+import re
 import socket
 import subprocess
 import sys
@@ -140,7 +141,8 @@ def test_notices_drafted_per_host_sent_only_when_delivered(
     eml_texts = [Path(f).read_bytes() for f in drafted.files]
     for raw in eml_texts:
         body = email.message_from_bytes(raw, policy=email_policy.default).get_content()
-        assert case_id in body
+        # Hosts get an opaque per-item reference, never the case id (reports stay unlinkable).
+        assert case_id not in body and re.search(r"R-[0-9A-F]{16}", body)
         assert "홍길동" not in body and "Blue" not in body and "010-1234" not in body
     with open(drafted.csv, encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -397,7 +399,7 @@ def test_close_and_purge(workspace: Workspace, tmp_path: Path) -> None:
     assert workspace.banks.sizes()["pdq"] == sizes_before - 1
     with workspace.store.session() as session:
         case = session.get(Case, case_id)
-        assert case.contact_encrypted is None and case.pseudonym is None
+        assert case.contact_encrypted is None and case.pseudonym_encrypted is None
         assert case.status == "closed" and case.purged_at is not None
         assert (
             session.execute(
@@ -411,7 +413,7 @@ def test_close_and_purge(workspace: Workspace, tmp_path: Path) -> None:
             select(AuditEntry).where(AuditEntry.action == "case.purge")
         ).scalar_one()
         assert entry.subject == case_id and '"reference_signals"' in entry.detail
-        assert session.get(Case, other_case).pseudonym is not None
+        assert session.get(Case, other_case).pseudonym_encrypted is not None
         checked, problems = audit.verify(session)
         assert problems == []
     with pytest.raises(CaseworkError, match="already purged"):
@@ -426,7 +428,7 @@ def test_close_without_purge_keeps_data(workspace: Workspace, tmp_path: Path) ->
     with pytest.raises(CaseworkError, match="already closed"):
         retention.close_case(workspace, case_id)
     with workspace.store.session() as session:
-        assert session.get(Case, case_id).pseudonym is not None
+        assert session.get(Case, case_id).pseudonym_encrypted is not None
         assert session.execute(select(func.count(Notice.id))).scalar() == 0
 
 

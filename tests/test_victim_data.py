@@ -1,0 +1,253 @@
+"""A victim who asks to be forgotten is: after a crawl, a confirmation with a note, a notice
+draft and `case close --purge`, a byte search of the whole home finds none of the case's
+URLs, digests or notes; its evidence no longer exports; the audit chain still verifies.
+On PostgreSQL: the same through the store, and what stays until VACUUM."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ansim.casework import cases, confirmations, hosts, notice_service, queue, retention
+from ansim.casework.errors import CaseworkError
+from ansim.casework.notices import Sender
+from ansim.casework.workspace import Workspace
+from ansim.crawler.localserve import LocalServer
+from ansim.pipeline import crawling, evidence_service, intake
+from ansim.pipeline.workspaces import init_workspace
+from ansim.store import audit
+from ansim.store.tables import (
+    AuditPrivate,
+    Confirmation,
+    CrawlRun,
+    CrawlUrl,
+    Evidence,
+    ScannedItem,
+    Signal,
+    Takedown,
+)
+from sqlalchemy import func, select, text
+
+from tests.crawl_site import CrawlSite
+
+QUICK = dict(allow_loopback=True, min_delay_s=0.0, hash_processes=1, max_depth=10)
+SENDER = Sender("Test Support Center", "takedown@center.example")
+CONFIRM_NOTE = "seen it: same tattoo, victim confirmed by phone"
+SERVICE_NOTE = "accompanied to the police station"
+PSEUDONYM = "Blue-Heron-7"
+CONTACT = "010-4242-9191"
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[CrawlSite]:
+    generated = CrawlSite(tmp_path / "site", pages=12, per_page=2, planted=2)
+    with LocalServer(generated.app) as server:
+        generated.server = server
+        yield generated
+
+
+@pytest.fixture
+def workspace(backend_home: Path) -> Iterator[Workspace]:
+    opened, _ = init_workspace()
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def crawl_found_case(workspace: Workspace, site: CrawlSite) -> tuple[str, list[int]]:
+    """A case whose two reference photos a crawl finds, both confirmed with a note and
+    listed in a drafted notice; returns (case id, queue item ids)."""
+    case_id = cases.open_case(workspace, "digital-sex-crime", pseudonym=PSEUDONYM, contact=CONTACT)
+    cases.add_service(workspace, case_id, "legal", SERVICE_NOTE)
+    added = intake.add_reference_files(workspace, case_id, site.reference_files)
+    assert all(a.error is None for a in added)
+    seed = site.server.url("/p/0.html")
+    crawling.run_crawl(workspace, crawling.CrawlOptions(seeds=[seed], **QUICK))
+    items = [i["id"] for i in queue.list_queue(workspace, case_id=case_id)]
+    assert len(items) == 2
+    for item in items:
+        confirmations.confirm(workspace, item, note=CONFIRM_NOTE)
+    hosts.set_host(workspace, "127.0.0.1", "abuse@loopback.example")
+    drafted = notice_service.draft(workspace, SENDER)
+    assert len(drafted.files) == 1
+    return case_id, items
+
+
+def victim_strings(workspace: Workspace, site: CrawlSite, items: list[int]) -> dict[str, bytes]:
+    """Everything that would identify the victim's material, as it could sit in a file."""
+    with workspace.store.session() as session:
+        takedowns = [session.get(Takedown, i) for i in items]
+        evidence = list(session.execute(select(Evidence)).scalars())
+        pages = {e.page_url for e in evidence if e.page_url}
+    urls = {t.location for t in takedowns} | pages
+    found: dict[str, bytes] = {}
+    for url in urls:
+        found[url] = url.encode()
+        found[f"path of {url}"] = url.split(site.server.base_url)[1].encode()
+        found[f"sha256 of {url}"] = hashlib.sha256(url.encode()).hexdigest().encode()
+    for path in site.planted_paths:
+        body = site.images[int(path.split("/")[2].split(".")[0])]
+        digest = hashlib.sha256(body)
+        found[f"sha256 of {path}"] = digest.hexdigest().encode()
+        found[f"raw sha256 of {path}"] = digest.digest()
+    for reference in site.reference_files:
+        found[f"sha256 of {reference.name}"] = (
+            hashlib.sha256(reference.read_bytes()).hexdigest().encode()
+        )
+    for name, value in {
+        "confirmation note": CONFIRM_NOTE,
+        "service note": SERVICE_NOTE,
+        "pseudonym": PSEUDONYM,
+        "contact": CONTACT,
+    }.items():
+        found[name] = value.encode()
+    return found
+
+
+def home_bytes(root: Path) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def test_purge_leaves_nothing_in_the_home(
+    site: CrawlSite, workspace: Workspace, tmp_path: Path
+) -> None:
+    if workspace.store.engine.dialect.name != "sqlite":
+        pytest.skip("the byte search reads the SQLite files; PostgreSQL: see the test below")
+    case_id, items = crawl_found_case(workspace, site)
+    needles = victim_strings(workspace, site, items)
+    with workspace.store.session() as session:
+        evidence_ids = list(session.execute(select(Evidence.id)).scalars())
+    assert len(evidence_ids) == 2
+    # Before the purge the search does find them (it is able to), evidence exports.
+    before = home_bytes(workspace.home.root)
+    everything_before = b"".join(before.values())
+    assert all(needles[name] in everything_before for name in needles if name.startswith("http"))
+    evidence_service.export_evidence(workspace, evidence_ids[0], tmp_path / "export")
+
+    shown = retention.close_case(workspace, case_id, purge=True)
+    deleted = shown["deleted"]
+    assert deleted["evidence_bundles"] == 2 and deleted["evidence_files"] == 4
+    assert deleted["notice_files"] == 2 and deleted["confirmation_notes"] == 2
+    assert deleted["frontier_rows"] >= 4 and deleted["audit_details"] >= 3
+
+    leftovers = {
+        f"{name} in {path.relative_to(workspace.home.root)}"
+        for path, data in home_bytes(workspace.home.root).items()
+        for name, needle in needles.items()
+        if needle in data
+    }
+    assert leftovers == set()
+    assert not list(workspace.home.evidence_dir.iterdir())
+    for evidence_id in evidence_ids:
+        with pytest.raises(CaseworkError, match="unknown evidence id"):
+            evidence_service.export_evidence(workspace, evidence_id, tmp_path / "again")
+    with workspace.store.read_session() as session:
+        checked, problems = audit.verify(session, workspace.home.audit_head_file)
+    assert problems == [] and checked > 10
+
+
+def test_purge_through_the_store(site: CrawlSite, workspace: Workspace) -> None:
+    """Both backends: no row keeps the case's URLs, digests, notes or evidence keys."""
+    case_id, items = crawl_found_case(workspace, site)
+    needles = victim_strings(workspace, site, items)
+    retention.close_case(workspace, case_id, purge=True)
+    with workspace.store.read_session() as session:
+        assert session.execute(select(func.count(Evidence.id))).scalar() == 0
+        assert (
+            session.execute(
+                select(func.count(AuditPrivate.seq)).where(AuditPrivate.case_id == case_id)
+            ).scalar()
+            == 0
+        )
+        notes = session.execute(
+            select(Confirmation.note, Confirmation.note_encrypted).where(
+                Confirmation.takedown_id.in_(items)
+            )
+        ).all()
+        assert notes and all(n == (None, None) for n in notes)
+        frontier = session.execute(select(CrawlUrl.url, CrawlUrl.final_url, CrawlUrl.sha256))
+        kept_text = json.dumps([list(r) for r in frontier]).encode()
+        kept_text += json.dumps(
+            [list(r) for r in session.execute(select(CrawlRun.summary, CrawlRun.options))]
+        ).encode()
+        kept_text += json.dumps(
+            [list(r) for r in session.execute(select(ScannedItem.location, ScannedItem.sha256))]
+        ).encode()
+        kept_text += json.dumps(
+            [list(r) for r in session.execute(select(Signal.value).where(Signal.kind == "sha256"))]
+        ).encode()
+        for name, needle in needles.items():
+            if not name.startswith("raw"):
+                assert needle not in kept_text, name
+        checked, problems = audit.verify(session, workspace.home.audit_head_file)
+        assert problems == []
+
+
+def test_closed_or_purged_case_refuses_new_references(
+    workspace: Workspace, site: CrawlSite, tmp_path: Path
+) -> None:
+    closed = cases.open_case(workspace, "stalking")
+    retention.close_case(workspace, closed)
+    with pytest.raises(CaseworkError, match="is closed; it takes no new references"):
+        intake.add_reference_files(workspace, closed, site.reference_files[:1])
+    purged = cases.open_case(workspace, "stalking")
+    retention.close_case(workspace, purged, purge=True)
+    with pytest.raises(CaseworkError, match="was purged"):
+        hash_list = tmp_path / "hashes.txt"
+        hash_list.write_text("a" * 64 + "\n")
+        intake.import_hash_list(workspace, purged, hash_list, "pdq")
+
+
+def test_postgresql_keeps_dead_row_versions_until_vacuum(
+    site: CrawlSite, workspace: Workspace
+) -> None:
+    """What a purge leaves on PostgreSQL: dead versions of the rows it changed, in the
+    table files, until VACUUM; the purge says so in its result."""
+    if workspace.store.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only")
+    case_id, _ = crawl_found_case(workspace, site)
+    shown = retention.close_case(workspace, case_id, purge=True)
+    assert "VACUUM" in shown["until_vacuum"]
+    tables = ("crawl_url", "evidence", "scanned_item", "confirmation", "audit_private")
+
+    def dead_rows() -> int:
+        with workspace.store.engine.connect() as connection:
+            connection.execute(text("SELECT pg_stat_force_next_flush()"))
+            return connection.execute(
+                text("SELECT sum(n_dead_tup) FROM pg_stat_user_tables WHERE relname = ANY(:names)"),
+                {"names": list(tables)},
+            ).scalar()
+
+    assert dead_rows() > 0
+    with workspace.store.engine.connect().execution_options(
+        isolation_level="AUTOCOMMIT"
+    ) as connection:
+        for table in tables:
+            connection.execute(text(f"VACUUM FULL {table}"))
+    assert dead_rows() == 0
+
+
+def test_notice_and_export_files_are_private(
+    site: CrawlSite, workspace: Workspace, tmp_path: Path
+) -> None:
+    crawl_found_case(workspace, site)
+    notice_files = [p for p in workspace.home.notices_dir.rglob("*") if p.is_file()]
+    assert notice_files
+    for path in notice_files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700, path.parent
+    with workspace.store.read_session() as session:
+        evidence_id = session.execute(select(Evidence.id)).scalars().first()
+    exported = evidence_service.export_evidence(workspace, evidence_id, tmp_path / "out")
+    assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o700
+    for name in exported["files"]:
+        assert stat.S_IMODE(Path(name).stat().st_mode) == 0o600
+    for path in workspace.home.evidence_dir.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(workspace.home.work_dir.stat().st_mode) == 0o700
+    assert list(workspace.home.work_dir.iterdir()) == []
