@@ -15,6 +15,7 @@ from ansim.commands.common import (
     err,
     out,
     refusals,
+    shown,
 )
 from ansim.pipeline import crawling, evidence_service
 from ansim.pipeline.workspaces import open_workspace
@@ -34,8 +35,8 @@ def print_crawl_summary(summary: crawling.CrawlSummary, json_out: bool, verb: st
         return
     for m in data["match_list"]:
         out.print(
-            f"[bold]match[/bold] {m['url']} -> case {m['case_id']}, reference "
-            f"{m['reference_id']}: {m['explanation']}; queue item {m['takedown_id']}",
+            f"[bold]match[/bold] {shown(m['url'])} -> case {m['case_id']}, reference "
+            f"{m['reference_id']}: {shown(m['explanation'])}; queue item {m['takedown_id']}",
             highlight=False,
         )
     outcomes = ", ".join(f"{k} {v}" for k, v in data["outcomes"].items())

@@ -7,7 +7,19 @@ from typing import Annotated
 
 import typer
 from ansim.casework import confirmations, notice_service, queue
-from ansim.commands.common import JsonFlag, emit_json, out, progress_bar, refusals
+from ansim.commands.common import (
+    AskNote,
+    AskReason,
+    JsonFlag,
+    NoteFile,
+    ReasonFile,
+    emit_json,
+    out,
+    progress_bar,
+    read_private_text,
+    refusals,
+    shown,
+)
 from ansim.commands.notices import OrgOption, SenderOption, SmtpOption, smtp_settings
 from ansim.pipeline import recheck_service
 from ansim.pipeline.workspaces import open_workspace
@@ -32,7 +44,8 @@ def queue_list(
     for item in items:
         location = item.get("url") or item.get("path")
         table.add_row(
-            str(item["id"]), item["status"], item["case_id"], str(item["reference_id"]), location,
+            str(item["id"]), item["status"], item["case_id"], str(item["reference_id"]),
+            shown(location),
             item["detected_at"][:19],
         )  # fmt: skip
     out.print(table)
@@ -42,22 +55,25 @@ def queue_list(
 @refusals
 def queue_show(item_id: int, json_out: JsonFlag = False) -> None:
     """Show one takedown item with its match evidence and status history."""
-    shown = queue.show_item(open_workspace(), item_id)
+    item = queue.show_item(open_workspace(), item_id)
     if json_out:
-        emit_json(shown)
+        emit_json(item)
         return
-    for key, value in shown.items():
+    for key, value in item.items():
         if key != "history":
-            out.print(f"[bold]{key}[/bold]: {value}", highlight=False)
-    for event in shown["history"]:
-        out.print(f"  {event['at'][:19]} {event['from'] or '-'} -> {event['to']} by {event['by']}")
+            out.print(f"[bold]{key}[/bold]: {shown(value)}", highlight=False)
+    for event in item["history"]:
+        out.print(
+            f"  {event['at'][:19]} {event['from'] or '-'} -> {event['to']} by {shown(event['by'])}"
+        )
 
 
 @queue_app.command("confirm")
 @refusals
 def queue_confirm(
     item_id: int,
-    note: Annotated[str | None, typer.Option(help="Why it is a copy.")] = None,
+    note_file: NoteFile = None,
+    ask_note: AskNote = False,
     json_out: JsonFlag = False,
 ) -> None:
     """An analyst confirms the match is the reported material (needed before any notice).
@@ -65,6 +81,7 @@ def queue_confirm(
     Case types set to need two analysts (`ansim queue policy`) stay `new` until a second,
     different analyst confirms too.
     """
+    note = read_private_text(note_file, ask_note, "Why it is a copy")
     shown = confirmations.confirm(open_workspace(), item_id, note)
     if json_out:
         emit_json(shown)
@@ -79,10 +96,17 @@ def queue_confirm(
 @refusals
 def queue_reject(
     item_id: int,
-    reason: Annotated[str, typer.Option(help="Why it is not a copy.")],
+    reason_file: ReasonFile = None,
+    ask_reason: AskReason = False,
     json_out: JsonFlag = False,
 ) -> None:
-    """Reject a false match, with the reason."""
+    """Reject a false match, with the reason (from a file, stdin or a prompt).
+
+    Example: `echo 'different person' | ansim queue reject 12 --reason-file -`
+    """
+    reason = read_private_text(reason_file, ask_reason, "Why it is not a copy")
+    if not reason:
+        raise typer.BadParameter("a rejection needs a reason: --reason-file or --ask-reason")
     shown = queue.set_status(open_workspace(), item_id, "rejected", reason)
     emit_json(shown) if json_out else out.print(f"item {item_id} rejected")
 
@@ -162,7 +186,9 @@ def queue_recheck(
     else:
         for c in shown["checked"]:
             change = f"{c['before']} -> {c['after']}" if c["before"] != c["after"] else c["after"]
-            out.print(f"{c['id']:>5} {c['verdict']:<11} {change:<28} {c['url']}", highlight=False)
+            out.print(
+                f"{c['id']:>5} {c['verdict']:<11} {change:<28} {shown(c['url'])}", highlight=False
+            )
         unsent = "" if smtp else " (no --smtp: not resent)"
         out.print(
             f"{shown['gone']} gone, {shown['online']} online, {shown['unreachable']} unreachable;"

@@ -18,6 +18,20 @@ SQLITE_BUSY_TIMEOUT_S = 60
 READ_ONLY_OPTION = "ansim_read_only"
 
 
+# For a PostgreSQL store run by a separate application role (migrations run by the owner):
+# everything the application does, and no UPDATE or DELETE on the audit log. The 0004
+# trigger refuses those for every role, the owner included; these grants refuse them even
+# if the trigger were dropped (which only the owner can do). Apply with psql, after
+# `ansim init` ran as the owner: psql -c "$(python -c 'from ansim.store.db import
+# APPLICATION_GRANTS; print(APPLICATION_GRANTS.format(role="ansim_app"))')"
+APPLICATION_GRANTS = (
+    "GRANT USAGE ON SCHEMA public TO {role}; "
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}; "
+    "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}; "
+    "REVOKE UPDATE, DELETE, TRUNCATE ON audit FROM {role}"
+)
+
+
 def normalize_url(url: str) -> str:
     """Plain `postgresql://` URLs (as libpq and psql take them) go through psycopg 3."""
     for prefix in ("postgresql://", "postgres://"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import stat
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,12 +16,15 @@ import pytest
 from ansim.casework import cases, confirmations, hosts, notice_service, queue, retention
 from ansim.casework.errors import CaseworkError
 from ansim.casework.notices import Sender
+from ansim.casework.report_service import build_report
 from ansim.casework.workspace import Workspace
 from ansim.crawler.localserve import LocalServer
 from ansim.pipeline import crawling, evidence_service, intake
 from ansim.pipeline.workspaces import init_workspace
 from ansim.store import audit
+from ansim.store.db import APPLICATION_GRANTS
 from ansim.store.tables import (
+    AuditEntry,
     AuditPrivate,
     Confirmation,
     CrawlRun,
@@ -31,7 +35,9 @@ from ansim.store.tables import (
     Takedown,
 )
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
+from tests.casework_fixtures import as_analyst, found_at, open_case_with_reference, reposted_copy
 from tests.crawl_site import CrawlSite
 
 QUICK = dict(allow_loopback=True, min_delay_s=0.0, hash_processes=1, max_depth=10)
@@ -251,3 +257,63 @@ def test_notice_and_export_files_are_private(
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(workspace.home.work_dir.stat().st_mode) == 0o700
     assert list(workspace.home.work_dir.iterdir()) == []
+
+
+def test_audit_rows_cannot_be_updated_or_deleted(workspace: Workspace) -> None:
+    """The application's own connection is refused UPDATE and DELETE on audit rows (a
+    trigger on both backends; on PostgreSQL also no UPDATE/DELETE grant to PUBLIC)."""
+    cases.open_case(workspace, "other")
+    for statement in ("UPDATE audit SET actor = 'x'", "DELETE FROM audit"):
+        with pytest.raises(DBAPIError, match="append-only"), workspace.store.session() as session:
+            session.execute(text(statement))
+    with workspace.store.read_session() as session:
+        assert session.execute(select(func.count()).select_from(AuditEntry)).scalar() == 1
+
+
+def test_postgresql_application_role_has_no_update_or_delete_grant(workspace: Workspace) -> None:
+    """A role given what the application needs (the documented grants) cannot change the
+    log even with the trigger gone: the grants alone refuse it."""
+    if workspace.store.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only")
+    cases.open_case(workspace, "other")
+    role = f"ansim_app_{uuid.uuid4().hex[:8]}"
+    with workspace.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as admin:
+        admin.execute(text(f"CREATE ROLE {role}"))
+        admin.execute(text(APPLICATION_GRANTS.format(role=role)))
+        admin.execute(text("ALTER TABLE audit DISABLE TRIGGER audit_append_only"))
+        try:
+            for statement in ("UPDATE audit SET actor = 'x'", "DELETE FROM audit"):
+                with admin.begin():
+                    admin.execute(text(f"SET LOCAL ROLE {role}"))
+                    with pytest.raises(DBAPIError, match="permission denied"):
+                        admin.execute(text(statement))
+        finally:
+            admin.execute(text("ALTER TABLE audit ENABLE TRIGGER audit_append_only"))
+            admin.execute(text(f"DROP OWNED BY {role}"))
+            admin.execute(text(f"DROP ROLE {role}"))
+
+
+def test_reads_are_audited(workspace: Workspace, tmp_path: Path) -> None:
+    case_id, _, reference = open_case_with_reference(workspace, tmp_path, seed=3)
+    [item] = found_at(
+        workspace, reposted_copy(reference, tmp_path / "c.jpg"), "https://h.example/1"
+    )
+    reader = as_analyst(workspace, "auditor-lee")
+    cases.list_cases(reader)
+    cases.show_case(reader, case_id)
+    queue.list_queue(reader, case_id=case_id)
+    queue.show_item(reader, item)
+    build_report(reader, case_id=case_id)
+    with workspace.store.read_session() as session:
+        read = session.execute(
+            select(AuditEntry.action, AuditEntry.subject)
+            .where(AuditEntry.actor == "auditor-lee")
+            .order_by(AuditEntry.seq)
+        ).all()
+    assert [tuple(r) for r in read] == [
+        ("case.list", "case:*"),
+        ("case.show", case_id),
+        ("queue.list", f"case:{case_id}"),
+        ("queue.show", f"takedown:{item}"),
+        ("report.read", f"case:{case_id}"),
+    ]
