@@ -3,6 +3,7 @@ neither breaks notices nor restyles or crashes the CLI; small review defects sta
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
@@ -16,8 +17,10 @@ from ansim import cli
 from ansim.casework import cases, hosts
 from ansim.casework.errors import CaseworkError
 from ansim.casework.smtp import SmtpSettings
+from ansim.commands.common import SafeConsole
 from ansim.pipeline.workspaces import init_workspace
 from ansim.store.tables import Case, utcnow
+from rich.table import Table
 
 from tests.helpers import photo_like
 
@@ -141,7 +144,7 @@ def test_hostile_file_names_neither_crash_nor_restyle_the_cli(
     run(ansim_home, "init")
     folder = tmp_path / "hostile"
     folder.mkdir()
-    names = ["[/bold]closing.png", "[blink]restyled[/blink].png", "[link=http://x]a[/link].png"]
+    names = ["[bold]styled.png", "[blink]restyled.png", "[link=http:x]linked.png"]
     for seed, name in enumerate(names):
         photo_like(folder / name, seed=seed)
     case_id = run(ansim_home, "case", "open", "--type", "other", "--json")["case_id"]
@@ -149,4 +152,15 @@ def test_hostile_file_names_neither_crash_nor_restyle_the_cli(
     for name in names:
         assert name in done.stdout.replace("\n", ""), done.stdout
     scanned = run(ansim_home, "scan", str(folder))
-    assert "[/bold]closing.png" in scanned.stdout.replace("\n", "")
+    assert "[blink]restyled.png" in scanned.stdout.replace("\n", "")
+
+
+def test_text_that_is_not_valid_markup_prints_literally() -> None:
+    """A URL like http://h/[/b] would make Rich raise MarkupError, in a table too."""
+    console = SafeConsole(file=io.StringIO(), width=200)
+    table = Table("location")
+    table.add_row("http://h.example/[/b]/x.jpg")
+    console.print("found at http://h.example/[/]")
+    console.print(table)
+    printed = console.file.getvalue()
+    assert "http://h.example/[/]" in printed and "[/b]/x.jpg" in printed

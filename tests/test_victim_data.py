@@ -18,6 +18,7 @@ from ansim.casework.errors import CaseworkError
 from ansim.casework.notices import Sender
 from ansim.casework.report_service import build_report
 from ansim.casework.workspace import Workspace
+from ansim.crawler.evidence import evidence_key_context
 from ansim.crawler.localserve import LocalServer
 from ansim.pipeline import crawling, evidence_service, intake
 from ansim.pipeline.workspaces import init_workspace
@@ -241,7 +242,11 @@ def test_postgresql_keeps_dead_row_versions_until_vacuum(
 def test_notice_and_export_files_are_private(
     site: CrawlSite, workspace: Workspace, tmp_path: Path
 ) -> None:
+    leftover = workspace.home.work_dir / "crawl-killed" / "fetched-body.bin"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"media of a run killed with -9")
     crawl_found_case(workspace, site)
+    assert not leftover.exists()
     notice_files = [p for p in workspace.home.notices_dir.rglob("*") if p.is_file()]
     assert notice_files
     for path in notice_files:
@@ -317,3 +322,42 @@ def test_reads_are_audited(workspace: Workspace, tmp_path: Path) -> None:
         ("queue.show", f"takedown:{item}"),
         ("report.read", f"case:{case_id}"),
     ]
+
+
+def test_swapped_evidence_does_not_verify(
+    site: CrawlSite, workspace: Workspace, tmp_path: Path
+) -> None:
+    """Export checks the bundle against its row: files (and keys) swapped between two
+    bundles, or a row whose recorded SHA-256 differs, are refused."""
+    crawl_found_case(workspace, site)
+    with workspace.store.session() as session:
+        first = session.execute(select(Evidence).order_by(Evidence.id)).scalars().first()
+        recorded, first.warc_sha256 = first.warc_sha256, "0" * 64
+    with pytest.raises(CaseworkError, match="not the one recorded"):
+        evidence_service.export_evidence(workspace, first.id, tmp_path / "c")
+    with workspace.store.session() as session:
+        first, second = session.execute(select(Evidence).order_by(Evidence.id)).scalars()
+        first.warc_sha256 = recorded
+        first.data_key_encrypted, second.data_key_encrypted = (
+            second.data_key_encrypted,
+            first.data_key_encrypted,
+        )
+        ids, bundles = (first.id, second.id), (first.bundle_id, second.bundle_id)
+    root = workspace.home.evidence_dir
+    for suffix in (".warc.gz.sealed", ".manifest.json.sealed"):
+        a, b = root / f"{bundles[0]}{suffix}", root / f"{bundles[1]}{suffix}"
+        a.rename(root / "swap")
+        b.rename(a)
+        (root / "swap").rename(b)
+    with pytest.raises(CaseworkError):  # the key is bound to its bundle id
+        evidence_service.export_evidence(workspace, ids[0], tmp_path / "a")
+    with workspace.store.session() as session:  # a forger who also rewraps the keys
+        first, second = session.get(Evidence, ids[0]), session.get(Evidence, ids[1])
+        key_of_second = workspace.cipher.decrypt(
+            first.data_key_encrypted, evidence_key_context(bundles[1])
+        )
+        first.data_key_encrypted = workspace.cipher.encrypt(
+            key_of_second, evidence_key_context(bundles[0])
+        )
+    with pytest.raises(CaseworkError, match="hold another bundle"):
+        evidence_service.export_evidence(workspace, ids[0], tmp_path / "b")
