@@ -150,10 +150,21 @@ def queue_recheck(
     smtp_url: SmtpOption = None,
     sender_email: SenderOption = None,
     org: OrgOption = None,
+    gone_days: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=30,
+            help="Removed only after gone answers on this many different days (one gone "
+            "answer may be a host hiding the content from the checker).",
+        ),
+    ] = 2,
     json_out: JsonFlag = False,
 ) -> None:
-    """Fetch every notified URL: gone -> removed, still there -> still_online (resent after
-    --resend-after hours, escalated after --escalate-after days), unreachable -> unchanged.
+    """Fetch every notified URL, as an ordinary browser (ANSIM_RECHECK_USER_AGENT names the
+    checker instead): gone on --gone-days different days -> removed, still there ->
+    still_online (resent after --resend-after hours, escalated after --escalate-after days),
+    unreachable or inconclusive -> unchanged.
 
     For a nightly cron: `ansim queue recheck --json >> recheck.log`. Exits 1 when a URL
     could not be checked or a resend failed.
@@ -164,7 +175,9 @@ def queue_recheck(
 
     workspace = open_workspace()
     policy = RecheckPolicy(
-        resend_after=timedelta(hours=resend_after), escalate_after=timedelta(days=escalate_after)
+        resend_after=timedelta(hours=resend_after),
+        escalate_after=timedelta(days=escalate_after),
+        gone_days_required=gone_days,
     )
     smtp = sender = None
     if resend and (smtp_url or os.environ.get("ANSIM_SMTP_URL")):

@@ -32,6 +32,7 @@ from ansim.store import audit
 from ansim.store.tables import (
     AuditEntry,
     Case,
+    Evidence,
     Notice,
     Recheck,
     Signal,
@@ -323,6 +324,17 @@ def test_recheck_outcomes_resend_escalate_and_reappearance(
     hosts.set_host(workspace, "127.0.0.1", "abuse@loopback.example")
     for item in ids.values():
         confirmations.confirm(workspace, item)
+    with workspace.session() as session:  # as a crawl records it: the page showing the media
+        session.add(
+            Evidence(
+                bundle_id="replaced",
+                takedown_id=ids["replaced"],
+                page_url=f"{base}/page-taken-down.html",  # 404 on the server
+                media_url=urls["replaced"],
+                warc_sha256="0" * 64,
+                records=0,
+            )
+        )
     start = utcnow()
     notice_service.draft(workspace, SENDER, tmp_path / "n1", now=start)
     assert len(notice_service.send(workspace, settings, now=start).sent) == 1
@@ -332,8 +344,9 @@ def test_recheck_outcomes_resend_escalate_and_reappearance(
     verdicts = {c["id"]: (c["verdict"], c["after"]) for c in result.checked}
     assert verdicts[ids["same"]] == ("online", "still_online")
     assert verdicts[ids["reencoded"]] == ("online", "still_online")
-    assert verdicts[ids["replaced"]] == ("gone", "removed")
-    assert verdicts[ids["deleted"]] == ("gone", "removed")
+    # Gone once: removed only after another gone answer on another day (see below).
+    assert verdicts[ids["replaced"]] == ("gone", "notice_sent")
+    assert verdicts[ids["deleted"]] == ("gone", "notice_sent")
     assert verdicts[ids["busy"]] == ("unreachable", "notice_sent")
     assert verdicts[ids["down"]] == ("unreachable", "notice_sent")
     # The two still online were resent in one notice, and are notice_sent again.
@@ -350,6 +363,7 @@ def test_recheck_outcomes_resend_escalate_and_reappearance(
     week = start + timedelta(days=8)
     result = recheck(workspace, LOCAL, RecheckPolicy(), settings, SENDER, now=week)
     assert statuses(workspace, [ids["same"]]) == ["escalated"]
+    assert statuses(workspace, [ids["replaced"], ids["deleted"]]) == ["removed", "removed"]
     assert history(workspace, ids["same"])[-2:] == ["still_online", "escalated"]
     assert result.resend_due == [] and len(smtp.messages) == 2
 

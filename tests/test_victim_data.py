@@ -10,9 +10,11 @@ import json
 import stat
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from alembic import command
 from ansim.casework import cases, confirmations, hosts, notice_service, queue, retention
 from ansim.casework.errors import CaseworkError
 from ansim.casework.notices import Sender
@@ -20,13 +22,14 @@ from ansim.casework.report_service import build_report
 from ansim.casework.workspace import Workspace
 from ansim.crawler.evidence import evidence_key_context
 from ansim.crawler.localserve import LocalServer
-from ansim.pipeline import crawling, evidence_service, intake
+from ansim.pipeline import crawling, evidence_service, intake, keys
 from ansim.pipeline.workspaces import init_workspace
 from ansim.store import audit
-from ansim.store.db import APPLICATION_GRANTS
+from ansim.store.db import APPLICATION_GRANTS, alembic_config, make_engine, normalize_url
 from ansim.store.tables import (
     AuditEntry,
     AuditPrivate,
+    Case,
     Confirmation,
     CrawlRun,
     CrawlUrl,
@@ -231,12 +234,22 @@ def test_postgresql_keeps_dead_row_versions_until_vacuum(
             ).scalar()
 
     assert dead_rows() > 0
+
+    def files() -> list[int]:
+        with workspace.store.engine.connect() as connection:
+            return [
+                connection.execute(text("SELECT pg_relation_filenode(:t)"), {"t": t}).scalar()
+                for t in tables
+            ]
+
+    before = files()
     with workspace.store.engine.connect().execution_options(
         isolation_level="AUTOCOMMIT"
     ) as connection:
         for table in tables:
             connection.execute(text(f"VACUUM FULL {table}"))
-    assert dead_rows() == 0
+    # VACUUM FULL wrote every table anew and dropped the files holding the dead versions.
+    assert all(old != new for old, new in zip(before, files(), strict=True))
 
 
 def test_notice_and_export_files_are_private(
@@ -282,17 +295,22 @@ def test_postgresql_application_role_has_no_update_or_delete_grant(workspace: Wo
         pytest.skip("PostgreSQL only")
     cases.open_case(workspace, "other")
     role = f"ansim_app_{uuid.uuid4().hex[:8]}"
-    with workspace.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as admin:
+    engine = workspace.store.engine
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as admin:
         admin.execute(text(f"CREATE ROLE {role}"))
         admin.execute(text(APPLICATION_GRANTS.format(role=role)))
         admin.execute(text("ALTER TABLE audit DISABLE TRIGGER audit_append_only"))
-        try:
-            for statement in ("UPDATE audit SET actor = 'x'", "DELETE FROM audit"):
-                with admin.begin():
-                    admin.execute(text(f"SET LOCAL ROLE {role}"))
-                    with pytest.raises(DBAPIError, match="permission denied"):
-                        admin.execute(text(statement))
-        finally:
+    try:
+        for statement in ("UPDATE audit SET actor = 'x'", "DELETE FROM audit"):
+            with engine.connect() as connection:
+                connection.execute(text(f"SET ROLE {role}"))
+                with pytest.raises(DBAPIError, match="permission denied"):
+                    connection.execute(text(statement))
+                connection.rollback()
+                connection.execute(text("RESET ROLE"))
+                connection.commit()
+    finally:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as admin:
             admin.execute(text("ALTER TABLE audit ENABLE TRIGGER audit_append_only"))
             admin.execute(text(f"DROP OWNED BY {role}"))
             admin.execute(text(f"DROP ROLE {role}"))
@@ -361,3 +379,71 @@ def test_swapped_evidence_does_not_verify(
         )
     with pytest.raises(CaseworkError, match="hold another bundle"):
         evidence_service.export_evidence(workspace, ids[0], tmp_path / "b")
+
+
+def test_an_existing_home_upgrades_with_its_unkeyed_chain(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A home from before 0004: its unkeyed chain still verifies, new entries are keyed,
+    editing an old entry is still caught, and `key rotate` encrypts its plaintext."""
+    url = normalize_url(db_url)
+    command.upgrade(alembic_config(url), "0003_crawler")
+    engine = make_engine(url)
+    moment = datetime(2026, 2, 1, 10, 0, tzinfo=UTC)
+    previous = audit.GENESIS_HASH
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO support_case (id, case_type, status, pseudonym, created_at) "
+                "VALUES ('C-2026-0001', 'stalking', 'open', 'Old-Plain-Name', :at)"
+            ),
+            {"at": moment},
+        )
+        for seq in (1, 2):
+            digest = audit.entry_hash(seq, moment, "kim", "case.open", "C", "{}", previous, None)
+            connection.execute(
+                text(
+                    "INSERT INTO audit (seq, at, actor, action, subject, detail, prev_hash, "
+                    "entry_hash) VALUES (:seq, :at, 'kim', 'case.open', 'C', '{}', :prev, :hash)"
+                ),
+                {"seq": seq, "at": moment, "prev": previous, "hash": digest},
+            )
+            previous = digest
+        connection.execute(
+            text("INSERT INTO audit_head (id, seq, entry_hash) VALUES (1, 2, :hash)"),
+            {"hash": previous},
+        )
+    engine.dispose()
+    home = tmp_path / "old-home"
+    home.mkdir()
+    (home / "audit.head").write_text(f"2 {previous}\n")  # the pre-0004 anchor format
+    monkeypatch.setenv("ANSIM_HOME", str(home))
+    monkeypatch.setenv("ANSIM_DB_URL", db_url)
+    monkeypatch.delenv("ANSIM_KEY_FILE", raising=False)
+    workspace, _ = init_workspace()
+    try:
+
+        def chain_problems() -> list[str]:
+            with workspace.store.read_session() as session:
+                _, found = audit.verify(session, workspace.home.audit_head_file)
+            return [p.message for p in found]
+
+        assert chain_problems() == []
+        cases.open_case(workspace, "other")
+        assert chain_problems() == []
+        assert cases.show_case(workspace, "C-2026-0001")["pseudonym"] == "Old-Plain-Name"
+        keys.rotate(workspace)
+        with workspace.store.read_session() as session:
+            old = session.get(Case, "C-2026-0001")
+            assert old.pseudonym is None and old.pseudonym_encrypted is not None
+        assert cases.show_case(workspace, "C-2026-0001")["pseudonym"] == "Old-Plain-Name"
+        sqlite = workspace.store.engine.dialect.name == "sqlite"
+        with workspace.store.session() as session:
+            if sqlite:
+                session.execute(text("DROP TRIGGER audit_no_update"))
+            else:
+                session.execute(text("ALTER TABLE audit DISABLE TRIGGER audit_append_only"))
+            session.execute(text("UPDATE audit SET actor = 'lee' WHERE seq = 1"))
+        assert any("row edited" in p for p in chain_problems())
+    finally:
+        workspace.close()
