@@ -109,6 +109,18 @@ def victim_strings(workspace: Workspace, site: CrawlSite, items: list[int]) -> d
         found[f"sha256 of {reference.name}"] = (
             hashlib.sha256(reference.read_bytes()).hexdigest().encode()
         )
+    with workspace.store.read_session() as session:  # the fingerprints, as the indexes hold them
+        takedown_items = [t.item_id for t in session.scalars(select(Takedown))]
+        pdq = session.scalars(
+            select(Signal.value).where(
+                Signal.kind == "pdq",
+                (Signal.item_id.in_(takedown_items)) | (Signal.reference_id.is_not(None)),
+            )
+        ).all()
+    assert len(pdq) >= 4  # two references, two found copies
+    for value in pdq:
+        found[f"pdq {value}"] = value.encode()
+        found[f"raw pdq {value}"] = bytes.fromhex(value)
     for name, value in {
         "confirmation note": CONFIRM_NOTE,
         "service note": SERVICE_NOTE,
