@@ -164,3 +164,21 @@ def test_text_that_is_not_valid_markup_prints_literally() -> None:
     console.print(table)
     printed = console.file.getvalue()
     assert "http://h.example/[/]" in printed and "[/b]/x.jpg" in printed
+
+
+def test_audit_anchor_and_key_commands(ansim_home: Path, tmp_path: Path) -> None:
+    initialized = run(ansim_home, "init")
+    assert "inside the home" in initialized.stderr  # the key beside the data it protects
+    run(ansim_home, "case", "open", "--type", "other", "--contact-file", "-", stdin="x@y.z")
+    anchor = tmp_path / "offsite" / "anchor.txt"
+    anchor.parent.mkdir()
+    shipped = run(ansim_home, "audit", "anchor", "--out", str(anchor), "--json")
+    assert shipped["seq"] >= 1 and stat.S_IMODE(anchor.stat().st_mode) == 0o600
+    assert run(ansim_home, "key", "rotate", "--json")["reencrypted"] >= 1
+    assert run(ansim_home, "audit", "verify", "--anchor", str(anchor), "--json")["ok"] is True
+    anchor.write_text("not an anchor\n")
+    broken = run(ansim_home, "audit", "verify", "--anchor", str(anchor), expect=1)
+    assert "malformed" in broken.stdout and "Traceback" not in broken.stderr
+    assert (
+        run(ansim_home, "case", "show", "C-2026-0001", "--reveal", "--json")["contact"] == "x@y.z"
+    )
