@@ -104,7 +104,7 @@ def close_case(
     deleted["notice_files"] = _unlink(plan.notice_files)
     index_entries_removed = workspace.banks.remove(plan.reference_signals)
     index_entries_removed += workspace.history.remove(plan.item_signals)
-    workspace.store.flush_deleted()
+    checkpointed = workspace.store.flush_deleted()
     result: dict[str, Any] = {
         "case_id": case_id,
         "status": "closed",
@@ -112,8 +112,14 @@ def close_case(
         "deleted": deleted,
         "index_entries_removed": index_entries_removed,
     }
-    if workspace.store.engine.dialect.name == "postgresql":
+    if checkpointed is None:
         result["until_vacuum"] = VACUUM_NOTE
+    elif not checkpointed:
+        result["warning"] = (
+            "another process held the database open: old page versions stay in the WAL "
+            "until its next checkpoint (close other ansim processes and run the purge's "
+            "checkpoint with `sqlite3 ansim.db 'PRAGMA wal_checkpoint(TRUNCATE)'`)"
+        )
     return result
 
 

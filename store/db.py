@@ -149,14 +149,19 @@ class Store:
         with self._read_sessions.begin() as session:
             yield session
 
-    def flush_deleted(self) -> None:
+    def flush_deleted(self) -> bool | None:
         """After a purge: on SQLite, copy the WAL into the database (whose deleted cells
         secure_delete zeroed) and truncate it, so no old page version keeps purged data.
-        PostgreSQL keeps dead row versions until VACUUM reclaims them (see VACUUM_NOTE)."""
+        Returns False when another process's open transaction kept it from completing;
+        None on PostgreSQL, which keeps dead row versions until VACUUM reclaims them."""
         if self.engine.dialect.name != "sqlite":
-            return
+            return None
+        self.engine.dispose()  # our own idle connections must not hold the WAL open
         with self.engine.connect() as connection:
-            connection.connection.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            busy, _, _ = connection.connection.driver_connection.execute(
+                "PRAGMA wal_checkpoint(TRUNCATE)"
+            ).fetchone()
+        return busy == 0
 
     def dispose(self) -> None:
         self.engine.dispose()

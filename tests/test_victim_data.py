@@ -152,6 +152,7 @@ def test_purge_leaves_nothing_in_the_home(
     evidence_service.export_evidence(workspace, evidence_ids[0], tmp_path / "export")
 
     shown = retention.close_case(workspace, case_id, purge=True)
+    assert "warning" not in shown  # the WAL was checkpointed
     deleted = shown["deleted"]
     assert deleted["evidence_bundles"] == 2 and deleted["evidence_files"] == 4
     assert deleted["notice_files"] == 2 and deleted["confirmation_notes"] == 2
