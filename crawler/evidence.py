@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import struct
 import uuid
 from collections.abc import Iterator
@@ -23,7 +24,6 @@ from typing import IO, Any, BinaryIO
 from urllib.parse import urlsplit
 
 from ansim.crawler.fetch import Exchange, FetchResult
-from ansim.store.private_files import open_private, private_dir
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
@@ -119,6 +119,19 @@ class BundleInfo:
     manifest_path: Path
     warc_sha256: str
     records: int
+
+
+def open_private(path: Path) -> BinaryIO:
+    """Open `path` for writing as a new 0600 file (evidence is victim media; the crawler
+    sits below the store, so this is its own copy of store.private_files.open_private)."""
+    path.unlink(missing_ok=True)
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+
+
+def private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
 
 
 def bundle_paths(root: Path, bundle_id: str) -> tuple[Path, Path]:
