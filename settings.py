@@ -10,12 +10,16 @@ the detector included, may depend on it.
 | ANSIM_HOME               | home               | ~/.ansim                       |
 | ANSIM_DB_URL             | db_url             | SQLite file in the home        |
 | ANSIM_KEY_FILE           | key_file           | secret.key in the home         |
+| ANSIM_AUDIT_KEY_FILE     | audit_key_file     | audit.key in the home          |
 | ANSIM_ANALYST            | analyst            | the login name                 |
 | ANSIM_SMTP_URL           | smtp_url           | none (notices are not sent)    |
+| ANSIM_SMTP_PASSWORD      | smtp_password      | none (never shown in a repr)   |
+| ANSIM_SMTP_PASSWORD_FILE | smtp_password_file | none (a 0600 file)             |
 | ANSIM_NOTICE_FROM        | notice_from        | none (drafting refuses)        |
 | ANSIM_NOTICE_ORG         | notice_org         | none ("Victim Support Center") |
 | ANSIM_NOTICE_PHONE       | notice_phone       | none                           |
 | ANSIM_ALLOW_LOOPBACK     | allow_loopback     | off (1 or 0)                   |
+| ANSIM_RECHECK_USER_AGENT | recheck_user_agent | an ordinary browser's          |
 | ANSIM_DESCRIPTOR_WEIGHTS | descriptor_weights | models/weights/descriptor.pt   |
 | ANSIM_SHARED_DATA        | shared_data        | ../shared/data beside the tree |
 """
@@ -47,14 +51,19 @@ class Settings:
     home: Path = field(default_factory=_default_home)
     db_url: str | None = None
     key_file: Path | None = None
+    audit_key_file: Path | None = None
     analyst: str = field(default_factory=getpass.getuser)
     smtp_url: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_password_file: Path | None = None
     notice_from: str | None = None
     notice_org: str | None = None
     notice_phone: str | None = None
     # Fetching from 127.0.0.0/8 and ::1 (tests, local use), for crawls, scans and
     # re-checks alike; private ranges stay refused.
     allow_loopback: bool = False
+    # Re-checks fetch as an ordinary browser unless a host asks to be told (cloaking).
+    recheck_user_agent: str | None = None
     descriptor_weights: Path | None = None
     shared_data: Path | None = None
 
@@ -70,12 +79,16 @@ class Settings:
             "home": _path(env.get("ANSIM_HOME")),
             "db_url": env.get("ANSIM_DB_URL"),
             "key_file": _path(env.get("ANSIM_KEY_FILE")),
+            "audit_key_file": _path(env.get("ANSIM_AUDIT_KEY_FILE")),
             "analyst": env.get("ANSIM_ANALYST"),
             "smtp_url": env.get("ANSIM_SMTP_URL"),
+            "smtp_password": env.get("ANSIM_SMTP_PASSWORD"),
+            "smtp_password_file": _path(env.get("ANSIM_SMTP_PASSWORD_FILE")),
             "notice_from": env.get("ANSIM_NOTICE_FROM"),
             "notice_org": env.get("ANSIM_NOTICE_ORG"),
             "notice_phone": env.get("ANSIM_NOTICE_PHONE"),
             "allow_loopback": _flag(env, "ANSIM_ALLOW_LOOPBACK"),
+            "recheck_user_agent": env.get("ANSIM_RECHECK_USER_AGENT"),
             "descriptor_weights": _path(env.get("ANSIM_DESCRIPTOR_WEIGHTS")),
             "shared_data": _path(env.get("ANSIM_SHARED_DATA")),
         }

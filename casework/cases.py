@@ -9,6 +9,7 @@ from typing import Any
 from ansim.casework.errors import CaseworkError, NotFound
 from ansim.casework.workspace import Workspace
 from ansim.store import audit
+from ansim.store.crypto import Cipher, case_context
 from ansim.store.tables import CASE_TYPES, SERVICE_KINDS, Case, Reference, Service, Takedown, utcnow
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -24,10 +25,25 @@ def get_case(session: Session, case_id: str) -> Case:
     return case
 
 
+def require_open_case(session: Session, case_id: str) -> Case:
+    """The case, refusing a closed or purged one (it takes no new references)."""
+    case = get_case(session, case_id)
+    if case.purged_at is not None:
+        raise CaseworkError(f"case {case_id} was purged; it takes no new references")
+    if case.status != "open":
+        raise CaseworkError(f"case {case_id} is {case.status}; it takes no new references")
+    return case
+
+
 def _next_case_id(session: Session, year: int) -> str:
+    """The year's next number. Numbers outgrow their 4-digit padding after 9,999, and
+    C-2026-10000 sorts before C-2026-9999 as a string: the longest id is the newest."""
     prefix = f"C-{year}-"
     last = session.execute(
-        select(func.max(Case.id)).where(Case.id.like(f"{prefix}%"))
+        select(Case.id)
+        .where(Case.id.like(f"{prefix}%"))
+        .order_by(func.length(Case.id).desc(), Case.id.desc())
+        .limit(1)
     ).scalar_one_or_none()
     number = int(last.rsplit("-", 1)[1]) + 1 if last else 1
     return f"{prefix}{number:04d}"
@@ -42,17 +58,22 @@ def open_case(
 ) -> str:
     if case_type not in CASE_TYPES:
         raise CaseworkError(f"case type must be one of {', '.join(CASE_TYPES)}")
-    encrypted = workspace.cipher.encrypt(contact.encode()) if contact else None
+    cipher = workspace.cipher
     for _ in range(CASE_ID_RETRIES):
         try:
             with workspace.session() as session:
                 case_id = _next_case_id(session, utcnow().year)
+                # Bound to this case id: a token copied to another case does not decrypt.
                 session.add(
                     Case(
                         id=case_id,
                         case_type=case_type,
-                        pseudonym=pseudonym,
-                        contact_encrypted=encrypted,
+                        pseudonym_encrypted=cipher.encrypt_text(
+                            pseudonym, case_context(case_id, "pseudonym")
+                        ),
+                        contact_encrypted=cipher.encrypt_text(
+                            contact or None, case_context(case_id, "contact")
+                        ),
                         assigned_to=assigned_to or workspace.actor,
                     )
                 )
@@ -94,7 +115,20 @@ class CaseSummary:
         }
 
 
-def _summary(session: Session, case: Case) -> CaseSummary:
+def pseudonym_of(cipher: Cipher, case: Case) -> str | None:
+    if case.pseudonym_encrypted is not None:
+        return cipher.decrypt_text(case.pseudonym_encrypted, case_context(case.id, "pseudonym"))
+    return case.pseudonym  # written before 0004, until `ansim key rotate` encrypts it
+
+
+def service_note_of(cipher: Cipher, service: Service) -> str:
+    if service.note_encrypted is not None:
+        text = cipher.decrypt_text(service.note_encrypted, case_context(service.case_id, "note"))
+        return text or ""
+    return service.note
+
+
+def _summary(session: Session, cipher: Cipher, case: Case) -> CaseSummary:
     references = session.execute(
         select(func.count(Reference.id)).where(
             Reference.case_id == case.id, Reference.consent == "given"
@@ -109,7 +143,7 @@ def _summary(session: Session, case: Case) -> CaseSummary:
         case.id,
         case.case_type,
         case.status,
-        case.pseudonym,
+        pseudonym_of(cipher, case),
         case.assigned_to,
         case.created_at,
         int(references),
@@ -122,25 +156,40 @@ def list_cases(workspace: Workspace, status: str | None = None) -> list[CaseSumm
         query = select(Case).order_by(Case.id)
         if status:
             query = query.where(Case.status == status)
-        return [_summary(session, case) for case in session.execute(query).scalars()]
+        listed = [_summary(session, workspace.cipher, case) for case in session.execute(query)
+                  .scalars()]  # fmt: skip
+        # Reads are audited too: who looked at which victims' cases, and when.
+        audit.record(
+            session,
+            workspace.actor,
+            "case.list",
+            "case:*",
+            {"status": status, "shown": len(listed)},
+        )
+        return listed
 
 
 def show_case(workspace: Workspace, case_id: str, reveal: bool = False) -> dict[str, Any]:
     with workspace.session() as session:
         case = get_case(session, case_id)
-        shown = _summary(session, case).as_dict()
+        shown = _summary(session, workspace.cipher, case).as_dict()
         shown["services"] = [
-            {"id": s.id, "kind": s.kind, "date": s.given_on.isoformat(), "note": s.note}
+            {
+                "id": s.id,
+                "kind": s.kind,
+                "date": s.given_on.isoformat(),
+                "note": service_note_of(workspace.cipher, s),
+            }
             for s in case.services
         ]
         shown["has_contact"] = case.contact_encrypted is not None
         if reveal:
-            shown["contact"] = (
-                workspace.cipher.decrypt(case.contact_encrypted).decode()
-                if case.contact_encrypted
-                else None
+            shown["contact"] = workspace.cipher.decrypt_text(
+                case.contact_encrypted, case_context(case_id, "contact")
             )
             audit.record(session, workspace.actor, "case.reveal_contact", case_id)
+        else:
+            audit.record(session, workspace.actor, "case.show", case_id)
         return shown
 
 
@@ -149,7 +198,15 @@ def add_service(workspace: Workspace, case_id: str, kind: str, note: str) -> int
         raise CaseworkError(f"service kind must be one of {', '.join(SERVICE_KINDS)}")
     with workspace.session() as session:
         get_case(session, case_id)
-        service = Service(case_id=case_id, kind=kind, note=note, recorded_by=workspace.actor)
+        service = Service(
+            case_id=case_id,
+            kind=kind,
+            note="",
+            note_encrypted=workspace.cipher.encrypt_text(
+                note or None, case_context(case_id, "note")
+            ),
+            recorded_by=workspace.actor,
+        )
         session.add(service)
         session.flush()
         audit.record(

@@ -15,6 +15,7 @@ from ansim.casework.lifecycle import ConfirmationPolicy, add_confirmation, check
 from ansim.casework.queue import get_item, takedown_summary, transition
 from ansim.casework.workspace import Workspace
 from ansim.store import audit
+from ansim.store.crypto import takedown_context
 from ansim.store.tables import CASE_TYPES, Case, Confirmation, ConfirmationRule, utcnow
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -78,7 +79,12 @@ def confirm(
         outcome = add_confirmation(takedown.id, list(earlier), workspace.actor, required)
         session.add(
             Confirmation(
-                takedown_id=takedown.id, analyst=workspace.actor, note=note, at=at or utcnow()
+                takedown_id=takedown.id,
+                analyst=workspace.actor,
+                note_encrypted=workspace.cipher.encrypt_text(
+                    note, takedown_context(takedown.id, "confirmation-note")
+                ),
+                at=at or utcnow(),
             )
         )
         audit.record(
@@ -86,10 +92,11 @@ def confirm(
             workspace.actor,
             "queue.confirmation",
             f"takedown:{takedown.id}",
-            {"count": len(outcome.analysts), "required": required, "note": note},
+            {"count": len(outcome.analysts), "required": required, "has_note": bool(note)},
         )
         if outcome.confirmed:
-            transition(session, takedown, "confirmed", workspace.actor, note, at)
+            # The note stays in the confirmation, encrypted; the history only says who.
+            transition(session, takedown, "confirmed", workspace.actor, None, at)
         shown = takedown_summary(takedown)
         shown["confirmations"] = list(outcome.analysts)
         shown["confirmations_required"] = required

@@ -14,12 +14,21 @@ from ansim.store.tables import Host, utcnow
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-EMAIL = re.compile(r"^[^@\s<>,;\"]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
-LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# Always with fullmatch: `$` also matches before a trailing newline, which would then
+# reach the notice's To: header.
+EMAIL = re.compile(r"[^@\s<>,;\"]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def refuse_control_characters(value: str, what: str) -> None:
+    if CONTROL.search(value):
+        raise CaseworkError(f"{what} contains a control character (a newline?): {value!r}")
 
 
 def normalize_domain(domain: str) -> str:
     """Lower case, no trailing dot, IDNA (한글.kr -> xn--...) so it compares with URL hosts."""
+    refuse_control_characters(domain, "the domain")
     text = domain.strip().rstrip(".").lower()
     if "://" in text:
         text = urlsplit(text).hostname or ""
@@ -28,7 +37,7 @@ def normalize_domain(domain: str) -> str:
     except UnicodeError as exc:
         raise CaseworkError(f"not a valid domain: {domain!r}") from exc
     labels = text.split(".")
-    if len(labels) < 2 or not all(LABEL.match(label) for label in labels):
+    if len(labels) < 2 or not all(LABEL.fullmatch(label) for label in labels):
         raise CaseworkError(f"not a valid domain: {domain!r} (example: img.example.com)")
     return text
 
@@ -41,8 +50,12 @@ def set_host(
     lang: str | None = None,
 ) -> dict[str, Any]:
     domain = normalize_domain(domain)
-    if abuse_email is not None and not EMAIL.match(abuse_email):
-        raise CaseworkError(f"not an e-mail address: {abuse_email!r}")
+    if abuse_email is not None:
+        refuse_control_characters(abuse_email, "the abuse address")
+        if not EMAIL.fullmatch(abuse_email):
+            raise CaseworkError(f"not an e-mail address: {abuse_email!r}")
+    if form_url is not None:
+        refuse_control_characters(form_url, "the form URL")
     if form_url is not None and urlsplit(form_url).scheme not in ("http", "https"):
         raise CaseworkError(f"the form URL must start with http:// or https://: {form_url!r}")
     if lang is not None and lang not in LANGUAGES:

@@ -12,6 +12,8 @@ delivery leaves the items as they were and the notice `failed`, to be retried.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,6 +41,7 @@ from ansim.store.tables import (
     Host,
     Match,
     Notice,
+    NoticeFile,
     NoticeTakedown,
     ScannedItem,
     Takedown,
@@ -132,11 +135,16 @@ def draft(
             rendered.append(notice)
             result.notices.append({"id": notice_id, **_notice_summary(notice)})
     if rendered:
-        directory = out_dir or workspace.home.root / "notices" / f"{now:%Y%m%d-%H%M%S}"
+        directory = out_dir or workspace.home.notices_dir / f"{now:%Y%m%d-%H%M%S}"
         result.files = [str(write_eml(notice, directory)) for notice in rendered]
         csv_path = directory / "regulator.csv"
         write_csv(rendered, csv_path)
         result.csv = str(csv_path)
+        # Remembered so that purging a case deletes the files that list its URLs.
+        with workspace.session() as session:
+            for summary, path in zip(result.notices, result.files, strict=True):
+                session.add(NoticeFile(notice_id=summary["id"], path=str(Path(path).resolve())))
+                session.add(NoticeFile(notice_id=summary["id"], path=str(csv_path.resolve())))
     return result
 
 
@@ -205,6 +213,12 @@ def _discard_unsent_drafts(session: Session, actor: str, takedown_ids: list[int]
         audit.record(session, actor, "notice.discard", f"notice:{notice.ref}", {"why": "redrafted"})
 
 
+def public_item_ref(key: bytes, takedown_id: int) -> str:
+    """The opaque reference hosts see for one queue item (a keyed hash of its id)."""
+    digest = hmac.new(key, f"notice-item:{takedown_id}".encode(), hashlib.sha256).hexdigest()
+    return f"R-{digest[:16].upper()}"
+
+
 def _notice_item(session: Session, takedown: Takedown) -> NoticeItem:
     # Only what a host needs: URL, case number, digests, how it matched. Never the
     # victim's pseudonym or contact (NoticeItem has no field for them).
@@ -217,9 +231,12 @@ def _notice_item(session: Session, takedown: Takedown) -> NoticeItem:
     explanation = session.execute(
         select(Match.explanation).where(Match.id == takedown.match_id)
     ).scalar()
+    if takedown.public_ref is None:
+        takedown.public_ref = public_item_ref(audit.audit_key(session), takedown.id)
     return NoticeItem(
         takedown_id=takedown.id,
-        case_ref=takedown.case_id,
+        # Not the case id: two notices about one victim must not be linkable by hosts.
+        case_ref=takedown.public_ref,
         case_type=case_type,
         url=takedown.location,
         sha256=sha256,

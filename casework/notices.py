@@ -9,6 +9,7 @@ contact, so a notice cannot carry them.
 from __future__ import annotations
 
 import csv
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
+from ansim.store.private_files import private_dir, write_private
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 LANGUAGES = ("ko", "en")
@@ -226,17 +228,19 @@ def eml_filename(notice: RenderedNotice) -> str:
 
 
 def write_eml(notice: RenderedNotice, directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / eml_filename(notice)
-    path.write_bytes(notice.message.as_bytes())
-    return path
+    """A 0600 file in a 0700 folder: it lists the victim's URLs."""
+    private_dir(directory)
+    return write_private(directory / eml_filename(notice), notice.message.as_bytes())
 
 
 def write_csv(notices: Iterable[RenderedNotice], path: Path) -> int:
     """One row per listed URL; UTF-8 with a BOM so spreadsheet programs read the Hangul."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     rows = 0
-    with path.open("w", newline="", encoding="utf-8-sig") as handle:
+    path.unlink(missing_ok=True)
+    with open(
+        path, "w", newline="", encoding="utf-8-sig", opener=lambda p, f: os.open(p, f, 0o600)
+    ) as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         for notice in notices:

@@ -40,7 +40,16 @@ def list_queue(
             query = query.where(Takedown.status == status)
         if case_id:
             query = query.where(Takedown.case_id == case_id)
-        return [takedown_summary(t) for t in session.execute(query).scalars()]
+        listed = [takedown_summary(t) for t in session.execute(query).scalars()]
+        # Reads are audited: who looked at which victims' material, and when.
+        audit.record(
+            session,
+            workspace.actor,
+            "queue.list",
+            f"case:{case_id or '*'}",
+            {"status": status, "shown": len(listed)},
+        )
+        return listed
 
 
 def show_item(workspace: Workspace, takedown_id: int) -> dict[str, Any]:
@@ -84,6 +93,7 @@ def show_item(workspace: Workspace, takedown_id: int) -> dict[str, Any]:
             }
             for e in takedown.events
         ]
+        audit.record(session, workspace.actor, "queue.show", f"takedown:{takedown.id}")
         return shown
 
 
@@ -131,12 +141,15 @@ def transition(
     )
     session.add(event)
     takedown.events.append(event)
+    # Notes quote URLs and addresses: kept out of the chain, purged with the case.
     audit.record(
         session,
         actor,
         f"queue.{to_status}",
         f"takedown:{takedown.id}",
-        {"from": from_status, "note": note},
+        {"from": from_status},
+        private={"note": note} if note else None,
+        case_id=takedown.case_id,
     )
     return event
 

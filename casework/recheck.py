@@ -42,6 +42,12 @@ MatchCheck = Callable[[Path], bool]
 class Outcome:
     verdict: str  # gone | online | unreachable
     reason: str
+    # 200 with other bytes: a host may serve anything to a re-checker it recognizes, so
+    # that alone proves nothing; it is "gone" only when the page that showed it is gone too.
+    replaced: bool = False
+
+
+REPLACED_REASON = "other media at the URL, the page that showed it is still up (inconclusive)"
 
 
 def classify(
@@ -62,7 +68,28 @@ def classify(
         return Outcome("gone", "removal page")
     if still_matches is not None and still_matches(result.body_path):
         return Outcome("online", "media still matches the reference")
-    return Outcome("gone", "media there no longer matches")
+    return Outcome("unreachable", REPLACED_REASON, replaced=True)
+
+
+def page_gone(page: FetchResult) -> bool:
+    """Is the page that embedded the media gone (404/410/451, or a removal page)?"""
+    return classify(page, None, None).verdict == "gone"
+
+
+def removal_confirmed(
+    earlier: list[tuple[datetime, str]], now: datetime, policy: RecheckPolicy
+) -> bool:
+    """A `gone` now removes the item only when the re-checks before it, newest first and
+    skipping unreachable ones, were `gone` too on enough different days: one gone answer
+    (a host cloaking the checker, a brief outage page) is not a removal."""
+    days = {as_utc(now).date()}
+    for checked_at, verdict in sorted(earlier, reverse=True):
+        if verdict == "unreachable":
+            continue
+        if verdict != "gone":
+            break
+        days.add(as_utc(checked_at).date())
+    return len(days) >= policy.gone_days_required
 
 
 def _looks_like_removed_page(result: FetchResult) -> bool:
@@ -79,6 +106,8 @@ class RecheckPolicy:
     escalate_after: timedelta = timedelta(days=7)
     # A nightly cron that starts a few minutes earlier than the night before still resends.
     slack: timedelta = timedelta(hours=1)
+    # Consecutive `gone` re-checks, on this many different days, before `removed`.
+    gone_days_required: int = 2
 
 
 def plan(

@@ -11,6 +11,7 @@ from ansim.casework.errors import CaseworkError
 from ansim.casework.lifecycle import as_utc
 from ansim.casework.reporting import ItemHistory, ServiceRecord, compute_report
 from ansim.casework.workspace import Workspace
+from ansim.store import audit
 from ansim.store.tables import Case, Service, Takedown, TakedownEvent, utcnow
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -76,11 +77,18 @@ def build_report(
     until = until or utcnow()
     if since is not None and since >= until:
         raise CaseworkError(f"--since ({since:%Y-%m-%d %H:%M}) must be before --until")
-    with workspace.store.session() as session:
+    with workspace.session() as session:
         if case_id:
             get_case(session, case_id)
         items = load_histories(session, case_id)
         services = load_services(session, case_id)
+        audit.record(
+            session,
+            workspace.actor,
+            "report.read",
+            f"case:{case_id or '*'}",
+            {"items": len(items), "plot": plot is not None},
+        )
     report = compute_report(items, services, since=since, until=until)
     report["case"] = case_id
     if plot is not None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ansim.settings import Settings
-from ansim.store.audit import write_anchor
+from ansim.store.audit import unkeyed_until, write_anchor
 from ansim.store.crypto import Cipher
 from ansim.store.db import Store
 from ansim.store.home import Home
@@ -44,6 +44,7 @@ class Workspace:
     settings: Settings
     # Who is acting (audit entries, queue events): by default the settings' analyst.
     actor: str = ""
+    audit_key: bytes = field(default=b"", repr=False)
 
     def __post_init__(self) -> None:
         self.actor = self.actor or self.settings.analyst
@@ -57,10 +58,13 @@ class Workspace:
 
     def anchor_audit_head(self) -> None:
         """Write the committed audit chain head outside the DB (after every commit)."""
-        with self.store.engine.connect() as connection:
-            head = connection.execute(select(AuditHead.seq, AuditHead.entry_hash)).first()
-        if head is not None:
-            write_anchor(self.home.audit_head_file, head.seq, head.entry_hash)
+        with self.store.read_session() as session:
+            head = session.execute(select(AuditHead.seq, AuditHead.entry_hash)).first()
+            legacy_end = unkeyed_until(session)
+        if head is not None and head.seq:
+            write_anchor(
+                self.home.audit_head_file, head.seq, head.entry_hash, self.audit_key, legacy_end
+            )
 
     def close(self) -> None:
         self.store.dispose()

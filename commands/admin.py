@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
-from ansim.commands.common import JsonFlag, emit_json, out, refusals
-from ansim.pipeline.workspaces import init_workspace, open_workspace
+from ansim.commands.common import JsonFlag, emit_json, err, out, refusals
+from ansim.pipeline import keys
+from ansim.pipeline.workspaces import init_workspace, key_warnings, open_workspace
 from ansim.store import audit
+from ansim.store.private_files import write_private
+from ansim.store.tables import AuditHead
 
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+
+key_app = typer.Typer(help="The data encryption key.", no_args_is_help=True)
 
 index_app = typer.Typer(
     help="The signal indexes (rebuildable from the store).", no_args_is_help=True
@@ -26,7 +34,10 @@ def init(json_out: JsonFlag = False) -> None:
         "database": workspace.home.db_url.split("@")[-1],
         "key_file": str(workspace.home.key_file),
         "key_created": created_key,
+        "warnings": key_warnings(workspace.home),
     }
+    for warning in result["warnings"]:
+        err.print(f"warning: {warning}", highlight=False, markup=False)
     if json_out:
         emit_json(result)
     else:
@@ -37,11 +48,25 @@ def init(json_out: JsonFlag = False) -> None:
 
 @audit_app.command("verify")
 @refusals
-def audit_verify(json_out: JsonFlag = False) -> None:
-    """Check the whole audit chain; exits 1 if any row was edited, deleted or reordered."""
+def audit_verify(
+    anchor: Annotated[
+        Path | None,
+        typer.Option(help="A head shipped off the machine earlier (`ansim audit anchor --out`)."),
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Check the whole audit chain; exits 1 if any row was edited, deleted or reordered.
+
+    Example: `ansim audit verify --anchor /mnt/offsite/ansim-anchor.txt`
+    """
     workspace = open_workspace()
-    with workspace.store.session() as session:
-        checked, problems = audit.verify(session, workspace.home.audit_head_file)
+    with workspace.store.read_session() as session:
+        try:
+            checked, problems = audit.verify(
+                session, workspace.home.audit_head_file, shipped=anchor
+            )
+        except audit.AnchorProblem as exc:
+            checked, problems = 0, [audit.AuditProblem(None, str(exc))]
     result = {"entries": checked, "ok": not problems, "problems": [p.__dict__ for p in problems]}
     if json_out:
         emit_json(result)
@@ -55,6 +80,47 @@ def audit_verify(json_out: JsonFlag = False) -> None:
     else:
         out.print(f"audit chain intact: {checked} entries")
     raise typer.Exit(1 if problems else 0)
+
+
+@audit_app.command("anchor")
+@refusals
+def audit_anchor(
+    out_file: Annotated[
+        Path, typer.Option("--out", help="Where to write the head (a 0600 file), e.g. off-site.")
+    ],
+    json_out: JsonFlag = False,
+) -> None:
+    """Write the chain's current head to a file to keep off this machine; `audit verify
+    --anchor FILE` later proves the chain was not rewritten up to there. Run it from cron
+    (see docs) and ship the file elsewhere.
+
+    Example: `ansim audit anchor --out /mnt/offsite/ansim-anchor.txt`
+    """
+    workspace = open_workspace()
+    with workspace.store.read_session() as session:
+        head = session.get(AuditHead, 1)
+        seq, head_hash = (head.seq, head.entry_hash) if head is not None else (0, "")
+    if not seq:
+        raise typer.BadParameter("the audit log is empty; nothing to anchor")
+    write_private(out_file, audit.shipped_anchor_text(seq, head_hash).encode())
+    result = {"file": str(out_file), "seq": seq, "hash": head_hash}
+    if json_out:
+        emit_json(result)
+    else:
+        out.print(f"anchored entry {seq} in {out_file}", highlight=False, markup=False)
+
+
+@key_app.command("rotate")
+@refusals
+def key_rotate(json_out: JsonFlag = False) -> None:
+    """Encrypt everything under a new data key (contacts, pseudonyms, notes, labels,
+    evidence keys, audit details), then retire the old key. Readers keep working
+    throughout: both keys are in the key file until every token is re-encrypted."""
+    result = keys.rotate(open_workspace())
+    if json_out:
+        emit_json(result)
+    else:
+        out.print(f"key rotated: {result['reencrypted']} values re-encrypted", highlight=False)
 
 
 @index_app.command("rebuild")

@@ -6,7 +6,17 @@ from typing import Annotated
 
 import typer
 from ansim.casework import cases, retention
-from ansim.commands.common import JsonFlag, emit_json, out, refusals
+from ansim.commands.common import (
+    AskContact,
+    AskNote,
+    ContactFile,
+    JsonFlag,
+    NoteFile,
+    emit_json,
+    out,
+    read_private_text,
+    refusals,
+)
 from ansim.pipeline.workspaces import open_workspace
 from ansim.store.tables import CASE_TYPES, SERVICE_KINDS
 from rich.table import Table
@@ -21,9 +31,8 @@ def case_open(
     pseudonym: Annotated[
         str | None, typer.Option(help="A name to call the case by (never the real name).")
     ] = None,
-    contact: Annotated[
-        str | None, typer.Option(help="Victim contact details; stored encrypted.")
-    ] = None,
+    contact_file: ContactFile = None,
+    ask_contact: AskContact = False,
     assigned_to: Annotated[
         str | None, typer.Option(help="Staff member in charge (default: you).")
     ] = None,
@@ -31,8 +40,11 @@ def case_open(
 ) -> None:
     """Open a support case.
 
-    Example: `ansim case open --type digital-sex-crime --pseudonym 'Blue'`
+    Contact details are stored encrypted; they come from a file, stdin or a hidden prompt.
+
+    Example: `ansim case open --type digital-sex-crime --pseudonym 'Blue' --ask-contact`
     """
+    contact = read_private_text(contact_file, ask_contact, "Contact details")
     workspace = open_workspace()
     case_id = cases.open_case(workspace, case_type, pseudonym, contact, assigned_to)
     if json_out:
@@ -77,10 +89,10 @@ def case_show(
         return
     for key, value in shown.items():
         if key != "services":
-            out.print(f"[bold]{key}[/bold]: {value}", highlight=False)
+            out.print(f"[bold]{key}[/bold]: {shown(value)}", highlight=False)
     for service in shown["services"]:
         day = service["date"][:10]
-        out.print(f"  service {service['id']}: {service['kind']} on {day} {service['note']}")
+        out.print(f"  service {service['id']}: {service['kind']} on {day} {shown(service['note'])}")
 
 
 @case_app.command("service")
@@ -88,13 +100,15 @@ def case_show(
 def case_service(
     case_id: str,
     kind: Annotated[str, typer.Option(help=f"One of: {', '.join(SERVICE_KINDS)}.")],
-    note: Annotated[str, typer.Option(help="What was done.")] = "",
+    note_file: NoteFile = None,
+    ask_note: AskNote = False,
     json_out: JsonFlag = False,
 ) -> None:
-    """Record a support service given to a case.
+    """Record a support service given to a case; the note (what was done) is encrypted.
 
-    Example: `ansim case service C-2026-0001 --kind legal --note 'filed complaint'`
+    Example: `echo 'filed complaint' | ansim case service C-2026-0001 --kind legal --note-file -`
     """
+    note = read_private_text(note_file, ask_note, "Note") or ""
     service_id = cases.add_service(open_workspace(), case_id, kind, note)
     if json_out:
         emit_json({"case_id": case_id, "service_id": service_id})

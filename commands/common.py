@@ -17,11 +17,33 @@ from ansim.detector.image import ImageOptions
 from ansim.settings import Settings, SettingsError
 from ansim.store.crypto import KeyProblem
 from rich.console import Console
+from rich.errors import MarkupError
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
-out = Console()
 
-err = Console(stderr=True)
+class SafeConsole(Console):
+    """A console that never crashes on text from outside: a URL or file name that is not
+    valid Rich markup (`[/x]`) prints literally instead of raising MarkupError. Values from
+    outside still go through `shown()` so that valid-looking markup (`[blink]`) does not
+    restyle the output either."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:  # type: ignore[override]
+        try:
+            return super().render_str(text, **kwargs)
+        except MarkupError:
+            return super().render_str(escape(text), **kwargs)
+
+
+def shown(value: object) -> str:
+    """A value that came from outside (URL, file name, host reply), escaped for Rich."""
+    return escape(str(value))
+
+
+out = SafeConsole()
+
+err = SafeConsole(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -35,6 +57,46 @@ AllowLoopback = Annotated[
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def read_private_text(source: Path | None, ask: bool, prompt: str) -> str | None:
+    """Victim data an analyst types in (contact details, notes), never from argv, where
+    every user of the machine and the shell history can read it: from a file, stdin
+    (`-`), or a hidden prompt. None when none of them was asked for."""
+    if source is not None and ask:
+        raise typer.BadParameter("give a file (or - for stdin) or ask for a prompt, not both")
+    if source is not None:
+        if str(source) == "-":
+            text = sys.stdin.read()
+        else:
+            try:
+                text = source.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise typer.BadParameter(f"cannot read {source}: {exc}") from exc
+        return text.rstrip("\r\n") or None
+    if ask:
+        return typer.prompt(prompt, hide_input=True, default="", show_default=False) or None
+    return None
+
+
+def private_text_options(name: str, what: str) -> tuple[Any, Any]:
+    """(--NAME-file, --ask-NAME) option types for `read_private_text`."""
+    file_option = Annotated[
+        Path | None,
+        typer.Option(
+            f"--{name}-file",
+            help=f"Read {what} from this file (- for stdin); never give it on the command line.",
+        ),
+    ]
+    ask_option = Annotated[
+        bool, typer.Option(f"--ask-{name}", help=f"Type {what} at a hidden prompt.")
+    ]
+    return file_option, ask_option
+
+
+ContactFile, AskContact = private_text_options("contact", "the victim's contact details")
+NoteFile, AskNote = private_text_options("note", "the note")
+ReasonFile, AskReason = private_text_options("reason", "the reason")
 
 
 def refusals(func: F) -> F:

@@ -15,8 +15,9 @@ from ansim.commands.common import (
     err,
     out,
     refusals,
+    shown,
 )
-from ansim.pipeline import crawl
+from ansim.pipeline import crawl, evidence_service
 from ansim.pipeline.workspaces import open_workspace
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
@@ -34,8 +35,8 @@ def print_crawl_summary(summary: crawl.CrawlSummary, json_out: bool, verb: str) 
         return
     for m in data["match_list"]:
         out.print(
-            f"[bold]match[/bold] {m['url']} -> case {m['case_id']}, reference "
-            f"{m['reference_id']}: {m['explanation']}; queue item {m['takedown_id']}",
+            f"[bold]match[/bold] {shown(m['url'])} -> case {m['case_id']}, reference "
+            f"{m['reference_id']}: {shown(m['explanation'])}; queue item {m['takedown_id']}",
             highlight=False,
         )
     outcomes = ", ".join(f"{k} {v}" for k, v in data["outcomes"].items())
@@ -165,7 +166,7 @@ def evidence_export(
 
     Example: `ansim evidence export 3 ~/handover/C-2026-0001/`
     """
-    result = crawl.export_evidence(open_workspace(), evidence_id, out_dir)
+    result = evidence_service.export_evidence(open_workspace(), evidence_id, out_dir)
     if json_out:
         emit_json(result)
     else:

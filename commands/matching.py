@@ -18,6 +18,7 @@ from ansim.commands.common import (
     out,
     progress_bar,
     refusals,
+    shown,
 )
 from ansim.commands.crawl import print_crawl_summary
 from ansim.detector.errors import MediaError
@@ -82,25 +83,31 @@ def hash_command(
         sys.stdout.write(format_videos(vpdq_texts) if vpdq_texts else "")
         for r in results:
             if r["error"]:
-                err.print(f"[red]failed[/red] {r['path']}: {r['error']}", highlight=False)
+                err.print(
+                    f"[red]failed[/red] {shown(r['path'])}: {shown(r['error'])}", highlight=False
+                )
             elif r["modality"] != "video":
-                err.print(f"skipped {r['path']}: not a video", highlight=False)
+                err.print(f"skipped {shown(r['path'])}: not a video", highlight=False)
     elif json_out:
         emit_json(results)
     else:
         for r in results:
             if r["error"]:
-                out.print(f"[red]failed[/red] {r['path']}: {r['error']}", highlight=False)
+                out.print(
+                    f"[red]failed[/red] {shown(r['path'])}: {shown(r['error'])}", highlight=False
+                )
             elif r["modality"] == "video":
                 frames = r["signals"]["vpdq"]
                 out.print(
-                    f"{r['path']} [video] sha256={r['signals']['sha256']}, vpdq={len(frames)} "
-                    "frames (--format vpdq or --json prints them)",
+                    f"{shown(r['path'])} \\[video] sha256={r['signals']['sha256']}, "
+                    f"vpdq={len(frames)} frames (--format vpdq or --json prints them)",
                     highlight=False,
                 )
             else:
-                shown = ", ".join(f"{k}={v}" for k, v in r["signals"].items())
-                out.print(f"{r['path']} [{r['modality']}] {shown}", highlight=False)
+                signals = ", ".join(f"{k}={v}" for k, v in r["signals"].items())
+                out.print(
+                    f"{shown(r['path'])} \\[{r['modality']}] {shown(signals)}", highlight=False
+                )
     raise typer.Exit(1 if any(r["error"] for r in results) else 0)
 
 
@@ -151,12 +158,15 @@ def scan(
         emit_json(report.as_dict())
     else:
         for failure in report.failures:
-            out.print(f"[red]failed[/red] {failure['path']}: {failure['error']}", highlight=False)
+            out.print(
+                f"[red]failed[/red] {shown(failure['path'])}: {shown(failure['error'])}",
+                highlight=False,
+            )
         for m in report.matches:
             queued = f"queue item {m.takedown_id}" if m.takedown_id else "not recorded (dry run)"
             out.print(
-                f"[bold]match[/bold] {m.location} -> case {m.case_id}, reference {m.reference_id}: "
-                f"{m.explanation}; {queued}",
+                f"[bold]match[/bold] {shown(m.location)} -> case {m.case_id}, reference "
+                f"{m.reference_id}: {shown(m.explanation)}; {queued}",
                 highlight=False,
             )
         out.print(

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from ansim.casework import hosts, notice_service
 from ansim.casework.smtp import SmtpSettings
-from ansim.commands.common import JsonFlag, emit_json, out, refusals
+from ansim.commands.common import JsonFlag, emit_json, out, refusals, shown
 from ansim.pipeline.workspaces import open_workspace
 from ansim.settings import Settings
 from rich.table import Table
@@ -21,7 +21,9 @@ notice_app = typer.Typer(help="Removal notices: draft, send.", no_args_is_help=T
 def smtp_settings(smtp_url: str | None, settings: Settings) -> SmtpSettings:
     """The server given by --smtp, else the configured one."""
     try:
-        return SmtpSettings.configured(smtp_url or settings.smtp_url)
+        if smtp_url:  # from argv, which every user of the machine can read
+            return SmtpSettings.from_url(smtp_url, password_in_url=False)
+        return SmtpSettings.configured(settings.smtp_url)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--smtp") from exc
 
@@ -96,7 +98,7 @@ def notice_draft(
         for n in result.notices:
             out.print(f"{n['ref']}: {len(n['takedowns'])} item(s) to {n['to']} [{n['lang']}]")
         for skipped in result.skipped:
-            out.print(f"[yellow]skipped[/yellow] item {skipped['id']}: {skipped['reason']}")
+            out.print(f"[yellow]skipped[/yellow] item {skipped['id']}: {shown(skipped['reason'])}")
         if result.csv:
             out.print(f"files in {Path(result.csv).parent}", highlight=False)
     raise typer.Exit(1 if result.skipped else 0)
@@ -111,7 +113,7 @@ def notice_send(
 ) -> None:
     """Send drafted notices by SMTP; items become notice_sent only once the server took them.
 
-    Example: `ansim notice send --smtp smtp+starttls://user:pass@mail.center.example`
+    Example: `ANSIM_SMTP_PASSWORD_FILE=~/.smtp-pass ansim notice send --smtp smtp+starttls://user@mail.center.example`
     """
     workspace = open_workspace()
     result = notice_service.send(workspace, smtp_settings(smtp_url, workspace.settings), host)
@@ -121,7 +123,9 @@ def notice_send(
         for n in result.sent:
             out.print(f"sent {n['ref']} to {n['to']}: items {n['takedowns']} -> notice_sent")
         for n in result.failed:
-            out.print(f"[red]failed[/red] {n['ref']} to {n['to']}: {n['error']}", highlight=False)
+            out.print(
+                f"[red]failed[/red] {n['ref']} to {n['to']}: {shown(n['error'])}", highlight=False
+            )
         for n in result.skipped:
             out.print(f"[yellow]skipped[/yellow] {n['ref']}: {n['reason']}", highlight=False)
         for ref in result.stuck:

@@ -8,11 +8,17 @@ import typer
 from ansim.casework import confirmations, notice_service, queue
 from ansim.commands.common import (
     AllowLoopback,
+    AskNote,
+    AskReason,
     JsonFlag,
+    NoteFile,
+    ReasonFile,
     emit_json,
     out,
     progress_bar,
+    read_private_text,
     refusals,
+    shown,
 )
 from ansim.commands.notices import OrgOption, SenderOption, SmtpOption, smtp_settings
 from ansim.pipeline import recheck_service
@@ -38,7 +44,8 @@ def queue_list(
     for item in items:
         location = item.get("url") or item.get("path")
         table.add_row(
-            str(item["id"]), item["status"], item["case_id"], str(item["reference_id"]), location,
+            str(item["id"]), item["status"], item["case_id"], str(item["reference_id"]),
+            shown(location),
             item["detected_at"][:19],
         )  # fmt: skip
     out.print(table)
@@ -48,22 +55,25 @@ def queue_list(
 @refusals
 def queue_show(item_id: int, json_out: JsonFlag = False) -> None:
     """Show one takedown item with its match evidence and status history."""
-    shown = queue.show_item(open_workspace(), item_id)
+    item = queue.show_item(open_workspace(), item_id)
     if json_out:
-        emit_json(shown)
+        emit_json(item)
         return
-    for key, value in shown.items():
+    for key, value in item.items():
         if key != "history":
-            out.print(f"[bold]{key}[/bold]: {value}", highlight=False)
-    for event in shown["history"]:
-        out.print(f"  {event['at'][:19]} {event['from'] or '-'} -> {event['to']} by {event['by']}")
+            out.print(f"[bold]{key}[/bold]: {shown(value)}", highlight=False)
+    for event in item["history"]:
+        out.print(
+            f"  {event['at'][:19]} {event['from'] or '-'} -> {event['to']} by {shown(event['by'])}"
+        )
 
 
 @queue_app.command("confirm")
 @refusals
 def queue_confirm(
     item_id: int,
-    note: Annotated[str | None, typer.Option(help="Why it is a copy.")] = None,
+    note_file: NoteFile = None,
+    ask_note: AskNote = False,
     json_out: JsonFlag = False,
 ) -> None:
     """An analyst confirms the match is the reported material (needed before any notice).
@@ -71,6 +81,7 @@ def queue_confirm(
     Case types set to need two analysts (`ansim queue policy`) stay `new` until a second,
     different analyst confirms too.
     """
+    note = read_private_text(note_file, ask_note, "Why it is a copy")
     shown = confirmations.confirm(open_workspace(), item_id, note)
     if json_out:
         emit_json(shown)
@@ -85,10 +96,17 @@ def queue_confirm(
 @refusals
 def queue_reject(
     item_id: int,
-    reason: Annotated[str, typer.Option(help="Why it is not a copy.")],
+    reason_file: ReasonFile = None,
+    ask_reason: AskReason = False,
     json_out: JsonFlag = False,
 ) -> None:
-    """Reject a false match, with the reason."""
+    """Reject a false match, with the reason (from a file, stdin or a prompt).
+
+    Example: `echo 'different person' | ansim queue reject 12 --reason-file -`
+    """
+    reason = read_private_text(reason_file, ask_reason, "Why it is not a copy")
+    if not reason:
+        raise typer.BadParameter("a rejection needs a reason: --reason-file or --ask-reason")
     shown = queue.set_status(open_workspace(), item_id, "rejected", reason)
     emit_json(shown) if json_out else out.print(f"item {item_id} rejected")
 
@@ -133,10 +151,21 @@ def queue_recheck(
     sender_email: SenderOption = None,
     org: OrgOption = None,
     allow_loopback: AllowLoopback = False,
+    gone_days: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=30,
+            help="Removed only after gone answers on this many different days (one gone "
+            "answer may be a host hiding the content from the checker).",
+        ),
+    ] = 2,
     json_out: JsonFlag = False,
 ) -> None:
-    """Fetch every notified URL: gone -> removed, still there -> still_online (resent after
-    --resend-after hours, escalated after --escalate-after days), unreachable -> unchanged.
+    """Fetch every notified URL, as an ordinary browser (ANSIM_RECHECK_USER_AGENT names the
+    checker instead): gone on --gone-days different days -> removed, still there ->
+    still_online (resent after --resend-after hours, escalated after --escalate-after days),
+    unreachable or inconclusive -> unchanged.
 
     For a nightly cron: `ansim queue recheck --json >> recheck.log`. Exits 1 when a URL
     could not be checked or a resend failed.
@@ -147,7 +176,9 @@ def queue_recheck(
 
     workspace = open_workspace()
     policy = RecheckPolicy(
-        resend_after=timedelta(hours=resend_after), escalate_after=timedelta(days=escalate_after)
+        resend_after=timedelta(hours=resend_after),
+        escalate_after=timedelta(days=escalate_after),
+        gone_days_required=gone_days,
     )
     smtp = sender = None
     settings = workspace.settings
@@ -159,23 +190,28 @@ def queue_recheck(
         result = recheck_service.recheck(
             workspace,
             recheck_service.RecheckFetch(
-                timeout_s=timeout, allow_loopback=allow_loopback or settings.allow_loopback
+                timeout_s=timeout,
+                allow_loopback=allow_loopback or settings.allow_loopback,
+                user_agent=settings.recheck_user_agent or recheck_service.BROWSER_USER_AGENT,
             ),
             policy,
             smtp,
             sender,
             on_item=lambda c: progress.update(task, advance=1, current=c["url"][-40:]),
         )
-    shown = result.as_dict()
+    report = result.as_dict()
     if json_out:
-        emit_json(shown)
+        emit_json(report)
     else:
-        for c in shown["checked"]:
+        for c in report["checked"]:
             change = f"{c['before']} -> {c['after']}" if c["before"] != c["after"] else c["after"]
-            out.print(f"{c['id']:>5} {c['verdict']:<11} {change:<28} {c['url']}", highlight=False)
+            out.print(
+                f"{c['id']:>5} {c['verdict']:<11} {change:<28} {shown(c['url'])}", highlight=False
+            )
         unsent = "" if smtp else " (no --smtp: not resent)"
         out.print(
-            f"{shown['gone']} gone, {shown['online']} online, {shown['unreachable']} unreachable;"
-            f" {len(shown['resend_due'])} due for resend{unsent}, {len(shown['resent'])} resent"
+            f"{report['gone']} gone, {report['online']} online, "
+            f"{report['unreachable']} unreachable;"
+            f" {len(report['resend_due'])} due for resend{unsent}, {len(report['resent'])} resent"
         )
-    raise typer.Exit(1 if shown["unreachable"] or shown["resend_failed"] else 0)
+    raise typer.Exit(1 if report["unreachable"] or report["resend_failed"] else 0)

@@ -10,7 +10,9 @@ from typing import Annotated
 import typer
 from ansim.casework.errors import CaseworkError
 from ansim.commands.common import (
+    AskReason,
     JsonFlag,
+    ReasonFile,
     count_files,
     emit_json,
     err,
@@ -18,11 +20,14 @@ from ansim.commands.common import (
     hash_options,
     out,
     progress_bar,
+    read_private_text,
     refusals,
+    shown,
 )
 from ansim.detector.video import REFERENCE_SECONDS_PER_HASH, reference_options
 from ansim.pipeline import intake
 from ansim.pipeline.workspaces import open_workspace
+from ansim.store.private_files import write_private
 
 ref_app = typer.Typer(
     help="References: what a victim reported, kept as fingerprints only.", no_args_is_help=True
@@ -90,16 +95,17 @@ def ref_add(
     else:
         for r in results:
             if r.error:
-                out.print(f"[red]failed[/red] {r.path}: {r.error}", highlight=False)
+                out.print(f"[red]failed[/red] {shown(r.path)}: {shown(r.error)}", highlight=False)
             else:
                 note = " (already a reference of this case)" if r.duplicate else ""
                 out.print(
-                    f"reference {r.reference_id} ({r.modality}) <- {r.path}{note}", highlight=False
+                    f"reference {r.reference_id} ({r.modality}) <- {shown(r.path)}{note}",
+                    highlight=False,
                 )
                 for m in r.retro_matches:
                     out.print(
-                        f"  [bold]already crawled[/bold] at {m.location}: {m.explanation}; "
-                        f"queue item {m.takedown_id}",
+                        f"  [bold]already crawled[/bold] at {shown(m.location)}: "
+                        f"{shown(m.explanation)}; queue item {m.takedown_id}",
                         highlight=False,
                     )
         out.print(f"{len(results) - len(failed)} added, {len(failed)} failed")
@@ -130,9 +136,13 @@ def ref_import(
         else:
             for r in imported:
                 if r.error:
-                    out.print(f"[red]failed[/red] {r.path}: {r.error}", highlight=False)
+                    out.print(
+                        f"[red]failed[/red] {shown(r.path)}: {shown(r.error)}", highlight=False
+                    )
                 else:
-                    out.print(f"reference {r.reference_id} (video) <- {r.path}", highlight=False)
+                    out.print(
+                        f"reference {r.reference_id} (video) <- {shown(r.path)}", highlight=False
+                    )
             out.print(f"{len(imported) - len(bad)} imported, {len(bad)} rejected")
         raise typer.Exit(1 if bad else 0)
     results = intake.import_hash_list(open_workspace(), case_id, list_file, hash_format)
@@ -141,7 +151,7 @@ def ref_import(
         emit_json([r.as_dict() for r in results])
     else:
         for r in failed:
-            out.print(f"[red]line {r.line}[/red]: {r.error}", highlight=False)
+            out.print(f"[red]line {r.line}[/red]: {shown(r.error)}", highlight=False)
         out.print(f"{len(results) - len(failed)} imported, {len(failed)} rejected")
     raise typer.Exit(1 if failed else 0)
 
@@ -164,10 +174,10 @@ def ref_export(
         videos = intake.export_vpdq(open_workspace(), case_id)
         if output and output.is_dir():
             for label, text in videos:
-                (output / f"{label}.txt").write_text(text)
+                write_private(output / f"{label}.txt", text.encode())
             err.print(f"wrote {len(videos)} vPDQ files to {output}")
         elif output:
-            output.write_text(format_vpdq_texts(videos))
+            write_private(output, format_vpdq_texts(videos).encode())
             err.print(f"wrote {len(videos)} videos to {output}")
         else:
             sys.stdout.write(format_vpdq_texts(videos))
@@ -175,7 +185,7 @@ def ref_export(
     lines = intake.export_hash_list(open_workspace(), hash_format, case_id)
     text = "".join(line + "\n" for line in lines)
     if output:
-        output.write_text(text)
+        write_private(output, text.encode())  # hashes of a victim's originals: 0600
         err.print(f"wrote {len(lines)} hashes to {output}")
     else:
         sys.stdout.write(text)
@@ -185,10 +195,13 @@ def ref_export(
 @refusals
 def ref_withdraw(
     reference_id: int,
-    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit log).")] = None,
+    reason_file: ReasonFile = None,
+    ask_reason: AskReason = False,
     json_out: JsonFlag = False,
 ) -> None:
-    """The victim withdrew consent: its signals are deleted and leave every index at once."""
+    """The victim withdrew consent: its signals are deleted and leave every index at once.
+    The reason (from a file, stdin or a prompt) is kept encrypted with the audit log."""
+    reason = read_private_text(reason_file, ask_reason, "Why")
     removed = intake.withdraw_reference(open_workspace(), reference_id, reason)
     if json_out:
         emit_json({"reference_id": reference_id, "signals_removed": removed})

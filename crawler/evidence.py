@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import struct
 import uuid
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from typing import IO, Any, BinaryIO
 from urllib.parse import urlsplit
 
 from ansim.crawler.fetch import Exchange, FetchResult
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
@@ -43,7 +44,7 @@ class EvidenceError(Exception):
 class SealedWriter(io.RawIOBase):
     """A write-only file object that encrypts everything written to it, chunk by chunk."""
 
-    def __init__(self, target: BinaryIO, fernet: Fernet) -> None:
+    def __init__(self, target: BinaryIO, fernet: Fernet | MultiFernet) -> None:
         self._target = target
         self._fernet = fernet
         self._buffer = bytearray()
@@ -73,7 +74,7 @@ class SealedWriter(io.RawIOBase):
         self._sequence += 1
 
 
-def iter_unsealed(path: Path, fernet: Fernet) -> Iterator[bytes]:
+def iter_unsealed(path: Path, fernet: Fernet | MultiFernet) -> Iterator[bytes]:
     """The plaintext of a sealed file, chunk by chunk; raises EvidenceError if tampered."""
     with open(path, "rb") as handle:
         if handle.read(len(MAGIC)) != MAGIC:
@@ -102,7 +103,7 @@ def iter_unsealed(path: Path, fernet: Fernet) -> Iterator[bytes]:
                 return
 
 
-def unseal_to(path: Path, out: IO[bytes], fernet: Fernet) -> str:
+def unseal_to(path: Path, out: IO[bytes], fernet: Fernet | MultiFernet) -> str:
     """Decrypt `path` into `out`; returns the SHA-256 of the plaintext."""
     digest = hashlib.sha256()
     for chunk in iter_unsealed(path, fernet):
@@ -120,20 +121,61 @@ class BundleInfo:
     records: int
 
 
+def open_private(path: Path) -> BinaryIO:
+    """Open `path` for writing as a new 0600 file (evidence is victim media; the crawler
+    sits below the store, so this is its own copy of store.private_files.open_private)."""
+    path.unlink(missing_ok=True)
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+
+
+def private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def bundle_paths(root: Path, bundle_id: str) -> tuple[Path, Path]:
+    """The sealed WARC and manifest of a bundle."""
+    if not bundle_id or "/" in bundle_id or bundle_id.startswith("."):
+        raise EvidenceError(f"bad evidence id {bundle_id!r}")
+    return root / f"{bundle_id}.warc.gz.sealed", root / f"{bundle_id}.manifest.json.sealed"
+
+
+def evidence_key_context(bundle_id: str) -> str:
+    """Associated data of a bundle's key, encrypted in its evidence row."""
+    return f"evidence:{bundle_id}:key"
+
+
+def seal_bundle(
+    root: Path, fetches: list[tuple[str, FetchResult]], note: str = ""
+) -> tuple[BundleInfo, bytes]:
+    """A bundle sealed with a key of its own; returns (bundle, its key). Destroying that key
+    (the evidence row's copy) makes every copy of the files unreadable."""
+    key = Fernet.generate_key()
+    return EvidenceStore(root, Fernet(key)).write_bundle(fetches, note), key
+
+
+def shred_bundle(root: Path, bundle_id: str) -> int:
+    """Unlink a bundle's files (its key is destroyed with its rows); returns files removed."""
+    removed = 0
+    for path in bundle_paths(root, bundle_id):
+        try:
+            path.unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
 class EvidenceStore:
     """Sealed WARC bundles under one directory, one bundle per match (or per takedown)."""
 
-    def __init__(self, root: Path, fernet: Fernet) -> None:
+    def __init__(self, root: Path, fernet: Fernet | MultiFernet) -> None:
         self.root = root
         self.fernet = fernet
 
     def paths(self, bundle_id: str) -> tuple[Path, Path]:
-        if not bundle_id or "/" in bundle_id or bundle_id.startswith("."):
-            raise EvidenceError(f"bad evidence id {bundle_id!r}")
-        return (
-            self.root / f"{bundle_id}.warc.gz.sealed",
-            self.root / f"{bundle_id}.manifest.json.sealed",
-        )
+        return bundle_paths(self.root, bundle_id)
 
     def write_bundle(
         self, fetches: list[tuple[str, FetchResult]], note: str = "", bundle_id: str | None = None
@@ -144,10 +186,10 @@ class EvidenceStore:
         """
         bundle_id = bundle_id or uuid.uuid4().hex
         warc_path, manifest_path = self.paths(bundle_id)
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.root)
         records: list[dict[str, Any]] = []
         digest = _DigestingWriter()
-        with open(warc_path, "wb") as raw, SealedWriter(raw, self.fernet) as sealed:
+        with open_private(warc_path) as raw, SealedWriter(raw, self.fernet) as sealed:
             digest.target = sealed
             writer = WARCWriter(digest, gzip=True)
             writer.write_record(
@@ -171,7 +213,7 @@ class EvidenceStore:
                      "bytes": digest.size},
             "records": records,
         }  # fmt: skip
-        with open(manifest_path, "wb") as raw, SealedWriter(raw, self.fernet) as sealed:
+        with open_private(manifest_path) as raw, SealedWriter(raw, self.fernet) as sealed:
             sealed.write(json.dumps(manifest, indent=2).encode())
         return BundleInfo(bundle_id, warc_path, manifest_path, digest.hexdigest(), len(records))
 
@@ -181,19 +223,31 @@ class EvidenceStore:
             raise EvidenceError(f"no evidence bundle {bundle_id}")
         return json.loads(b"".join(iter_unsealed(manifest_path, self.fernet)))
 
-    def export(self, bundle_id: str, out_dir: Path) -> list[Path]:
-        """Decrypt the WARC and manifest into `out_dir`, checking every digest on the way."""
+    def export(
+        self, bundle_id: str, out_dir: Path, expected_sha256: str | None = None
+    ) -> list[Path]:
+        """Decrypt the WARC and manifest into `out_dir` (0600 files, the folder 0700 when
+        created here), checking every digest on the way, and, when the caller knows them
+        from its own records, that the files are the bundle it asked for."""
         warc_path, _ = self.paths(bundle_id)
         manifest = self.manifest(bundle_id)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        warc_out = out_dir / manifest["warc"]["file"]
-        with open(warc_out, "wb") as out:
+        if manifest.get("bundle_id") != bundle_id:
+            raise EvidenceError(f"the files of bundle {bundle_id} hold another bundle")
+        if expected_sha256 is not None and manifest["warc"]["sha256"] != expected_sha256:
+            raise EvidenceError(f"bundle {bundle_id} is not the one recorded (SHA-256 differs)")
+        if not out_dir.exists():
+            private_dir(out_dir)
+        warc_out = out_dir / f"{bundle_id}.warc.gz"
+        with open_private(warc_out) as out:
             sha = unseal_to(warc_path, out, self.fernet)
         if sha != manifest["warc"]["sha256"]:
             raise EvidenceError(f"{warc_out.name}: SHA-256 {sha} differs from the manifest")
+        if expected_sha256 is not None and sha != expected_sha256:
+            raise EvidenceError(f"{warc_out.name}: SHA-256 {sha} differs from the record")
         verify_warc(warc_out, manifest)
         manifest_out = out_dir / f"{bundle_id}.manifest.json"
-        manifest_out.write_text(json.dumps(manifest, indent=2))
+        with open_private(manifest_out) as out:
+            out.write(json.dumps(manifest, indent=2).encode())
         return [warc_out, manifest_out]
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ansim.casework.cases import get_case
+from ansim.casework.cases import get_case, require_open_case
 from ansim.casework.errors import CaseworkError, NotFound
 from ansim.casework.files import expand_paths
 from ansim.casework.workspace import Workspace
@@ -27,6 +27,7 @@ from ansim.pipeline.banks import signal_rows
 from ansim.pipeline.scanning import ScanMatch
 from ansim.signal_types.hashing import hash_file
 from ansim.store import audit
+from ansim.store.crypto import case_context
 from ansim.store.tables import Reference, Signal, utcnow
 from sqlalchemy import select
 
@@ -66,7 +67,7 @@ def add_reference_files(
 ) -> list[IntakeResult]:
     """Fingerprint each file into a reference of the case; one transaction per file."""
     with workspace.session() as session:
-        get_case(session, case_id)
+        require_open_case(session, case_id)
     results = []
     for path in expand_paths(paths):
         result = _add_one(workspace, case_id, path, options)
@@ -93,7 +94,7 @@ def add_reference_texts(
 ) -> list[IntakeResult]:
     """One reference per (label, text); the text itself is fingerprinted and dropped."""
     with workspace.session() as session:
-        get_case(session, case_id)
+        require_open_case(session, case_id)
     results = []
     for label, text in texts:
         try:
@@ -153,7 +154,7 @@ def _store_reference(
         reference = Reference(
             case_id=case_id,
             modality=signals.modality,
-            label=label,
+            label_encrypted=workspace.cipher.encrypt_text(label, case_context(case_id, "label")),
             origin=origin,
             added_by=workspace.actor,
             signals=rows,
@@ -165,7 +166,10 @@ def _store_reference(
             workspace.actor,
             "ref.add",
             f"reference:{reference.id}",
-            {"case": case_id, "modality": signals.modality, "sha256": signals.sha256},
+            {"case": case_id, "modality": signals.modality},
+            # The digest of the victim's own file never goes into the chain in the clear.
+            private={"sha256": signals.sha256},
+            case_id=case_id,
         )
     # The store has committed; the index follows (and is rebuilt from the store if this dies).
     workspace.banks.add(rows)
@@ -223,13 +227,15 @@ def import_hash_list(
         parsed.append((number, value, label))
     added_rows: list[Signal] = []
     with workspace.session() as session:
-        get_case(session, case_id)
+        require_open_case(session, case_id)
         for number, value, label in parsed:
             signal = Signal(kind=hash_format, value=value)
             reference = Reference(
                 case_id=case_id,
                 modality="image" if hash_format == "pdq" else "file",
-                label=label,
+                label_encrypted=workspace.cipher.encrypt_text(
+                    label, case_context(case_id, "label")
+                ),
                 origin="import",
                 added_by=workspace.actor,
                 signals=[signal],
@@ -312,8 +318,9 @@ def withdraw_reference(workspace: Workspace, reference_id: int, reason: str | No
             {
                 "case": reference.case_id,
                 "signals_deleted": sum(map(len, by_kind.values())),
-                "reason": reason,
             },
+            private={"reason": reason} if reason else None,
+            case_id=reference.case_id,
         )
     workspace.banks.remove(by_kind)
     return sum(map(len, by_kind.values()))
@@ -329,7 +336,7 @@ def import_vpdq_files(
     and nothing of it is stored.
     """
     with workspace.session() as session:
-        get_case(session, case_id)
+        require_open_case(session, case_id)
     results: list[IntakeResult] = []
     for path in expand_paths(paths):
         try:
@@ -362,7 +369,9 @@ def import_vpdq_files(
                 reference = Reference(
                     case_id=case_id,
                     modality="video",
-                    label=label or path.name,
+                    label_encrypted=workspace.cipher.encrypt_text(
+                        label or path.name, case_context(case_id, "label")
+                    ),
                     origin="import",
                     added_by=workspace.actor,
                     signals=rows,
@@ -376,7 +385,9 @@ def import_vpdq_files(
                 workspace.actor,
                 "ref.import",
                 f"case:{case_id}",
-                {"format": "vpdq", "file": path.name, "videos": len(videos)},
+                {"format": "vpdq", "videos": len(videos)},
+                private={"file": path.name},
+                case_id=case_id,
             )
         workspace.banks.add(added_rows)
     return results

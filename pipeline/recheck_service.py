@@ -21,7 +21,15 @@ from ansim.casework.lifecycle import AWAITING_REMOVAL
 from ansim.casework.notice_service import draft, send
 from ansim.casework.notices import Sender
 from ansim.casework.queue import get_item, transition
-from ansim.casework.recheck import MatchCheck, Outcome, RecheckPolicy, classify, plan
+from ansim.casework.recheck import (
+    MatchCheck,
+    Outcome,
+    RecheckPolicy,
+    classify,
+    page_gone,
+    plan,
+    removal_confirmed,
+)
 from ansim.casework.smtp import SmtpSettings
 from ansim.casework.workspace import Workspace
 from ansim.crawler.fetch import Fetcher, FetchLimits, FetchResult
@@ -31,10 +39,16 @@ from ansim.detector.errors import MediaError
 from ansim.pipeline.matching import find_matches
 from ansim.signal_types.hashing import hash_file
 from ansim.store import audit
-from ansim.store.tables import Recheck, ScannedItem, Takedown, TakedownEvent, utcnow
+from ansim.store.tables import Evidence, Recheck, ScannedItem, Takedown, TakedownEvent, utcnow
 from sqlalchemy import func, select
 
-USER_AGENT = "ansim-recheck/0.1 (takedown verification)"
+# Re-checks look like an ordinary visitor: a host that recognizes the checker could answer
+# it 404 while everyone else still sees the content. The checker's own identity is a
+# setting (`recheck_user_agent`) for hosts that ask to be told.
+BROWSER_USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0.0.0 Safari/537.36"
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,7 @@ class RecheckFetch:
     min_delay_s: float = 0.25
     # The resolver behind the guard (default: the system's); simulations pin names with it.
     dns: AbstractResolver | None = None
+    user_agent: str = BROWSER_USER_AGENT
 
     def fetcher(self) -> Fetcher:
         limits = FetchLimits(
@@ -66,7 +81,7 @@ class RecheckFetch:
             limits=limits,
             policy=AddressPolicy(allow_loopback=self.allow_loopback),
             politeness=Politeness(PolitenessConfig(min_delay_s=self.min_delay_s)),
-            user_agent=USER_AGENT,
+            user_agent=self.user_agent,
             dns=self.dns,
         )
 
@@ -156,11 +171,23 @@ async def _recheck_one(
         known_sha256 = session.execute(
             select(ScannedItem.sha256).where(ScannedItem.id == takedown.item_id)
         ).scalar()
+        page_url = session.execute(
+            select(Evidence.page_url)
+            .where(Evidence.takedown_id == takedown_id, Evidence.page_url.is_not(None))
+            .limit(1)
+        ).scalar()
     fetched = await fetcher.fetch(url)
     try:
         outcome = classify(fetched, known_sha256, _matcher(workspace, reference_id))
     finally:
         fetched.discard()
+    if outcome.replaced and page_url and page_url != url:
+        page = await fetcher.fetch(page_url)
+        try:
+            if page_gone(page):
+                outcome = Outcome("gone", "other media at the URL and its page is gone")
+        finally:
+            page.discard()
     return _record(workspace, takedown_id, fetched, outcome, policy, now)
 
 
@@ -193,24 +220,32 @@ def _record(
         if takedown.status not in AWAITING_REMOVAL:
             return None  # moved on while we fetched (another re-check, a purge)
         before = takedown.status
-        session.add(
-            Recheck(
-                takedown_id=takedown.id,
-                checked_at=moment,
-                verdict=outcome.verdict,
-                reason=outcome.reason,
-                http_status=fetched.status,
-                # Set only when redirects were followed.
-                final_url=fetched.final_url if len(fetched.exchanges) > 1 else None,
-                actor=workspace.actor,
-            )
+        check = Recheck(
+            takedown_id=takedown.id,
+            checked_at=moment,
+            verdict=outcome.verdict,
+            reason=outcome.reason,
+            http_status=fetched.status,
+            # Set only when redirects were followed.
+            final_url=fetched.final_url if len(fetched.exchanges) > 1 else None,
+            actor=workspace.actor,
         )
+        session.add(check)
+        session.flush()
         first, last = session.execute(
             select(func.min(TakedownEvent.at), func.max(TakedownEvent.at)).where(
                 TakedownEvent.takedown_id == takedown.id, TakedownEvent.to_status == "notice_sent"
             )
         ).one()
         steps = plan(before, outcome, first or moment, last or moment, moment, policy)
+        if steps == ["removed"]:
+            earlier = session.execute(
+                select(Recheck.checked_at, Recheck.verdict).where(
+                    Recheck.takedown_id == takedown.id, Recheck.id != check.id
+                )
+            ).all()
+            if not removal_confirmed([tuple(row) for row in earlier], moment, policy):
+                steps = []  # gone once: removed after another gone answer on another day
         resend = bool(steps) and steps[-1] == "notice_sent"
         for status in steps[:-1] if resend else steps:
             transition(
@@ -221,7 +256,9 @@ def _record(
             workspace.actor,
             "queue.recheck",
             f"takedown:{takedown.id}",
-            {"verdict": outcome.verdict, "reason": outcome.reason, "http": fetched.status},
+            {"verdict": outcome.verdict, "http": fetched.status},
+            private={"reason": outcome.reason},
+            case_id=takedown.case_id,
         )
         return {
             "id": takedown.id,

@@ -1,5 +1,8 @@
 """Opening an ansim home as a Workspace with its signal banks (the reference bank and the
-crawl history), which the pipeline owns and casework only uses through the Workspace."""
+crawl history), which the pipeline owns and casework only uses through the Workspace.
+
+Opening checks the data key against the check value the store keeps (a different key is
+refused, never silently replaced) and loads the audit key into every session."""
 
 from __future__ import annotations
 
@@ -8,9 +11,17 @@ import os
 from ansim.casework.workspace import NotInitialized, Workspace
 from ansim.pipeline.banks import Banks
 from ansim.settings import Settings
-from ansim.store.crypto import Cipher, create_key_file
+from ansim.store import audit
+from ansim.store.crypto import Cipher, KeyProblem, create_key_file, create_secret_file
 from ansim.store.db import Store
 from ansim.store.home import Home, resolve_home
+from ansim.store.tables import AuditHead, StoreSetting
+
+KEY_CHECK = "data_key_check"
+KEY_INSIDE_HOME_WARNING = (
+    "the encryption key is inside the home ({key}): a copy of the home decrypts every "
+    "contact; keep it elsewhere and point ANSIM_KEY_FILE at it"
+)
 
 
 def init_workspace(
@@ -19,14 +30,17 @@ def init_workspace(
     """Create the home, key and schema if missing; returns (workspace, key_was_created).
 
     Without `settings`, they are read from the environment; without `home`, it is the
-    settings' home."""
+    settings' home. A store that already holds data encrypted with some key never gets a
+    new one: a missing key file is then an error (restore it or set ANSIM_KEY_FILE)."""
     settings = settings or Settings.from_environment()
     home = home or resolve_home(settings)
     home.root.mkdir(parents=True, exist_ok=True)
     os.chmod(home.root, 0o700)
-    created_key = create_key_file(home.key_file)
     store = Store(home.db_url)
     store.migrate()
+    with store.session() as session:
+        has_check = session.get(StoreSetting, KEY_CHECK) is not None
+    created_key = False if has_check else create_key_file(home.key_file)
     return _workspace(home, store, settings), created_key
 
 
@@ -41,12 +55,60 @@ def open_workspace(home: Home | None = None, settings: Settings | None = None) -
     return _workspace(home, store, settings)
 
 
+def key_warnings(home: Home) -> list[str]:
+    return [KEY_INSIDE_HOME_WARNING.format(key=home.key_file)] if home.key_file_inside_home else []
+
+
+def check_data_key(store: Store, cipher: Cipher) -> None:
+    """Refuse a key that is not the one the store's data was encrypted with; remember the
+    key's check value the first time (new store, or one from before check values)."""
+    values = cipher.check_values()
+    with store.session() as session:
+        stored = session.get(StoreSetting, KEY_CHECK, with_for_update=True)
+        if stored is None:
+            session.add(StoreSetting(name=KEY_CHECK, value=values[0]))
+        elif stored.value not in values:
+            raise KeyProblem(
+                f"the key at {cipher.key_file} is not the key this store's data was encrypted "
+                "with (its check value differs); restore the right key file or point "
+                "ANSIM_KEY_FILE at it"
+            )
+
+
+def _audit_key(home: Home, store: Store) -> bytes:
+    """The audit chain's HMAC key; created only while no keyed entry exists."""
+    path = home.audit_key_file
+    if not path.exists():
+        with store.session() as session:
+            head = session.get(AuditHead, 1)
+            keyed_entries = head is not None and head.seq > audit.unkeyed_until(session)
+        if keyed_entries:
+            raise KeyProblem(
+                f"audit key not found at {path} while keyed audit entries exist; restore it "
+                "or point ANSIM_AUDIT_KEY_FILE at it"
+            )
+        create_secret_file(path)
+    try:
+        key = bytes.fromhex(path.read_text().strip())
+    except ValueError as exc:
+        raise KeyProblem(f"audit key at {path} is malformed") from exc
+    if len(key) < 32:
+        raise KeyProblem(f"audit key at {path} is too short")
+    return key
+
+
 def _workspace(home: Home, store: Store, settings: Settings) -> Workspace:
+    cipher = Cipher(home.key_file)
+    check_data_key(store, cipher)
+    audit_key = _audit_key(home, store)
+    store.info[audit.AUDIT_KEY_INFO] = audit_key
+    store.info[audit.CIPHER_INFO] = cipher
     return Workspace(
         home=home,
         store=store,
-        cipher=Cipher(home.key_file),
+        cipher=cipher,
         banks=Banks(home.index_dir),
         history=Banks(home.index_dir, owner="item"),
         settings=settings,
+        audit_key=audit_key,
     )

@@ -14,10 +14,10 @@ step "ansim init"
 $ansim init
 
 step "open a support case"
-case_id=$($ansim case open --type digital-sex-crime --pseudonym "Blue" --contact "010-0000-0000 (demo)" --json \
+case_id=$($ansim case open --type digital-sex-crime --pseudonym "Blue" --contact-file - --json <<<"010-0000-0000 (demo)" \
   | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["case_id"])')
 echo "case $case_id"
-$ansim case service "$case_id" --kind counseling --note "first call"
+$ansim case service "$case_id" --kind counseling --note-file - <<<"first call"
 
 step "register the three images the victim reported (fingerprints only)"
 $ansim ref add "$case_id" samples/images/kingfisher.jpg samples/images/macaws.jpg samples/images/fruit_stand.jpg
@@ -30,7 +30,7 @@ $ansim scan .demo/collected || true
 
 step "the takedown queue"
 $ansim queue list --case "$case_id"
-$ansim queue confirm 1 --note "checked by eye: same photo"
+$ansim queue confirm 1 --note-file - <<<"checked by eye: same photo"
 $ansim queue show 1
 
 step "the audit chain"

@@ -18,6 +18,20 @@ SQLITE_BUSY_TIMEOUT_S = 60
 READ_ONLY_OPTION = "ansim_read_only"
 
 
+# For a PostgreSQL store run by a separate application role (migrations run by the owner):
+# everything the application does, and no UPDATE or DELETE on the audit log. The 0004
+# trigger refuses those for every role, the owner included; these grants refuse them even
+# if the trigger were dropped (which only the owner can do). Apply with psql, after
+# `ansim init` ran as the owner: psql -c "$(python -c 'from ansim.store.db import
+# APPLICATION_GRANTS; print(APPLICATION_GRANTS.format(role="ansim_app"))')"
+APPLICATION_GRANTS = (
+    "GRANT USAGE ON SCHEMA public TO {role}; "
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}; "
+    "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}; "
+    "REVOKE UPDATE, DELETE, TRUNCATE ON audit FROM {role}"
+)
+
+
 def normalize_url(url: str) -> str:
     """Plain `postgresql://` URLs (as libpq and psql take them) go through psycopg 3."""
     for prefix in ("postgresql://", "postgres://"):
@@ -44,6 +58,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Deleted and overwritten content is zeroed on its page, not left in free space:
+        # a purged victim's rows must not be recoverable from the database file.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
         cursor.close()
 
@@ -107,9 +124,14 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Handed to every session as Session.info (the audit key and the data cipher,
+        # set by the workspace that opens the store).
+        self.info: dict[str, object] = {}
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False, info=self.info)
         self._read_sessions = sessionmaker(
-            self.engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False
+            self.engine.execution_options(**{READ_ONLY_OPTION: True}),
+            expire_on_commit=False,
+            info=self.info,
         )
 
     def migrate(self) -> None:
@@ -126,6 +148,20 @@ class Store:
         (a crawl's hashing workers match against the store while the crawl writes)."""
         with self._read_sessions.begin() as session:
             yield session
+
+    def flush_deleted(self) -> bool | None:
+        """After a purge: on SQLite, copy the WAL into the database (whose deleted cells
+        secure_delete zeroed) and truncate it, so no old page version keeps purged data.
+        Returns False when another process's open transaction kept it from completing;
+        None on PostgreSQL, which keeps dead row versions until VACUUM reclaims them."""
+        if self.engine.dialect.name != "sqlite":
+            return None
+        self.engine.dispose()  # our own idle connections must not hold the WAL open
+        with self.engine.connect() as connection:
+            busy, _, _ = connection.connection.driver_connection.execute(
+                "PRAGMA wal_checkpoint(TRUNCATE)"
+            ).fetchone()
+        return busy == 0
 
     def dispose(self) -> None:
         self.engine.dispose()

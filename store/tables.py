@@ -55,8 +55,11 @@ class Case(Base):
     case_type: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="open")
     assigned_to: Mapped[str | None] = mapped_column(String(64))
+    # Plaintext pseudonyms of homes made before 0004; `ansim key rotate` encrypts them.
     pseudonym: Mapped[str | None] = mapped_column(String(128))
-    # Fernet token; the key lives outside the database.
+    pseudonym_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Fernet tokens bound to this case (store.crypto associated data); the key lives
+    # outside the database.
     contact_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[datetime | None]
@@ -75,7 +78,8 @@ class Service(Base):
     case_id: Mapped[str] = mapped_column(ForeignKey("support_case.id"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
     given_on: Mapped[datetime] = mapped_column(default=utcnow)
-    note: Mapped[str] = mapped_column(Text, default="")
+    note: Mapped[str] = mapped_column(Text, default="")  # plaintext before 0004 only
+    note_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     recorded_by: Mapped[str] = mapped_column(String(64))
 
     case: Mapped[Case] = relationship(back_populates="services")
@@ -89,7 +93,8 @@ class Reference(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[str] = mapped_column(ForeignKey("support_case.id"), index=True)
     modality: Mapped[str] = mapped_column(String(16))
-    label: Mapped[str | None] = mapped_column(String(256))
+    label: Mapped[str | None] = mapped_column(String(256))  # plaintext before 0004 only
+    label_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     origin: Mapped[str] = mapped_column(String(16), default="file")  # file | import
     added_by: Mapped[str] = mapped_column(String(64))
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -192,6 +197,9 @@ class Takedown(Base):
     reappearance_of: Mapped[int | None] = mapped_column(
         ForeignKey("takedown.id", name="fk_takedown_reappearance_of"), index=True
     )
+    # What notices call this item: a keyed hash, so hosts cannot link a victim's reports
+    # through a shared case id. The mapping back is this column.
+    public_ref: Mapped[str | None] = mapped_column(String(32), index=True)
 
     events: Mapped[list[TakedownEvent]] = relationship(order_by="TakedownEvent.id")
 
@@ -306,7 +314,8 @@ class Confirmation(Base):
     takedown_id: Mapped[int] = mapped_column(ForeignKey("takedown.id"), index=True)
     analyst: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(default=utcnow)
-    note: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)  # plaintext before 0004 only
+    note_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class ConfirmationRule(Base):
@@ -383,3 +392,39 @@ class Evidence(Base):
     warc_sha256: Mapped[str] = mapped_column(String(64))
     records: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The bundle's own Fernet key, encrypted with the data key. A purge deletes it, which
+    # makes the sealed files unreadable even if a copy survives (crypto-shredding).
+    # Bundles sealed before 0004 have none: they are sealed with the data key itself.
+    data_key_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class AuditPrivate(Base):
+    """The free text of an audit entry (notes, URLs, addresses, digests), kept out of the
+    chain: the chained detail holds only its keyed hash, so a purge can delete this row
+    and the chain still verifies. Encrypted with the data key, bound to its entry."""
+
+    __tablename__ = "audit_private"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    case_id: Mapped[str | None] = mapped_column(String(20), index=True)
+    detail_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class StoreSetting(Base):
+    """Facts about the store itself: the data key's check value, where the unkeyed
+    (pre-0004) audit chain ends."""
+
+    __tablename__ = "store_setting"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class NoticeFile(Base):
+    """A file a notice was written to (.eml, regulator CSV): a purge deletes it."""
+
+    __tablename__ = "notice_file"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    notice_id: Mapped[int] = mapped_column(ForeignKey("notice.id"), index=True)
+    path: Mapped[str] = mapped_column(Text)

@@ -19,7 +19,6 @@ page in flight at the crash is fetched again and its finished media are skipped.
 One crawl per home at a time (`loop.crawl_lock`).
 """
 
-from ansim.pipeline.crawl.evidence import export_evidence
 from ansim.pipeline.crawl.loop import crawl_lock, run_crawl, scan_urls, start_run
 from ansim.pipeline.crawl.options import CrawlOptions
 from ansim.pipeline.crawl.recorder import CrawlSummary
@@ -28,7 +27,6 @@ __all__ = [
     "CrawlOptions",
     "CrawlSummary",
     "crawl_lock",
-    "export_evidence",
     "run_crawl",
     "scan_urls",
     "start_run",

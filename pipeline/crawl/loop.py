@@ -8,6 +8,7 @@ import asyncio
 import fcntl
 import logging
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +34,7 @@ from ansim.pipeline.crawl.history import HistoryFlushes
 from ansim.pipeline.crawl.options import CrawlOptions
 from ansim.pipeline.crawl.recorder import CrawlSummary, Recorder
 from ansim.pipeline.matching import Finding
+from ansim.store.private_files import clear_work_dir
 from ansim.store.tables import CrawlRun, CrawlUrl
 from sqlalchemy import select
 from sqlalchemy.engine import Row
@@ -162,8 +164,12 @@ class Crawl:
             workspace.store, run_id, options.crawl_scope(), waiting=self.batch.row_ids
         )
         self.hashing = HashingWorkers(workspace.home, plan, options.hash_processes)
-        # Its own folder for fetched bodies (and page texts), removed when it closes.
+        # Fetched bodies (and page texts) stay under the home (0700), never in /tmp: a
+        # killed run's leftovers are removed when the next crawl starts.
+        clear_work_dir(workspace.home.work_dir)
+        self.work_dir = workspace.home.work_dir / f"run-{run_id}"
         self.fetcher = Fetcher(
+            work_dir=self.work_dir,
             limits=options.fetch_limits(),
             policy=AddressPolicy(allow_loopback=options.allow_loopback),
             politeness=Politeness(options.politeness()),
@@ -179,7 +185,7 @@ class Crawl:
         with self.workspace.session() as session:
             self.history.ensure_consistent(session)
         self.dedup.load_earlier()
-        log.info("crawl run %d starting: %s", self.run_id, self.options.to_json())
+        log.info("crawl run %d starting", self.run_id)  # no seeds: logs are not purged
         with self.hashing:
             async with self.fetcher:
                 writer = asyncio.create_task(self.batch.write_on_interval())
@@ -189,6 +195,7 @@ class Crawl:
                 finally:
                     writer.cancel()
                     self.batch.write()  # before the fetched bodies' folder goes
+        shutil.rmtree(self.work_dir, ignore_errors=True)
         self.history.flush(force=True)
         self.summary.outcomes.update(
             {f"robots_{k}": v for k, v in self.robots.counts.items() if k != "allowed"}
@@ -202,7 +209,7 @@ class Crawl:
             try:
                 await self._process_page(row)
             except Exception:  # one page must never end the crawl
-                log.exception("page %s failed unexpectedly", row.url)
+                log.exception("page (crawl url %d) failed unexpectedly", row.id)
                 self.batch.finish(row.id, "failed", outcome="internal_error")
             finally:
                 self._active -= 1
@@ -320,7 +327,7 @@ class Crawl:
             finally:
                 self.batch.discard_after_write(result)
         except Exception:
-            log.exception("media %s failed unexpectedly", url)
+            log.exception("media (crawl url %d) failed unexpectedly", row_id)
             self.batch.finish(row_id, "failed", outcome="internal_error")
         finally:
             self.frontier.media_done(url)
@@ -425,7 +432,7 @@ class Crawl:
         except UnsupportedMedia:
             return
         except MediaError as exc:
-            log.info("page text of %s not fingerprinted: %s", row.url, exc)
+            log.info("page text of crawl url %d not fingerprinted: %s", row.id, exc)
             return
         finally:
             path.unlink(missing_ok=True)

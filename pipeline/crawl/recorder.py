@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ansim.casework.workspace import Workspace
-from ansim.crawler.evidence import EvidenceStore
+from ansim.crawler.evidence import evidence_key_context, seal_bundle
 from ansim.crawler.fetch import FetchResult
 from ansim.detector.decision import MatchRules
 from ansim.detector.signals import MediaSignals
@@ -50,6 +50,12 @@ class CrawlSummary:
     log_path: str | None = None
     resumed: bool = False
 
+    def loggable(self) -> dict[str, Any]:
+        """The summary without URLs (log files are not purged)."""
+        summary = self.as_dict()
+        summary.pop("match_list")
+        return summary
+
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("started")
@@ -66,7 +72,7 @@ class Recorder:
         self.run_id = run_id
         self.rules = rules
         self.summary = CrawlSummary(run_id=run_id)
-        self.evidence = EvidenceStore(workspace.home.root / "evidence", workspace.cipher.fernet())
+        self.evidence_dir = workspace.home.evidence_dir
         # Items written in the batch being written; handed on once it commits.
         self._written: list[tuple[RecordedItem, list[ScanMatch]]] = []
 
@@ -108,8 +114,14 @@ class Recorder:
         )
         if matches:
             fetches = ([("page", page)] if page is not None else []) + [("media", result)]
-            bundle = self.evidence.write_bundle(
-                fetches, note=f"ansim crawl run {self.run_id}: match at {location}"
+            bundle, bundle_key = seal_bundle(
+                self.evidence_dir,
+                fetches,
+                note=f"ansim crawl run {self.run_id}: match at {location}",
+            )
+            # The bundle's own key, wrapped: purging the rows crypto-shreds the bundle.
+            wrapped_key = self.workspace.cipher.encrypt(
+                bundle_key, evidence_key_context(bundle.bundle_id)
             )
             for takedown_id in sorted({m.takedown_id for m in matches if m.takedown_id}):
                 session.add(
@@ -121,6 +133,7 @@ class Recorder:
                         media_url=location,
                         warc_sha256=bundle.warc_sha256,
                         records=bundle.records,
+                        data_key_encrypted=wrapped_key,
                     )
                 )
             self.summary.evidence += 1
@@ -141,8 +154,10 @@ class Recorder:
             session, self.workspace, signals, location, self.rules, findings
         )
         if matches:
-            bundle = self.evidence.write_bundle(
-                [("page", page)], note=f"ansim crawl run {self.run_id}: text match"
+            bundle, bundle_key = seal_bundle(
+                self.evidence_dir,
+                [("page", page)],
+                note=f"ansim crawl run {self.run_id}: text match",
             )
             session.add(
                 Evidence(
@@ -153,6 +168,9 @@ class Recorder:
                     media_url=location,
                     warc_sha256=bundle.warc_sha256,
                     records=bundle.records,
+                    data_key_encrypted=self.workspace.cipher.encrypt(
+                        bundle_key, evidence_key_context(bundle.bundle_id)
+                    ),
                 )
             )
         session.flush()
@@ -169,7 +187,7 @@ class Recorder:
         summary.takedowns += [m.takedown_id for m in matches if m.takedown_id]
         summary.seconds_to_last_match = time.monotonic() - summary.started
         for m in matches:
-            log.warning("match %s -> case %s: %s", m.location, m.case_id, m.explanation)
+            log.warning("match -> takedown %s: %s", m.takedown_id, m.signal)
             if len(summary.match_list) < MAX_LISTED_MATCHES:
                 summary.match_list.append(m.as_dict())
 
@@ -181,4 +199,4 @@ class Recorder:
             if finished:
                 run.status, run.finished_at = "finished", utcnow()
             run.summary = json.dumps(self.summary.as_dict())
-        log.info("crawl run %d done: %s", self.run_id, json.dumps(self.summary.as_dict()))
+        log.info("crawl run %d done: %s", self.run_id, json.dumps(self.summary.loggable()))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import email
 import http.server
+import re
 import socket
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from ansim.store import audit
 from ansim.store.tables import (
     AuditEntry,
     Case,
+    Evidence,
     Notice,
     Recheck,
     Signal,
@@ -142,7 +144,8 @@ def test_notices_drafted_per_host_sent_only_when_delivered(
     eml_texts = [Path(f).read_bytes() for f in drafted.files]
     for raw in eml_texts:
         body = email.message_from_bytes(raw, policy=email_policy.default).get_content()
-        assert case_id in body
+        # Hosts get an opaque per-item reference, never the case id (reports stay unlinkable).
+        assert case_id not in body and re.search(r"R-[0-9A-F]{16}", body)
         assert "홍길동" not in body and "Blue" not in body and "010-1234" not in body
     with open(drafted.csv, encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -323,6 +326,17 @@ def test_recheck_outcomes_resend_escalate_and_reappearance(
     hosts.set_host(workspace, "127.0.0.1", "abuse@loopback.example")
     for item in ids.values():
         confirmations.confirm(workspace, item)
+    with workspace.session() as session:  # as a crawl records it: the page showing the media
+        session.add(
+            Evidence(
+                bundle_id="replaced",
+                takedown_id=ids["replaced"],
+                page_url=f"{base}/page-taken-down.html",  # 404 on the server
+                media_url=urls["replaced"],
+                warc_sha256="0" * 64,
+                records=0,
+            )
+        )
     start = utcnow()
     notice_service.draft(workspace, SENDER, tmp_path / "n1", now=start)
     assert len(notice_service.send(workspace, settings, now=start).sent) == 1
@@ -332,8 +346,9 @@ def test_recheck_outcomes_resend_escalate_and_reappearance(
     verdicts = {c["id"]: (c["verdict"], c["after"]) for c in result.checked}
     assert verdicts[ids["same"]] == ("online", "still_online")
     assert verdicts[ids["reencoded"]] == ("online", "still_online")
-    assert verdicts[ids["replaced"]] == ("gone", "removed")
-    assert verdicts[ids["deleted"]] == ("gone", "removed")
+    # Gone once: removed only after another gone answer on another day (see below).
+    assert verdicts[ids["replaced"]] == ("gone", "notice_sent")
+    assert verdicts[ids["deleted"]] == ("gone", "notice_sent")
     assert verdicts[ids["busy"]] == ("unreachable", "notice_sent")
     assert verdicts[ids["down"]] == ("unreachable", "notice_sent")
     # The two still online were resent in one notice, and are notice_sent again.
@@ -350,6 +365,7 @@ def test_recheck_outcomes_resend_escalate_and_reappearance(
     week = start + timedelta(days=8)
     result = recheck(workspace, LOCAL, RecheckPolicy(), settings, SENDER, now=week)
     assert statuses(workspace, [ids["same"]]) == ["escalated"]
+    assert statuses(workspace, [ids["replaced"], ids["deleted"]]) == ["removed", "removed"]
     assert history(workspace, ids["same"])[-2:] == ["still_online", "escalated"]
     assert result.resend_due == [] and len(smtp.messages) == 2
 
@@ -399,7 +415,7 @@ def test_close_and_purge(workspace: Workspace, tmp_path: Path) -> None:
     assert workspace.banks.sizes()["pdq"] == sizes_before - 1
     with workspace.store.session() as session:
         case = session.get(Case, case_id)
-        assert case.contact_encrypted is None and case.pseudonym is None
+        assert case.contact_encrypted is None and case.pseudonym_encrypted is None
         assert case.status == "closed" and case.purged_at is not None
         assert (
             session.execute(
@@ -413,7 +429,7 @@ def test_close_and_purge(workspace: Workspace, tmp_path: Path) -> None:
             select(AuditEntry).where(AuditEntry.action == "case.purge")
         ).scalar_one()
         assert entry.subject == case_id and '"reference_signals"' in entry.detail
-        assert session.get(Case, other_case).pseudonym is not None
+        assert session.get(Case, other_case).pseudonym_encrypted is not None
         checked, problems = audit.verify(session)
         assert problems == []
     with pytest.raises(CaseworkError, match="already purged"):
@@ -428,7 +444,7 @@ def test_close_without_purge_keeps_data(workspace: Workspace, tmp_path: Path) ->
     with pytest.raises(CaseworkError, match="already closed"):
         retention.close_case(workspace, case_id)
     with workspace.store.session() as session:
-        assert session.get(Case, case_id).pseudonym is not None
+        assert session.get(Case, case_id).pseudonym_encrypted is not None
         assert session.execute(select(func.count(Notice.id))).scalar() == 0
 
 

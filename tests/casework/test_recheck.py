@@ -13,7 +13,15 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from ansim.casework.recheck import MatchCheck, Outcome, RecheckPolicy, classify, plan
+from ansim.casework.recheck import (
+    REPLACED_REASON,
+    MatchCheck,
+    Outcome,
+    RecheckPolicy,
+    classify,
+    plan,
+    removal_confirmed,
+)
 from ansim.crawler.fetch import CONNECTION_ERROR, FetchResult
 from ansim.pipeline.recheck_service import RecheckFetch
 
@@ -40,6 +48,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     }
 
     def do_GET(self) -> None:  # noqa: N802
+        if self.path == "/cloaked.png":  # 404 to the checker it recognizes, media to others
+            checker = "ansim" in self.headers.get("User-Agent", "").lower()
+            self.path = "/404" if checker else "/media.png"
         if self.path == "/slow":
             time.sleep(3)
         status, content_type, body, headers = self.routes.get(
@@ -114,8 +125,9 @@ def test_same_bytes_are_online(server: str) -> None:
 
 def test_replaced_media_is_judged_by_the_matcher(server: str) -> None:
     assert check(server, "/replaced.png", matches=True).verdict == "online"
+    # Other bytes prove nothing alone (a host may serve them to a checker it recognizes).
     assert check(server, "/replaced.png", matches=False) == Outcome(
-        "gone", "media there no longer matches"
+        "unreachable", REPLACED_REASON, replaced=True
     )
 
 
@@ -204,3 +216,33 @@ def test_plan(
     first = now - timedelta(hours=hours_since_first)
     last = now - timedelta(hours=hours_since_last)
     assert plan(status, outcome, first, last, now, RecheckPolicy()) == expected
+
+
+def test_a_host_that_hides_content_from_the_checker_is_not_believed(server: str) -> None:
+    """Re-checks fetch as an ordinary browser: the host's 404 for the checker never shows."""
+    assert check(server, "/cloaked.png").verdict == "online"
+    named = RecheckFetch(
+        timeout_s=2, allow_loopback=True, min_delay_s=0, user_agent="ansim-recheck/0.1"
+    )
+    assert fetch_and_classify(server + "/cloaked.png", fetching=named)[1].verdict == "gone"
+
+
+DAY = datetime(2026, 3, 2, 22, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("earlier", "now", "confirmed"),
+    [
+        ([], DAY, False),  # one gone answer
+        ([(DAY - timedelta(hours=1), "gone")], DAY, False),  # twice, but the same day
+        ([(DAY - timedelta(days=1), "gone")], DAY, True),
+        ([(DAY - timedelta(days=2), "gone"), (DAY - timedelta(days=1), "unreachable")], DAY, True),
+        ([(DAY - timedelta(days=2), "gone"), (DAY - timedelta(days=1), "online")], DAY, False),
+        ([(DAY - timedelta(days=3), "online"), (DAY - timedelta(days=2), "gone")], DAY, True),
+    ],
+)
+def test_removal_needs_gone_answers_on_two_days(
+    earlier: list[tuple[datetime, str]], now: datetime, confirmed: bool
+) -> None:
+    assert removal_confirmed(earlier, now, RecheckPolicy()) is confirmed
+    assert removal_confirmed(earlier, now, RecheckPolicy(gone_days_required=1)) is True

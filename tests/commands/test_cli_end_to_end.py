@@ -22,10 +22,12 @@ ANSIM = str(Path(sys.executable).parent / "ansim")
 pytestmark = pytest.mark.timeout(900)
 
 
-def run(home: Path, *args: str, expect: int = 0) -> Any:
+def run(home: Path, *args: str, expect: int = 0, stdin: str | None = None) -> Any:
     env = {**os.environ, "ANSIM_HOME": str(home), "ANSIM_ANALYST": "analyst-kim"}
     env.pop("ANSIM_DB_URL", None)
-    done = subprocess.run([ANSIM, *args], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [ANSIM, *args], env=env, capture_output=True, text=True, timeout=120, input=stdin
+    )
     assert done.returncode == expect, f"ansim {' '.join(args)} -> {done.returncode}\n{done.stderr}"
     return json.loads(done.stdout) if "--json" in args else done.stdout
 
@@ -62,7 +64,8 @@ def test_init_case_ref_scan_queue_audit(tmp_path: Path) -> None:
     assert len(queued) == 2 and {q["status"] for q in queued} == {"new"}
     first = queued[0]["id"]
     run(home, "queue", "confirm", str(first), "--json")
-    run(home, "queue", "reject", str(queued[1]["id"]), "--reason", "different person", "--json")
+    rejected = str(queued[1]["id"])
+    run(home, "queue", "reject", rejected, "--reason-file", "-", "--json", stdin="different person")
     run(home, "queue", "confirm", str(first), expect=2)  # confirmed items cannot be confirmed again
     shown = run(home, "queue", "show", str(first), "--json")
     assert [h["to"] for h in shown["history"]] == ["new", "confirmed"]

@@ -20,7 +20,7 @@ from ansim.casework import queue
 from ansim.casework.cases import open_case
 from ansim.casework.errors import CaseworkError
 from ansim.pipeline import crawl as crawling
-from ansim.pipeline import intake
+from ansim.pipeline import evidence_service, intake
 from ansim.pipeline.workspaces import init_workspace, open_workspace
 from ansim.store.tables import CrawlRun, CrawlUrl, Evidence, ScannedItem, Takedown
 from PIL import Image
@@ -70,7 +70,9 @@ def test_crawl_queues_planted_copies_with_evidence(site, workspace, tmp_path: Pa
     assert len(items) == 2
     shown = queue.show_item(workspace, items[0]["id"])
     assert len(shown["evidence"]) == 1 and shown["evidence"][0]["page_url"].endswith(".html")
-    exported = crawling.export_evidence(workspace, shown["evidence"][0]["id"], tmp_path / "out")
+    exported = evidence_service.export_evidence(
+        workspace, shown["evidence"][0]["id"], tmp_path / "out"
+    )
     manifest = json.loads(Path(exported["files"][1]).read_text())
     assert {r["role"] for r in manifest["records"]} == {"page", "media"}
     assert all(r["resolved_ip"] == "127.0.0.1" for r in manifest["records"])
