@@ -11,6 +11,8 @@ import typer
 from ansim.commands.common import (
     AllowLoopback,
     JsonFlag,
+    Workers,
+    budgets,
     count_files,
     emit_json,
     err,
@@ -18,16 +20,17 @@ from ansim.commands.common import (
     out,
     progress_bar,
     refusals,
+    worker_count,
 )
 from ansim.commands.crawl import print_crawl_summary
-from ansim.detector.errors import MediaError
 from ansim.detector.video import VideoOptions
 from ansim.detector.vpdq_format import format_videos
 from ansim.pipeline import crawling, scanning
+from ansim.pipeline.file_hashing import hash_paths
 from ansim.pipeline.workspaces import open_workspace
-from ansim.signal_types.hashing import hash_file
 
 
+@refusals
 def hash_command(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (recursive).")],
     full_decode: Annotated[bool, typer.Option(help="Decode images at full size (slower).")] = False,
@@ -40,6 +43,7 @@ def hash_command(
     crop_borders: Annotated[
         bool, typer.Option(help="Video: crop flat borders (letterbox) before hashing.")
     ] = True,
+    workers: Workers = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Print the signals of each file without storing anything.
@@ -59,25 +63,29 @@ def hash_command(
             seconds_per_hash=max(0.0, seconds_per_hash), crop_borders=crop_borders, min_frames=0
         ),
     )
-    results = []
-    vpdq_texts: list[tuple[str, list[Any]]] = []
-    for path in expand_paths(paths):
-        try:
-            signals = hash_file(path, options)
-            if "vpdq" in signals.extra:
-                vpdq_texts.append((str(path), signals.extra["vpdq"].frames))
-            results.append(
-                {
-                    "path": str(path),
-                    "modality": signals.modality,
-                    "signals": signals.summary(),
-                    "error": None,
-                }
-            )
-        except MediaError as exc:
-            results.append(
-                {"path": str(path), "modality": None, "signals": None, "error": str(exc)}
-            )
+    listed = list(expand_paths(paths))
+    by_path: dict[Path, dict[str, Any]] = {}
+    videos: dict[Path, list[Any]] = {}
+    for outcome in hash_paths(listed, options, worker_count(workers), budgets()):
+        path, signals = outcome.key, outcome.value
+        if outcome.failure is not None:
+            by_path[path] = {
+                "path": str(path),
+                "modality": None,
+                "signals": None,
+                "error": outcome.failure,
+            }
+            continue
+        if "vpdq" in signals.extra:
+            videos[path] = signals.extra["vpdq"].frames
+        by_path[path] = {
+            "path": str(path),
+            "modality": signals.modality,
+            "signals": signals.summary(),
+            "error": None,
+        }
+    results = [by_path[path] for path in listed]
+    vpdq_texts = [(str(path), videos[path]) for path in listed if path in videos]
     if output_format == "vpdq":
         sys.stdout.write(format_videos(vpdq_texts) if vpdq_texts else "")
         for r in results:
@@ -112,6 +120,7 @@ def scan(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Match but record nothing.")] = False,
     full_decode: Annotated[bool, typer.Option(help="Decode images at full size (slower).")] = False,
     allow_loopback: AllowLoopback = False,
+    workers: Workers = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Fingerprint collected files or URLs, match them against every reference, queue the copies.
@@ -143,7 +152,13 @@ def scan(
             progress.update(task, advance=1, current=path.name)
 
         report = scanning.scan_paths(
-            workspace, paths, dry_run, hash_options(full_decode), on_item=advance
+            workspace,
+            paths,
+            dry_run,
+            hash_options(full_decode),
+            on_item=advance,
+            workers=worker_count(workers),
+            budgets=budgets(),
         )
     if json_out:
         emit_json(report.as_dict())

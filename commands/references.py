@@ -11,6 +11,8 @@ import typer
 from ansim.casework.errors import CaseworkError
 from ansim.commands.common import (
     JsonFlag,
+    Workers,
+    budgets,
     count_files,
     emit_json,
     err,
@@ -19,6 +21,7 @@ from ansim.commands.common import (
     out,
     progress_bar,
     refusals,
+    worker_count,
 )
 from ansim.detector.video import REFERENCE_SECONDS_PER_HASH, reference_options
 from ansim.pipeline import intake
@@ -50,6 +53,7 @@ def ref_add(
             "within a few bits of the last kept one dropped; scans use 1 s)."
         ),
     ] = REFERENCE_SECONDS_PER_HASH,
+    workers: Workers = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Fingerprint reported files or texts into the case's references. The media itself is
@@ -83,7 +87,15 @@ def ref_add(
 
         results = intake.add_reference_texts(workspace, case_id, texts, options, advance)
         if files:
-            results += intake.add_reference_files(workspace, case_id, files, options, advance)
+            results += intake.add_reference_files(
+                workspace,
+                case_id,
+                files,
+                options,
+                advance,
+                workers=worker_count(workers),
+                budgets=budgets(),
+            )
     failed = [r for r in results if r.error]
     if json_out:
         emit_json([r.as_dict() for r in results])

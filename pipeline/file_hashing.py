@@ -20,7 +20,6 @@ from ansim.pipeline.workers import (
     ItemBudget,
     Outcome,
     WorkerPool,
-    default_workers,
     run_in_process,
 )
 from ansim.signal_types.hashing import hash_file
@@ -77,13 +76,15 @@ def hash_paths(
     """An `Outcome` per path (its key), in order of completion; `value` is its MediaSignals.
 
     `workers=0` hashes in this process (no isolation from crashes or hangs); N > 0 runs N
-    worker processes, never more than there are files."""
+    worker processes, never more than there are files. A single file is hashed in this
+    process too: there is nothing else for its crash to stop, and starting a worker (imports,
+    the descriptor model) would cost more than the file."""
     listed = list(paths)
     jobs = ((path, (path, budgeted_options(options, budgets))) for path in listed)
-    if workers == 0 or not listed:
+    if workers == 0 or len(listed) <= 1:
         yield from run_in_process(hash_work, jobs, budgets)
         return
-    processes = min(workers or default_workers(), len(listed))
+    processes = min(workers, len(listed))
     with WorkerPool(
         hash_work,
         processes,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import struct
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -257,3 +260,23 @@ def test_budgets_from_settings(tmp_path: Path) -> None:
         budgets_from_table({"images": 3}, "settings.toml")
     with pytest.raises(ValueError, match="positive"):
         budgets_from_table({"cpu_s": {"image": -1}}, "settings.toml")
+
+
+def test_hash_command_goes_on_past_hostile_files(tmp_path: Path, bomb_png: bytes) -> None:
+    files = hostile_files(tmp_path / "dump", bomb_png)
+    env = {**os.environ, "ANSIM_HOME": str(tmp_path / "home")}
+    ansim = str(Path(sys.executable).parent / "ansim")
+    done = subprocess.run(
+        [ansim, "hash", str(tmp_path / "dump"), "--workers", "2", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stderr
+    results = {Path(r["path"]).name: r for r in json.loads(done.stdout)}
+    assert list(results) == sorted(results)  # the order given (folders expand sorted)
+    assert "TypeError" in results["fuzzed.tif"]["error"]
+    assert results["photo.mp4"]["modality"] == "image"
+    assert results["good.jpg"]["signals"]["pdq"]
+    assert len(results) == len(files)
