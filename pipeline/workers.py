@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
+import queue
 import resource
 import signal
+import threading
 import time
 import tomllib
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field, fields, replace
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
@@ -323,16 +327,20 @@ class WorkerPool:
                     queue.append(next(pending))
                 except StopIteration:
                     exhausted = True
-            while len(self._workers) < min(self.processes, len(queue) + self._busy_count()):
-                self._spawn()
-            for worker in self._workers:
-                if not worker.busy and queue:
-                    self._assign(worker, *queue.popleft())
+            self._dispatch(queue)
             if not self._busy_count():
                 if exhausted and not queue:
                     return
                 continue
             yield from self._collect()
+
+    def _dispatch(self, queue: deque[tuple[Any, Any]]) -> None:
+        """Start workers as needed and hand each idle one the next queued item."""
+        while len(self._workers) < min(self.processes, len(queue) + self._busy_count()):
+            self._spawn()
+        for worker in self._workers:
+            if not worker.busy and queue:
+                self._assign(worker, *queue.popleft())
 
     def _busy_count(self) -> int:
         return sum(1 for w in self._workers if w.busy)
@@ -344,11 +352,13 @@ class WorkerPool:
         worker.deadline = worker.started + startup + self.budgets.unknown_wall_s
         worker.conn.send((key, payload))
 
-    def _collect(self) -> Iterator[Outcome]:
-        """Wait for a result, a death or a deadline; yield what ended."""
+    def _collect(self, also: list[Any] | None = None) -> Iterator[Outcome]:
+        """Wait for a result, a death or a deadline (or one of `also` to be readable);
+        yield what ended."""
         busy = [w for w in self._workers if w.busy]
-        timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
-        ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout)
+        timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic()) if busy else None
+        waited = [w.conn for w in busy] + [w.process.sentinel for w in busy] + (also or [])
+        ready = wait(waited, timeout)
         for worker in busy:
             if worker.conn in ready or worker.process.sentinel in ready:
                 outcome = self._read(worker)  # everything it sent before it ended
@@ -404,6 +414,128 @@ class WorkerPool:
 
 class WorkerPoolBroken(RuntimeError):
     """Workers cannot start at all: nothing an item did."""
+
+
+class WorkerLost(RuntimeError):
+    """A `CrashProofExecutor` future's worker died, was killed or hung on its call."""
+
+
+def _call(call: tuple[Callable[..., Any], tuple[Any, ...], str | None], budget: ItemBudget) -> Any:
+    function, args, kind = call
+    if kind is not None:
+        budget.begin(kind)
+    return function(*args)
+
+
+class CrashProofExecutor(Executor):
+    """A `concurrent.futures.Executor` over a `WorkerPool`, for asyncio's `run_in_executor`
+    (the crawl): `submit(fn, *args)` runs `fn(*args)` in a worker, under the budget of
+    `kind` (`submit_kind`), and a call whose worker is lost fails with `WorkerLost` alone
+    while the others go on (a ProcessPoolExecutor breaks for every call after one death).
+
+    The exception a call raises comes back as that exception (a MediaError stays one);
+    only a lost worker becomes WorkerLost."""
+
+    def __init__(
+        self,
+        processes: int,
+        initializer: Callable[..., None] | None = None,
+        initargs: tuple[Any, ...] = (),
+        budgets: Budgets = Budgets(),
+        preload: tuple[str, ...] = (),
+    ) -> None:
+        self._pool = WorkerPool(
+            _call_raising, processes, initializer, initargs, budgets, preload=preload
+        )
+        self._submitted: queue.SimpleQueue[tuple[Future[Any], Any] | None] = queue.SimpleQueue()
+        self._wake_read, self._wake_write = os.pipe()
+        self._shutdown = False
+        self._thread = threading.Thread(target=self._serve, name="ansim-executor", daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        if kwargs:
+            raise TypeError("CrashProofExecutor.submit takes positional arguments only")
+        return self.submit_kind(None, fn, *args)
+
+    def submit_kind(self, kind: str | None, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """`fn(*args)` under the budget of `kind` (image, video, audio, text, page)."""
+        if self._shutdown:
+            raise RuntimeError("cannot submit after shutdown")
+        future: Future[Any] = Future()
+        self._submitted.put((future, (fn, args, kind)))
+        os.write(self._wake_write, b"x")
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if not self._shutdown:
+            self._shutdown = True
+            self._submitted.put(None)
+            os.write(self._wake_write, b"x")
+        if wait:
+            self._thread.join()
+
+    def _serve(self) -> None:
+        waiting: deque[tuple[Any, Any]] = deque()
+        futures: dict[int, Future[Any]] = {}
+        closing = False
+        try:
+            while True:
+                while True:
+                    try:
+                        entry = self._submitted.get_nowait()
+                    except queue.Empty:
+                        break
+                    if entry is None:
+                        closing = True
+                        continue
+                    future, call = entry
+                    if future.set_running_or_notify_cancel():
+                        futures[id(future)] = future
+                        waiting.append((id(future), call))
+                self._pool._dispatch(waiting)
+                if closing and not waiting and not self._pool._busy_count():
+                    break
+                for outcome in self._pool._collect(also=[self._wake_read]):
+                    _settle(futures.pop(outcome.key), outcome)
+                if self._wake_read in wait([self._wake_read], 0):
+                    os.read(self._wake_read, 4096)
+        except BaseException as exc:  # the pool itself broke: every open call learns why
+            for future in futures.values():
+                if not future.done():
+                    future.set_exception(exc)
+            raise
+        finally:
+            self._pool.close()
+            os.close(self._wake_read)
+            os.close(self._wake_write)
+
+
+def _call_raising(
+    call: tuple[Callable[..., Any], tuple[Any, ...], str | None], budget: ItemBudget
+) -> tuple[bool, Any]:
+    """As `_call`, with the exception itself sent back (not only its description)."""
+    try:
+        return True, _call(call, budget)
+    except Exception as exc:  # the caller decides what the exception means
+        try:
+            pickle.dumps(exc)
+        except Exception:
+            exc = RuntimeError(describe_exception(exc, budget))
+        return False, exc
+
+
+def _settle(future: Future[Any], outcome: Outcome) -> None:
+    if outcome.lost is not None:
+        future.set_exception(WorkerLost(outcome.lost))
+    elif outcome.error is not None:
+        future.set_exception(RuntimeError(outcome.error))
+    else:
+        ok, value = outcome.value
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 def _death_reason(process: Any) -> str:

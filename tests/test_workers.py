@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -15,13 +16,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ansim.casework import cases
+from ansim.detector.errors import MediaError
 from ansim.detector.hashing import HashOptions
 from ansim.detector.image_robust import ROBUST_OPTION
 from ansim.pipeline import intake, scanning
 from ansim.pipeline.workers import (
     WORKER_LOST,
     Budgets,
+    CrashProofExecutor,
     ItemBudget,
+    WorkerLost,
     WorkerPool,
     budgets_from_table,
     load_budgets,
@@ -280,3 +284,29 @@ def test_hash_command_goes_on_past_hostile_files(tmp_path: Path, bomb_png: bytes
     assert results["photo.mp4"]["modality"] == "image"
     assert results["good.jpg"]["signals"]["pdq"]
     assert len(results) == len(files)
+
+
+def die_or_square(number: int) -> int:
+    if number == 3:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer would
+    if number == 4:
+        raise MediaError("four is not media")
+    return number * number
+
+
+def test_executor_for_the_crawl_survives_a_killed_worker() -> None:
+    """What the crawl gets from `run_in_executor`: a lost worker fails its own call only."""
+
+    async def crawl_like(executor: CrashProofExecutor) -> list[object]:
+        loop = asyncio.get_running_loop()
+        calls = [loop.run_in_executor(executor, die_or_square, n) for n in range(8)]
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    executor = CrashProofExecutor(2)
+    try:
+        results = asyncio.run(crawl_like(executor))
+    finally:
+        executor.shutdown()
+    assert isinstance(results[3], WorkerLost) and "SIGKILL" in str(results[3])
+    assert isinstance(results[4], MediaError) and str(results[4]) == "four is not media"
+    assert [r for i, r in enumerate(results) if i not in (3, 4)] == [0, 1, 4, 25, 36, 49]
