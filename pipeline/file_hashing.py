@@ -66,6 +66,17 @@ def init_hash_worker(options: HashOptions) -> None:
         load_descriptor_model()
 
 
+def hashing_modules(options: HashOptions) -> tuple[str, ...]:
+    """What every worker imports, imported once in the forkserver it forks from: torch alone
+    takes seconds of CPU to import, per process, and the workers start at once."""
+    from ansim.detector.image_robust import ROBUST_OPTION, descriptor_available
+
+    modules = ["ansim.detector.hashing", "faiss"]
+    if options.extra.get(ROBUST_OPTION, True) and descriptor_available():
+        modules += ["torch", "ansim.models.descriptor"]
+    return tuple(modules)
+
+
 def hash_paths(
     paths: Iterable[Path],
     options: HashOptions,
@@ -92,6 +103,6 @@ def hash_paths(
         initargs=(options,),
         budgets=budgets,
         on_start=on_start,
-        preload=("ansim.detector.hashing",),
+        preload=hashing_modules(options),
     ) as pool:
         yield from pool.run(jobs)
