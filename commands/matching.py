@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from ansim.casework.errors import CaseworkError
 from ansim.commands.common import (
     AllowLoopback,
     JsonFlag,
@@ -121,6 +122,13 @@ def scan(
     full_decode: Annotated[bool, typer.Option(help="Decode images at full size (slower).")] = False,
     allow_loopback: AllowLoopback = False,
     workers: Workers = None,
+    engine: Annotated[
+        str, typer.Option(help="local (worker processes here) or ray (a Ray cluster).")
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="--engine ray: the cluster's HOST:PORT (default: start a local Ray)."),
+    ] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Fingerprint collected files or URLs, match them against every reference, queue the copies.
@@ -131,6 +139,13 @@ def scan(
     Examples: `ansim scan ~/collected/forum-dump/ --json`,
     `ansim scan https://forum.example/thread/123 https://cdn.example/i/9.jpg`
     """
+    if engine not in ("local", "ray"):
+        raise CaseworkError("--engine must be local or ray")
+    if engine == "ray":
+        from ansim.pipeline.ray_engine import ray_available
+
+        if not ray_available():
+            raise CaseworkError("--engine ray needs Ray: pip install -e '.[cluster]'")
     workspace = open_workspace()
     urls = [t for t in targets if "://" in t]
     if urls:
@@ -157,8 +172,10 @@ def scan(
             dry_run,
             hash_options(full_decode),
             on_item=advance,
-            workers=worker_count(workers),
+            workers=worker_count(workers) if engine == "local" else (workers or 0),
             budgets=budgets(),
+            engine=engine,
+            address=address,
         )
     if json_out:
         emit_json(report.as_dict())

@@ -83,14 +83,24 @@ def hash_paths(
     workers: int,
     budgets: Budgets = Budgets(),
     on_start: Callable[[Any, int], None] | None = None,
+    engine: str = "local",
+    address: str | None = None,
 ) -> Iterator[Outcome]:
     """An `Outcome` per path (its key), in order of completion; `value` is its MediaSignals.
 
     `workers=0` hashes in this process (no isolation from crashes or hangs); N > 0 runs N
     worker processes, never more than there are files. A single file is hashed in this
     process too: there is nothing else for its crash to stop, and starting a worker (imports,
-    the descriptor model) would cost more than the file."""
+    the descriptor model) would cost more than the file. `engine="ray"` hashes on Ray
+    actors instead (`pipeline.ray_engine`; `address` names the cluster, none starts one)."""
     listed = list(paths)
+    if engine == "ray":
+        from ansim.pipeline.ray_engine import ray_hash_paths
+
+        yield from ray_hash_paths(listed, options, budgets, address, workers or None)
+        return
+    if engine != "local":
+        raise ValueError(f"unknown engine {engine!r} (local or ray)")
     jobs = ((path, (path, budgeted_options(options, budgets))) for path in listed)
     if workers == 0 or len(listed) <= 1:
         yield from run_in_process(hash_work, jobs, budgets)

@@ -85,6 +85,8 @@ def scan_paths(
     workers: int = 0,
     budgets: Budgets = Budgets(),
     on_start: Callable[[Path, int], None] | None = None,
+    engine: str = "local",
+    address: str | None = None,
 ) -> ScanReport:
     """Hash the files in `workers` processes (0: in this one), each under its budget, and
     record each as it comes back (its own transaction, in order of completion). The report
@@ -118,7 +120,7 @@ def scan_paths(
                 f"(the limit is {budgets.max_item_kills})",
             )
     todo = [path for path in listed if str(path) not in given_up]
-    for outcome in hash_paths(todo, options, workers, budgets, on_start):
+    for outcome in hash_paths(todo, options, workers, budgets, on_start, engine, address):
         path = outcome.key
         error = outcome.failure
         if error is None:
