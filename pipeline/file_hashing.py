@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ansim.detector.hashing import HashOptions
+from ansim.detector.image_robust import ROBUST_OPTION, descriptor_available
 from ansim.detector.signals import MediaSignals
 from ansim.detector.sniff import sniff_file
 from ansim.pipeline.workers import (
@@ -52,7 +53,6 @@ def init_hash_worker(options: HashOptions) -> None:
     """Once per worker: one thread each for the libraries that spawn their own (a worker per
     core already keeps every core busy), and the descriptor model loaded before any item."""
     import faiss
-    from ansim.detector.image_robust import ROBUST_OPTION, descriptor_available
     from ansim.detector.local_verify import opencv_available
 
     faiss.omp_set_num_threads(1)
@@ -69,12 +69,23 @@ def init_hash_worker(options: HashOptions) -> None:
 def hashing_modules(options: HashOptions) -> tuple[str, ...]:
     """What every worker imports, imported once in the forkserver it forks from: torch alone
     takes seconds of CPU to import, per process, and the workers start at once."""
-    from ansim.detector.image_robust import ROBUST_OPTION, descriptor_available
-
     modules = ["ansim.detector.hashing", "faiss"]
     if options.extra.get(ROBUST_OPTION, True) and descriptor_available():
         modules += ["torch", "ansim.models.descriptor"]
     return tuple(modules)
+
+
+def _is_image(path: Path) -> bool:
+    try:
+        return sniff_file(path).modality == "image"
+    except OSError:
+        return False
+
+
+def _without_descriptor(options: HashOptions) -> HashOptions:
+    """Options for starting workers that will see no image: torch and the model stay out
+    (seconds of CPU per worker, for text, audio and video alone)."""
+    return dataclasses.replace(options, extra={**options.extra, ROBUST_OPTION: False})
 
 
 def hash_paths(
@@ -106,13 +117,14 @@ def hash_paths(
         yield from run_in_process(hash_work, jobs, budgets)
         return
     processes = min(workers, len(listed))
+    worker_options = options if any(_is_image(p) for p in listed) else _without_descriptor(options)
     with WorkerPool(
         hash_work,
         processes,
         initializer=init_hash_worker,
-        initargs=(options,),
+        initargs=(worker_options,),
         budgets=budgets,
         on_start=on_start,
-        preload=hashing_modules(options),
+        preload=hashing_modules(worker_options),
     ) as pool:
         yield from pool.run(jobs)
