@@ -93,7 +93,7 @@ def hash_paths(
     options: HashOptions,
     workers: int,
     budgets: Budgets = Budgets(),
-    on_start: Callable[[Any, int], None] | None = None,
+    on_start: Callable[[Any, Any], None] | None = None,
     engine: str = "local",
     address: str | None = None,
 ) -> Iterator[Outcome]:
@@ -108,7 +108,7 @@ def hash_paths(
     if engine == "ray":
         from ansim.pipeline.ray_engine import ray_hash_paths
 
-        yield from ray_hash_paths(listed, options, budgets, address, workers or None)
+        yield from ray_hash_paths(listed, options, budgets, address, workers or None, on_start)
         return
     if engine != "local":
         raise ValueError(f"unknown engine {engine!r} (local or ray)")

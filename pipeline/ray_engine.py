@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,8 +79,10 @@ def ray_hash_paths(
     budgets: Budgets = Budgets(),
     address: str | None = None,
     actors: int | None = None,
+    on_start: Callable[[Path, Any], None] | None = None,
 ) -> Iterator[Outcome]:
-    """An `Outcome` per path, hashed by actors across the cluster, in order of completion."""
+    """An `Outcome` per path, hashed by actors across the cluster, in order of completion.
+    `on_start(path, actor)` is called as each file is handed to its actor."""
     ray = connect(address)
     from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
 
@@ -105,6 +107,8 @@ def ray_hash_paths(
                 continue
             actor = idle.popleft()
             running[actor.hash.remote(path.name, data, budgets)] = (path, actor)
+            if on_start is not None:
+                on_start(path, actor)
         if not running:
             continue
         [done], _ = ray.wait(list(running), num_returns=1)

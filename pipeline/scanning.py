@@ -84,7 +84,7 @@ def scan_paths(
     on_item: Callable[[Path, list[ScanMatch], str | None], None] | None = None,
     workers: int = 0,
     budgets: Budgets = Budgets(),
-    on_start: Callable[[Path, int], None] | None = None,
+    on_start: Callable[[Path, Any], None] | None = None,
     engine: str = "local",
     address: str | None = None,
 ) -> ScanReport:

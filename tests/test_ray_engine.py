@@ -11,11 +11,12 @@ from ansim.casework import cases
 from ansim.detector.hashing import HashOptions
 from ansim.detector.image_robust import ROBUST_OPTION
 from ansim.pipeline import intake, scanning
+from ansim.pipeline.workers import WORKER_LOST
 from ansim.pipeline.workspaces import init_workspace
 from PIL import Image
 
 from tests.helpers import photo_like
-from tests.test_workers import malformed_tiff
+from tests.test_workers import big_photo, malformed_tiff
 
 ray = pytest.importorskip("ray")
 
@@ -57,3 +58,29 @@ def test_ray_scan_finds_what_the_local_scan_finds(
     local = findings("local")
     assert len(local[0]) == 2 and "TypeError" in local[1][0][1]
     assert findings("ray") == local
+
+
+def test_an_actor_lost_mid_file_loses_that_file_alone(
+    local_ray: None, ansim_home: Path, tmp_path: Path
+) -> None:
+    workspace, _ = init_workspace()
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    victim = big_photo(dump / "big.png")
+    for i in range(4):
+        photo_like(dump / f"p{i}.jpg", seed=80 + i)
+    killed: list[Path] = []
+
+    def kill_on_big(path: Path, actor: object) -> None:
+        if path == victim:
+            ray.kill(actor, no_restart=True)  # as a node going away would
+            killed.append(path)
+
+    report = scanning.scan_paths(
+        workspace, [dump], options=PDQ_ONLY, workers=2, engine="ray", on_start=kill_on_big
+    )
+    assert killed == [victim]
+    [failure] = report.failures
+    assert failure["path"] == str(victim)
+    assert failure["error"].startswith(f"{WORKER_LOST}: the Ray actor holding it was lost")
+    assert report.scanned == 5  # the other four went on, on the replacement actor too
