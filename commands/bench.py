@@ -229,6 +229,46 @@ def bench_crawl(
     emit_json(result) if json_out else out.print_json(data=result)
 
 
+@bench_app.command("scan")
+@refusals
+def bench_scan(
+    out_dir: Annotated[Path, typer.Option("--out", help="Scratch homes and results.")],
+    folder: Annotated[
+        Path | None, typer.Option(help="Images to scan (default: ../shared/data/images).")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many images.")] = 120,
+    workers: Annotated[
+        int | None, typer.Option(help="The parallel run's workers (default: one per core).")
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """`ansim scan` of one folder with --workers 1 and with the default, beside a plain
+    single-process pdqhash loop and imagehash pHash on the same files: images/s and each
+    one's speed relative to the pdqhash loop (target: the default scan >= 1.0).
+
+    Example: `ansim bench scan --out bench-out/scan --limit 120`
+    """
+    from ansim.benchmarks.scan_bench import run_scan_bench
+
+    source = folder or shared_data_dir() / "images"
+    try:
+        result = run_scan_bench(source, out_dir, limit, workers)
+    except ValueError as exc:
+        raise CaseworkError(str(exc)) from exc
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.json").write_text(json.dumps(result, indent=2) + "\n")
+    if json_out:
+        emit_json(result)
+        return
+    out.print(f"{result['images']} images from {result['folder']}, {result['cores']} cores")
+    for label, row in result["rows"].items():
+        out.print(
+            f"{row['images_per_s']:8.2f} images/s  x{row['vs_pdqhash_loop']:<6} {label}",
+            highlight=False,
+        )
+    out.print(f"same findings with 1 and {result['workers']} workers: {result['same_findings']}")
+
+
 @bench_app.command("retrohunt")
 @refusals
 def bench_retrohunt(

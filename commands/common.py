@@ -19,7 +19,15 @@ from ansim.store.crypto import KeyProblem
 from rich.console import Console
 from rich.errors import MarkupError
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.text import Text
 
 
@@ -117,11 +125,48 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=0,
+        help="Hashing processes (default: one per core). Each file is hashed under its "
+        "budget in a worker that is replaced if it dies; 0 hashes in this process.",
+    ),
+]
+
+
+def worker_count(workers: int | None) -> int:
+    from ansim.pipeline.workers import default_workers
+
+    return default_workers() if workers is None else workers
+
+
+def budgets() -> Any:
+    """The per-item budgets, with `$ANSIM_HOME/settings.toml` applied (refused if malformed)."""
+    from ansim.pipeline.workers import load_budgets
+    from ansim.store.home import resolve_home
+
+    try:
+        return load_budgets(resolve_home().root)
+    except ValueError as exc:
+        raise CaseworkError(str(exc)) from exc
+
+
+class ItemsPerSecondColumn(ProgressColumn):
+    """Items finished per second (rich's own speed column counts bytes)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.1f}/s" if speed else "", style="progress.data.speed")
+
+
 def progress_bar() -> Progress:
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        ItemsPerSecondColumn(),
         TimeElapsedColumn(),
         TextColumn("{task.fields[current]}"),
         console=err,

@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from ansim.casework.errors import CaseworkError
 from ansim.commands.common import (
     AllowLoopback,
     JsonFlag,
+    Workers,
+    budgets,
     count_files,
     emit_json,
     err,
@@ -19,16 +22,17 @@ from ansim.commands.common import (
     progress_bar,
     refusals,
     shown,
+    worker_count,
 )
 from ansim.commands.crawl import print_crawl_summary
-from ansim.detector.errors import MediaError
 from ansim.detector.video import VideoOptions
 from ansim.detector.vpdq_format import format_videos
 from ansim.pipeline import crawl, scanning
+from ansim.pipeline.file_hashing import hash_paths
 from ansim.pipeline.workspaces import open_workspace
-from ansim.signal_types.hashing import hash_file
 
 
+@refusals
 def hash_command(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (recursive).")],
     full_decode: Annotated[bool, typer.Option(help="Decode images at full size (slower).")] = False,
@@ -41,6 +45,7 @@ def hash_command(
     crop_borders: Annotated[
         bool, typer.Option(help="Video: crop flat borders (letterbox) before hashing.")
     ] = True,
+    workers: Workers = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Print the signals of each file without storing anything.
@@ -60,25 +65,29 @@ def hash_command(
             seconds_per_hash=max(0.0, seconds_per_hash), crop_borders=crop_borders, min_frames=0
         ),
     )
-    results = []
-    vpdq_texts: list[tuple[str, list[Any]]] = []
-    for path in expand_paths(paths):
-        try:
-            signals = hash_file(path, options)
-            if "vpdq" in signals.extra:
-                vpdq_texts.append((str(path), signals.extra["vpdq"].frames))
-            results.append(
-                {
-                    "path": str(path),
-                    "modality": signals.modality,
-                    "signals": signals.summary(),
-                    "error": None,
-                }
-            )
-        except MediaError as exc:
-            results.append(
-                {"path": str(path), "modality": None, "signals": None, "error": str(exc)}
-            )
+    listed = list(expand_paths(paths))
+    by_path: dict[Path, dict[str, Any]] = {}
+    videos: dict[Path, list[Any]] = {}
+    for outcome in hash_paths(listed, options, worker_count(workers), budgets()):
+        path, signals = outcome.key, outcome.value
+        if outcome.failure is not None:
+            by_path[path] = {
+                "path": str(path),
+                "modality": None,
+                "signals": None,
+                "error": outcome.failure,
+            }
+            continue
+        if "vpdq" in signals.extra:
+            videos[path] = signals.extra["vpdq"].frames
+        by_path[path] = {
+            "path": str(path),
+            "modality": signals.modality,
+            "signals": signals.summary(),
+            "error": None,
+        }
+    results = [by_path[path] for path in listed]
+    vpdq_texts = [(str(path), videos[path]) for path in listed if path in videos]
     if output_format == "vpdq":
         sys.stdout.write(format_videos(vpdq_texts) if vpdq_texts else "")
         for r in results:
@@ -119,6 +128,14 @@ def scan(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Match but record nothing.")] = False,
     full_decode: Annotated[bool, typer.Option(help="Decode images at full size (slower).")] = False,
     allow_loopback: AllowLoopback = False,
+    workers: Workers = None,
+    engine: Annotated[
+        str, typer.Option(help="local (worker processes here) or ray (a Ray cluster).")
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="--engine ray: the cluster's HOST:PORT (default: start a local Ray)."),
+    ] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Fingerprint collected files or URLs, match them against every reference, queue the copies.
@@ -129,6 +146,13 @@ def scan(
     Examples: `ansim scan ~/collected/forum-dump/ --json`,
     `ansim scan https://forum.example/thread/123 https://cdn.example/i/9.jpg`
     """
+    if engine not in ("local", "ray"):
+        raise CaseworkError("--engine must be local or ray")
+    if engine == "ray":
+        from ansim.pipeline.ray_engine import ray_available
+
+        if not ray_available():
+            raise CaseworkError("--engine ray needs Ray: pip install -e '.[cluster]'")
     workspace = open_workspace()
     urls = [t for t in targets if "://" in t]
     if urls:
@@ -152,7 +176,15 @@ def scan(
             progress.update(task, advance=1, current=path.name)
 
         report = scanning.scan_paths(
-            workspace, paths, dry_run, hash_options(full_decode), on_item=advance
+            workspace,
+            paths,
+            dry_run,
+            hash_options(full_decode),
+            on_item=advance,
+            workers=worker_count(workers) if engine == "local" else (workers or 0),
+            budgets=budgets(),
+            engine=engine,
+            address=address,
         )
     if json_out:
         emit_json(report.as_dict())

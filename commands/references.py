@@ -13,6 +13,8 @@ from ansim.commands.common import (
     AskReason,
     JsonFlag,
     ReasonFile,
+    Workers,
+    budgets,
     count_files,
     emit_json,
     err,
@@ -23,6 +25,7 @@ from ansim.commands.common import (
     read_private_text,
     refusals,
     shown,
+    worker_count,
 )
 from ansim.detector.video import REFERENCE_SECONDS_PER_HASH, reference_options
 from ansim.pipeline import intake
@@ -55,6 +58,7 @@ def ref_add(
             "within a few bits of the last kept one dropped; scans use 1 s)."
         ),
     ] = REFERENCE_SECONDS_PER_HASH,
+    workers: Workers = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Fingerprint reported files or texts into the case's references. The media itself is
@@ -88,7 +92,15 @@ def ref_add(
 
         results = intake.add_reference_texts(workspace, case_id, texts, options, advance)
         if files:
-            results += intake.add_reference_files(workspace, case_id, files, options, advance)
+            results += intake.add_reference_files(
+                workspace,
+                case_id,
+                files,
+                options,
+                advance,
+                workers=worker_count(workers),
+                budgets=budgets(),
+            )
     failed = [r for r in results if r.error]
     if json_out:
         emit_json([r.as_dict() for r in results])

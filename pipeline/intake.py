@@ -24,8 +24,9 @@ from ansim.detector.text import decode_text, text_media_signals
 from ansim.detector.vpdq_format import format_vpdq, parse_vpdq, read_vpdq_text, split_videos
 from ansim.pipeline import retrohunt
 from ansim.pipeline.banks import signal_rows
+from ansim.pipeline.file_hashing import hash_paths
 from ansim.pipeline.scanning import ScanMatch
-from ansim.signal_types.hashing import hash_file
+from ansim.pipeline.workers import Budgets
 from ansim.store import audit
 from ansim.store.crypto import case_context
 from ansim.store.tables import Reference, Signal, utcnow
@@ -64,25 +65,29 @@ def add_reference_files(
     paths: list[Path],
     options: HashOptions = HashOptions(),
     on_item: Callable[[IntakeResult], None] | None = None,
+    workers: int = 0,
+    budgets: Budgets = Budgets(),
 ) -> list[IntakeResult]:
-    """Fingerprint each file into a reference of the case; one transaction per file."""
+    """Fingerprint each file into a reference of the case; one transaction per file.
+
+    Files are hashed in `workers` processes (0: this one) and stored in order of completion;
+    the results come back in the order the files were given."""
     with workspace.session() as session:
         require_open_case(session, case_id)
-    results = []
-    for path in expand_paths(paths):
-        result = _add_one(workspace, case_id, path, options)
-        results.append(result)
+    listed = list(expand_paths(paths))
+    results: dict[Path, IntakeResult] = {}
+    for outcome in hash_paths(listed, options, workers, budgets):
+        path = outcome.key
+        if outcome.failure is not None:
+            result = IntakeResult(str(path), error=outcome.failure)
+        else:
+            result = _store_reference(
+                workspace, case_id, outcome.value, str(path), path.name, "file"
+            )
+        results[path] = result
         if on_item:
             on_item(result)
-    return results
-
-
-def _add_one(workspace: Workspace, case_id: str, path: Path, options: HashOptions) -> IntakeResult:
-    try:
-        signals = hash_file(path, options)
-    except MediaError as exc:
-        return IntakeResult(str(path), error=str(exc))
-    return _store_reference(workspace, case_id, signals, str(path), path.name, "file")
+    return [results[path] for path in listed]
 
 
 def add_reference_texts(

@@ -35,9 +35,11 @@ from ansim.casework.workspace import Workspace
 from ansim.crawler.fetch import Fetcher, FetchLimits, FetchResult
 from ansim.crawler.guard import AddressPolicy
 from ansim.crawler.politeness import Politeness, PolitenessConfig
-from ansim.detector.errors import MediaError
+from ansim.detector.hashing import HashOptions
+from ansim.pipeline import workers
+from ansim.pipeline.file_hashing import budgeted_options, hash_work
 from ansim.pipeline.matching import find_matches
-from ansim.signal_types.hashing import hash_file
+from ansim.pipeline.workers import Budgets, run_in_process
 from ansim.store import audit
 from ansim.store.tables import Evidence, Recheck, ScannedItem, Takedown, TakedownEvent, utcnow
 from sqlalchemy import func, select
@@ -195,15 +197,25 @@ def _matcher(workspace: Workspace, reference_id: int) -> MatchCheck:
     """Does this body still match the item's reference, by the same pipeline as a scan?"""
 
     def still_matches(body_path: Path) -> bool:
-        try:
-            signals = hash_file(body_path)
-        except MediaError:
-            return False  # not media any more (a page, an error text): no match
+        outcome = scanned_body(body_path)
+        if outcome.error is not None:
+            # Not media any more (a page, an error text), or media no decoder accepts (the
+            # reference decoded when it was found): either way, not the matched copy.
+            return False
+        signals = outcome.value
         with workspace.store.session() as session:
             findings = find_matches(session, workspace.banks, signals)
         return any(finding.reference_id == reference_id for finding in findings)
 
     return still_matches
+
+
+def scanned_body(body_path: Path, budgets: Budgets = Budgets()) -> workers.Outcome:
+    """A fetched body hashed as a scan hashes a file: any decoder exception is this item's
+    error, and the image pixel cap and video decoding budget apply."""
+    options = budgeted_options(HashOptions(), budgets)
+    [outcome] = run_in_process(hash_work, [(body_path, (body_path, options))], budgets)
+    return outcome
 
 
 def _record(

@@ -18,15 +18,15 @@ from ansim.casework.files import expand_paths
 from ansim.casework.queue import transition
 from ansim.casework.workspace import Workspace
 from ansim.detector.decision import MatchRules
-from ansim.detector.errors import MediaError
 from ansim.detector.hashing import HashOptions
 from ansim.detector.signals import MediaSignals
 from ansim.pipeline.banks import signal_rows
+from ansim.pipeline.file_hashing import hash_paths, hash_work
 from ansim.pipeline.matching import Finding, find_matches
-from ansim.signal_types.hashing import hash_file
+from ansim.pipeline.workers import WORKER_LOST, Budgets, run_in_process
 from ansim.store import audit
 from ansim.store.tables import Match, ScannedItem, Signal, Takedown, TakedownEvent
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -82,18 +82,72 @@ def scan_paths(
     options: HashOptions = HashOptions(),
     rules: MatchRules = MatchRules(),
     on_item: Callable[[Path, list[ScanMatch], str | None], None] | None = None,
+    workers: int = 0,
+    budgets: Budgets = Budgets(),
+    on_start: Callable[[Path, Any], None] | None = None,
+    engine: str = "local",
+    address: str | None = None,
 ) -> ScanReport:
+    """Hash the files in `workers` processes (0: in this one), each under its budget, and
+    record each as it comes back (its own transaction, in order of completion). The report
+    lists failures and matches in the order the files were given.
+
+    A file whose hashing worker was lost (killed, crashed, hung) is recorded with a
+    `worker lost:` error; the next scan of it tries again, until it has cost
+    `budgets.max_item_kills` workers."""
     report = ScanReport()
-    for path in expand_paths(paths):
-        matches, error = scan_file(workspace, path, str(path), dry_run, options, rules)
+    listed = list(expand_paths(paths))
+    order = {str(path): number for number, path in enumerate(listed)}
+    kills = {} if dry_run else _worker_losses(workspace, list(order))
+    given_up = {p for p in order if kills.get(p, 0) >= budgets.max_item_kills}
+    failures: list[dict[str, str]] = []
+
+    def finished(path: Path, matches: list[ScanMatch], error: str | None) -> None:
         report.scanned += 1
         if error is not None:
             report.errors += 1
-            report.failures.append({"path": str(path), "error": error})
+            failures.append({"path": str(path), "error": error})
         report.matches += matches
         if on_item:
             on_item(path, matches, error)
+
+    for path in listed:
+        if str(path) in given_up:
+            finished(
+                path,
+                [],
+                f"not tried again: hashing it cost {kills[str(path)]} workers "
+                f"(the limit is {budgets.max_item_kills})",
+            )
+    todo = [path for path in listed if str(path) not in given_up]
+    for outcome in hash_paths(todo, options, workers, budgets, on_start, engine, address):
+        path = outcome.key
+        error = outcome.failure
+        if error is None:
+            matches = record_signals(workspace, outcome.value, str(path), dry_run, rules)
+        else:
+            matches = []
+            if not dry_run:
+                with workspace.session() as session:
+                    session.add(ScannedItem(location=str(path), error=error))
+        finished(path, matches, error)
+    report.failures = sorted(failures, key=lambda f: order[f["path"]])
+    report.matches.sort(key=lambda m: order[m.location])
     return report
+
+
+def _worker_losses(workspace: Workspace, locations: list[str]) -> dict[str, int]:
+    """How many scans of each location lost their hashing worker (only ones that did)."""
+    if not locations:
+        return {}
+    wanted = set(locations)
+    with workspace.session() as session:
+        rows = session.execute(
+            select(ScannedItem.location, func.count())
+            .where(ScannedItem.error.startswith(WORKER_LOST))
+            .group_by(ScannedItem.location)
+        )
+        return {location: count for location, count in rows if location in wanted}
 
 
 def scan_file(
@@ -105,14 +159,13 @@ def scan_file(
     rules: MatchRules,
 ) -> tuple[list[ScanMatch], str | None]:
     """Fingerprint one file found at `location` (a path or URL) and queue its matches."""
-    try:
-        signals = hash_file(path, options)
-    except MediaError as exc:
+    [outcome] = run_in_process(hash_work, [(path, (path, options))])
+    if outcome.error is not None:
         if not dry_run:
             with workspace.session() as session:
-                session.add(ScannedItem(location=location, error=str(exc)))
-        return [], str(exc)
-    return record_signals(workspace, signals, location, dry_run, rules), None
+                session.add(ScannedItem(location=location, error=outcome.error))
+        return [], outcome.error
+    return record_signals(workspace, outcome.value, location, dry_run, rules), None
 
 
 def record_signals(

@@ -1,0 +1,114 @@
+"""`ansim bench scan`: the full robust scan of one folder, with one worker and with the
+default (one per core), beside a plain single-process pdqhash loop and imagehash's pHash
+over the same files in the same run.
+
+Each ansim scan runs in its own scratch home with the same few references registered (so
+matching has banks to search), counts its worker start-up (imports, the descriptor model)
+in its time as an analyst would wait for it, and records every file as `ansim scan` does.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ansim.casework.files import expand_paths
+from ansim.detector.hashing import HashOptions
+from ansim.detector.sniff import IMAGE_MIMES, sniff_file
+from ansim.pipeline import intake, scanning
+from ansim.pipeline.workers import default_workers
+from ansim.pipeline.workspaces import init_workspace
+from ansim.store.home import Home
+from PIL import Image
+
+REFERENCES = 5
+
+
+def image_files(folder: Path, limit: int) -> list[Path]:
+    files = [p for p in expand_paths([folder]) if sniff_file(p).mime in IMAGE_MIMES]
+    return files[:limit]
+
+
+def plain_pdqhash(files: list[Path]) -> None:
+    """The naive peer: decode at full size, PDQ of the pixels, nothing else."""
+    import pdqhash
+
+    for path in files:
+        with Image.open(path) as image:
+            pdqhash.compute(np.asarray(image.convert("RGB")))
+
+
+def imagehash_phash(files: list[Path]) -> None:
+    import imagehash
+
+    for path in files:
+        with Image.open(path) as image:
+            imagehash.phash(image)
+
+
+@contextmanager
+def scratch_workspace(root: Path, references: list[Path]) -> Any:
+    home = Home(root=root, db_url=f"sqlite:///{root / 'ansim.db'}")
+    workspace, _ = init_workspace(home)
+    previous = os.environ.get("ANSIM_HOME")
+    os.environ["ANSIM_HOME"] = str(root)
+    try:
+        from ansim.casework import cases
+
+        case_id = cases.open_case(workspace, "other")
+        intake.add_reference_files(workspace, case_id, references, HashOptions())
+        yield workspace
+    finally:
+        if previous is None:
+            os.environ.pop("ANSIM_HOME", None)
+        else:
+            os.environ["ANSIM_HOME"] = previous
+
+
+def timed(run: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = run()
+    return time.perf_counter() - started, result
+
+
+def run_scan_bench(
+    folder: Path, out_dir: Path, limit: int, workers: int | None = None
+) -> dict[str, Any]:
+    files = image_files(folder, limit)
+    if not files:
+        raise ValueError(f"no images under {folder}")
+    workers = workers or default_workers()
+    references = files[:REFERENCES]
+    rows: dict[str, dict[str, Any]] = {}
+    seconds, _ = timed(lambda: plain_pdqhash(files))
+    rows["pdqhash loop (1 process, full decode, PDQ only)"] = {"seconds": seconds}
+    seconds, _ = timed(lambda: imagehash_phash(files))
+    rows["imagehash pHash (1 process)"] = {"seconds": seconds}
+    findings: dict[str, list[tuple[str, int]]] = {}
+    for count in sorted({1, workers}):
+        label = f"ansim scan --workers {count} (robust: PDQ, descriptor, ORB; recorded)"
+        with scratch_workspace(out_dir / f"home-{count}", references) as workspace:
+            seconds, report = timed(
+                lambda ws=workspace, n=count: scanning.scan_paths(ws, files, workers=n)
+            )
+        rows[label] = {"seconds": seconds, "errors": report.errors, "matches": len(report.matches)}
+        findings[label] = sorted((m.location, m.reference_id) for m in report.matches)
+    baseline = rows["pdqhash loop (1 process, full decode, PDQ only)"]["seconds"]
+    for row in rows.values():
+        row["images_per_s"] = round(len(files) / row["seconds"], 2)
+        row["vs_pdqhash_loop"] = round(baseline / row["seconds"], 3)
+        row["seconds"] = round(row["seconds"], 2)
+    return {
+        "folder": str(folder),
+        "images": len(files),
+        "cores": default_workers(),
+        "workers": workers,
+        "references": len(references),
+        "same_findings": all(f == next(iter(findings.values())) for f in findings.values()),
+        "rows": rows,
+    }

@@ -1,0 +1,28 @@
+"""`ansim bench scan` on a small folder: every row measured, same findings with 1 and 2 workers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ansim.benchmarks.scan_bench import run_scan_bench
+
+from tests.helpers import photo_like
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def test_bench_scan_runs_on_a_small_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(6):
+        photo_like(folder / f"p{i}.png", seed=90 + i)
+    result = run_scan_bench(folder, tmp_path / "out", limit=6, workers=2)
+    assert result["images"] == 6 and result["same_findings"] is True
+    rows = result["rows"]
+    assert len(rows) == 4
+    assert all(row["images_per_s"] > 0 for row in rows.values())
+    scans = [row for label, row in rows.items() if label.startswith("ansim scan")]
+    # The 5 references are among the scanned files: each is found, nothing fails.
+    assert [row["matches"] for row in scans] == [5, 5]
+    assert all(row["errors"] == 0 for row in scans)
