@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 from ansim.commands.common import JsonFlag, emit_json, out, refusals
+from ansim.commands.display import print_fields
+from ansim.i18n import _
 from ansim.pipeline.workspaces import init_workspace, open_workspace
 from ansim.store import audit
 
@@ -65,7 +67,11 @@ def index_rebuild(json_out: JsonFlag = False) -> None:
     with workspace.session() as session:
         sizes = workspace.banks.rebuild(session)
         audit.record(session, workspace.actor, "index.rebuild", "index", sizes)
-    emit_json(sizes) if json_out else out.print(f"rebuilt: {sizes}")
+    if json_out:
+        emit_json(sizes)
+        return
+    out.print(_("rebuilt every index; entries:"))
+    print_fields(out, [(name, str(count)) for name, count in sizes.items()], indent=2)
 
 
 @index_app.command("status")
@@ -76,4 +82,13 @@ def index_status(json_out: JsonFlag = False) -> None:
     with workspace.store.session() as session:
         rebuilt = workspace.banks.ensure_consistent(session)
     result = {"sizes": workspace.banks.sizes(), "rebuilt": rebuilt}
-    emit_json(result) if json_out else out.print(result)
+    if json_out:
+        emit_json(result)
+        return
+    print_fields(out, [(name, str(count)) for name, count in result["sizes"].items()])
+    if rebuilt:
+        out.print(
+            _("rebuilt from the store (they disagreed with it): {names}").format(
+                names=", ".join(rebuilt)
+            )
+        )

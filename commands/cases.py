@@ -7,9 +7,19 @@ from typing import Annotated
 import typer
 from ansim.casework import cases, retention
 from ansim.commands.common import JsonFlag, emit_json, out, refusals
+from ansim.commands.display import (
+    Column,
+    day,
+    fitted_table,
+    print_fields,
+    text_or_dash,
+    when,
+    yes_no,
+)
+from ansim.commands.references import reference_rows, references_table
+from ansim.i18n import _
 from ansim.pipeline.workspaces import open_workspace
 from ansim.store.tables import CASE_TYPES, SERVICE_KINDS
-from rich.table import Table
 
 case_app = typer.Typer(help="Support cases and the services given to them.", no_args_is_help=True)
 
@@ -52,13 +62,28 @@ def case_list(
     if json_out:
         emit_json(summaries)
         return
-    table = Table("case", "type", "status", "pseudonym", "assigned", "references", "open takedowns")
-    for s in summaries:
-        table.add_row(
-            s["case_id"], s["type"], s["status"], s["pseudonym"] or "", s["assigned_to"] or "",
-            str(s["references"]), str(s["open_takedowns"]),
+    columns = [
+        Column(_("case"), key=True),
+        Column(_("type"), keep=4),
+        Column(_("status"), keep=5),
+        Column(_("pseudonym"), keep=3),
+        Column(_("assigned"), keep=0),
+        Column(_("references"), keep=1),
+        Column(_("open takedowns"), keep=2),
+    ]
+    rows = [
+        (
+            s["case_id"],
+            _(s["type"]),
+            _(s["status"]),
+            s["pseudonym"] or "-",
+            s["assigned_to"] or "-",
+            str(s["references"]),
+            str(s["open_takedowns"]),
         )  # fmt: skip
-    out.print(table)
+        for s in summaries
+    ]
+    out.print(fitted_table(out, columns, rows))
 
 
 @case_app.command("show")
@@ -71,16 +96,42 @@ def case_show(
     json_out: JsonFlag = False,
 ) -> None:
     """Show one case. Contact details stay hidden unless --reveal is given."""
-    shown = cases.show_case(open_workspace(), case_id, reveal)
+    workspace = open_workspace()
+    shown = cases.show_case(workspace, case_id, reveal)
+    shown["reference_list"] = reference_rows(workspace, case_id, None)
     if json_out:
         emit_json(shown)
         return
-    for key, value in shown.items():
-        if key != "services":
-            out.print(f"[bold]{key}[/bold]: {value}", highlight=False)
-    for service in shown["services"]:
-        day = service["date"][:10]
-        out.print(f"  service {service['id']}: {service['kind']} on {day} {service['note']}")
+    if "contact" in shown:
+        contact = text_or_dash(shown["contact"])
+    elif shown["has_contact"]:
+        contact = _("stored encrypted (--reveal shows it)")
+    else:
+        contact = "-"
+    print_fields(
+        out,
+        [
+            (_("case"), shown["case_id"]),
+            (_("type"), _(shown["type"])),
+            (_("status"), _(shown["status"])),
+            (_("pseudonym"), text_or_dash(shown["pseudonym"])),
+            (_("assigned"), text_or_dash(shown["assigned_to"])),
+            (_("opened"), when(shown["created_at"])),
+            (_("contact"), contact),
+            (_("open takedowns"), str(shown["open_takedowns"])),
+            (
+                _("services"),
+                [
+                    f"#{s['id']} {day(s['date'])}  {_(s['kind'])}"
+                    + (f": {s['note']}" if s["note"] else "")
+                    for s in shown["services"]
+                ],
+            ),
+            (_("references"), str(shown["references"])),
+        ],
+    )
+    if shown["reference_list"]:
+        out.print(references_table(shown["reference_list"], with_case=False))
 
 
 @case_app.command("service")
@@ -126,6 +177,14 @@ def case_close(
     if json_out:
         emit_json(shown)
     elif purge:
-        out.print(f"case {case_id} closed and purged: {shown['deleted']}", highlight=False)
+        out.print(_("case {case_id} closed and purged; deleted:").format(case_id=case_id))
+        print_fields(
+            out, [(_(key), deleted_count(value)) for key, value in shown["deleted"].items()], 2
+        )
     else:
         out.print(f"case {case_id} closed")
+
+
+def deleted_count(value: object) -> str:
+    """What a purge deleted: a count, or yes/no for the contact and pseudonym."""
+    return yes_no(value) if isinstance(value, bool) else str(value)

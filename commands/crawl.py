@@ -16,9 +16,12 @@ from ansim.commands.common import (
     out,
     refusals,
 )
+from ansim.commands.display import counts, print_fields
+from ansim.i18n import _
 from ansim.pipeline import crawling
 from ansim.pipeline.workspaces import open_workspace
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 crawl_app = typer.Typer(
     help="Crawls: fetch sites, fingerprint what is there.", no_args_is_help=True
@@ -33,18 +36,36 @@ def print_crawl_summary(summary: crawling.CrawlSummary, json_out: bool, verb: st
         emit_json(data)
         return
     for m in data["match_list"]:
+        out.print(Text(_("match") + " ", style="bold") + Text(m["url"]), highlight=False)
         out.print(
-            f"[bold]match[/bold] {m['url']} -> case {m['case_id']}, reference "
-            f"{m['reference_id']}: {m['explanation']}; queue item {m['takedown_id']}",
+            "  "
+            + _("case {case}, reference {reference}: {why}; queue item {item}").format(
+                case=m["case_id"],
+                reference=m["reference_id"],
+                why=m["explanation"],
+                item=m["takedown_id"],
+            ),
             highlight=False,
         )
-    outcomes = ", ".join(f"{k} {v}" for k, v in data["outcomes"].items())
-    out.print(
-        f"run {data['run_id']}: {verb} {data['pages']} pages, {data['media']} media "
-        f"({data['media_hashed']} hashed, {data['media_duplicate_content']} duplicate content), "
-        f"{data['matches']} matches, {len(data['takedowns'])} queue items, "
-        f"{data['elapsed_s']:.1f} s; outcomes: {outcomes}; log {data['log_path']}",
-        highlight=False,
+    print_fields(
+        out,
+        [
+            (_("run"), str(data["run_id"])),
+            (_("pages"), f"{data['pages']} {verb}"),
+            (
+                _("media"),
+                _("{media} ({hashed} fingerprinted, {duplicate} duplicate content)").format(
+                    media=data["media"],
+                    hashed=data["media_hashed"],
+                    duplicate=data["media_duplicate_content"],
+                ),
+            ),
+            (_("matches"), str(data["matches"])),
+            (_("queue items"), str(len(data["takedowns"]))),
+            (_("time"), f"{data['elapsed_s']:.1f} s"),
+            (_("outcomes"), counts(data["outcomes"])),
+            (_("log"), str(data["log_path"])),
+        ],
     )
 
 
@@ -150,7 +171,7 @@ def crawl_run(
             progress.update(task, stats=stats)
 
         summary = crawling.run_crawl(workspace, options, resume=resume, on_progress=show)
-    print_crawl_summary(summary, json_out, verb="crawled")
+    print_crawl_summary(summary, json_out, verb=_("crawled"))
     failures = {"internal_error", "media_error"}
     raise typer.Exit(1 if any(summary.outcomes.get(k) for k in failures) else 0)
 
@@ -172,6 +193,10 @@ def evidence_export(
     if json_out:
         emit_json(result)
     else:
-        for path in result["files"]:
-            out.print(f"wrote {path}", highlight=False)
-        out.print(f"WARC SHA-256 {result['warc_sha256']} verified")
+        print_fields(
+            out,
+            [
+                (_("wrote"), [str(path) for path in result["files"]]),
+                ("WARC SHA-256", _("{digest} (verified)").format(digest=result["warc_sha256"])),
+            ],
+        )

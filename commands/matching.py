@@ -24,6 +24,7 @@ from ansim.detector.errors import MediaError
 from ansim.detector.hashing import hash_file
 from ansim.detector.video import VideoOptions
 from ansim.detector.vpdq_format import format_videos
+from ansim.i18n import _
 from ansim.pipeline import crawling, scanning
 from ansim.pipeline.workspaces import open_workspace
 
@@ -129,7 +130,7 @@ def scan(
             err.print("[red]error:[/red] --dry-run applies to files only, not URLs")
             raise typer.Exit(2)
         summary = crawling.scan_urls(workspace, urls, allow_loopback)
-        print_crawl_summary(summary, json_out, verb="scanned")
+        print_crawl_summary(summary, json_out, verb=_("scanned"))
         failed = sum(v for k, v in summary.outcomes.items() if k not in ("ok", "not_html"))
         if len(urls) == len(targets):
             raise typer.Exit(1 if failed else 0)

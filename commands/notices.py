@@ -9,8 +9,9 @@ import typer
 from ansim.casework import hosts, notice_service
 from ansim.casework.smtp import SmtpSettings
 from ansim.commands.common import JsonFlag, emit_json, out, refusals
+from ansim.commands.display import Column, fitted_table, print_fields, text_or_dash, when
+from ansim.i18n import _
 from ansim.pipeline.workspaces import open_workspace
-from rich.table import Table
 
 host_app = typer.Typer(help="Hosts: where removal notices go.", no_args_is_help=True)
 
@@ -52,7 +53,18 @@ def host_set(
     Example: `ansim host set img.example.com --abuse-email abuse@example.com --lang ko`
     """
     shown = hosts.set_host(open_workspace(), domain, abuse_email, form_url, lang)
-    emit_json(shown) if json_out else out.print(shown, highlight=False)
+    if json_out:
+        emit_json(shown)
+        return
+    print_fields(
+        out,
+        [
+            (_("host"), shown["domain"]),
+            (_("abuse e-mail"), text_or_dash(shown["abuse_email"])),
+            (_("form"), text_or_dash(shown["form_url"])),
+            (_("notice language"), shown["lang"]),
+        ],
+    )
 
 
 @host_app.command("list")
@@ -63,10 +75,14 @@ def host_list(json_out: JsonFlag = False) -> None:
     if json_out:
         emit_json(listed)
         return
-    table = Table("domain", "abuse e-mail", "form", "lang")
-    for h in listed:
-        table.add_row(h["domain"], h["abuse_email"] or "-", h["form_url"] or "-", h["lang"])
-    out.print(table)
+    columns = [
+        Column(_("host"), key=True),
+        Column(_("abuse e-mail"), keep=2),
+        Column(_("form"), keep=0),
+        Column(_("language"), keep=1),
+    ]
+    rows = [(h["domain"], h["abuse_email"] or "-", h["form_url"] or "-", h["lang"]) for h in listed]
+    out.print(fitted_table(out, columns, rows))
 
 
 @notice_app.command("draft")
@@ -91,11 +107,22 @@ def notice_draft(
         emit_json(result.as_dict())
     else:
         for n in result.notices:
-            out.print(f"{n['ref']}: {len(n['takedowns'])} item(s) to {n['to']} [{n['lang']}]")
+            out.print(
+                _("{ref}: notice to {to} ({lang}) for items {items}").format(
+                    ref=n["ref"], to=n["to"], lang=n["lang"], items=item_list(n["takedowns"])
+                ),
+                highlight=False,
+            )
         for skipped in result.skipped:
-            out.print(f"[yellow]skipped[/yellow] item {skipped['id']}: {skipped['reason']}")
+            out.print(
+                _("skipped item {id}: {reason}").format(id=skipped["id"], reason=skipped["reason"]),
+                style="yellow",
+                highlight=False,
+            )
         if result.csv:
-            out.print(f"files in {Path(result.csv).parent}", highlight=False)
+            out.print(
+                _("files in {folder}").format(folder=Path(result.csv).parent), highlight=False
+            )
     raise typer.Exit(1 if result.skipped else 0)
 
 
@@ -115,7 +142,12 @@ def notice_send(
         emit_json(result.as_dict())
     else:
         for n in result.sent:
-            out.print(f"sent {n['ref']} to {n['to']}: items {n['takedowns']} -> notice_sent")
+            out.print(
+                _("sent {ref} to {to}: items {items} -> notice_sent").format(
+                    ref=n["ref"], to=n["to"], items=item_list(n["takedowns"])
+                ),
+                highlight=False,
+            )
         for n in result.failed:
             out.print(f"[red]failed[/red] {n['ref']} to {n['to']}: {n['error']}", highlight=False)
         for n in result.skipped:
@@ -146,12 +178,28 @@ def notice_list(
     if json_out:
         emit_json(listed)
         return
-    table = Table("ref", "host", "to", "status", "items", "sent", "error")
-    for n in listed:
-        sent = n["sent_at"].strftime("%Y-%m-%d %H:%M") if n["sent_at"] else "-"
-        items = ", ".join(str(t) for t in n["takedowns"])
-        table.add_row(n["ref"], n["host"], n["to"], n["status"], items, sent, n["error"] or "")
-    out.print(table)
+    columns = [
+        Column(_("notice"), key=True),
+        Column(_("host"), keep=4),
+        Column(_("to"), keep=1),
+        Column(_("status"), keep=5),
+        Column(_("items"), keep=3),
+        Column(_("sent"), keep=2),
+        Column(_("error"), keep=0),
+    ]
+    rows = [
+        (
+            n["ref"],
+            n["host"],
+            n["to"],
+            _(n["status"]),
+            item_list(n["takedowns"]),
+            when(n["sent_at"]),
+            n["error"] or "-",
+        )  # fmt: skip
+        for n in listed
+    ]
+    out.print(fitted_table(out, columns, rows))
 
 
 @notice_app.command("settle")
@@ -178,4 +226,16 @@ def notice_settle(
     if json_out:
         emit_json(settled)
     else:
-        out.print(f"{settled['ref']}: {settled['status']}; items moved: {settled['takedowns']}")
+        out.print(
+            _("{ref}: {status}; items moved: {items}").format(
+                ref=settled["ref"],
+                status=_(settled["status"]),
+                items=item_list(settled["takedowns"]),
+            ),
+            highlight=False,
+        )
+
+
+def item_list(takedowns: list[int]) -> str:
+    """Queue item ids as `1, 2, 3` (`-` when none)."""
+    return ", ".join(str(t) for t in takedowns) or "-"

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from ansim.casework import confirmations, notice_service, queue
 from ansim.commands.common import JsonFlag, emit_json, out, progress_bar, refusals
+from ansim.commands.display import (
+    Column,
+    FieldValue,
+    aligned,
+    fitted_table,
+    number,
+    print_fields,
+    size,
+    text_or_dash,
+    when,
+)
 from ansim.commands.notices import OrgOption, SenderOption, SmtpOption, smtp_settings
+from ansim.i18n import _
 from ansim.pipeline import recheck_service
 from ansim.pipeline.workspaces import open_workspace
 from rich.table import Table
@@ -28,14 +40,30 @@ def queue_list(
     if json_out:
         emit_json(items)
         return
-    table = Table("id", "status", "case", "reference", "location", "detected")
-    for item in items:
-        location = item.get("url") or item.get("path")
-        table.add_row(
-            str(item["id"]), item["status"], item["case_id"], str(item["reference_id"]), location,
-            item["detected_at"][:19],
+    out.print(queue_table(items))
+
+
+def queue_table(items: list[dict[str, Any]]) -> Table:
+    columns = [
+        Column(_("id"), key=True),
+        Column(_("status"), keep=3),
+        Column(_("case"), key=True),
+        Column(_("reference"), keep=1),
+        Column(_("location"), keep=2),
+        Column(_("detected"), keep=0),
+    ]
+    rows = [
+        (
+            str(item["id"]),
+            _(item["status"]),
+            item["case_id"],
+            str(item["reference_id"]),
+            item.get("url") or item.get("path") or "-",
+            when(item["detected_at"]),
         )  # fmt: skip
-    out.print(table)
+        for item in items
+    ]
+    return fitted_table(out, columns, rows)
 
 
 @queue_app.command("show")
@@ -46,11 +74,75 @@ def queue_show(item_id: int, json_out: JsonFlag = False) -> None:
     if json_out:
         emit_json(shown)
         return
-    for key, value in shown.items():
-        if key != "history":
-            out.print(f"[bold]{key}[/bold]: {value}", highlight=False)
-    for event in shown["history"]:
-        out.print(f"  {event['at'][:19]} {event['from'] or '-'} -> {event['to']} by {event['by']}")
+    print_item(shown)
+
+
+def print_item(shown: dict[str, Any]) -> None:
+    """One queue item as labelled fields; its match, file, evidence and history indented."""
+    fields: list[tuple[str, FieldValue]] = [
+        (_("item"), str(shown["id"])),
+        (_("status"), _(shown["status"])),
+        (_("case"), shown["case_id"]),
+        (_("reference"), str(shown["reference_id"])),
+        (_("location"), shown.get("url") or shown.get("path") or "-"),
+        (_("host"), text_or_dash(shown.get("host"))),
+        (_("detected"), when(shown["detected_at"])),
+    ]
+    if shown.get("reason"):
+        fields.append((_("reason"), shown["reason"]))
+    match = shown.get("match")
+    if match:
+        fields.append(
+            (
+                _("match"),
+                aligned(
+                    [
+                        (_("signal"), match["signal"]),
+                        (_("distance"), number(match["distance"])),
+                        (_("score"), number(match["score"], 3)),
+                        (_("why"), text_or_dash(match["explanation"])),
+                    ]
+                ),
+            )
+        )
+    item = shown.get("item")
+    if item:
+        fields.append(
+            (
+                _("file"),
+                aligned(
+                    [
+                        (_("type"), text_or_dash(item["mime"])),
+                        (_("size"), size(item["size"])),
+                        ("SHA-256", text_or_dash(item["sha256"])),
+                    ]
+                ),
+            )
+        )
+    fields.append(
+        (_("evidence"), [line for e in shown.get("evidence", []) for line in evidence_lines(e)])
+    )
+    fields.append((_("history"), [history_line(e) for e in shown["history"]]))
+    print_fields(out, fields)
+
+
+def evidence_lines(evidence: dict[str, Any]) -> list[str]:
+    """`#3 sealed 2026-12-03 17:02, 4 WARC records`, then its page, media and digest."""
+    lines = [
+        _("#{id} sealed {at}, {records} WARC records").format(
+            id=evidence["id"], at=when(evidence["created_at"]), records=evidence["records"]
+        )
+    ]
+    facts = [(_("page"), evidence.get("page_url")), (_("media"), evidence.get("media_url"))]
+    facts.append(("WARC SHA-256", evidence["warc_sha256"]))
+    return lines + ["  " + line for line in aligned((k, v) for k, v in facts if v)]
+
+
+def history_line(event: dict[str, Any]) -> str:
+    """`2026-12-03 17:02  new -> confirmed  by kim: same photo`"""
+    change = f"{_(event['from']) if event['from'] else '-'} -> {_(event['to'])}"
+    note = f": {event['note']}" if event.get("note") else ""
+    return f"{when(event['at'])}  {change}  {_('by')} {event['by']}{note}"
 
 
 @queue_app.command("confirm")

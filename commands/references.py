@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from ansim.casework.errors import CaseworkError
@@ -20,9 +20,15 @@ from ansim.commands.common import (
     progress_bar,
     refusals,
 )
+from ansim.commands.display import Column, counts, fitted_table, text_or_dash, when
 from ansim.detector.video import REFERENCE_SECONDS_PER_HASH, reference_options
+from ansim.i18n import _
 from ansim.pipeline import intake
 from ansim.pipeline.workspaces import open_workspace
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from ansim.casework.workspace import Workspace
 
 ref_app = typer.Typer(
     help="References: what a victim reported, kept as fingerprints only.", no_args_is_help=True
@@ -194,3 +200,63 @@ def ref_withdraw(
         emit_json({"reference_id": reference_id, "signals_removed": removed})
     else:
         out.print(f"reference {reference_id} withdrawn; {removed} signals deleted")
+
+
+def bank_signal_kinds() -> set[str]:
+    """The signal kinds the reference banks index (the others are kept for exact lookups)."""
+    from ansim.pipeline.banks import BANK_SPECS
+
+    return {spec.signal_kind for spec in BANK_SPECS}
+
+
+def reference_rows(workspace: Workspace, case_id: str | None, modality: str | None) -> list[dict]:
+    from ansim.casework.references import list_references
+
+    return list_references(workspace, case_id, modality, bank_signal_kinds())
+
+
+def references_table(listed: list[dict[str, Any]], with_case: bool = True) -> Table:
+    columns = [
+        Column(_("id"), key=True),
+        *([Column(_("case"), key=True)] if with_case else []),
+        Column(_("modality"), keep=5),
+        Column(_("label"), keep=2),
+        Column(_("signals"), keep=1),
+        Column(_("in bank"), keep=4),
+        Column(_("consent"), keep=3),
+        Column(_("added"), keep=0),
+    ]
+    rows = [
+        (
+            str(r["id"]),
+            *([r["case_id"]] if with_case else []),
+            _(r["modality"]),
+            text_or_dash(r["label"]),
+            counts(r["signals"], "\n"),
+            str(r["bank_entries"]),
+            _(r["consent"]),
+            when(r["added_at"]),
+        )
+        for r in listed
+    ]
+    return fitted_table(out, columns, rows)
+
+
+@ref_app.command("list")
+@refusals
+def ref_list(
+    case_id: Annotated[str | None, typer.Option("--case", help="Only this case.")] = None,
+    modality: Annotated[
+        str | None, typer.Option(help="Only this modality: image, video, audio, text or file.")
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """List references: case, modality, label, signals kept, entries in the banks, consent.
+
+    Example: `ansim ref list --case C-2026-0001 --modality video`
+    """
+    listed = reference_rows(open_workspace(), case_id, modality)
+    if json_out:
+        emit_json(listed)
+        return
+    out.print(references_table(listed))
