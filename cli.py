@@ -3,45 +3,135 @@
 Exit codes: 0 all good, 1 some items failed (or a check found problems), 2 the request
 itself was refused (unknown id, bad value, no ansim home).
 Every command that prints results takes --json; progress goes to stderr.
+
+Start-up is kept short: a command group's module is imported (and its commands built) only
+when that group is used, and command modules import detectors, indexes and the store inside
+the commands that need them. `tests/test_startup.py` checks that importing this module loads
+none of them; `ansim bench startup` measures the time.
 """
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass
+from typing import Annotated, Any
+
 import typer
-from ansim.commands import (
-    admin,
-    bench,
-    cases,
-    crawl,
-    matching,
-    model,
-    notices,
-    queue,
-    references,
-    reporting,
-)
+from ansim.commands import admin, matching, reporting
+from ansim.i18n import _
+from typer.core import TyperGroup
+
+
+@dataclass(frozen=True)
+class LazyGroup:
+    module: str
+    attribute: str
+    help: str
+
+    def load(self) -> typer.Typer:
+        return getattr(importlib.import_module(self.module), self.attribute)
+
+
+# Name -> where its Typer app lives, and its one-line help (shown by `ansim --help` without
+# importing the module).
+GROUPS = {
+    "case": LazyGroup(
+        "ansim.commands.cases", "case_app", _("Support cases and the services given to them.")
+    ),
+    "ref": LazyGroup(
+        "ansim.commands.references",
+        "ref_app",
+        _("References: what a victim reported, kept as fingerprints only."),
+    ),
+    "queue": LazyGroup("ansim.commands.queue", "queue_app", _("The takedown queue.")),
+    "host": LazyGroup("ansim.commands.notices", "host_app", _("Hosts: where removal notices go.")),
+    "notice": LazyGroup("ansim.commands.notices", "notice_app", _("Removal notices: draft, send.")),
+    "crawl": LazyGroup(
+        "ansim.commands.crawl", "crawl_app", _("Crawls: fetch sites, fingerprint what is there.")
+    ),
+    "evidence": LazyGroup(
+        "ansim.commands.crawl", "evidence_app", _("Sealed WARC evidence of matches.")
+    ),
+    "audit": LazyGroup("ansim.commands.admin", "audit_app", _("The hash-chained audit log.")),
+    "index": LazyGroup(
+        "ansim.commands.admin", "index_app", _("The signal indexes (rebuildable from the store).")
+    ),
+    "bench": LazyGroup(
+        "ansim.commands.bench", "bench_app", _("Benchmarks that measure precision and speed.")
+    ),
+    "model": LazyGroup(
+        "ansim.commands.model",
+        "model_app",
+        _("Learned models: training the image copy descriptor."),
+    ),
+}
+
+
+class LazyGroups(TyperGroup):
+    """The root command: builds a group from its module only when that group is used; the
+    root's own help lists the groups from GROUPS."""
+
+    listing = False
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self.listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self.listing = False
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [
+            *super().list_commands(ctx),
+            *(name for name in GROUPS if name not in self.commands),
+        ]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or cmd_name not in GROUPS:
+            return command
+        group = GROUPS[cmd_name]
+        if self.listing:
+            return TyperGroup(name=cmd_name, help=group.help)
+        built = typer.main.get_group(group.load())
+        built.name, built.help = cmd_name, group.help
+        built.rich_markup_mode = self.rich_markup_mode
+        self.commands[cmd_name] = built
+        return built
+
+
+def show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"ansim {version('ansim')}")
+        raise typer.Exit()
+
 
 app = typer.Typer(
-    help="ansim: find reposted victim material by fingerprint and drive its removal.",
+    cls=LazyGroups,
+    help=_("ansim: find reposted victim material by fingerprint and drive its removal."),
     no_args_is_help=True,
-    add_completion=False,
     rich_markup_mode="markdown",
 )
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=show_version, is_eager=True, help=_("Print the version and exit.")
+        ),
+    ] = False,
+) -> None:
+    """ansim: find reposted victim material by fingerprint and drive its removal."""
+
+
 app.command("init")(admin.init)
 app.command("hash")(matching.hash_command)
 app.command("scan")(matching.scan)
 app.command("report")(reporting.report)
-app.add_typer(cases.case_app, name="case")
-app.add_typer(references.ref_app, name="ref")
-app.add_typer(queue.queue_app, name="queue")
-app.add_typer(notices.host_app, name="host")
-app.add_typer(notices.notice_app, name="notice")
-app.add_typer(crawl.crawl_app, name="crawl")
-app.add_typer(crawl.evidence_app, name="evidence")
-app.add_typer(admin.audit_app, name="audit")
-app.add_typer(admin.index_app, name="index")
-app.add_typer(bench.bench_app, name="bench")
-app.add_typer(model.model_app, name="model")
 
 
 def main() -> None:

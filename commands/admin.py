@@ -5,9 +5,8 @@ from __future__ import annotations
 import typer
 from ansim.commands.common import JsonFlag, emit_json, out, refusals
 from ansim.commands.display import print_fields
+from ansim.commands.workspace import open_workspace
 from ansim.i18n import _
-from ansim.pipeline.workspaces import init_workspace, open_workspace
-from ansim.store import audit
 
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 
@@ -22,6 +21,8 @@ def init(json_out: JsonFlag = False) -> None:
 
     Safe to run again: it only creates what is missing and upgrades the schema.
     """
+    from ansim.pipeline.workspaces import init_workspace
+
     workspace, created_key = init_workspace()
     result = {
         "home": str(workspace.home.root),
@@ -41,6 +42,8 @@ def init(json_out: JsonFlag = False) -> None:
 @refusals
 def audit_verify(json_out: JsonFlag = False) -> None:
     """Check the whole audit chain; exits 1 if any row was edited, deleted or reordered."""
+    from ansim.store import audit
+
     workspace = open_workspace()
     with workspace.store.session() as session:
         checked, problems = audit.verify(session, workspace.home.audit_head_file)
@@ -63,6 +66,8 @@ def audit_verify(json_out: JsonFlag = False) -> None:
 @refusals
 def index_rebuild(json_out: JsonFlag = False) -> None:
     """Recreate every index from the store (the store is the source of truth)."""
+    from ansim.store import audit
+
     workspace = open_workspace()
     with workspace.session() as session:
         sizes = workspace.banks.rebuild(session)

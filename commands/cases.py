@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from ansim.casework import cases, retention
 from ansim.commands.common import JsonFlag, emit_json, out, refusals
 from ansim.commands.display import (
     Column,
@@ -17,9 +16,21 @@ from ansim.commands.display import (
     yes_no,
 )
 from ansim.commands.references import reference_rows, references_table
+from ansim.commands.workspace import open_workspace
 from ansim.i18n import _
-from ansim.pipeline.workspaces import open_workspace
-from ansim.store.tables import CASE_TYPES, SERVICE_KINDS
+
+# As in ansim.store.tables (tests/test_startup.py checks), which this module does not import:
+# loading the store's tables takes longer than `ansim case --help` may.
+CASE_TYPES = ("digital-sex-crime", "stalking", "child-exploitation", "domestic-violence", "other")
+SERVICE_KINDS = (
+    "counseling",
+    "deletion",
+    "legal",
+    "psychological",
+    "medical",
+    "housing",
+    "financial",
+)
 
 case_app = typer.Typer(help="Support cases and the services given to them.", no_args_is_help=True)
 
@@ -43,6 +54,8 @@ def case_open(
 
     Example: `ansim case open --type digital-sex-crime --pseudonym 'Blue'`
     """
+    from ansim.casework import cases
+
     workspace = open_workspace()
     case_id = cases.open_case(workspace, case_type, pseudonym, contact, assigned_to)
     if json_out:
@@ -58,6 +71,8 @@ def case_list(
     json_out: JsonFlag = False,
 ) -> None:
     """List cases with their reference and open-takedown counts."""
+    from ansim.casework import cases
+
     summaries = [s.as_dict() for s in cases.list_cases(open_workspace(), status)]
     if json_out:
         emit_json(summaries)
@@ -96,6 +111,8 @@ def case_show(
     json_out: JsonFlag = False,
 ) -> None:
     """Show one case. Contact details stay hidden unless --reveal is given."""
+    from ansim.casework import cases
+
     workspace = open_workspace()
     shown = cases.show_case(workspace, case_id, reveal)
     shown["reference_list"] = reference_rows(workspace, case_id, None)
@@ -146,6 +163,8 @@ def case_service(
 
     Example: `ansim case service C-2026-0001 --kind legal --note 'filed complaint'`
     """
+    from ansim.casework import cases
+
     service_id = cases.add_service(open_workspace(), case_id, kind, note)
     if json_out:
         emit_json({"case_id": case_id, "service_id": service_id})
@@ -171,6 +190,8 @@ def case_close(
 
     Example: `ansim case close C-2026-0001 --purge --yes`
     """
+    from ansim.casework import retention
+
     if purge and not yes:
         typer.confirm(f"Purge {case_id}? This cannot be undone.", abort=True)
     shown = retention.close_case(open_workspace(), case_id, purge)

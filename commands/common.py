@@ -8,16 +8,16 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from ansim.casework.errors import CaseworkError
-from ansim.casework.workspace import NotInitialized
-from ansim.detector.hashing import HashOptions
-from ansim.detector.image import ImageOptions
-from ansim.store.crypto import KeyProblem
+from ansim.i18n import _
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+if TYPE_CHECKING:
+    from ansim.detector.hashing import HashOptions
+    from rich.progress import Progress
 
 out = Console()
 
@@ -36,6 +36,22 @@ AllowLoopback = Annotated[
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# Exceptions that mean "request refused" (exit 2), by module: a command imports only what it
+# uses, and an exception of a module never imported cannot have been raised.
+REFUSALS = (
+    ("ansim.casework.errors", "CaseworkError"),
+    ("ansim.casework.workspace", "NotInitialized"),
+    ("ansim.store.crypto", "KeyProblem"),
+)
+
+
+def is_refusal(exc: BaseException) -> bool:
+    kinds = tuple(
+        getattr(sys.modules[module], name) for module, name in REFUSALS if module in sys.modules
+    )
+    return isinstance(exc, kinds)
+
+
 def refusals(func: F) -> F:
     """Turn refused requests into a one-line message and exit code 2."""
 
@@ -43,8 +59,10 @@ def refusals(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (CaseworkError, NotInitialized, KeyProblem) as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False)
+        except Exception as exc:
+            if not is_refusal(exc):
+                raise
+            err.print(f"[red]{_('error')}:[/red] {exc}", highlight=False)
             raise typer.Exit(2) from exc
 
     return wrapper  # type: ignore[return-value]
@@ -55,6 +73,14 @@ def emit_json(data: Any) -> None:
 
 
 def progress_bar() -> Progress:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -81,6 +107,9 @@ def format_vpdq_texts(videos: list[tuple[str, str]]) -> str:
 
 
 def hash_options(full_decode: bool) -> HashOptions:
+    from ansim.detector.hashing import HashOptions
+    from ansim.detector.image import ImageOptions
+
     return HashOptions(image=ImageOptions(fast_decode=not full_decode))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from ansim.casework.errors import CaseworkError
@@ -17,11 +17,13 @@ from ansim.commands.common import (
     refusals,
 )
 from ansim.commands.display import counts, print_fields
+from ansim.commands.workspace import open_workspace
 from ansim.i18n import _
-from ansim.pipeline import crawling
-from ansim.pipeline.workspaces import open_workspace
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from ansim.pipeline.crawling import CrawlSummary
 
 crawl_app = typer.Typer(
     help="Crawls: fetch sites, fingerprint what is there.", no_args_is_help=True
@@ -30,7 +32,7 @@ crawl_app = typer.Typer(
 evidence_app = typer.Typer(help="Sealed WARC evidence of matches.", no_args_is_help=True)
 
 
-def print_crawl_summary(summary: crawling.CrawlSummary, json_out: bool, verb: str) -> None:
+def print_crawl_summary(summary: CrawlSummary, json_out: bool, verb: str) -> None:
     data = summary.as_dict()
     if json_out:
         emit_json(data)
@@ -127,6 +129,8 @@ def crawl_run(
     `ansim crawl run --seeds seeds.txt --scope allow-list --allow-host img.example`,
     `ansim crawl run --resume --json`
     """
+    from ansim.pipeline import crawling
+
     workspace = open_workspace()
     options = None
     if not resume:
@@ -163,7 +167,7 @@ def crawl_run(
     with progress:
         task = progress.add_task("crawl", total=None, stats="")
 
-        def show(summary: crawling.CrawlSummary) -> None:
+        def show(summary: CrawlSummary) -> None:
             stats = (
                 f"{summary.pages} pages, {summary.media} media, {summary.matches} matches, "
                 f"{sum(summary.outcomes.values())} urls finished"
@@ -189,6 +193,8 @@ def evidence_export(
 
     Example: `ansim evidence export 3 ~/handover/C-2026-0001/`
     """
+    from ansim.pipeline import crawling
+
     result = crawling.export_evidence(open_workspace(), evidence_id, out_dir)
     if json_out:
         emit_json(result)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from ansim.commands.common import (
@@ -20,13 +20,11 @@ from ansim.commands.common import (
     refusals,
 )
 from ansim.commands.crawl import print_crawl_summary
-from ansim.detector.errors import MediaError
-from ansim.detector.hashing import hash_file
-from ansim.detector.video import VideoOptions
-from ansim.detector.vpdq_format import format_videos
+from ansim.commands.workspace import open_workspace
 from ansim.i18n import _
-from ansim.pipeline import crawling, scanning
-from ansim.pipeline.workspaces import open_workspace
+
+if TYPE_CHECKING:
+    from ansim.pipeline.scanning import ScanMatch
 
 
 def hash_command(
@@ -50,6 +48,10 @@ def hash_command(
     --no-crop-borders`.
     """
     from ansim.casework.files import expand_paths
+    from ansim.detector.errors import MediaError
+    from ansim.detector.hashing import hash_file
+    from ansim.detector.video import VideoOptions
+    from ansim.detector.vpdq_format import format_videos
 
     if output_format not in ("text", "vpdq"):
         err.print("[red]error:[/red] --format must be text or vpdq")
@@ -123,6 +125,8 @@ def scan(
     Examples: `ansim scan ~/collected/forum-dump/ --json`,
     `ansim scan https://forum.example/thread/123 https://cdn.example/i/9.jpg`
     """
+    from ansim.pipeline import crawling, scanning
+
     workspace = open_workspace()
     urls = [t for t in targets if "://" in t]
     if urls:
@@ -140,7 +144,7 @@ def scan(
     with progress_bar() as progress:
         task = progress.add_task("scanning", total=count_files(paths), current="")
 
-        def advance(path: Path, matches: list[scanning.ScanMatch], error: str | None) -> None:
+        def advance(path: Path, matches: list[ScanMatch], error: str | None) -> None:
             progress.update(task, advance=1, current=path.name)
 
         report = scanning.scan_paths(

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from ansim.casework import hosts, notice_service
-from ansim.casework.smtp import SmtpSettings
 from ansim.commands.common import JsonFlag, emit_json, out, refusals
 from ansim.commands.display import Column, fitted_table, print_fields, text_or_dash, when
+from ansim.commands.workspace import open_workspace
 from ansim.i18n import _
-from ansim.pipeline.workspaces import open_workspace
+
+if TYPE_CHECKING:
+    from ansim.casework.smtp import SmtpSettings
 
 host_app = typer.Typer(help="Hosts: where removal notices go.", no_args_is_help=True)
 
@@ -19,6 +20,8 @@ notice_app = typer.Typer(help="Removal notices: draft, send.", no_args_is_help=T
 
 
 def smtp_settings(smtp_url: str | None) -> SmtpSettings:
+    from ansim.casework.smtp import SmtpSettings
+
     try:
         return SmtpSettings.from_url(smtp_url) if smtp_url else SmtpSettings.from_env()
     except ValueError as exc:
@@ -52,6 +55,8 @@ def host_set(
 
     Example: `ansim host set img.example.com --abuse-email abuse@example.com --lang ko`
     """
+    from ansim.casework import hosts
+
     shown = hosts.set_host(open_workspace(), domain, abuse_email, form_url, lang)
     if json_out:
         emit_json(shown)
@@ -71,6 +76,8 @@ def host_set(
 @refusals
 def host_list(json_out: JsonFlag = False) -> None:
     """List registered hosts."""
+    from ansim.casework import hosts
+
     listed = hosts.list_hosts(open_workspace())
     if json_out:
         emit_json(listed)
@@ -101,6 +108,8 @@ def notice_draft(
 
     Example: `ansim notice draft --out notices/ --sender takedown@center.example`
     """
+    from ansim.casework import notice_service
+
     sender = notice_service.sender_from_env(sender_email, org)
     result = notice_service.draft(open_workspace(), sender, out_dir, host)
     if json_out:
@@ -137,6 +146,8 @@ def notice_send(
 
     Example: `ansim notice send --smtp smtp+starttls://user:pass@mail.center.example`
     """
+    from ansim.casework import notice_service
+
     result = notice_service.send(open_workspace(), smtp_settings(smtp_url), host)
     if json_out:
         emit_json(result.as_dict())
@@ -174,6 +185,8 @@ def notice_list(
 
     Example: `ansim notice list --status sending` (notices an interrupted send left behind)
     """
+    from ansim.casework import notice_service
+
     listed = notice_service.list_notices(open_workspace(), status, host)
     if json_out:
         emit_json(listed)
@@ -222,6 +235,8 @@ def notice_settle(
 
     Example: `ansim notice settle N-2026-00007 --not-delivered`
     """
+    from ansim.casework import notice_service
+
     settled = notice_service.settle(open_workspace(), ref, delivered)
     if json_out:
         emit_json(settled)

@@ -6,7 +6,6 @@ import os
 from typing import Annotated, Any
 
 import typer
-from ansim.casework import confirmations, notice_service, queue
 from ansim.commands.common import JsonFlag, emit_json, out, progress_bar, refusals
 from ansim.commands.display import (
     Column,
@@ -20,9 +19,8 @@ from ansim.commands.display import (
     when,
 )
 from ansim.commands.notices import OrgOption, SenderOption, SmtpOption, smtp_settings
+from ansim.commands.workspace import open_workspace
 from ansim.i18n import _
-from ansim.pipeline import recheck_service
-from ansim.pipeline.workspaces import open_workspace
 from rich.table import Table
 
 queue_app = typer.Typer(help="The takedown queue.", no_args_is_help=True)
@@ -36,6 +34,8 @@ def queue_list(
     json_out: JsonFlag = False,
 ) -> None:
     """List takedown items. Example: `ansim queue list --status new --case C-2026-0001`"""
+    from ansim.casework import queue
+
     items = queue.list_queue(open_workspace(), status, case_id)
     if json_out:
         emit_json(items)
@@ -70,6 +70,8 @@ def queue_table(items: list[dict[str, Any]]) -> Table:
 @refusals
 def queue_show(item_id: int, json_out: JsonFlag = False) -> None:
     """Show one takedown item with its match evidence and status history."""
+    from ansim.casework import queue
+
     shown = queue.show_item(open_workspace(), item_id)
     if json_out:
         emit_json(shown)
@@ -157,6 +159,8 @@ def queue_confirm(
     Case types set to need two analysts (`ansim queue policy`) stay `new` until a second,
     different analyst confirms too.
     """
+    from ansim.casework import confirmations
+
     shown = confirmations.confirm(open_workspace(), item_id, note)
     if json_out:
         emit_json(shown)
@@ -175,6 +179,8 @@ def queue_reject(
     json_out: JsonFlag = False,
 ) -> None:
     """Reject a false match, with the reason."""
+    from ansim.casework import queue
+
     shown = queue.set_status(open_workspace(), item_id, "rejected", reason)
     emit_json(shown) if json_out else out.print(f"item {item_id} rejected")
 
@@ -192,6 +198,8 @@ def queue_policy(
 
     Example: `ansim queue policy child-exploitation --confirmations 2`
     """
+    from ansim.casework import confirmations
+
     workspace = open_workspace()
     if case_type is None:
         current = confirmations.list_rules(workspace)
@@ -228,7 +236,9 @@ def queue_recheck(
     """
     from datetime import timedelta
 
+    from ansim.casework import notice_service
     from ansim.casework.recheck import RecheckPolicy
+    from ansim.pipeline import recheck_service
 
     workspace = open_workspace()
     policy = RecheckPolicy(

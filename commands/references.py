@@ -21,14 +21,17 @@ from ansim.commands.common import (
     refusals,
 )
 from ansim.commands.display import Column, counts, fitted_table, text_or_dash, when
-from ansim.detector.video import REFERENCE_SECONDS_PER_HASH, reference_options
+from ansim.commands.workspace import open_workspace
 from ansim.i18n import _
-from ansim.pipeline import intake
-from ansim.pipeline.workspaces import open_workspace
 from rich.table import Table
 
 if TYPE_CHECKING:
     from ansim.casework.workspace import Workspace
+    from ansim.pipeline.intake import IntakeResult
+
+# As ansim.detector.video.REFERENCE_SECONDS_PER_HASH (tests/test_startup.py checks), which
+# this module does not import: the video detector takes longer to load than `--help` may.
+REFERENCE_SECONDS_PER_HASH = 0.0
 
 ref_app = typer.Typer(
     help="References: what a victim reported, kept as fingerprints only.", no_args_is_help=True
@@ -64,6 +67,9 @@ def ref_add(
     Examples: `ansim ref add C-2026-0001 ~/intake/2026-11-25/`,
     `ansim ref add C-2026-0001 posts.txt --lines`, `ansim ref add C-2026-0001 --text "..."`
     """
+    from ansim.detector.video import reference_options
+    from ansim.pipeline import intake
+
     if not paths and text is None:
         raise CaseworkError("give files or folders, or --text")
     workspace = open_workspace()
@@ -84,7 +90,7 @@ def ref_add(
             "fingerprinting", total=count_files(files) + len(texts), current=""
         )
 
-        def advance(result: intake.IntakeResult) -> None:
+        def advance(result: IntakeResult) -> None:
             progress.update(task, advance=1, current=Path(result.path).name)
 
         results = intake.add_reference_texts(workspace, case_id, texts, options, advance)
@@ -128,6 +134,8 @@ def ref_import(
     lines, as Meta's vpdq writes them), or several under `# label` lines; a folder imports
     every file in it. Example: `ansim ref import C-2026-0001 shared-video.txt --format vpdq`
     """
+    from ansim.pipeline import intake
+
     if hash_format == "vpdq":
         imported = intake.import_vpdq_files(open_workspace(), case_id, [list_file])
         bad = [r for r in imported if r.error]
@@ -166,6 +174,8 @@ def ref_export(
     `--format vpdq` writes video references in vPDQ's format: one plain vPDQ file for one
     video, `# ref-ID` headed blocks for several, one `ref-ID.txt` each when --out is a folder.
     """
+    from ansim.pipeline import intake
+
     if hash_format == "vpdq":
         videos = intake.export_vpdq(open_workspace(), case_id)
         if output and output.is_dir():
@@ -195,6 +205,8 @@ def ref_withdraw(
     json_out: JsonFlag = False,
 ) -> None:
     """The victim withdrew consent: its signals are deleted and leave every index at once."""
+    from ansim.pipeline import intake
+
     removed = intake.withdraw_reference(open_workspace(), reference_id, reason)
     if json_out:
         emit_json({"reference_id": reference_id, "signals_removed": removed})

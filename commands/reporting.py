@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from ansim.casework import report_service
 from ansim.commands.common import JsonFlag, emit_json, out, refusals
-from ansim.pipeline.workspaces import open_workspace
+from ansim.commands.workspace import open_workspace
 
 
 @refusals
@@ -27,6 +26,8 @@ def report(
 
     Example: `ansim report --since 2026-03-01 --until 2026-04-01 --plot march.png`
     """
+    from ansim.casework import report_service
+
     shown = report_service.build_report(
         open_workspace(),
         report_service.parse_moment(since) if since else None,
