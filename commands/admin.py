@@ -33,9 +33,12 @@ def init(json_out: JsonFlag = False) -> None:
     if json_out:
         emit_json(result)
     else:
-        out.print(
-            f"ansim home ready at {result['home']} (key {'created' if created_key else 'kept'})"
+        ready = (
+            _("ansim home ready at {home} (key created)")
+            if created_key
+            else _("ansim home ready at {home} (key kept)")
         )
+        out.print(ready.format(home=result["home"]), highlight=False)
 
 
 @audit_app.command("verify")
@@ -53,12 +56,19 @@ def audit_verify(json_out: JsonFlag = False) -> None:
     elif problems:
         for p in problems:
             out.print(
-                f"[red]entry {p.seq if p.seq is not None else '-'}[/red]: {p.message}",
+                _("entry {seq}: {problem}").format(
+                    seq=p.seq if p.seq is not None else "-", problem=p.message
+                ),
+                style="red",
                 highlight=False,
             )
-        out.print(f"audit chain BROKEN: {len(problems)} problems in {checked} entries")
+        out.print(
+            _("audit chain BROKEN: {problems} problems in {entries} entries").format(
+                problems=len(problems), entries=checked
+            )
+        )
     else:
-        out.print(f"audit chain intact: {checked} entries")
+        out.print(_("audit chain intact: {entries} entries").format(entries=checked))
     raise typer.Exit(1 if problems else 0)
 
 

@@ -61,7 +61,7 @@ def case_open(
     if json_out:
         emit_json({"case_id": case_id})
     else:
-        out.print(f"opened case {case_id}")
+        out.print(_("opened case {case_id}").format(case_id=case_id))
 
 
 @case_app.command("list")
@@ -169,7 +169,11 @@ def case_service(
     if json_out:
         emit_json({"case_id": case_id, "service_id": service_id})
     else:
-        out.print(f"recorded service {service_id} for {case_id}")
+        out.print(
+            _("recorded service {service_id} for {case_id}").format(
+                service_id=service_id, case_id=case_id
+            )
+        )
 
 
 @case_app.command("close")
@@ -193,17 +197,24 @@ def case_close(
     from ansim.casework import retention
 
     if purge and not yes:
-        typer.confirm(f"Purge {case_id}? This cannot be undone.", abort=True)
+        typer.confirm(
+            _("Purge {case_id}? This cannot be undone.").format(case_id=case_id), abort=True
+        )
     shown = retention.close_case(open_workspace(), case_id, purge)
     if json_out:
         emit_json(shown)
     elif purge:
         out.print(_("case {case_id} closed and purged; deleted:").format(case_id=case_id))
         print_fields(
-            out, [(_(key), deleted_count(value)) for key, value in shown["deleted"].items()], 2
+            out,
+            [
+                (_(key.replace("_", " ")), deleted_count(value))
+                for key, value in shown["deleted"].items()
+            ],
+            2,
         )
     else:
-        out.print(f"case {case_id} closed")
+        out.print(_("case {case_id} closed").format(case_id=case_id))
 
 
 def deleted_count(value: object) -> str:

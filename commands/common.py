@@ -14,6 +14,7 @@ import typer
 from ansim.casework.errors import CaseworkError
 from ansim.i18n import _
 from rich.console import Console
+from rich.text import Text
 
 if TYPE_CHECKING:
     from ansim.detector.hashing import HashOptions
@@ -62,10 +63,21 @@ def refusals(func: F) -> F:
         except Exception as exc:
             if not is_refusal(exc):
                 raise
-            err.print(f"[red]{_('error')}:[/red] {exc}", highlight=False)
+            print_error(str(exc))
             raise typer.Exit(2) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def print_error(message: str) -> None:
+    """`error: ...` on stderr (in red on a terminal)."""
+    err.print(Text(_("error") + ": ", style="red") + Text(message), highlight=False)
+
+
+def print_failed(path: object, error: str, console: Console | None = None) -> None:
+    """`failed PATH: why` for one item of many."""
+    line = Text(_("failed") + " ", style="red") + Text(f"{path}: {error}")
+    (console or out).print(line, highlight=False)
 
 
 def emit_json(data: Any) -> None:
@@ -123,7 +135,9 @@ def shared_data_dir() -> Path:
     """The shared data folder, refused when it is missing (benchmarks build from it)."""
     path = shared_data_root()
     if not path.is_dir():
-        raise CaseworkError(f"shared data not found at {path} (set ANSIM_SHARED_DATA)")
+        raise CaseworkError(
+            _("shared data not found at {path} (set ANSIM_SHARED_DATA)").format(path=path)
+        )
     return path
 
 

@@ -81,7 +81,9 @@ def read_seeds(seeds: list[str]) -> list[str]:
         try:
             lines = Path(seed).read_text(encoding="utf-8").splitlines()
         except OSError as exc:
-            raise CaseworkError(f"seed {seed!r} is neither a URL nor a readable file") from exc
+            raise CaseworkError(
+                _("seed {seed!r} is neither a URL nor a readable file").format(seed=seed)
+            ) from exc
         urls += [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
     return urls
 
@@ -135,7 +137,7 @@ def crawl_run(
     options = None
     if not resume:
         if not seeds:
-            raise CaseworkError("give --seeds (URLs or files of URLs), or --resume")
+            raise CaseworkError(_("give --seeds (URLs or files of URLs), or --resume"))
         options = crawling.CrawlOptions(
             seeds=read_seeds(seeds),
             max_pages=max_pages,

@@ -16,12 +16,15 @@ from ansim.commands.common import (
     err,
     hash_options,
     out,
+    print_error,
+    print_failed,
     progress_bar,
     refusals,
 )
 from ansim.commands.crawl import print_crawl_summary
 from ansim.commands.workspace import open_workspace
 from ansim.i18n import _
+from rich.text import Text
 
 if TYPE_CHECKING:
     from ansim.pipeline.scanning import ScanMatch
@@ -54,7 +57,7 @@ def hash_command(
     from ansim.detector.vpdq_format import format_videos
 
     if output_format not in ("text", "vpdq"):
-        err.print("[red]error:[/red] --format must be text or vpdq")
+        print_error(_("--format must be text or vpdq"))
         raise typer.Exit(2)
     options = dataclasses.replace(
         hash_options(full_decode),
@@ -85,15 +88,15 @@ def hash_command(
         sys.stdout.write(format_videos(vpdq_texts) if vpdq_texts else "")
         for r in results:
             if r["error"]:
-                err.print(f"[red]failed[/red] {r['path']}: {r['error']}", highlight=False)
+                print_failed(r["path"], r["error"], err)
             elif r["modality"] != "video":
-                err.print(f"skipped {r['path']}: not a video", highlight=False)
+                err.print(_("skipped {path}: not a video").format(path=r["path"]), highlight=False)
     elif json_out:
         emit_json(results)
     else:
         for r in results:
             if r["error"]:
-                out.print(f"[red]failed[/red] {r['path']}: {r['error']}", highlight=False)
+                print_failed(r["path"], r["error"])
             elif r["modality"] == "video":
                 frames = r["signals"]["vpdq"]
                 out.print(
@@ -131,7 +134,7 @@ def scan(
     urls = [t for t in targets if "://" in t]
     if urls:
         if dry_run:
-            err.print("[red]error:[/red] --dry-run applies to files only, not URLs")
+            print_error(_("--dry-run applies to files only, not URLs"))
             raise typer.Exit(2)
         summary = crawling.scan_urls(workspace, urls, allow_loopback)
         print_crawl_summary(summary, json_out, verb=_("scanned"))
@@ -154,15 +157,24 @@ def scan(
         emit_json(report.as_dict())
     else:
         for failure in report.failures:
-            out.print(f"[red]failed[/red] {failure['path']}: {failure['error']}", highlight=False)
+            print_failed(failure["path"], failure["error"])
         for m in report.matches:
-            queued = f"queue item {m.takedown_id}" if m.takedown_id else "not recorded (dry run)"
+            queued = (
+                _("queue item {item}").format(item=m.takedown_id)
+                if m.takedown_id
+                else _("not recorded (dry run)")
+            )
+            out.print(Text(_("match") + " ", style="bold") + Text(m.location), highlight=False)
             out.print(
-                f"[bold]match[/bold] {m.location} -> case {m.case_id}, reference {m.reference_id}: "
-                f"{m.explanation}; {queued}",
+                "  "
+                + _("case {case}, reference {reference}: {why}; {queued}").format(
+                    case=m.case_id, reference=m.reference_id, why=m.explanation, queued=queued
+                ),
                 highlight=False,
             )
         out.print(
-            f"{report.scanned} scanned, {len(report.matches)} matches, {report.errors} errors"
+            _("{scanned} scanned, {matches} matches, {errors} errors").format(
+                scanned=report.scanned, matches=len(report.matches), errors=report.errors
+            )
         )
     raise typer.Exit(1 if report.errors else 0)

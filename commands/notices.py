@@ -160,13 +160,26 @@ def notice_send(
                 highlight=False,
             )
         for n in result.failed:
-            out.print(f"[red]failed[/red] {n['ref']} to {n['to']}: {n['error']}", highlight=False)
+            out.print(
+                _("failed {ref} to {to}: {error}").format(
+                    ref=n["ref"], to=n["to"], error=n["error"]
+                ),
+                style="red",
+                highlight=False,
+            )
         for n in result.skipped:
-            out.print(f"[yellow]skipped[/yellow] {n['ref']}: {n['reason']}", highlight=False)
+            out.print(
+                _("skipped {ref}: {reason}").format(ref=n["ref"], reason=n["reason"]),
+                style="yellow",
+                highlight=False,
+            )
         for ref in result.stuck:
             out.print(
-                f"[yellow]stuck[/yellow] {ref} was left sending by an interrupted send: check "
-                f"the mail log, then `ansim notice settle {ref} --delivered` (or --not-delivered)",
+                _(
+                    "stuck: {ref} was left sending by an interrupted send: check the mail log, "
+                    "then `ansim notice settle {ref} --delivered` (or --not-delivered)"
+                ).format(ref=ref),
+                style="yellow",
                 highlight=False,
             )
     raise typer.Exit(1 if result.failed or result.stuck else 0)

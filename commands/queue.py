@@ -165,10 +165,14 @@ def queue_confirm(
     if json_out:
         emit_json(shown)
     elif shown["status"] == "confirmed":
-        out.print(f"item {item_id} confirmed")
+        out.print(_("item {item_id} confirmed").format(item_id=item_id))
     else:
         have, need = len(shown["confirmations"]), shown["confirmations_required"]
-        out.print(f"item {item_id}: confirmation {have} of {need} recorded; needs another analyst")
+        out.print(
+            _(
+                "item {item_id}: confirmation {have} of {need} recorded; needs another analyst"
+            ).format(item_id=item_id, have=have, need=need)
+        )
 
 
 @queue_app.command("reject")
@@ -182,7 +186,10 @@ def queue_reject(
     from ansim.casework import queue
 
     shown = queue.set_status(open_workspace(), item_id, "rejected", reason)
-    emit_json(shown) if json_out else out.print(f"item {item_id} rejected")
+    if json_out:
+        emit_json(shown)
+    else:
+        out.print(_("item {item_id} rejected").format(item_id=item_id))
 
 
 @queue_app.command("policy")
@@ -204,14 +211,16 @@ def queue_policy(
     if case_type is None:
         current = confirmations.list_rules(workspace)
     elif confirmations_required is None:
-        raise typer.BadParameter("give --confirmations N to set it", param_hint="--confirmations")
+        raise typer.BadParameter(
+            _("give --confirmations N to set it"), param_hint="--confirmations"
+        )
     else:
         current = confirmations.set_rule(workspace, case_type, confirmations_required)
     if json_out:
         emit_json(current)
         return
     for name, required in current.items():
-        out.print(f"{name}: {required} analyst(s)")
+        out.print(_("{case_type}: {count} analyst(s)").format(case_type=_(name), count=required))
 
 
 @queue_app.command("recheck")
@@ -265,9 +274,18 @@ def queue_recheck(
         for c in shown["checked"]:
             change = f"{c['before']} -> {c['after']}" if c["before"] != c["after"] else c["after"]
             out.print(f"{c['id']:>5} {c['verdict']:<11} {change:<28} {c['url']}", highlight=False)
-        unsent = "" if smtp else " (no --smtp: not resent)"
+        unsent = "" if smtp else _(" (no --smtp: not resent)")
         out.print(
-            f"{shown['gone']} gone, {shown['online']} online, {shown['unreachable']} unreachable;"
-            f" {len(shown['resend_due'])} due for resend{unsent}, {len(shown['resent'])} resent"
+            _(
+                "{gone} gone, {online} online, {unreachable} unreachable; "
+                "{due} due for resend{unsent}, {resent} resent"
+            ).format(
+                gone=shown["gone"],
+                online=shown["online"],
+                unreachable=shown["unreachable"],
+                due=len(shown["resend_due"]),
+                unsent=unsent,
+                resent=len(shown["resent"]),
+            )
         )
     raise typer.Exit(1 if shown["unreachable"] or shown["resend_failed"] else 0)

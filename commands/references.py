@@ -17,6 +17,7 @@ from ansim.commands.common import (
     format_vpdq_texts,
     hash_options,
     out,
+    print_failed,
     progress_bar,
     refusals,
 )
@@ -71,7 +72,7 @@ def ref_add(
     from ansim.pipeline import intake
 
     if not paths and text is None:
-        raise CaseworkError("give files or folders, or --text")
+        raise CaseworkError(_("give files or folders, or --text"))
     workspace = open_workspace()
     options = dataclasses.replace(
         hash_options(full_decode),
@@ -102,19 +103,29 @@ def ref_add(
     else:
         for r in results:
             if r.error:
-                out.print(f"[red]failed[/red] {r.path}: {r.error}", highlight=False)
-            else:
-                note = " (already a reference of this case)" if r.duplicate else ""
-                out.print(
-                    f"reference {r.reference_id} ({r.modality}) <- {r.path}{note}", highlight=False
+                print_failed(r.path, r.error)
+                continue
+            note = _(" (already a reference of this case)") if r.duplicate else ""
+            out.print(
+                _("reference {id} ({modality}) <- {path}").format(
+                    id=r.reference_id, modality=_(r.modality), path=r.path
                 )
-                for m in r.retro_matches:
-                    out.print(
-                        f"  [bold]already crawled[/bold] at {m.location}: {m.explanation}; "
-                        f"queue item {m.takedown_id}",
-                        highlight=False,
-                    )
-        out.print(f"{len(results) - len(failed)} added, {len(failed)} failed")
+                + note,
+                highlight=False,
+            )
+            for m in r.retro_matches:
+                out.print(
+                    "  "
+                    + _("already crawled at {location}: {why}; queue item {item}").format(
+                        location=m.location, why=m.explanation, item=m.takedown_id
+                    ),
+                    highlight=False,
+                )
+        out.print(
+            _("{added} added, {failed} failed").format(
+                added=len(results) - len(failed), failed=len(failed)
+            )
+        )
     raise typer.Exit(1 if failed else 0)
 
 
@@ -144,10 +155,19 @@ def ref_import(
         else:
             for r in imported:
                 if r.error:
-                    out.print(f"[red]failed[/red] {r.path}: {r.error}", highlight=False)
+                    print_failed(r.path, r.error)
                 else:
-                    out.print(f"reference {r.reference_id} (video) <- {r.path}", highlight=False)
-            out.print(f"{len(imported) - len(bad)} imported, {len(bad)} rejected")
+                    out.print(
+                        _("reference {id} ({modality}) <- {path}").format(
+                            id=r.reference_id, modality=_("video"), path=r.path
+                        ),
+                        highlight=False,
+                    )
+            out.print(
+                _("{imported} imported, {rejected} rejected").format(
+                    imported=len(imported) - len(bad), rejected=len(bad)
+                )
+            )
         raise typer.Exit(1 if bad else 0)
     results = intake.import_hash_list(open_workspace(), case_id, list_file, hash_format)
     failed = [r for r in results if r.error]
@@ -155,8 +175,16 @@ def ref_import(
         emit_json([r.as_dict() for r in results])
     else:
         for r in failed:
-            out.print(f"[red]line {r.line}[/red]: {r.error}", highlight=False)
-        out.print(f"{len(results) - len(failed)} imported, {len(failed)} rejected")
+            out.print(
+                _("line {line}: {error}").format(line=r.line, error=r.error),
+                style="red",
+                highlight=False,
+            )
+        out.print(
+            _("{imported} imported, {rejected} rejected").format(
+                imported=len(results) - len(failed), rejected=len(failed)
+            )
+        )
     raise typer.Exit(1 if failed else 0)
 
 
@@ -211,7 +239,11 @@ def ref_withdraw(
     if json_out:
         emit_json({"reference_id": reference_id, "signals_removed": removed})
     else:
-        out.print(f"reference {reference_id} withdrawn; {removed} signals deleted")
+        out.print(
+            _("reference {id} withdrawn; {removed} signals deleted").format(
+                id=reference_id, removed=removed
+            )
+        )
 
 
 def bank_signal_kinds() -> set[str]:

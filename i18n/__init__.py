@@ -44,15 +44,12 @@ def _(message: str) -> str:
 
 def local_time(value: datetime | str | None, with_time: bool = True) -> str:
     """A stored moment (UTC; naive means UTC) as the user's local time, short: minutes, no
-    seconds or zone. Korean as 2026년 12월 3일 17:02, English as 2026-12-03 17:02."""
+    seconds or zone; as Korean writes dates (2026.12.03 17:02) or ISO (2026-12-03 17:02)."""
     if value is None or value == "":
         return "-"
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     moment = moment.astimezone()
-    if language() == "ko":
-        day = f"{moment.year}년 {moment.month}월 {moment.day}일"
-    else:
-        day = moment.strftime("%Y-%m-%d")
+    day = moment.strftime("%Y.%m.%d" if language() == "ko" else "%Y-%m-%d")
     return f"{day} {moment:%H:%M}" if with_time else day
