@@ -13,12 +13,13 @@ none of them; `ansim bench startup` measures the time.
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
 from ansim.commands import admin, matching, reporting
-from ansim.i18n import _
+from ansim.i18n import _, language
 from typer.core import TyperGroup
 
 
@@ -67,11 +68,30 @@ GROUPS = {
 }
 
 
+def localize(command: Any) -> None:
+    """Help texts of a built command (and its subcommands) in the user's language: the
+    docstrings and option helps are the catalogue's keys."""
+    if language() == "en":
+        return
+    if command.help:
+        command.help = _(command.help)
+    for param in command.params:
+        if getattr(param, "help", None):
+            param.help = _(param.help)
+    for sub in (getattr(command, "commands", None) or {}).values():
+        localize(sub)
+
+
 class LazyGroups(TyperGroup):
     """The root command: builds a group from its module only when that group is used; the
     root's own help lists the groups from GROUPS."""
 
     listing = False
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for command in self.commands.values():
+            localize(command)
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         self.listing = True
@@ -96,6 +116,7 @@ class LazyGroups(TyperGroup):
         built = typer.main.get_group(group.load())
         built.name, built.help = cmd_name, group.help
         built.rich_markup_mode = self.rich_markup_mode
+        localize(built)
         self.commands[cmd_name] = built
         return built
 
@@ -134,7 +155,25 @@ app.command("scan")(matching.scan)
 app.command("report")(reporting.report)
 
 
+def localize_help_panels() -> None:
+    """typer's own words on a help screen (panel titles, [required]) in the user's language.
+    Only when help is about to be shown: loading typer's help renderer takes longer than a
+    command's start may."""
+    from typer import rich_utils
+
+    rich_utils.ARGUMENTS_PANEL_TITLE = _("Arguments")
+    rich_utils.OPTIONS_PANEL_TITLE = _("Options")
+    rich_utils.COMMANDS_PANEL_TITLE = _("Commands")
+    rich_utils.ERRORS_PANEL_TITLE = _("Error")
+    rich_utils.REQUIRED_LONG_STRING = _("[required]")
+    rich_utils.DEFAULT_STRING = _("[default: {}]")
+
+
 def main() -> None:
+    arguments = sys.argv[1:]
+    # `ansim`, `ansim GROUP` and `--help` anywhere show help.
+    if language() != "en" and ("--help" in arguments or len(arguments) <= 1):
+        localize_help_panels()
     app()
 
 

@@ -55,6 +55,46 @@ def test_every_message_has_its_korean() -> None:
     assert not vocabulary, f"no Korean for: {vocabulary}"
 
 
+# Developer tools, whose help stays English.
+ENGLISH_ONLY_GROUPS = ("bench", "model")
+
+
+def help_texts() -> dict[str, str]:
+    """Every command's and option's help of the commands analysts use -> whose it is."""
+    import typer
+    from ansim.cli import GROUPS, app
+
+    found: dict[str, str] = {}
+
+    def walk(command: object, path: str) -> None:
+        if command.help:
+            found.setdefault(command.help, path)
+        for param in command.params:
+            if getattr(param, "help", None):
+                found.setdefault(param.help, f"{path} {param.name}")
+        for name, sub in (getattr(command, "commands", None) or {}).items():
+            walk(sub, f"{path} {name}")
+
+    for name, command in typer.main.get_command(app).commands.items():
+        walk(command, name)
+    for name, group in GROUPS.items():
+        if name not in ENGLISH_ONLY_GROUPS:
+            walk(typer.main.get_group(group.load()), name)
+    return found
+
+
+def test_every_help_text_has_its_korean(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANSIM_LANG", "en")  # the English texts, as the code has them
+    i18n.language.cache_clear()
+    try:
+        texts = help_texts()
+    finally:
+        i18n.language.cache_clear()
+    assert len(texts) > 80
+    missing = {where: text for text, where in texts.items() if text not in MESSAGES}
+    assert not missing, f"no Korean help for: {missing}"
+
+
 def test_translations_keep_their_placeholders() -> None:
     for english, korean in MESSAGES.items():
         assert fields(english) == fields(korean), english
@@ -102,5 +142,6 @@ def test_a_korean_run(ansim_home: Path) -> None:
     assert "유형:" in shown and "진행 중" in shown
     assert "오류: unknown case id" in run(korean, "case", "show", "C-1999-0001", expect=2)
     assert "삭제 대기열." in run(korean, "--help")
+    assert "지원 사례를 엽니다." in run(korean, "case", "open", "--help")
     english = run({**env, "ANSIM_LANG": "en", "LANG": "ko_KR.UTF-8"}, "case", "list")
     assert "stalking" in english and "스토킹" not in english
