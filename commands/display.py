@@ -162,3 +162,35 @@ def size(value: int | None) -> str:
             return f"{amount:.1f} {unit}"
         amount /= 1024
     return f"{amount:.1f} GiB"
+
+
+# Longer values (base64 signatures, frame lists) are cut in reading output; --json has them.
+LONGEST_VALUE = 72
+
+
+def plain(value: Any) -> str:
+    """A scalar or list for reading: lists joined, long values cut with a pointer to --json."""
+    if isinstance(value, list | tuple):
+        text = ", ".join(plain(v) for v in value)
+    elif isinstance(value, float):
+        text = number(value, 3)
+    else:
+        text = text_or_dash(value)
+    if len(text) > LONGEST_VALUE:
+        return _("{start}… ({length} characters; --json has all)").format(
+            start=text[: LONGEST_VALUE - 24], length=len(text)
+        )
+    return text
+
+
+def nested(values: dict[str, Any], indent: str = "") -> list[str]:
+    """A dict as aligned `key: value` lines, dicts inside it indented under their key."""
+    lines: list[str] = []
+    width = max((cell_len(k) for k in values), default=0)
+    for key, value in values.items():
+        if isinstance(value, dict):
+            lines.append(f"{indent}{key}:")
+            lines += nested(value, indent + "  ")
+        else:
+            lines.append(f"{indent}{key}:{' ' * (width - cell_len(key) + 1)}{plain(value)}")
+    return lines

@@ -22,6 +22,7 @@ from ansim.commands.common import (
     refusals,
 )
 from ansim.commands.crawl import print_crawl_summary
+from ansim.commands.display import nested
 from ansim.commands.workspace import open_workspace
 from ansim.i18n import _
 from rich.text import Text
@@ -97,16 +98,17 @@ def hash_command(
         for r in results:
             if r["error"]:
                 print_failed(r["path"], r["error"])
-            elif r["modality"] == "video":
-                frames = r["signals"]["vpdq"]
-                out.print(
-                    f"{r['path']} [video] sha256={r['signals']['sha256']}, vpdq={len(frames)} "
-                    "frames (--format vpdq or --json prints them)",
-                    highlight=False,
+                continue
+            signals = dict(r["signals"])
+            if r["modality"] == "video":
+                signals["vpdq"] = _("{frames} frames (--format vpdq or --json prints them)").format(
+                    frames=len(signals["vpdq"])
                 )
-            else:
-                shown = ", ".join(f"{k}={v}" for k, v in r["signals"].items())
-                out.print(f"{r['path']} [{r['modality']}] {shown}", highlight=False)
+            out.print(
+                Text(str(r["path"]), style="bold") + f" ({_(r['modality'])})", highlight=False
+            )
+            for line in nested(signals, "  "):
+                out.print(Text(line), highlight=False, soft_wrap=True)
     raise typer.Exit(1 if any(r["error"] for r in results) else 0)
 
 

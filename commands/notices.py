@@ -228,6 +228,39 @@ def notice_list(
     out.print(fitted_table(out, columns, rows))
 
 
+@notice_app.command("show")
+@refusals
+def notice_show(
+    ref: Annotated[str, typer.Argument(help="The notice, e.g. N-2026-00001.")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Show one removal notice: host, address, language, status, times, its queue items."""
+    from ansim.casework import notice_service
+    from ansim.casework.errors import NotFound
+
+    found = [n for n in notice_service.list_notices(open_workspace()) if n["ref"] == ref]
+    if not found:
+        raise NotFound(_("unknown notice {ref}").format(ref=ref))
+    [notice] = found
+    if json_out:
+        emit_json(notice)
+        return
+    print_fields(
+        out,
+        [
+            (_("notice"), notice["ref"]),
+            (_("status"), _(notice["status"])),
+            (_("host"), notice["host"]),
+            (_("to"), notice["to"]),
+            (_("notice language"), notice["lang"]),
+            (_("drafted"), when(notice["created_at"])),
+            (_("sent"), when(notice["sent_at"])),
+            (_("error"), text_or_dash(notice["error"])),
+            (_("items"), item_list(notice["takedowns"])),
+        ],
+    )
+
+
 @notice_app.command("settle")
 @refusals
 def notice_settle(

@@ -126,6 +126,11 @@ MESSAGES: dict[str, str] = {
     "{hours:.1f} h": "{hours:.1f}시간",
     "{days:.1f} days": "{days:.1f}일",
     "from the start": "처음부터",
+    "unknown notice {ref}": "없는 요청서 {ref}",
+    "{start}… ({length} characters; --json has all)": "{start}… ({length}자; --json 에 모두 있음)",
+    "{frames} frames (--format vpdq or --json prints them)": (
+        "{frames}개 프레임 (--format vpdq 나 --json 으로 출력)"
+    ),
     # --- what commands report ------------------------------------------------------------
     "ansim home ready at {home} (key created)": "ansim 홈 준비됨: {home} (키 생성)",
     "ansim home ready at {home} (key kept)": "ansim 홈 준비됨: {home} (기존 키 유지)",
@@ -243,6 +248,9 @@ MESSAGES: dict[str, str] = {
     "The signal indexes (rebuildable from the store).": "지문 색인 (저장소에서 다시 만들 수 있음).",
     "Benchmarks that measure precision and speed.": "정확도와 속도를 재는 벤치마크.",
     "Learned models: training the image copy descriptor.": "학습 모델: 이미지 복제 기술자 학습.",
+    "Show one removal notice: host, address, language, status, times, its queue items.": (
+        "삭제 요청서 하나를 보여 줍니다: 호스트, 주소, 언어, 상태, 시각, 대기열 항목."
+    ),
     # --- help: every command and option of the groups an analyst uses ---
     "Create $ANSIM_HOME (default ~/.ansim): database, schema and encryption key (mode 0600).\n\nSafe to run again: it only creates what is missing and upgrades the schema.": "$ANSIM_HOME (기본값 ~/.ansim) 을 만듭니다: 데이터베이스, 스키마, 암호화 키 (권한 0600).\n\n다시 실행해도 안전합니다: 없는 것만 만들고 스키마를 올립니다.",
     "Print machine-readable JSON.": "기계가 읽는 JSON 으로 출력합니다.",

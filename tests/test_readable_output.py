@@ -89,6 +89,16 @@ def test_commands_print_labelled_fields_and_whole_ids(
     assert case_id in ansim("queue", "list")  # the case column too
     assert notice["ref"] in ansim("notice", "list", columns=40)  # even when narrower
 
+    shown_notice = ansim("notice", "show", notice["ref"])
+    assert_readable(shown_notice)
+    assert re.search(rf"^items: +{item}$", shown_notice, re.M)
+
+    post = tmp_path / "post.txt"
+    post.write_text("이 사람 집 주소는 서울시 마포구 예시로 12길 34 입니다. " * 3, encoding="utf-8")
+    hashed = ansim("hash", str(post), str(copy))
+    assert_readable(hashed)
+    assert re.search(r"^    hashvalues: +\S+… \(\d+ characters; --json has all\)$", hashed, re.M)
+
     status = ansim("index", "status")
     assert_readable(status)
     assert "pdq:" in status
