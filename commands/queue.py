@@ -131,7 +131,7 @@ def print_item(shown: dict[str, Any]) -> None:
 def evidence_lines(evidence: dict[str, Any]) -> list[str]:
     """`#3 sealed 2026-12-03 17:02, 4 WARC records`, then its page, media and digest."""
     lines = [
-        _("#{id} sealed {at}, {records} WARC records").format(
+        _("#{id} sealed {at}, WARC records: {records}").format(
             id=evidence["id"], at=when(evidence["created_at"]), records=evidence["records"]
         )
     ]

@@ -118,7 +118,7 @@ MESSAGES: dict[str, str] = {
     "not shown at this width: {columns} (--json has everything)": (
         "이 너비에서 생략한 열: {columns} (--json 에 모두 있음)"
     ),
-    "#{id} sealed {at}, {records} WARC records": "#{id} {at} 봉인, WARC 레코드 {records}개",
+    "#{id} sealed {at}, WARC records: {records}": "#{id} {at} 봉인, WARC 레코드: {records}개",
     "{digest} (verified)": "{digest} (검증됨)",
     "{media} ({hashed} fingerprinted, {duplicate} duplicate content)": (
         "{media}개 (지문 생성 {hashed}개, 중복 내용 {duplicate}개)"

@@ -63,7 +63,7 @@ def test_commands_print_labelled_fields_and_whole_ids(
     shown = ansim("queue", "show", str(item))
     assert_readable(shown)
     assert re.search(r"^  distance: \d+$", shown, re.M)  # rounded, indented under match
-    assert re.search(r"^  #1 sealed .*, 1 WARC records$", shown, re.M)
+    assert re.search(r"^  #1 sealed .*, WARC records: 1$", shown, re.M)
     assert re.search(r"^    WARC SHA-256: [0-9a-f]{64}$", shown, re.M)
     assert "new -> confirmed  by kim: same photo" in shown  # history, indented
     full = json.loads(ansim("queue", "show", str(item), "--json"))
