@@ -53,9 +53,9 @@ def hash_command(
     """
     from ansim.casework.files import expand_paths
     from ansim.detector.errors import MediaError
-    from ansim.detector.hashing import hash_file
     from ansim.detector.video import VideoOptions
     from ansim.detector.vpdq_format import format_videos
+    from ansim.signal_types.hashing import hash_file
 
     if output_format not in ("text", "vpdq"):
         print_error(_("--format must be text or vpdq"))

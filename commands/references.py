@@ -248,9 +248,9 @@ def ref_withdraw(
 
 def bank_signal_kinds() -> set[str]:
     """The signal kinds the reference banks index (the others are kept for exact lookups)."""
-    from ansim.pipeline.banks import BANK_SPECS
+    from ansim.signal_types import indexed_types
 
-    return {spec.signal_kind for spec in BANK_SPECS}
+    return {signal_type.name for signal_type in indexed_types()}
 
 
 def reference_rows(workspace: Workspace, case_id: str | None, modality: str | None) -> list[dict]:
