@@ -89,6 +89,11 @@ def test_commands_print_labelled_fields_and_whole_ids(
     assert case_id in ansim("queue", "list")  # the case column too
     assert notice["ref"] in ansim("notice", "list", columns=40)  # even when narrower
 
+    exported = ansim("evidence", "export", str(full["evidence"][0]["id"]), str(tmp_path / "out"))
+    assert_readable(exported)
+    assert re.search(r"^WARC SHA-256: [0-9a-f]{64} \(verified\)$", exported, re.M)
+    assert re.search(r"^  \S+\.warc\.gz$", exported, re.M)  # each file written, indented
+
     shown_notice = ansim("notice", "show", notice["ref"])
     assert_readable(shown_notice)
     assert re.search(rf"^items: +{item}$", shown_notice, re.M)
