@@ -83,8 +83,9 @@ def localize(command: Any) -> None:
 
 
 class LazyGroups(TyperGroup):
-    """The root command: builds a group from its module only when that group is used; the
-    root's own help lists the groups from GROUPS."""
+    """The root command: each group in GROUPS stands in as a placeholder (its name and help,
+    enough for the root's help and for "did you mean" suggestions) until it is used, when
+    its module is imported and the group built."""
 
     listing = False
 
@@ -92,6 +93,10 @@ class LazyGroups(TyperGroup):
         super().__init__(**attrs)
         for command in self.commands.values():
             localize(command)
+        self.placeholders = {
+            name: TyperGroup(name=name, help=group.help) for name, group in GROUPS.items()
+        }
+        self.commands.update(self.placeholders)
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         self.listing = True
@@ -100,21 +105,12 @@ class LazyGroups(TyperGroup):
         finally:
             self.listing = False
 
-    def list_commands(self, ctx: Any) -> list[str]:
-        return [
-            *super().list_commands(ctx),
-            *(name for name in GROUPS if name not in self.commands),
-        ]
-
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         command = super().get_command(ctx, cmd_name)
-        if command is not None or cmd_name not in GROUPS:
+        if command is None or command is not self.placeholders.get(cmd_name) or self.listing:
             return command
-        group = GROUPS[cmd_name]
-        if self.listing:
-            return TyperGroup(name=cmd_name, help=group.help)
-        built = typer.main.get_group(group.load())
-        built.name, built.help = cmd_name, group.help
+        built = typer.main.get_group(GROUPS[cmd_name].load())
+        built.name, built.help = cmd_name, GROUPS[cmd_name].help
         built.rich_markup_mode = self.rich_markup_mode
         localize(built)
         self.commands[cmd_name] = built
