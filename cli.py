@@ -168,7 +168,8 @@ def localize_help_panels() -> None:
 def main() -> None:
     arguments = sys.argv[1:]
     # `ansim`, `ansim GROUP` and `--help` anywhere show help.
-    if language() != "en" and ("--help" in arguments or len(arguments) <= 1):
+    shows_help = "--help" in arguments or (not arguments[1:] and arguments[:1] != ["--version"])
+    if language() != "en" and shows_help:
         localize_help_panels()
     app()
 
