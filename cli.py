@@ -3,58 +3,180 @@
 Exit codes: 0 all good, 1 some items failed (or a check found problems), 2 the request
 itself was refused (unknown id, bad value, no ansim home).
 Every command that prints results takes --json; progress goes to stderr.
+
+Start-up is kept short: a command group's module is imported (and its commands built) only
+when that group is used, and command modules import detectors, indexes and the store inside
+the commands that need them. `tests/test_startup.py` checks that importing this module loads
+none of them; `ansim bench startup` measures the time.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Annotated, Any
 
 import typer
-from ansim.commands import (
-    admin,
-    bench,
-    cases,
-    crawl,
-    matching,
-    model,
-    notices,
-    queue,
-    references,
-    reporting,
-)
-from ansim.store.home import resolve_home
-from ansim.store.private_files import private_dir
+from ansim.commands import admin, matching, reporting
+from ansim.i18n import _, language
+from typer.core import TyperGroup
+
+
+@dataclass(frozen=True)
+class LazyGroup:
+    module: str
+    attribute: str
+    help: str
+
+    def load(self) -> typer.Typer:
+        return getattr(importlib.import_module(self.module), self.attribute)
+
+
+# Name -> where its Typer app lives, and its one-line help (shown by `ansim --help` without
+# importing the module).
+GROUPS = {
+    "case": LazyGroup(
+        "ansim.commands.cases", "case_app", _("Support cases and the services given to them.")
+    ),
+    "ref": LazyGroup(
+        "ansim.commands.references",
+        "ref_app",
+        _("References: what a victim reported, kept as fingerprints only."),
+    ),
+    "queue": LazyGroup("ansim.commands.queue", "queue_app", _("The takedown queue.")),
+    "host": LazyGroup("ansim.commands.notices", "host_app", _("Hosts: where removal notices go.")),
+    "notice": LazyGroup("ansim.commands.notices", "notice_app", _("Removal notices: draft, send.")),
+    "crawl": LazyGroup(
+        "ansim.commands.crawl", "crawl_app", _("Crawls: fetch sites, fingerprint what is there.")
+    ),
+    "evidence": LazyGroup(
+        "ansim.commands.crawl", "evidence_app", _("Sealed WARC evidence of matches.")
+    ),
+    "audit": LazyGroup("ansim.commands.admin", "audit_app", _("The hash-chained audit log.")),
+    "key": LazyGroup("ansim.commands.admin", "key_app", _("The data encryption key.")),
+    "index": LazyGroup(
+        "ansim.commands.admin", "index_app", _("The signal indexes (rebuildable from the store).")
+    ),
+    "bench": LazyGroup(
+        "ansim.commands.bench", "bench_app", _("Benchmarks that measure precision and speed.")
+    ),
+    "model": LazyGroup(
+        "ansim.commands.model",
+        "model_app",
+        _("Learned models: training the image copy descriptor."),
+    ),
+}
+
+
+def localize(command: Any) -> None:
+    """Help texts of a built command (and its subcommands) in the user's language: the
+    docstrings and option helps are the catalogue's keys."""
+    if language() == "en":
+        return
+    if command.help:
+        command.help = _(command.help)
+    for param in command.params:
+        if getattr(param, "help", None):
+            param.help = _(param.help)
+    for sub in (getattr(command, "commands", None) or {}).values():
+        localize(sub)
+
+
+class LazyGroups(TyperGroup):
+    """The root command: each group in GROUPS stands in as a placeholder (its name and help,
+    enough for the root's help and for "did you mean" suggestions) until it is used, when
+    its module is imported and the group built."""
+
+    listing = False
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for command in self.commands.values():
+            localize(command)
+        self.placeholders = {
+            name: TyperGroup(name=name, help=group.help) for name, group in GROUPS.items()
+        }
+        self.commands.update(self.placeholders)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self.listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self.listing = False
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is None or command is not self.placeholders.get(cmd_name) or self.listing:
+            return command
+        built = typer.main.get_group(GROUPS[cmd_name].load())
+        built.name, built.help = cmd_name, GROUPS[cmd_name].help
+        built.rich_markup_mode = self.rich_markup_mode
+        localize(built)
+        self.commands[cmd_name] = built
+        return built
+
+
+def show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"ansim {version('ansim')}")
+        raise typer.Exit()
+
 
 app = typer.Typer(
-    help="ansim: find reposted victim material by fingerprint and drive its removal.",
+    cls=LazyGroups,
+    help=_("ansim: find reposted victim material by fingerprint and drive its removal."),
     no_args_is_help=True,
-    add_completion=False,
     rich_markup_mode="markdown",
     # A traceback's locals would print contact details, notes and keys.
     pretty_exceptions_show_locals=False,
 )
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=show_version, is_eager=True, help=_("Print the version and exit.")
+        ),
+    ] = False,
+) -> None:
+    """ansim: find reposted victim material by fingerprint and drive its removal."""
+
+
 app.command("init")(admin.init)
 app.command("hash")(matching.hash_command)
 app.command("scan")(matching.scan)
 app.command("report")(reporting.report)
-app.add_typer(cases.case_app, name="case")
-app.add_typer(references.ref_app, name="ref")
-app.add_typer(queue.queue_app, name="queue")
-app.add_typer(notices.host_app, name="host")
-app.add_typer(notices.notice_app, name="notice")
-app.add_typer(crawl.crawl_app, name="crawl")
-app.add_typer(crawl.evidence_app, name="evidence")
-app.add_typer(admin.audit_app, name="audit")
-app.add_typer(admin.key_app, name="key")
-app.add_typer(admin.index_app, name="index")
-app.add_typer(bench.bench_app, name="bench")
-app.add_typer(model.model_app, name="model")
+
+
+def localize_help_panels() -> None:
+    """typer's own words on a help screen (panel titles, [required]) in the user's language.
+    Only when help is about to be shown: loading typer's help renderer takes longer than a
+    command's start may."""
+    from typer import rich_utils
+
+    rich_utils.ARGUMENTS_PANEL_TITLE = _("Arguments")
+    rich_utils.OPTIONS_PANEL_TITLE = _("Options")
+    rich_utils.COMMANDS_PANEL_TITLE = _("Commands")
+    rich_utils.ERRORS_PANEL_TITLE = _("Error")
+    rich_utils.REQUIRED_LONG_STRING = _("[required]")
+    rich_utils.DEFAULT_STRING = _("[default: {}]")
 
 
 def main() -> None:
+    arguments = sys.argv[1:]
+    # `ansim`, `ansim GROUP` and `--help` anywhere show help.
+    shows_help = "--help" in arguments or (not arguments[1:] and arguments[:1] != ["--version"])
+    if language() != "en" and shows_help:
+        localize_help_panels()
     try:
         app()
     except Exception as exc:  # a bug: the message may quote victim data, so it goes to the log
@@ -66,15 +188,19 @@ def main() -> None:
 
 def log_unexpected(exc: BaseException) -> str:
     """Append the traceback to $ANSIM_HOME/logs/errors.log (0600, in a 0700 folder)."""
+    from ansim.settings import Settings
+    from ansim.store.home import resolve_home
+    from ansim.store.private_files import private_dir
+
     try:
-        log_dir = private_dir(resolve_home().log_dir)
+        log_dir = private_dir(resolve_home(Settings.from_environment()).log_dir)
         path = log_dir / "errors.log"
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(descriptor, "a") as handle:
             handle.write(f"--- {datetime.now(UTC).isoformat()}\n")
             handle.write("".join(traceback.format_exception(exc)))
         return str(path)
-    except OSError:
+    except (OSError, ValueError):
         return "nowhere (the log folder is not writable)"
 
 

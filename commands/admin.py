@@ -7,11 +7,9 @@ from typing import Annotated
 
 import typer
 from ansim.commands.common import JsonFlag, emit_json, err, out, refusals
-from ansim.pipeline import keys
-from ansim.pipeline.workspaces import init_workspace, key_warnings, open_workspace
-from ansim.store import audit
-from ansim.store.private_files import write_private
-from ansim.store.tables import AuditHead
+from ansim.commands.display import print_fields
+from ansim.commands.workspace import open_workspace
+from ansim.i18n import _
 
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 
@@ -28,6 +26,8 @@ def init(json_out: JsonFlag = False) -> None:
 
     Safe to run again: it only creates what is missing and upgrades the schema.
     """
+    from ansim.pipeline.workspaces import init_workspace, key_warnings
+
     workspace, created_key = init_workspace()
     result = {
         "home": str(workspace.home.root),
@@ -41,9 +41,12 @@ def init(json_out: JsonFlag = False) -> None:
     if json_out:
         emit_json(result)
     else:
-        out.print(
-            f"ansim home ready at {result['home']} (key {'created' if created_key else 'kept'})"
+        ready = (
+            _("ansim home ready at {home} (key created)")
+            if created_key
+            else _("ansim home ready at {home} (key kept)")
         )
+        out.print(ready.format(home=result["home"]), highlight=False)
 
 
 @audit_app.command("verify")
@@ -59,6 +62,8 @@ def audit_verify(
 
     Example: `ansim audit verify --anchor /mnt/offsite/ansim-anchor.txt`
     """
+    from ansim.store import audit
+
     workspace = open_workspace()
     with workspace.store.read_session() as session:
         try:
@@ -73,12 +78,19 @@ def audit_verify(
     elif problems:
         for p in problems:
             out.print(
-                f"[red]entry {p.seq if p.seq is not None else '-'}[/red]: {p.message}",
+                _("entry {seq}: {problem}").format(
+                    seq=p.seq if p.seq is not None else "-", problem=p.message
+                ),
+                style="red",
                 highlight=False,
             )
-        out.print(f"audit chain BROKEN: {len(problems)} problems in {checked} entries")
+        out.print(
+            _("audit chain BROKEN: {problems} problems in {entries} entries").format(
+                problems=len(problems), entries=checked
+            )
+        )
     else:
-        out.print(f"audit chain intact: {checked} entries")
+        out.print(_("audit chain intact: {entries} entries").format(entries=checked))
     raise typer.Exit(1 if problems else 0)
 
 
@@ -96,6 +108,10 @@ def audit_anchor(
 
     Example: `ansim audit anchor --out /mnt/offsite/ansim-anchor.txt`
     """
+    from ansim.store import audit
+    from ansim.store.private_files import write_private
+    from ansim.store.tables import AuditHead
+
     workspace = open_workspace()
     with workspace.store.read_session() as session:
         head = session.get(AuditHead, 1)
@@ -116,6 +132,8 @@ def key_rotate(json_out: JsonFlag = False) -> None:
     """Encrypt everything under a new data key (contacts, pseudonyms, notes, labels,
     evidence keys, audit details), then retire the old key. Readers keep working
     throughout: both keys are in the key file until every token is re-encrypted."""
+    from ansim.pipeline import keys
+
     result = keys.rotate(open_workspace())
     if json_out:
         emit_json(result)
@@ -127,11 +145,17 @@ def key_rotate(json_out: JsonFlag = False) -> None:
 @refusals
 def index_rebuild(json_out: JsonFlag = False) -> None:
     """Recreate every index from the store (the store is the source of truth)."""
+    from ansim.store import audit
+
     workspace = open_workspace()
     with workspace.session() as session:
         sizes = workspace.banks.rebuild(session)
         audit.record(session, workspace.actor, "index.rebuild", "index", sizes)
-    emit_json(sizes) if json_out else out.print(f"rebuilt: {sizes}")
+    if json_out:
+        emit_json(sizes)
+        return
+    out.print(_("rebuilt every index; entries:"))
+    print_fields(out, [(name, str(count)) for name, count in sizes.items()], indent=2)
 
 
 @index_app.command("status")
@@ -142,4 +166,13 @@ def index_status(json_out: JsonFlag = False) -> None:
     with workspace.store.session() as session:
         rebuilt = workspace.banks.ensure_consistent(session)
     result = {"sizes": workspace.banks.sizes(), "rebuilt": rebuilt}
-    emit_json(result) if json_out else out.print(result)
+    if json_out:
+        emit_json(result)
+        return
+    print_fields(out, [(name, str(count)) for name, count in result["sizes"].items()])
+    if rebuilt:
+        out.print(
+            _("rebuilt from the store (they disagreed with it): {names}").format(
+                names=", ".join(rebuilt)
+            )
+        )

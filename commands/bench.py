@@ -411,3 +411,48 @@ def bench_robust(
         out.print(markdown_table(result), highlight=False)
         out.print(f"timing: {json.dumps(result['timing']['projected_queries_per_second_2_cores'])}")
         out.print(f"report in {out_dir}")
+
+
+@bench_app.command("startup")
+def bench_startup(
+    runs: Annotated[int, typer.Option(help="Timed runs of each command.")] = 5,
+    json_out: JsonFlag = False,
+) -> None:
+    """Start-up time of `ansim --help`, `--version`, a group's help and commands that match
+    nothing, each a fresh process (median and fastest wall time, median CPU time).
+    Exits 1 when a median wall time is over the 0.5 s target.
+
+    Example: `ansim bench startup --runs 10`
+    """
+    import os
+
+    from ansim.benchmarks.startup import TARGET_S, as_rows, run_startup_benchmark
+    from ansim.commands.display import Column, fitted_table
+
+    timings = run_startup_benchmark(max(1, runs))
+    if json_out:
+        emit_json(
+            {"target_s": TARGET_S, "load_average": os.getloadavg(), "timings": as_rows(timings)}
+        )
+    else:
+        columns = [
+            Column("command", key=True),
+            Column("wall median s"),
+            Column("wall min s"),
+            Column("CPU median s"),
+            Column(f"<= {TARGET_S} s"),
+        ]
+        rows = [
+            (
+                t.command + (" (TYPER_USE_RICH=0)" if "plain" in t.name else ""),
+                f"{t.wall_median_s:.3f}",
+                f"{t.wall_min_s:.3f}",
+                f"{t.cpu_median_s:.3f}",
+                "yes" if t.within_target else "no",
+            )
+            for t in timings
+        ]
+        out.print(fitted_table(out, columns, rows))
+        load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+        out.print(f"{runs} runs each; load average {load}", highlight=False)
+    raise typer.Exit(0 if all(t.within_target for t in timings) else 1)

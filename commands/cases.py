@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from ansim.casework import cases, retention
 from ansim.commands.common import (
     AskContact,
     AskNote,
@@ -17,9 +16,31 @@ from ansim.commands.common import (
     read_private_text,
     refusals,
 )
-from ansim.pipeline.workspaces import open_workspace
-from ansim.store.tables import CASE_TYPES, SERVICE_KINDS
-from rich.table import Table
+from ansim.commands.display import (
+    Column,
+    day,
+    fitted_table,
+    print_fields,
+    text_or_dash,
+    when,
+    yes_no,
+)
+from ansim.commands.references import reference_rows, references_table
+from ansim.commands.workspace import open_workspace
+from ansim.i18n import _
+
+# As in ansim.store.tables (tests/test_startup.py checks), which this module does not import:
+# loading the store's tables takes longer than `ansim case --help` may.
+CASE_TYPES = ("digital-sex-crime", "stalking", "child-exploitation", "domestic-violence", "other")
+SERVICE_KINDS = (
+    "counseling",
+    "deletion",
+    "legal",
+    "psychological",
+    "medical",
+    "housing",
+    "financial",
+)
 
 case_app = typer.Typer(help="Support cases and the services given to them.", no_args_is_help=True)
 
@@ -44,13 +65,15 @@ def case_open(
 
     Example: `ansim case open --type digital-sex-crime --pseudonym 'Blue' --ask-contact`
     """
+    from ansim.casework import cases
+
     contact = read_private_text(contact_file, ask_contact, "Contact details")
     workspace = open_workspace()
     case_id = cases.open_case(workspace, case_type, pseudonym, contact, assigned_to)
     if json_out:
         emit_json({"case_id": case_id})
     else:
-        out.print(f"opened case {case_id}")
+        out.print(_("opened case {case_id}").format(case_id=case_id))
 
 
 @case_app.command("list")
@@ -60,17 +83,34 @@ def case_list(
     json_out: JsonFlag = False,
 ) -> None:
     """List cases with their reference and open-takedown counts."""
+    from ansim.casework import cases
+
     summaries = [s.as_dict() for s in cases.list_cases(open_workspace(), status)]
     if json_out:
         emit_json(summaries)
         return
-    table = Table("case", "type", "status", "pseudonym", "assigned", "references", "open takedowns")
-    for s in summaries:
-        table.add_row(
-            s["case_id"], s["type"], s["status"], s["pseudonym"] or "", s["assigned_to"] or "",
-            str(s["references"]), str(s["open_takedowns"]),
+    columns = [
+        Column(_("case"), key=True),
+        Column(_("type"), keep=4),
+        Column(_("status"), keep=5),
+        Column(_("pseudonym"), keep=3),
+        Column(_("assigned"), keep=0),
+        Column(_("references"), keep=1),
+        Column(_("open takedowns"), keep=2),
+    ]
+    rows = [
+        (
+            s["case_id"],
+            _(s["type"]),
+            _(s["status"]),
+            s["pseudonym"] or "-",
+            s["assigned_to"] or "-",
+            str(s["references"]),
+            str(s["open_takedowns"]),
         )  # fmt: skip
-    out.print(table)
+        for s in summaries
+    ]
+    out.print(fitted_table(out, columns, rows))
 
 
 @case_app.command("show")
@@ -83,16 +123,44 @@ def case_show(
     json_out: JsonFlag = False,
 ) -> None:
     """Show one case. Contact details stay hidden unless --reveal is given."""
-    shown = cases.show_case(open_workspace(), case_id, reveal)
+    from ansim.casework import cases
+
+    workspace = open_workspace()
+    shown = cases.show_case(workspace, case_id, reveal)
+    shown["reference_list"] = reference_rows(workspace, case_id, None)
     if json_out:
         emit_json(shown)
         return
-    for key, value in shown.items():
-        if key != "services":
-            out.print(f"[bold]{key}[/bold]: {shown(value)}", highlight=False)
-    for service in shown["services"]:
-        day = service["date"][:10]
-        out.print(f"  service {service['id']}: {service['kind']} on {day} {shown(service['note'])}")
+    if "contact" in shown:
+        contact = text_or_dash(shown["contact"])
+    elif shown["has_contact"]:
+        contact = _("stored encrypted (--reveal shows it)")
+    else:
+        contact = "-"
+    print_fields(
+        out,
+        [
+            (_("case"), shown["case_id"]),
+            (_("type"), _(shown["type"])),
+            (_("status"), _(shown["status"])),
+            (_("pseudonym"), text_or_dash(shown["pseudonym"])),
+            (_("assigned"), text_or_dash(shown["assigned_to"])),
+            (_("opened"), when(shown["created_at"])),
+            (_("contact"), contact),
+            (_("open takedowns"), str(shown["open_takedowns"])),
+            (
+                _("services"),
+                [
+                    f"#{s['id']} {day(s['date'])}  {_(s['kind'])}"
+                    + (f": {s['note']}" if s["note"] else "")
+                    for s in shown["services"]
+                ],
+            ),
+            (_("references"), str(shown["references"])),
+        ],
+    )
+    if shown["reference_list"]:
+        out.print(references_table(shown["reference_list"], with_case=False))
 
 
 @case_app.command("service")
@@ -108,12 +176,18 @@ def case_service(
 
     Example: `echo 'filed complaint' | ansim case service C-2026-0001 --kind legal --note-file -`
     """
+    from ansim.casework import cases
+
     note = read_private_text(note_file, ask_note, "Note") or ""
     service_id = cases.add_service(open_workspace(), case_id, kind, note)
     if json_out:
         emit_json({"case_id": case_id, "service_id": service_id})
     else:
-        out.print(f"recorded service {service_id} for {case_id}")
+        out.print(
+            _("recorded service {service_id} for {case_id}").format(
+                service_id=service_id, case_id=case_id
+            )
+        )
 
 
 @case_app.command("close")
@@ -134,12 +208,29 @@ def case_close(
 
     Example: `ansim case close C-2026-0001 --purge --yes`
     """
+    from ansim.casework import retention
+
     if purge and not yes:
-        typer.confirm(f"Purge {case_id}? This cannot be undone.", abort=True)
+        typer.confirm(
+            _("Purge {case_id}? This cannot be undone.").format(case_id=case_id), abort=True
+        )
     shown = retention.close_case(open_workspace(), case_id, purge)
     if json_out:
         emit_json(shown)
     elif purge:
-        out.print(f"case {case_id} closed and purged: {shown['deleted']}", highlight=False)
+        out.print(_("case {case_id} closed and purged; deleted:").format(case_id=case_id))
+        print_fields(
+            out,
+            [
+                (_(key.replace("_", " ")), deleted_count(value))
+                for key, value in shown["deleted"].items()
+            ],
+            2,
+        )
     else:
-        out.print(f"case {case_id} closed")
+        out.print(_("case {case_id} closed").format(case_id=case_id))
+
+
+def deleted_count(value: object) -> str:
+    """What a purge deleted: a count, or yes/no for the contact and pseudonym."""
+    return yes_no(value) if isinstance(value, bool) else str(value)

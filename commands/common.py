@@ -7,28 +7,20 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from ansim.casework.errors import CaseworkError
-from ansim.casework.workspace import NotInitialized
-from ansim.detector.hashing import HashOptions
-from ansim.detector.image import ImageOptions
-from ansim.settings import Settings, SettingsError
-from ansim.store.crypto import KeyProblem
+from ansim.i18n import _
+from ansim.settings import Settings
 from rich.console import Console
 from rich.errors import MarkupError
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from ansim.detector.hashing import HashOptions
+    from rich.progress import Progress
 
 
 class SafeConsole(Console):
@@ -105,6 +97,21 @@ def private_text_options(name: str, what: str) -> tuple[Any, Any]:
 ContactFile, AskContact = private_text_options("contact", "the victim's contact details")
 NoteFile, AskNote = private_text_options("note", "the note")
 ReasonFile, AskReason = private_text_options("reason", "the reason")
+# Exceptions that mean "request refused" (exit 2), by module: a command imports only what it
+# uses, and an exception of a module never imported cannot have been raised.
+REFUSALS = (
+    ("ansim.casework.errors", "CaseworkError"),
+    ("ansim.casework.workspace", "NotInitialized"),
+    ("ansim.store.crypto", "KeyProblem"),
+    ("ansim.settings", "SettingsError"),
+)
+
+
+def is_refusal(exc: BaseException) -> bool:
+    kinds = tuple(
+        getattr(sys.modules[module], name) for module, name in REFUSALS if module in sys.modules
+    )
+    return isinstance(exc, kinds)
 
 
 def refusals(func: F) -> F:
@@ -114,11 +121,24 @@ def refusals(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (CaseworkError, NotInitialized, KeyProblem, SettingsError) as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False)
+        except Exception as exc:
+            if not is_refusal(exc):
+                raise
+            print_error(str(exc))
             raise typer.Exit(2) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def print_error(message: str) -> None:
+    """`error: ...` on stderr (in red on a terminal)."""
+    err.print(Text(_("error") + ": ", style="red") + Text(message), highlight=False)
+
+
+def print_failed(path: object, error: str, console: Console | None = None) -> None:
+    """`failed PATH: why` for one item of many."""
+    line = Text(_("failed") + " ", style="red") + Text(f"{path}: {error}")
+    (console or out).print(line, highlight=False)
 
 
 def emit_json(data: Any) -> None:
@@ -148,20 +168,29 @@ def budgets() -> Any:
     from ansim.store.home import resolve_home
 
     try:
-        return load_budgets(resolve_home().root)
+        return load_budgets(resolve_home(Settings.from_environment()).root)
     except ValueError as exc:
         raise CaseworkError(str(exc)) from exc
 
 
-class ItemsPerSecondColumn(ProgressColumn):
-    """Items finished per second (rich's own speed column counts bytes)."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:.1f}/s" if speed else "", style="progress.data.speed")
-
-
 def progress_bar() -> Progress:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    class ItemsPerSecondColumn(ProgressColumn):
+        """Items finished per second (rich's own speed column counts bytes)."""
+
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:.1f}/s" if speed else "", style="progress.data.speed")
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -189,6 +218,9 @@ def format_vpdq_texts(videos: list[tuple[str, str]]) -> str:
 
 
 def hash_options(full_decode: bool) -> HashOptions:
+    from ansim.detector.hashing import HashOptions
+    from ansim.detector.image import ImageOptions
+
     return HashOptions(image=ImageOptions(fast_decode=not full_decode))
 
 
@@ -203,7 +235,9 @@ def shared_data_dir() -> Path:
     """The shared data folder, refused when it is missing (benchmarks build from it)."""
     path = shared_data_root()
     if not path.is_dir():
-        raise CaseworkError(f"shared data not found at {path} (set ANSIM_SHARED_DATA)")
+        raise CaseworkError(
+            _("shared data not found at {path} (set ANSIM_SHARED_DATA)").format(path=path)
+        )
     return path
 
 

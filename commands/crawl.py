@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from ansim.casework.errors import CaseworkError
@@ -15,11 +15,15 @@ from ansim.commands.common import (
     err,
     out,
     refusals,
-    shown,
 )
-from ansim.pipeline import crawl, evidence_service
-from ansim.pipeline.workspaces import open_workspace
+from ansim.commands.display import counts, print_fields
+from ansim.commands.workspace import open_workspace
+from ansim.i18n import _
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from ansim.pipeline.crawl import CrawlSummary
 
 crawl_app = typer.Typer(
     help="Crawls: fetch sites, fingerprint what is there.", no_args_is_help=True
@@ -28,24 +32,42 @@ crawl_app = typer.Typer(
 evidence_app = typer.Typer(help="Sealed WARC evidence of matches.", no_args_is_help=True)
 
 
-def print_crawl_summary(summary: crawl.CrawlSummary, json_out: bool, verb: str) -> None:
+def print_crawl_summary(summary: CrawlSummary, json_out: bool, verb: str) -> None:
     data = summary.as_dict()
     if json_out:
         emit_json(data)
         return
     for m in data["match_list"]:
+        out.print(Text(_("match") + " ", style="bold") + Text(m["url"]), highlight=False)
         out.print(
-            f"[bold]match[/bold] {shown(m['url'])} -> case {m['case_id']}, reference "
-            f"{m['reference_id']}: {shown(m['explanation'])}; queue item {m['takedown_id']}",
+            "  "
+            + _("case {case}, reference {reference}: {why}; queue item {item}").format(
+                case=m["case_id"],
+                reference=m["reference_id"],
+                why=m["explanation"],
+                item=m["takedown_id"],
+            ),
             highlight=False,
         )
-    outcomes = ", ".join(f"{k} {v}" for k, v in data["outcomes"].items())
-    out.print(
-        f"run {data['run_id']}: {verb} {data['pages']} pages, {data['media']} media "
-        f"({data['media_hashed']} hashed, {data['media_duplicate_content']} duplicate content), "
-        f"{data['matches']} matches, {len(data['takedowns'])} queue items, "
-        f"{data['elapsed_s']:.1f} s; outcomes: {outcomes}; log {data['log_path']}",
-        highlight=False,
+    print_fields(
+        out,
+        [
+            (_("run"), str(data["run_id"])),
+            (_("pages"), f"{data['pages']} {verb}"),
+            (
+                _("media"),
+                _("{media} ({hashed} fingerprinted, {duplicate} duplicate content)").format(
+                    media=data["media"],
+                    hashed=data["media_hashed"],
+                    duplicate=data["media_duplicate_content"],
+                ),
+            ),
+            (_("matches"), str(data["matches"])),
+            (_("queue items"), str(len(data["takedowns"]))),
+            (_("time"), f"{data['elapsed_s']:.1f} s"),
+            (_("outcomes"), counts(data["outcomes"])),
+            (_("log"), str(data["log_path"])),
+        ],
     )
 
 
@@ -59,7 +81,9 @@ def read_seeds(seeds: list[str]) -> list[str]:
         try:
             lines = Path(seed).read_text(encoding="utf-8").splitlines()
         except OSError as exc:
-            raise CaseworkError(f"seed {seed!r} is neither a URL nor a readable file") from exc
+            raise CaseworkError(
+                _("seed {seed!r} is neither a URL nor a readable file").format(seed=seed)
+            ) from exc
         urls += [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
     return urls
 
@@ -107,12 +131,14 @@ def crawl_run(
     `ansim crawl run --seeds seeds.txt --scope allow-list --allow-host img.example`,
     `ansim crawl run --resume --json`
     """
+    from ansim.pipeline import crawl as crawling
+
     workspace = open_workspace()
     options = None
     if not resume:
         if not seeds:
-            raise CaseworkError("give --seeds (URLs or files of URLs), or --resume")
-        options = crawl.CrawlOptions(
+            raise CaseworkError(_("give --seeds (URLs or files of URLs), or --resume"))
+        options = crawling.CrawlOptions(
             seeds=read_seeds(seeds),
             max_pages=max_pages,
             max_depth=max_depth,
@@ -140,15 +166,15 @@ def crawl_run(
     with progress:
         task = progress.add_task("crawl", total=None, stats="")
 
-        def show(summary: crawl.CrawlSummary) -> None:
+        def show(summary: CrawlSummary) -> None:
             stats = (
                 f"{summary.pages} pages, {summary.media} media, {summary.matches} matches, "
                 f"{sum(summary.outcomes.values())} urls finished"
             )
             progress.update(task, stats=stats)
 
-        summary = crawl.run_crawl(workspace, options, resume=resume, on_progress=show)
-    print_crawl_summary(summary, json_out, verb="crawled")
+        summary = crawling.run_crawl(workspace, options, resume=resume, on_progress=show)
+    print_crawl_summary(summary, json_out, verb=_("crawled"))
     failures = {"internal_error", "media_error"}
     raise typer.Exit(1 if any(summary.outcomes.get(k) for k in failures) else 0)
 
@@ -166,10 +192,16 @@ def evidence_export(
 
     Example: `ansim evidence export 3 ~/handover/C-2026-0001/`
     """
+    from ansim.pipeline import evidence_service
+
     result = evidence_service.export_evidence(open_workspace(), evidence_id, out_dir)
     if json_out:
         emit_json(result)
     else:
-        for path in result["files"]:
-            out.print(f"wrote {path}", highlight=False)
-        out.print(f"WARC SHA-256 {result['warc_sha256']} verified")
+        print_fields(
+            out,
+            [
+                (_("wrote"), [str(path) for path in result["files"]]),
+                ("WARC SHA-256", _("{digest} (verified)").format(digest=result["warc_sha256"])),
+            ],
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from ansim.casework.errors import CaseworkError
@@ -19,17 +19,20 @@ from ansim.commands.common import (
     err,
     hash_options,
     out,
+    print_error,
+    print_failed,
     progress_bar,
     refusals,
-    shown,
     worker_count,
 )
 from ansim.commands.crawl import print_crawl_summary
-from ansim.detector.video import VideoOptions
-from ansim.detector.vpdq_format import format_videos
-from ansim.pipeline import crawl, scanning
-from ansim.pipeline.file_hashing import hash_paths
-from ansim.pipeline.workspaces import open_workspace
+from ansim.commands.display import nested
+from ansim.commands.workspace import open_workspace
+from ansim.i18n import _
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from ansim.pipeline.scanning import ScanMatch
 
 
 @refusals
@@ -55,9 +58,12 @@ def hash_command(
     --no-crop-borders`.
     """
     from ansim.casework.files import expand_paths
+    from ansim.detector.video import VideoOptions
+    from ansim.detector.vpdq_format import format_videos
+    from ansim.pipeline.file_hashing import hash_paths
 
     if output_format not in ("text", "vpdq"):
-        err.print("[red]error:[/red] --format must be text or vpdq")
+        print_error(_("--format must be text or vpdq"))
         raise typer.Exit(2)
     options = dataclasses.replace(
         hash_options(full_decode),
@@ -92,31 +98,26 @@ def hash_command(
         sys.stdout.write(format_videos(vpdq_texts) if vpdq_texts else "")
         for r in results:
             if r["error"]:
-                err.print(
-                    f"[red]failed[/red] {shown(r['path'])}: {shown(r['error'])}", highlight=False
-                )
+                print_failed(r["path"], r["error"], err)
             elif r["modality"] != "video":
-                err.print(f"skipped {shown(r['path'])}: not a video", highlight=False)
+                err.print(_("skipped {path}: not a video").format(path=r["path"]), highlight=False)
     elif json_out:
         emit_json(results)
     else:
         for r in results:
             if r["error"]:
-                out.print(
-                    f"[red]failed[/red] {shown(r['path'])}: {shown(r['error'])}", highlight=False
+                print_failed(r["path"], r["error"])
+                continue
+            signals = dict(r["signals"])
+            if r["modality"] == "video":
+                signals["vpdq"] = _("{frames} frames (--format vpdq or --json prints them)").format(
+                    frames=len(signals["vpdq"])
                 )
-            elif r["modality"] == "video":
-                frames = r["signals"]["vpdq"]
-                out.print(
-                    f"{shown(r['path'])} \\[video] sha256={r['signals']['sha256']}, "
-                    f"vpdq={len(frames)} frames (--format vpdq or --json prints them)",
-                    highlight=False,
-                )
-            else:
-                signals = ", ".join(f"{k}={v}" for k, v in r["signals"].items())
-                out.print(
-                    f"{shown(r['path'])} \\[{r['modality']}] {shown(signals)}", highlight=False
-                )
+            out.print(
+                Text(str(r["path"]), style="bold") + f" ({_(r['modality'])})", highlight=False
+            )
+            for line in nested(signals, "  "):
+                out.print(Text(line), highlight=False, soft_wrap=True)
     raise typer.Exit(1 if any(r["error"] for r in results) else 0)
 
 
@@ -153,16 +154,19 @@ def scan(
 
         if not ray_available():
             raise CaseworkError("--engine ray needs Ray: pip install -e '.[cluster]'")
+    from ansim.pipeline import crawl as crawling
+    from ansim.pipeline import scanning
+
     workspace = open_workspace()
     urls = [t for t in targets if "://" in t]
     if urls:
         if dry_run:
-            err.print("[red]error:[/red] --dry-run applies to files only, not URLs")
+            print_error(_("--dry-run applies to files only, not URLs"))
             raise typer.Exit(2)
-        summary = crawl.scan_urls(
+        summary = crawling.scan_urls(
             workspace, urls, allow_loopback or workspace.settings.allow_loopback
         )
-        print_crawl_summary(summary, json_out, verb="scanned")
+        print_crawl_summary(summary, json_out, verb=_("scanned"))
         failed = sum(v for k, v in summary.outcomes.items() if k not in ("ok", "not_html"))
         if len(urls) == len(targets):
             raise typer.Exit(1 if failed else 0)
@@ -172,7 +176,7 @@ def scan(
     with progress_bar() as progress:
         task = progress.add_task("scanning", total=count_files(paths), current="")
 
-        def advance(path: Path, matches: list[scanning.ScanMatch], error: str | None) -> None:
+        def advance(path: Path, matches: list[ScanMatch], error: str | None) -> None:
             progress.update(task, advance=1, current=path.name)
 
         report = scanning.scan_paths(
@@ -190,18 +194,24 @@ def scan(
         emit_json(report.as_dict())
     else:
         for failure in report.failures:
-            out.print(
-                f"[red]failed[/red] {shown(failure['path'])}: {shown(failure['error'])}",
-                highlight=False,
-            )
+            print_failed(failure["path"], failure["error"])
         for m in report.matches:
-            queued = f"queue item {m.takedown_id}" if m.takedown_id else "not recorded (dry run)"
+            queued = (
+                _("queue item {item}").format(item=m.takedown_id)
+                if m.takedown_id
+                else _("not recorded (dry run)")
+            )
+            out.print(Text(_("match") + " ", style="bold") + Text(m.location), highlight=False)
             out.print(
-                f"[bold]match[/bold] {shown(m.location)} -> case {m.case_id}, reference "
-                f"{m.reference_id}: {shown(m.explanation)}; {queued}",
+                "  "
+                + _("case {case}, reference {reference}: {why}; {queued}").format(
+                    case=m.case_id, reference=m.reference_id, why=m.explanation, queued=queued
+                ),
                 highlight=False,
             )
         out.print(
-            f"{report.scanned} scanned, {len(report.matches)} matches, {report.errors} errors"
+            _("{scanned} scanned, {matches} matches, {errors} errors").format(
+                scanned=report.scanned, matches=len(report.matches), errors=report.errors
+            )
         )
     raise typer.Exit(1 if report.errors else 0)

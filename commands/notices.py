@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from ansim.casework import hosts, notice_service
-from ansim.casework.smtp import SmtpSettings
 from ansim.commands.common import JsonFlag, emit_json, out, refusals, shown
-from ansim.pipeline.workspaces import open_workspace
-from ansim.settings import Settings
-from rich.table import Table
+from ansim.commands.display import Column, fitted_table, print_fields, text_or_dash, when
+from ansim.commands.workspace import open_workspace
+from ansim.i18n import _
+
+if TYPE_CHECKING:
+    from ansim.casework.smtp import SmtpSettings
+    from ansim.settings import Settings
 
 host_app = typer.Typer(help="Hosts: where removal notices go.", no_args_is_help=True)
 
@@ -20,6 +22,8 @@ notice_app = typer.Typer(help="Removal notices: draft, send.", no_args_is_help=T
 
 def smtp_settings(smtp_url: str | None, settings: Settings) -> SmtpSettings:
     """The server given by --smtp, else the configured one."""
+    from ansim.casework.smtp import SmtpSettings
+
     try:
         if smtp_url:  # from argv, which every user of the machine can read
             return SmtpSettings.from_url(smtp_url, password_in_url=False)
@@ -55,22 +59,41 @@ def host_set(
 
     Example: `ansim host set img.example.com --abuse-email abuse@example.com --lang ko`
     """
+    from ansim.casework import hosts
+
     shown = hosts.set_host(open_workspace(), domain, abuse_email, form_url, lang)
-    emit_json(shown) if json_out else out.print(shown, highlight=False)
+    if json_out:
+        emit_json(shown)
+        return
+    print_fields(
+        out,
+        [
+            (_("host"), shown["domain"]),
+            (_("abuse e-mail"), text_or_dash(shown["abuse_email"])),
+            (_("form"), text_or_dash(shown["form_url"])),
+            (_("notice language"), shown["lang"]),
+        ],
+    )
 
 
 @host_app.command("list")
 @refusals
 def host_list(json_out: JsonFlag = False) -> None:
     """List registered hosts."""
+    from ansim.casework import hosts
+
     listed = hosts.list_hosts(open_workspace())
     if json_out:
         emit_json(listed)
         return
-    table = Table("domain", "abuse e-mail", "form", "lang")
-    for h in listed:
-        table.add_row(h["domain"], h["abuse_email"] or "-", h["form_url"] or "-", h["lang"])
-    out.print(table)
+    columns = [
+        Column(_("host"), key=True),
+        Column(_("abuse e-mail"), keep=2),
+        Column(_("form"), keep=0),
+        Column(_("language"), keep=1),
+    ]
+    rows = [(h["domain"], h["abuse_email"] or "-", h["form_url"] or "-", h["lang"]) for h in listed]
+    out.print(fitted_table(out, columns, rows))
 
 
 @notice_app.command("draft")
@@ -89,6 +112,8 @@ def notice_draft(
 
     Example: `ansim notice draft --out notices/ --sender takedown@center.example`
     """
+    from ansim.casework import notice_service
+
     workspace = open_workspace()
     sender = notice_service.notice_sender(workspace.settings, sender_email, org)
     result = notice_service.draft(workspace, sender, out_dir, host)
@@ -96,11 +121,24 @@ def notice_draft(
         emit_json(result.as_dict())
     else:
         for n in result.notices:
-            out.print(f"{n['ref']}: {len(n['takedowns'])} item(s) to {n['to']} [{n['lang']}]")
+            out.print(
+                _("{ref}: notice to {to} ({lang}) for items {items}").format(
+                    ref=n["ref"], to=n["to"], lang=n["lang"], items=item_list(n["takedowns"])
+                ),
+                highlight=False,
+            )
         for skipped in result.skipped:
-            out.print(f"[yellow]skipped[/yellow] item {skipped['id']}: {shown(skipped['reason'])}")
+            out.print(
+                _("skipped item {id}: {reason}").format(
+                    id=skipped["id"], reason=shown(skipped["reason"])
+                ),
+                style="yellow",
+                highlight=False,
+            )
         if result.csv:
-            out.print(f"files in {Path(result.csv).parent}", highlight=False)
+            out.print(
+                _("files in {folder}").format(folder=Path(result.csv).parent), highlight=False
+            )
     raise typer.Exit(1 if result.skipped else 0)
 
 
@@ -115,23 +153,41 @@ def notice_send(
 
     Example: `ANSIM_SMTP_PASSWORD_FILE=~/.smtp-pass ansim notice send --smtp smtp+starttls://user@mail.center.example`
     """
+    from ansim.casework import notice_service
+
     workspace = open_workspace()
     result = notice_service.send(workspace, smtp_settings(smtp_url, workspace.settings), host)
     if json_out:
         emit_json(result.as_dict())
     else:
         for n in result.sent:
-            out.print(f"sent {n['ref']} to {n['to']}: items {n['takedowns']} -> notice_sent")
+            out.print(
+                _("sent {ref} to {to}: items {items} -> notice_sent").format(
+                    ref=n["ref"], to=n["to"], items=item_list(n["takedowns"])
+                ),
+                highlight=False,
+            )
         for n in result.failed:
             out.print(
-                f"[red]failed[/red] {n['ref']} to {n['to']}: {shown(n['error'])}", highlight=False
+                _("failed {ref} to {to}: {error}").format(
+                    ref=n["ref"], to=n["to"], error=shown(n["error"])
+                ),
+                style="red",
+                highlight=False,
             )
         for n in result.skipped:
-            out.print(f"[yellow]skipped[/yellow] {n['ref']}: {n['reason']}", highlight=False)
+            out.print(
+                _("skipped {ref}: {reason}").format(ref=n["ref"], reason=n["reason"]),
+                style="yellow",
+                highlight=False,
+            )
         for ref in result.stuck:
             out.print(
-                f"[yellow]stuck[/yellow] {ref} was left sending by an interrupted send: check "
-                f"the mail log, then `ansim notice settle {ref} --delivered` (or --not-delivered)",
+                _(
+                    "stuck: {ref} was left sending by an interrupted send: check the mail log, "
+                    "then `ansim notice settle {ref} --delivered` (or --not-delivered)"
+                ).format(ref=ref),
+                style="yellow",
                 highlight=False,
             )
     raise typer.Exit(1 if result.failed or result.stuck else 0)
@@ -150,16 +206,67 @@ def notice_list(
 
     Example: `ansim notice list --status sending` (notices an interrupted send left behind)
     """
+    from ansim.casework import notice_service
+
     listed = notice_service.list_notices(open_workspace(), status, host)
     if json_out:
         emit_json(listed)
         return
-    table = Table("ref", "host", "to", "status", "items", "sent", "error")
-    for n in listed:
-        sent = n["sent_at"].strftime("%Y-%m-%d %H:%M") if n["sent_at"] else "-"
-        items = ", ".join(str(t) for t in n["takedowns"])
-        table.add_row(n["ref"], n["host"], n["to"], n["status"], items, sent, n["error"] or "")
-    out.print(table)
+    columns = [
+        Column(_("notice"), key=True),
+        Column(_("host"), keep=4),
+        Column(_("to"), keep=1),
+        Column(_("status"), keep=5),
+        Column(_("items"), keep=3),
+        Column(_("sent"), keep=2),
+        Column(_("error"), keep=0),
+    ]
+    rows = [
+        (
+            n["ref"],
+            n["host"],
+            n["to"],
+            _(n["status"]),
+            item_list(n["takedowns"]),
+            when(n["sent_at"]),
+            n["error"] or "-",
+        )  # fmt: skip
+        for n in listed
+    ]
+    out.print(fitted_table(out, columns, rows))
+
+
+@notice_app.command("show")
+@refusals
+def notice_show(
+    ref: Annotated[str, typer.Argument(help="The notice, e.g. N-2026-00001.")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Show one removal notice: host, address, language, status, times, its queue items."""
+    from ansim.casework import notice_service
+    from ansim.casework.errors import NotFound
+
+    found = [n for n in notice_service.list_notices(open_workspace()) if n["ref"] == ref]
+    if not found:
+        raise NotFound(_("unknown notice {ref}").format(ref=ref))
+    [notice] = found
+    if json_out:
+        emit_json(notice)
+        return
+    print_fields(
+        out,
+        [
+            (_("notice"), notice["ref"]),
+            (_("status"), _(notice["status"])),
+            (_("host"), notice["host"]),
+            (_("to"), notice["to"]),
+            (_("notice language"), notice["lang"]),
+            (_("drafted"), when(notice["created_at"])),
+            (_("sent"), when(notice["sent_at"])),
+            (_("error"), text_or_dash(notice["error"])),
+            (_("items"), item_list(notice["takedowns"])),
+        ],
+    )
 
 
 @notice_app.command("settle")
@@ -182,8 +289,22 @@ def notice_settle(
 
     Example: `ansim notice settle N-2026-00007 --not-delivered`
     """
+    from ansim.casework import notice_service
+
     settled = notice_service.settle(open_workspace(), ref, delivered)
     if json_out:
         emit_json(settled)
     else:
-        out.print(f"{settled['ref']}: {settled['status']}; items moved: {settled['takedowns']}")
+        out.print(
+            _("{ref}: {status}; items moved: {items}").format(
+                ref=settled["ref"],
+                status=_(settled["status"]),
+                items=item_list(settled["takedowns"]),
+            ),
+            highlight=False,
+        )
+
+
+def item_list(takedowns: list[int]) -> str:
+    """Queue item ids as `1, 2, 3` (`-` when none)."""
+    return ", ".join(str(t) for t in takedowns) or "-"

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from ansim.casework import confirmations, notice_service, queue
 from ansim.commands.common import (
     AllowLoopback,
     AskNote,
@@ -18,12 +17,23 @@ from ansim.commands.common import (
     progress_bar,
     read_private_text,
     refusals,
-    shown,
+)
+from ansim.commands.display import (
+    Column,
+    FieldValue,
+    aligned,
+    fitted_table,
+    number,
+    print_fields,
+    size,
+    text_or_dash,
+    when,
 )
 from ansim.commands.notices import OrgOption, SenderOption, SmtpOption, smtp_settings
-from ansim.pipeline import recheck_service
-from ansim.pipeline.workspaces import open_workspace
+from ansim.commands.workspace import open_workspace
+from ansim.i18n import _
 from rich.table import Table
+from rich.text import Text
 
 queue_app = typer.Typer(help="The takedown queue.", no_args_is_help=True)
 
@@ -36,36 +46,117 @@ def queue_list(
     json_out: JsonFlag = False,
 ) -> None:
     """List takedown items. Example: `ansim queue list --status new --case C-2026-0001`"""
+    from ansim.casework import queue
+
     items = queue.list_queue(open_workspace(), status, case_id)
     if json_out:
         emit_json(items)
         return
-    table = Table("id", "status", "case", "reference", "location", "detected")
-    for item in items:
-        location = item.get("url") or item.get("path")
-        table.add_row(
-            str(item["id"]), item["status"], item["case_id"], str(item["reference_id"]),
-            shown(location),
-            item["detected_at"][:19],
+    out.print(queue_table(items))
+
+
+def queue_table(items: list[dict[str, Any]]) -> Table:
+    columns = [
+        Column(_("id"), key=True),
+        Column(_("status"), keep=3),
+        Column(_("case"), key=True),
+        Column(_("reference"), keep=1),
+        Column(_("location"), keep=2),
+        Column(_("detected"), keep=0),
+    ]
+    rows = [
+        (
+            str(item["id"]),
+            _(item["status"]),
+            item["case_id"],
+            str(item["reference_id"]),
+            item.get("url") or item.get("path") or "-",
+            when(item["detected_at"]),
         )  # fmt: skip
-    out.print(table)
+        for item in items
+    ]
+    return fitted_table(out, columns, rows)
 
 
 @queue_app.command("show")
 @refusals
 def queue_show(item_id: int, json_out: JsonFlag = False) -> None:
     """Show one takedown item with its match evidence and status history."""
-    item = queue.show_item(open_workspace(), item_id)
+    from ansim.casework import queue
+
+    shown = queue.show_item(open_workspace(), item_id)
     if json_out:
-        emit_json(item)
+        emit_json(shown)
         return
-    for key, value in item.items():
-        if key != "history":
-            out.print(f"[bold]{key}[/bold]: {shown(value)}", highlight=False)
-    for event in item["history"]:
-        out.print(
-            f"  {event['at'][:19]} {event['from'] or '-'} -> {event['to']} by {shown(event['by'])}"
+    print_item(shown)
+
+
+def print_item(shown: dict[str, Any]) -> None:
+    """One queue item as labelled fields; its match, file, evidence and history indented."""
+    fields: list[tuple[str, FieldValue]] = [
+        (_("item"), str(shown["id"])),
+        (_("status"), _(shown["status"])),
+        (_("case"), shown["case_id"]),
+        (_("reference"), str(shown["reference_id"])),
+        (_("location"), shown.get("url") or shown.get("path") or "-"),
+        (_("host"), text_or_dash(shown.get("host"))),
+        (_("detected"), when(shown["detected_at"])),
+    ]
+    if shown.get("reason"):
+        fields.append((_("reason"), shown["reason"]))
+    match = shown.get("match")
+    if match:
+        fields.append(
+            (
+                _("match"),
+                aligned(
+                    [
+                        (_("signal"), match["signal"]),
+                        (_("distance"), number(match["distance"])),
+                        (_("score"), number(match["score"], 3)),
+                        (_("why"), text_or_dash(match["explanation"])),
+                    ]
+                ),
+            )
         )
+    item = shown.get("item")
+    if item:
+        fields.append(
+            (
+                _("file"),
+                aligned(
+                    [
+                        (_("type"), text_or_dash(item["mime"])),
+                        (_("size"), size(item["size"])),
+                        ("SHA-256", text_or_dash(item["sha256"])),
+                    ]
+                ),
+            )
+        )
+    fields.append(
+        (_("evidence"), [line for e in shown.get("evidence", []) for line in evidence_lines(e)])
+    )
+    fields.append((_("history"), [history_line(e) for e in shown["history"]]))
+    print_fields(out, fields)
+
+
+def evidence_lines(evidence: dict[str, Any]) -> list[str]:
+    """`#3 sealed 2026-12-03 17:02, 4 WARC records`, then its page, media and digest."""
+    lines = [
+        _("#{id} sealed {at}, WARC records: {records}").format(
+            id=evidence["id"], at=when(evidence["created_at"]), records=evidence["records"]
+        )
+    ]
+    facts = [(_("page"), evidence.get("page_url")), (_("media"), evidence.get("media_url"))]
+    facts.append(("WARC SHA-256", evidence["warc_sha256"]))
+    return lines + ["  " + line for line in aligned((k, v) for k, v in facts if v)]
+
+
+def history_line(event: dict[str, Any]) -> str:
+    """`2026-12-03 17:02  new -> confirmed  by kim: same photo`"""
+    change = f"{_(event['from']) if event['from'] else '-'} -> {_(event['to'])}"
+    note = f": {event['note']}" if event.get("note") else ""
+    return f"{when(event['at'])}  {change}  {_('by')} {event['by']}{note}"
 
 
 @queue_app.command("confirm")
@@ -81,15 +172,21 @@ def queue_confirm(
     Case types set to need two analysts (`ansim queue policy`) stay `new` until a second,
     different analyst confirms too.
     """
+    from ansim.casework import confirmations
+
     note = read_private_text(note_file, ask_note, "Why it is a copy")
     shown = confirmations.confirm(open_workspace(), item_id, note)
     if json_out:
         emit_json(shown)
     elif shown["status"] == "confirmed":
-        out.print(f"item {item_id} confirmed")
+        out.print(_("item {item_id} confirmed").format(item_id=item_id))
     else:
         have, need = len(shown["confirmations"]), shown["confirmations_required"]
-        out.print(f"item {item_id}: confirmation {have} of {need} recorded; needs another analyst")
+        out.print(
+            _(
+                "item {item_id}: confirmation {have} of {need} recorded; needs another analyst"
+            ).format(item_id=item_id, have=have, need=need)
+        )
 
 
 @queue_app.command("reject")
@@ -104,11 +201,16 @@ def queue_reject(
 
     Example: `echo 'different person' | ansim queue reject 12 --reason-file -`
     """
+    from ansim.casework import queue
+
     reason = read_private_text(reason_file, ask_reason, "Why it is not a copy")
     if not reason:
         raise typer.BadParameter("a rejection needs a reason: --reason-file or --ask-reason")
     shown = queue.set_status(open_workspace(), item_id, "rejected", reason)
-    emit_json(shown) if json_out else out.print(f"item {item_id} rejected")
+    if json_out:
+        emit_json(shown)
+    else:
+        out.print(_("item {item_id} rejected").format(item_id=item_id))
 
 
 @queue_app.command("policy")
@@ -124,18 +226,22 @@ def queue_policy(
 
     Example: `ansim queue policy child-exploitation --confirmations 2`
     """
+    from ansim.casework import confirmations
+
     workspace = open_workspace()
     if case_type is None:
         current = confirmations.list_rules(workspace)
     elif confirmations_required is None:
-        raise typer.BadParameter("give --confirmations N to set it", param_hint="--confirmations")
+        raise typer.BadParameter(
+            _("give --confirmations N to set it"), param_hint="--confirmations"
+        )
     else:
         current = confirmations.set_rule(workspace, case_type, confirmations_required)
     if json_out:
         emit_json(current)
         return
     for name, required in current.items():
-        out.print(f"{name}: {required} analyst(s)")
+        out.print(_("{case_type}: {count} analyst(s)").format(case_type=_(name), count=required))
 
 
 @queue_app.command("recheck")
@@ -172,7 +278,9 @@ def queue_recheck(
     """
     from datetime import timedelta
 
+    from ansim.casework import notice_service
     from ansim.casework.recheck import RecheckPolicy
+    from ansim.pipeline import recheck_service
 
     workspace = open_workspace()
     policy = RecheckPolicy(
@@ -205,13 +313,20 @@ def queue_recheck(
     else:
         for c in report["checked"]:
             change = f"{c['before']} -> {c['after']}" if c["before"] != c["after"] else c["after"]
-            out.print(
-                f"{c['id']:>5} {c['verdict']:<11} {change:<28} {shown(c['url'])}", highlight=False
-            )
-        unsent = "" if smtp else " (no --smtp: not resent)"
+            line = f"{c['id']:>5} {c['verdict']:<11} {change:<28} "
+            out.print(Text(line + c["url"]), highlight=False)
+        unsent = "" if smtp else _(" (no --smtp: not resent)")
         out.print(
-            f"{report['gone']} gone, {report['online']} online, "
-            f"{report['unreachable']} unreachable;"
-            f" {len(report['resend_due'])} due for resend{unsent}, {len(report['resent'])} resent"
+            _(
+                "{gone} gone, {online} online, {unreachable} unreachable; "
+                "{due} due for resend{unsent}, {resent} resent"
+            ).format(
+                gone=report["gone"],
+                online=report["online"],
+                unreachable=report["unreachable"],
+                due=len(report["resend_due"]),
+                unsent=unsent,
+                resent=len(report["resent"]),
+            )
         )
     raise typer.Exit(1 if report["unreachable"] or report["resend_failed"] else 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from ansim.casework.errors import CaseworkError
@@ -21,16 +21,25 @@ from ansim.commands.common import (
     format_vpdq_texts,
     hash_options,
     out,
+    print_failed,
     progress_bar,
     read_private_text,
     refusals,
     shown,
     worker_count,
 )
-from ansim.detector.video import REFERENCE_SECONDS_PER_HASH, reference_options
-from ansim.pipeline import intake
-from ansim.pipeline.workspaces import open_workspace
-from ansim.store.private_files import write_private
+from ansim.commands.display import Column, counts, fitted_table, text_or_dash, when
+from ansim.commands.workspace import open_workspace
+from ansim.i18n import _
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from ansim.casework.workspace import Workspace
+    from ansim.pipeline.intake import IntakeResult
+
+# As ansim.detector.video.REFERENCE_SECONDS_PER_HASH (tests/test_startup.py checks), which
+# this module does not import: the video detector takes longer to load than `--help` may.
+REFERENCE_SECONDS_PER_HASH = 0.0
 
 ref_app = typer.Typer(
     help="References: what a victim reported, kept as fingerprints only.", no_args_is_help=True
@@ -67,8 +76,11 @@ def ref_add(
     Examples: `ansim ref add C-2026-0001 ~/intake/2026-11-25/`,
     `ansim ref add C-2026-0001 posts.txt --lines`, `ansim ref add C-2026-0001 --text "..."`
     """
+    from ansim.detector.video import reference_options
+    from ansim.pipeline import intake
+
     if not paths and text is None:
-        raise CaseworkError("give files or folders, or --text")
+        raise CaseworkError(_("give files or folders, or --text"))
     workspace = open_workspace()
     options = dataclasses.replace(
         hash_options(full_decode),
@@ -87,7 +99,7 @@ def ref_add(
             "fingerprinting", total=count_files(files) + len(texts), current=""
         )
 
-        def advance(result: intake.IntakeResult) -> None:
+        def advance(result: IntakeResult) -> None:
             progress.update(task, advance=1, current=Path(result.path).name)
 
         results = intake.add_reference_texts(workspace, case_id, texts, options, advance)
@@ -107,20 +119,29 @@ def ref_add(
     else:
         for r in results:
             if r.error:
-                out.print(f"[red]failed[/red] {shown(r.path)}: {shown(r.error)}", highlight=False)
-            else:
-                note = " (already a reference of this case)" if r.duplicate else ""
+                print_failed(r.path, r.error)
+                continue
+            note = _(" (already a reference of this case)") if r.duplicate else ""
+            out.print(
+                _("reference {id} ({modality}) <- {path}").format(
+                    id=r.reference_id, modality=_(r.modality), path=shown(r.path)
+                )
+                + note,
+                highlight=False,
+            )
+            for m in r.retro_matches:
                 out.print(
-                    f"reference {r.reference_id} ({r.modality}) <- {shown(r.path)}{note}",
+                    "  "
+                    + _("already crawled at {location}: {why}; queue item {item}").format(
+                        location=shown(m.location), why=shown(m.explanation), item=m.takedown_id
+                    ),
                     highlight=False,
                 )
-                for m in r.retro_matches:
-                    out.print(
-                        f"  [bold]already crawled[/bold] at {shown(m.location)}: "
-                        f"{shown(m.explanation)}; queue item {m.takedown_id}",
-                        highlight=False,
-                    )
-        out.print(f"{len(results) - len(failed)} added, {len(failed)} failed")
+        out.print(
+            _("{added} added, {failed} failed").format(
+                added=len(results) - len(failed), failed=len(failed)
+            )
+        )
     raise typer.Exit(1 if failed else 0)
 
 
@@ -140,6 +161,8 @@ def ref_import(
     lines, as Meta's vpdq writes them), or several under `# label` lines; a folder imports
     every file in it. Example: `ansim ref import C-2026-0001 shared-video.txt --format vpdq`
     """
+    from ansim.pipeline import intake
+
     if hash_format == "vpdq":
         imported = intake.import_vpdq_files(open_workspace(), case_id, [list_file])
         bad = [r for r in imported if r.error]
@@ -148,14 +171,19 @@ def ref_import(
         else:
             for r in imported:
                 if r.error:
-                    out.print(
-                        f"[red]failed[/red] {shown(r.path)}: {shown(r.error)}", highlight=False
-                    )
+                    print_failed(r.path, r.error)
                 else:
                     out.print(
-                        f"reference {r.reference_id} (video) <- {shown(r.path)}", highlight=False
+                        _("reference {id} ({modality}) <- {path}").format(
+                            id=r.reference_id, modality=_("video"), path=shown(r.path)
+                        ),
+                        highlight=False,
                     )
-            out.print(f"{len(imported) - len(bad)} imported, {len(bad)} rejected")
+            out.print(
+                _("{imported} imported, {rejected} rejected").format(
+                    imported=len(imported) - len(bad), rejected=len(bad)
+                )
+            )
         raise typer.Exit(1 if bad else 0)
     results = intake.import_hash_list(open_workspace(), case_id, list_file, hash_format)
     failed = [r for r in results if r.error]
@@ -163,8 +191,16 @@ def ref_import(
         emit_json([r.as_dict() for r in results])
     else:
         for r in failed:
-            out.print(f"[red]line {r.line}[/red]: {shown(r.error)}", highlight=False)
-        out.print(f"{len(results) - len(failed)} imported, {len(failed)} rejected")
+            out.print(
+                _("line {line}: {error}").format(line=r.line, error=shown(r.error)),
+                style="red",
+                highlight=False,
+            )
+        out.print(
+            _("{imported} imported, {rejected} rejected").format(
+                imported=len(results) - len(failed), rejected=len(failed)
+            )
+        )
     raise typer.Exit(1 if failed else 0)
 
 
@@ -182,6 +218,9 @@ def ref_export(
     `--format vpdq` writes video references in vPDQ's format: one plain vPDQ file for one
     video, `# ref-ID` headed blocks for several, one `ref-ID.txt` each when --out is a folder.
     """
+    from ansim.pipeline import intake
+    from ansim.store.private_files import write_private
+
     if hash_format == "vpdq":
         videos = intake.export_vpdq(open_workspace(), case_id)
         if output and output.is_dir():
@@ -213,9 +252,75 @@ def ref_withdraw(
 ) -> None:
     """The victim withdrew consent: its signals are deleted and leave every index at once.
     The reason (from a file, stdin or a prompt) is kept encrypted with the audit log."""
+    from ansim.pipeline import intake
+
     reason = read_private_text(reason_file, ask_reason, "Why")
     removed = intake.withdraw_reference(open_workspace(), reference_id, reason)
     if json_out:
         emit_json({"reference_id": reference_id, "signals_removed": removed})
     else:
-        out.print(f"reference {reference_id} withdrawn; {removed} signals deleted")
+        out.print(
+            _("reference {id} withdrawn; {removed} signals deleted").format(
+                id=reference_id, removed=removed
+            )
+        )
+
+
+def bank_signal_kinds() -> set[str]:
+    """The signal kinds the reference banks index (the others are kept for exact lookups)."""
+    from ansim.signal_types import indexed_types
+
+    return {signal_type.name for signal_type in indexed_types()}
+
+
+def reference_rows(workspace: Workspace, case_id: str | None, modality: str | None) -> list[dict]:
+    from ansim.casework.references import list_references
+
+    return list_references(workspace, case_id, modality, bank_signal_kinds())
+
+
+def references_table(listed: list[dict[str, Any]], with_case: bool = True) -> Table:
+    columns = [
+        Column(_("id"), key=True),
+        *([Column(_("case"), key=True)] if with_case else []),
+        Column(_("modality"), keep=5),
+        Column(_("label"), keep=2),
+        Column(_("signals"), keep=1),
+        Column(_("in bank"), keep=4),
+        Column(_("consent"), keep=3),
+        Column(_("added"), keep=0),
+    ]
+    rows = [
+        (
+            str(r["id"]),
+            *([r["case_id"]] if with_case else []),
+            _(r["modality"]),
+            text_or_dash(r["label"]),
+            counts(r["signals"], "\n"),
+            str(r["bank_entries"]),
+            _(r["consent"]),
+            when(r["added_at"]),
+        )
+        for r in listed
+    ]
+    return fitted_table(out, columns, rows)
+
+
+@ref_app.command("list")
+@refusals
+def ref_list(
+    case_id: Annotated[str | None, typer.Option("--case", help="Only this case.")] = None,
+    modality: Annotated[
+        str | None, typer.Option(help="Only this modality: image, video, audio, text or file.")
+    ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """List references: case, modality, label, signals kept, entries in the banks, consent.
+
+    Example: `ansim ref list --case C-2026-0001 --modality video`
+    """
+    listed = reference_rows(open_workspace(), case_id, modality)
+    if json_out:
+        emit_json(listed)
+        return
+    out.print(references_table(listed))

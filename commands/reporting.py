@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from ansim.casework import report_service
 from ansim.commands.common import JsonFlag, emit_json, out, refusals
-from ansim.pipeline.workspaces import open_workspace
+from ansim.commands.display import print_fields, when
+from ansim.commands.workspace import open_workspace
+from ansim.i18n import _
+from rich.text import Text
 
 
 @refusals
@@ -27,6 +29,8 @@ def report(
 
     Example: `ansim report --since 2026-03-01 --until 2026-04-01 --plot march.png`
     """
+    from ansim.casework import report_service
+
     shown = report_service.build_report(
         open_workspace(),
         report_service.parse_moment(since) if since else None,
@@ -43,7 +47,9 @@ def report(
 def _hours(value: float | None) -> str:
     if value is None:
         return "-"
-    return f"{value:.1f} h" if value < 48 else f"{value / 24:.1f} days"
+    if value < 48:
+        return _("{hours:.1f} h").format(hours=value)
+    return _("{days:.1f} days").format(days=value / 24)
 
 
 def _share(value: float | None) -> str:
@@ -51,43 +57,64 @@ def _share(value: float | None) -> str:
 
 
 def _print_report(shown: dict[str, Any]) -> None:
-    since, until = (
-        (shown["window"][key] or "")[:16].replace("T", " ") for key in ("since", "until")
-    )
+    since, until = (shown["window"][key] for key in ("since", "until"))
     out.print(
-        f"[bold]Takedowns detected {since or 'from the start'} to {until}[/bold]: "
-        f"{shown['items']} items in {shown['cases']} cases",
+        Text(
+            _("Takedowns detected {since} to {until}: {items} items in {cases} cases").format(
+                since=when(since) if since else _("from the start"),
+                until=when(until),
+                items=shown["items"],
+                cases=shown["cases"],
+            ),
+            style="bold",
+        ),
         highlight=False,
     )
-    for title, key in (
-        ("by status", "by_status"),
-        ("by case type", "by_case_type"),
-        ("by host", "by_host"),
-        ("services", "services_by_kind"),
-    ):
-        counts = ", ".join(f"{k} {v}" for k, v in shown[key].items()) or "-"
-        out.print(f"  {title}: {counts}", highlight=False)
     notice, removal = shown["detection_to_notice"], shown["detection_to_removal"]
-    out.print(
-        f"  detection -> notice: {notice['count']} items, median {_hours(notice['median_hours'])}"
-        f", p90 {_hours(notice['p90_hours'])}"
-    )
-    out.print(
-        f"  detection -> removal: {removal['count']} items, median "
-        f"{_hours(removal['median_hours'])}, p90 {_hours(removal['p90_hours'])}; within 24 h "
-        f"{_share(removal['share_within_24h'])}, within 3 days "
-        f"{_share(removal['share_within_3_days'])}, over 42 days "
-        f"{_share(removal['share_over_42_days'])}; still online after 42 days: "
-        f"{removal['open_over_42_days']}"
-    )
     again = shown["reappearance"]
-    out.print(
-        f"  reappeared: {again['reappeared']} of {again['removed']} removed "
-        f"({_share(again['rate'])})"
-    )
-    if shown["clock_skew_events"]:
-        out.print(
-            f"  [yellow]{shown['clock_skew_events']} events stamped before detection[/yellow]"
+    fields = [
+        (title, ", ".join(f"{_(k)} {v}" for k, v in shown[key].items()) or "-")
+        for title, key in (
+            (_("by status"), "by_status"),
+            (_("by case type"), "by_case_type"),
+            (_("by host"), "by_host"),
+            (_("services"), "services_by_kind"),
         )
+    ]
+    fields += [
+        (
+            _("detection -> notice"),
+            _("{count} items, median {median}, p90 {p90}").format(
+                count=notice["count"],
+                median=_hours(notice["median_hours"]),
+                p90=_hours(notice["p90_hours"]),
+            ),
+        ),
+        (
+            _("detection -> removal"),
+            [
+                _("{count} items, median {median}, p90 {p90}").format(
+                    count=removal["count"],
+                    median=_hours(removal["median_hours"]),
+                    p90=_hours(removal["p90_hours"]),
+                ),
+                _("within 24 h {day}, within 3 days {days}, over 42 days {over}").format(
+                    day=_share(removal["share_within_24h"]),
+                    days=_share(removal["share_within_3_days"]),
+                    over=_share(removal["share_over_42_days"]),
+                ),
+                _("still online after 42 days: {count}").format(count=removal["open_over_42_days"]),
+            ],
+        ),
+        (
+            _("reappeared"),
+            _("{reappeared} of {removed} removed ({rate})").format(
+                reappeared=again["reappeared"], removed=again["removed"], rate=_share(again["rate"])
+            ),
+        ),
+    ]
+    if shown["clock_skew_events"]:
+        fields.append((_("events stamped before detection"), str(shown["clock_skew_events"])))
     if shown.get("plot"):
-        out.print(f"  plot: {shown['plot']}", highlight=False)
+        fields.append((_("plot"), str(shown["plot"])))
+    print_fields(out, fields, indent=2)
