@@ -22,6 +22,7 @@ the detector included, may depend on it.
 | ANSIM_RECHECK_USER_AGENT | recheck_user_agent | an ordinary browser's          |
 | ANSIM_DESCRIPTOR_WEIGHTS | descriptor_weights | models/weights/descriptor.pt   |
 | ANSIM_SHARED_DATA        | shared_data        | ../shared/data beside the tree |
+| ANSIM_LANG               | lang               | the locale's (ko or en)        |
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class Settings:
     recheck_user_agent: str | None = None
     descriptor_weights: Path | None = None
     shared_data: Path | None = None
+    lang: str | None = None
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -91,8 +93,14 @@ class Settings:
             "recheck_user_agent": env.get("ANSIM_RECHECK_USER_AGENT"),
             "descriptor_weights": _path(env.get("ANSIM_DESCRIPTOR_WEIGHTS")),
             "shared_data": _path(env.get("ANSIM_SHARED_DATA")),
+            "lang": env.get("ANSIM_LANG"),
         }
         return cls(**{name: value for name, value in found.items() if value is not None})
+
+
+def variable(field_name: str) -> str:
+    """The environment variable behind a field, for a child process's environment."""
+    return PREFIX + {"lang": "LANG"}.get(field_name, field_name.upper())
 
 
 def _path(value: str | None) -> Path | None:

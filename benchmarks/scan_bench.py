@@ -23,6 +23,7 @@ from ansim.detector.sniff import IMAGE_MIMES, sniff_file
 from ansim.pipeline import intake, scanning
 from ansim.pipeline.workers import default_workers
 from ansim.pipeline.workspaces import init_workspace
+from ansim.settings import variable
 from ansim.store.home import Home
 from PIL import Image
 
@@ -55,8 +56,8 @@ def imagehash_phash(files: list[Path]) -> None:
 def scratch_workspace(root: Path, references: list[Path]) -> Any:
     home = Home(root=root, db_url=f"sqlite:///{root / 'ansim.db'}")
     workspace, _ = init_workspace(home)
-    previous = os.environ.get("ANSIM_HOME")
-    os.environ["ANSIM_HOME"] = str(root)
+    previous = os.environ.get(variable("home"))
+    os.environ[variable("home")] = str(root)
     try:
         from ansim.casework import cases
 
@@ -65,9 +66,9 @@ def scratch_workspace(root: Path, references: list[Path]) -> Any:
         yield workspace
     finally:
         if previous is None:
-            os.environ.pop("ANSIM_HOME", None)
+            os.environ.pop(variable("home"), None)
         else:
-            os.environ["ANSIM_HOME"] = previous
+            os.environ[variable("home")] = previous
 
 
 def timed(run: Callable[[], Any]) -> tuple[float, Any]:

@@ -17,6 +17,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ansim.settings import variable
+
 TARGET_S = 0.5
 
 # (what it shows, arguments, environment overrides). The home is an initialised, empty one.
@@ -63,8 +65,8 @@ def run_startup_benchmark(runs: int = 5) -> list[Timing]:
     """Times every command `runs` times (after one untimed warm-up run of each)."""
     ansim = ansim_executable()
     with tempfile.TemporaryDirectory(prefix="ansim-startup-") as home:
-        env = {**os.environ, "ANSIM_HOME": str(Path(home) / "home")}
-        env.pop("ANSIM_DB_URL", None)
+        env = {**os.environ, variable("home"): str(Path(home) / "home")}
+        env.pop(variable("db_url"), None)
         subprocess.run([ansim, "init"], env=env, capture_output=True, check=True, timeout=300)
         timings = []
         for name, args, extra in COMMANDS:

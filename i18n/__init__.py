@@ -12,13 +12,18 @@ import os
 from datetime import UTC, datetime
 from functools import cache
 
+from ansim.settings import Settings, SettingsError
+
 LANGUAGES = ("ko", "en")
 
 
 @cache
 def language() -> str:
     """ko or en, decided once per process."""
-    chosen = os.environ.get("ANSIM_LANG", "").strip().lower()
+    try:
+        chosen = (Settings.from_environment().lang or "").strip().lower()
+    except SettingsError:  # refused later, with its message, when the command opens its home
+        chosen = ""
     if chosen[:2] in LANGUAGES:
         return chosen[:2]
     for variable in ("LC_ALL", "LC_MESSAGES", "LANG"):

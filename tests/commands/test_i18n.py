@@ -14,7 +14,7 @@ import pytest
 from ansim import i18n
 from ansim.i18n.ko import MESSAGES
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ANSIM = str(Path(sys.executable).parent / "ansim")
 SOURCES = [*sorted((REPO / "commands").glob("*.py")), REPO / "cli.py"]
 
