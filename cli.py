@@ -19,6 +19,8 @@ from ansim.commands import (
     queue,
     references,
     reporting,
+    serve,
+    users,
 )
 
 app = typer.Typer(
@@ -42,6 +44,9 @@ app.add_typer(admin.audit_app, name="audit")
 app.add_typer(admin.index_app, name="index")
 app.add_typer(bench.bench_app, name="bench")
 app.add_typer(model.model_app, name="model")
+app.add_typer(users.user_app, name="user")
+app.add_typer(users.token_app, name="token")
+app.command("serve")(serve.serve)
 
 
 def main() -> None:
