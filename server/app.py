@@ -123,11 +123,11 @@ def _templates() -> Environment:
 TEMPLATES = _templates()
 
 
-def render(name: str, ctx: Ctx | None, status: int = 200, **values: Any) -> HTMLResponse:
+def render(name: str, ctx: Ctx | None, http_status: int = 200, **values: Any) -> HTMLResponse:
     principal = ctx.principal if ctx else None
     csrf = ctx.session.csrf if ctx and ctx.session else ""
     html = TEMPLATES.get_template(name).render(user=principal, csrf=csrf, **values)
-    return HTMLResponse(html, status_code=status)
+    return HTMLResponse(html, status_code=http_status)
 
 
 def api_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -435,7 +435,7 @@ def item_media_full(request: Request, ctx: Ctx) -> Response:
     ticket = request.query_params.get("ticket", "")
     if not ctx.state.tickets.redeem(ticket, takedown_id, ctx.principal.account_id):
         return Response(
-            "reveal ticket missing, used or expired", status_code=403, media_type="text/plain"
+            "reveal ticket missing, used or expired", status_code=400, media_type="text/plain"
         )
     data, media_type = review.render_media(ctx.workspace, takedown_id, veiled=False)
     return Response(data, media_type=media_type)
