@@ -8,11 +8,11 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from ansim.casework.workspace import Workspace
 from ansim.crawler.evidence import EvidenceStore
 from ansim.crawler.fetch import Exchange, FetchResult
@@ -46,15 +46,15 @@ class ServerHome:
 
 def seal_evidence(workspace: Workspace, takedown_id: int, media: Path, url: str) -> None:
     """Sealed evidence of `media` fetched from `url`, as a crawl records it."""
-    now = datetime.now(UTC)
+    now, size = datetime.now(UTC), media.stat().st_size
     exchange = Exchange(
         method="GET", url=url, request_headers=[("User-Agent", "ansim-test")], status=200,
         reason="OK", http_version="HTTP/1.1",
-        response_headers=[("Content-Type", "image/jpeg"), ("Content-Length", str(media.stat().st_size))],
-        fetched_at=now, resolved_ip="127.0.0.1", raw_path=media, raw_size=media.stat().st_size,
+        response_headers=[("Content-Type", "image/jpeg"), ("Content-Length", str(size))],
+        fetched_at=now, resolved_ip="127.0.0.1", raw_path=media, raw_size=size,
     )  # fmt: skip
     fetch = FetchResult(url=url, outcome="ok", status=200, content_type="image/jpeg",
-                        body_path=media, size=media.stat().st_size, exchanges=[exchange])  # fmt: skip
+                        body_path=media, size=size, exchanges=[exchange])  # fmt: skip
     store = EvidenceStore(workspace.home.root / "evidence", workspace.cipher.fernet())
     info = store.write_bundle([("media", fetch)], note="test evidence")
     with workspace.store.session() as session:
@@ -95,11 +95,14 @@ def build_home(tmp_path: Path) -> ServerHome:
     return ServerHome(workspace, tokens, item_id, copy, reference, case_id, hostile_id)
 
 
-@pytest.fixture
-def server_home(ansim_home: Path, tmp_path: Path) -> Iterator[ServerHome]:
+@contextmanager
+def served_home(tmp_path: Path) -> Iterator[ServerHome]:
+    """A built home, closed afterwards (each test module wraps it in its own fixture)."""
     home = build_home(tmp_path)
-    yield home
-    home.workspace.close()
+    try:
+        yield home
+    finally:
+        home.workspace.close()
 
 
 def ready_app(

@@ -16,7 +16,7 @@ from PIL import Image
 from sqlalchemy import select
 from starlette.routing import Route
 
-from tests.server_fixtures import (  # noqa: F401 - fixtures
+from tests.server_fixtures import (
     CONTACT,
     HOSTILE_LABEL,
     PASSWORD,
@@ -24,11 +24,17 @@ from tests.server_fixtures import (  # noqa: F401 - fixtures
     PSEUDONYM,
     bearer,
     client_for,
-    csrf_of,
     ready_app,
-    server_home,
+    served_home,
     sign_in,
 )
+
+
+@pytest.fixture
+def server_home(ansim_home, tmp_path):  # noqa: ANN001, ANN201
+    with served_home(tmp_path) as home:
+        yield home
+
 
 ROLE_OF_PERSON = {"partner": "coop", **{role: name for name, role in PEOPLE.items()}}
 
