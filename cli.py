@@ -11,6 +11,7 @@ import typer
 from ansim.commands import (
     admin,
     bench,
+    bench_serve,
     cases,
     crawl,
     matching,
@@ -47,6 +48,7 @@ app.add_typer(model.model_app, name="model")
 app.add_typer(users.user_app, name="user")
 app.add_typer(users.token_app, name="token")
 app.command("serve")(serve.serve)
+bench.bench_app.command("serve")(bench_serve.bench_serve)
 
 
 def main() -> None:
