@@ -7,12 +7,15 @@ Every command that prints results takes --json; progress goes to stderr.
 
 from __future__ import annotations
 
+import sys
+
 import typer
 from ansim.commands import (
     admin,
     bench,
     bench_serve,
     cases,
+    client,
     crawl,
     matching,
     model,
@@ -49,9 +52,12 @@ app.add_typer(users.user_app, name="user")
 app.add_typer(users.token_app, name="token")
 app.command("serve")(serve.serve)
 bench.bench_app.command("serve")(bench_serve.bench_serve)
+app.command("login")(client.login)
+app.command("logout")(client.logout)
 
 
 def main() -> None:
+    client.route(sys.argv[1:])  # ANSIM_SERVER set: some commands act through the server
     app()
 
 

@@ -254,6 +254,17 @@ def revoke_token(workspace: Workspace, token_id: int) -> dict[str, Any]:
         return {"id": token.id, "revoked_at": _iso(token.revoked_at)}
 
 
+def revoke_token_value(workspace: Workspace, token: str) -> dict[str, Any]:
+    """Revoke a token given the token itself (`ansim logout`)."""
+    with workspace.store.read_session() as session:
+        token_id = session.execute(
+            select(ApiToken.id).where(ApiToken.token_sha256 == _token_digest(token))
+        ).scalar()
+    if token_id is None:
+        raise NotFound("unknown token")
+    return revoke_token(workspace, token_id)
+
+
 def authenticate_token(workspace: Workspace, token: str) -> Principal | None:
     """The account a bearer token belongs to, if the token is live and the account enabled."""
     if not token.startswith(TOKEN_PREFIX):
@@ -273,13 +284,10 @@ def authenticate_token(workspace: Workspace, token: str) -> Principal | None:
 
 
 def touch_token(workspace: Workspace, token: str) -> None:
-    """Record when a token was last used (at most once a minute per token)."""
-    now = utcnow()
+    """Record when a token was last used (the server calls this at most once a minute)."""
     with workspace.store.session() as session:
         row = session.execute(
             select(ApiToken).where(ApiToken.token_sha256 == _token_digest(token))
         ).scalar()
-        if row is not None and (
-            row.last_used_at is None or now - _aware(row.last_used_at) > timedelta(minutes=1)  # type: ignore[operator]
-        ):
-            row.last_used_at = now
+        if row is not None:
+            row.last_used_at = utcnow()

@@ -17,6 +17,7 @@ import random
 import secrets
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 # Uploads stay in memory up to this size instead of spilling into /tmp in plaintext.
 MultiPartParser.spool_max_size = 64 << 20
 MAX_UPLOAD_BYTES = 64 << 20
+TOKEN_USE_EVERY_S = 60.0
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 ROLE_ORDER = ("partner", "analyst", "supervisor", "admin")
 CSP = (
@@ -93,6 +95,15 @@ class ServerState:
     tickets: RevealTickets = field(default_factory=RevealTickets)
     index_ready: threading.Event = field(default_factory=threading.Event)
     index_error: str | None = None
+    _token_seen: dict[str, float] = field(default_factory=dict)
+
+    def token_use_due(self, token: str) -> bool:
+        """Whether to record this token's use now (once a minute, not on every request)."""
+        now = time.monotonic()
+        if now - self._token_seen.get(token, -TOKEN_USE_EVERY_S) < TOKEN_USE_EVERY_S:
+            return False
+        self._token_seen[token] = now
+        return True
 
     def as_actor(self, principal: Principal) -> Workspace:
         return dataclasses.replace(self.workspace, actor=principal.name)
@@ -157,7 +168,10 @@ def _identify(state: ServerState, request: Request) -> tuple[Principal | None, S
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer":
             return None, None
-        return accounts.authenticate_token(state.workspace, token.strip()), None
+        principal = accounts.authenticate_token(state.workspace, token.strip())
+        if principal is not None and state.token_use_due(token.strip()):
+            accounts.touch_token(state.workspace, token.strip())
+        return principal, None
     session = state.sessions.get(request.cookies.get(SESSION_COOKIE))
     if session is None:
         return None, None
@@ -909,7 +923,9 @@ def create_app(
         throttle=LoginThrottle(attempts=settings.login_attempts_per_source),
         limiter=RateLimiter(settings.partner_rate, settings.partner_burst),
     )
-    app = Starlette(routes=routes())
+    from ansim.server import api
+
+    app = Starlette(routes=[*api.routes(), *routes()])
     app.state.server = state
     threading.Thread(
         target=_load_indexes, args=(state,), daemon=True, name="ansim-index-load"
