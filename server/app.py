@@ -9,6 +9,7 @@ a worker thread with a Workspace whose actor is the signed-in account.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import ipaddress
@@ -18,7 +19,7 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,7 @@ class ServerState:
     tickets: RevealTickets = field(default_factory=RevealTickets)
     index_ready: threading.Event = field(default_factory=threading.Event)
     index_error: str | None = None
+    lookups: hma_service.LookupAudit = field(default_factory=hma_service.LookupAudit)
     _token_seen: dict[str, float] = field(default_factory=dict)
 
     def token_use_due(self, token: str) -> bool:
@@ -680,7 +682,7 @@ def _lookup_all(
     results: dict[str, Any] = {}
     for signal_type, value in hashes.items():
         found = hma_service.lookup(ctx.workspace, signal_type, value, coinflip)
-        hma_service.audit_lookup(
+        ctx.state.lookups.record(
             ctx.workspace, ctx.principal.name, endpoint, signal_type, sum(map(len, found.values()))
         )
         results[signal_type] = found
@@ -711,7 +713,7 @@ def raw_lookup(request: Request, ctx: Ctx) -> Response:
     _require_index(ctx.state)
     signal_type = _param(request, "signal_type")
     matches = hma_service.raw_matches(ctx.workspace, signal_type, _param(request, "signal"))
-    hma_service.audit_lookup(
+    ctx.state.lookups.record(
         ctx.workspace, ctx.principal.name, "raw_lookup", signal_type, len(matches)
     )
     if request.query_params.get("include_distance", "false").lower() in ("true", "1", "yes"):
@@ -925,7 +927,12 @@ def create_app(
     )
     from ansim.server import api
 
-    app = Starlette(routes=[*api.routes(), *routes()])
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        state.lookups.flush(state.workspace)  # the lookup misses counted since the last flush
+
+    app = Starlette(routes=[*api.routes(), *routes()], lifespan=lifespan)
     app.state.server = state
     threading.Thread(
         target=_load_indexes, args=(state,), daemon=True, name="ansim-index-load"

@@ -7,6 +7,9 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
+import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -286,15 +289,49 @@ def lookup(
     return result
 
 
-def audit_lookup(
-    workspace: Workspace, actor: str, endpoint: str, signal_type: str, found: int
-) -> None:
-    """Who looked up what kind of hash and how many banked items matched (never the hash)."""
-    with workspace.session() as session:
-        audit.record(
-            session, actor, "hma.lookup", f"signal_type:{signal_type}",
-            {"endpoint": endpoint, "matches": found},
-        )  # fmt: skip
+@dataclass
+class LookupAudit:
+    """Audits lookups: every lookup that matched at once (`hma.lookup`: who, which signal
+    type, how many; never the hash), the misses as one `hma.lookup.misses` count per caller,
+    signal type and endpoint at most every `flush_every_s` (an audit commit costs more than
+    the lookup itself, and a partner's traffic is almost all misses). The server flushes
+    the pending count when it stops."""
+
+    flush_every_s: float = 10.0
+    _misses: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    _since: float | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(
+        self, workspace: Workspace, actor: str, endpoint: str, signal_type: str, found: int
+    ) -> None:
+        if found:
+            with workspace.session() as session:
+                audit.record(
+                    session, actor, "hma.lookup", f"signal_type:{signal_type}",
+                    {"endpoint": endpoint, "matches": found},
+                )  # fmt: skip
+        else:
+            with self._lock:
+                key = (actor, signal_type, endpoint)
+                self._misses[key] = self._misses.get(key, 0) + 1
+                if self._since is None:
+                    self._since = time.monotonic()
+        since = self._since
+        if since is not None and time.monotonic() - since >= self.flush_every_s:
+            self.flush(workspace)
+
+    def flush(self, workspace: Workspace) -> None:
+        with self._lock:
+            pending, self._misses, self._since = self._misses, {}, None
+        if not pending:
+            return
+        with workspace.session() as session:
+            for (actor, signal_type, endpoint), count in sorted(pending.items()):
+                audit.record(
+                    session, actor, "hma.lookup.misses", f"signal_type:{signal_type}",
+                    {"endpoint": endpoint, "lookups": count},
+                )  # fmt: skip
 
 
 def compare(given: Any) -> dict[str, Any]:

@@ -105,12 +105,19 @@ def test_hma_client_session(server_home, tmp_path) -> None:  # noqa: ANN001
     )
     assert unknown.json() == {"message": "No such SignalType 'tmk'"}
 
+    app.state.server.lookups.flush(server_home.workspace)  # as the server does when it stops
     with server_home.workspace.store.session() as session:
-        lookups = list(
+        hits = list(
             session.execute(select(AuditEntry).where(AuditEntry.action == "hma.lookup")).scalars()
         )
-    assert {e.actor for e in lookups} == {"coop"} and len(lookups) >= 6
-    assert all(pdq not in e.detail for e in lookups)
+        misses = list(
+            session.execute(
+                select(AuditEntry).where(AuditEntry.action == "hma.lookup.misses")
+            ).scalars()
+        )
+    assert {e.actor for e in hits} == {"coop"} and len(hits) == 4  # lookup x2, raw_lookup x2
+    assert [json.loads(e.detail)["lookups"] for e in misses] == [2]  # before banking, after delete
+    assert all(pdq not in e.detail for e in hits + misses)
 
 
 def test_partner_may_only_hash_and_look_up_and_is_rate_limited(server_home) -> None:  # noqa: ANN001
