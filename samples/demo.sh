@@ -35,3 +35,8 @@ $ansim queue show 1
 
 step "the audit chain"
 $ansim audit verify
+
+step "the review console: two analyst accounts for the server (two-person rule needs both)"
+printf 'demo-review-pass-1\n' | $ansim user add reviewer1 --role analyst --password-stdin
+printf 'demo-review-pass-2\n' | $ansim user add reviewer2 --role analyst --password-stdin
+echo "serve this demo home: ANSIM_HOME=$ANSIM_HOME $ansim serve   (then open http://127.0.0.1:8470/)"

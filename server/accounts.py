@@ -12,6 +12,7 @@ A password that fails `LOCKOUT_AFTER` times in a row locks the account for
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -186,6 +187,48 @@ def _password_matches(stored: str, password: str) -> bool:
         return _hasher.verify(stored, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+
+
+BLUR_LEVELS = ("light", "medium", "strong")
+REVEAL_MODES = ("hold", "toggle")
+
+
+@dataclass(frozen=True)
+class ReviewSettings:
+    """How the console veils media for one reviewer (the organisation's defaults first)."""
+
+    blur: str = "medium"
+    greyscale: bool = True
+    reveal: str = "hold"  # hold: press and hold; toggle: click to reveal, click to veil
+
+    @classmethod
+    def parse(cls, text: str | None, defaults: ReviewSettings) -> ReviewSettings:
+        try:
+            stored = json.loads(text) if text else {}
+        except ValueError:
+            stored = {}
+        merged = {**defaults.__dict__, **(stored if isinstance(stored, dict) else {})}
+        return cls.checked(merged)
+
+    @classmethod
+    def checked(cls, values: dict[str, Any]) -> ReviewSettings:
+        blur, reveal = str(values.get("blur")), str(values.get("reveal"))
+        if blur not in BLUR_LEVELS:
+            raise CaseworkError(f"blur must be one of {', '.join(BLUR_LEVELS)}")
+        if reveal not in REVEAL_MODES:
+            raise CaseworkError(f"reveal must be one of {', '.join(REVEAL_MODES)}")
+        return cls(blur=blur, greyscale=bool(values.get("greyscale")), reveal=reveal)
+
+
+def review_settings(workspace: Workspace, name: str, defaults: ReviewSettings) -> ReviewSettings:
+    with workspace.store.read_session() as session:
+        return ReviewSettings.parse(_get(session, name).review_settings, defaults)
+
+
+def set_review_settings(workspace: Workspace, name: str, settings: ReviewSettings) -> None:
+    with workspace.session() as session:
+        _get(session, name).review_settings = json.dumps(settings.__dict__)
+        audit.record(session, name, "user.review_settings", f"user:{name}", settings.__dict__)
 
 
 def principal_for(workspace: Workspace, account_id: int) -> Principal | None:

@@ -84,6 +84,7 @@ class ServerSettings:
     login_attempts_per_source: int = 10
     allow_loopback_fetch: bool = False  # /h/hash?url= to 127.0.0.1 (tests)
     break_after_reveals: int = 20
+    review_defaults: accounts.ReviewSettings = field(default_factory=accounts.ReviewSettings)
 
 
 @dataclass
@@ -409,6 +410,7 @@ def item_page(
     )
     reveals = ctx.session.reveals if ctx.session else 0
     break_due = reveals >= ctx.state.settings.break_after_reveals
+    view = _view(ctx)
     return render(
         "item.html.j2",
         ctx,
@@ -418,12 +420,43 @@ def item_page(
         reveals=reveals,
         break_due=break_due,
         message=message,
+        view=view,
     )
+
+
+def _view(ctx: Ctx) -> accounts.ReviewSettings:
+    """This reviewer's veil settings over the organisation's defaults."""
+    defaults = ctx.state.settings.review_defaults
+    if ctx.principal.via == "anonymous":
+        return defaults
+    return accounts.review_settings(ctx.workspace, ctx.principal.name, defaults)
+
+
+@guarded("analyst")
+def settings_page(request: Request, ctx: Ctx) -> Response:
+    return render(
+        "settings.html.j2", ctx, view=_view(ctx), blurs=accounts.BLUR_LEVELS,
+        reveals=accounts.REVEAL_MODES, saved=request.query_params.get("saved") == "1",
+    )  # fmt: skip
+
+
+@guarded("analyst")
+def settings_save(request: Request, ctx: Ctx) -> Response:
+    form = ctx.form or FormData()
+    chosen = accounts.ReviewSettings.checked(
+        {"blur": form.get("blur"), "greyscale": form.get("greyscale") == "on",
+         "reveal": form.get("reveal")}
+    )  # fmt: skip
+    accounts.set_review_settings(ctx.workspace, ctx.principal.name, chosen)
+    return RedirectResponse("/settings?saved=1", status_code=303)
 
 
 @guarded("analyst")
 def item_media(request: Request, ctx: Ctx) -> Response:
-    data, media_type = review.render_media(ctx.workspace, _item_id(request), veiled=True)
+    greyscale = _view(ctx).greyscale
+    data, media_type = review.render_media(
+        ctx.workspace, _item_id(request), veiled=True, greyscale=greyscale
+    )
     return Response(data, media_type=media_type)
 
 
@@ -875,6 +908,8 @@ def routes() -> list[Route | Mount]:
         Route("/item/{item_id}/confirm", item_confirm, methods=["POST"]),
         Route("/item/{item_id}/reject", item_reject, methods=["POST"]),
         Route("/item/{item_id}/skip", item_skip, methods=["POST"]),
+        Route("/settings", settings_page, methods=["GET"]),
+        Route("/settings", settings_save, methods=["POST"]),
         Route("/audit", audit_page),
         Route("/admin/users", users_page, methods=["GET"]),
         Route("/admin/users", users_add, methods=["POST"]),

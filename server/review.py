@@ -323,8 +323,11 @@ def _media_bytes(workspace: Workspace, takedown_id: int) -> bytes:
     return payload
 
 
-def render_media(workspace: Workspace, takedown_id: int, veiled: bool) -> tuple[bytes, str]:
-    """(PNG bytes, media type): the picture re-encoded, veiled (tiny, grey, smoothed) or whole."""
+def render_media(
+    workspace: Workspace, takedown_id: int, veiled: bool, greyscale: bool = True
+) -> tuple[bytes, str]:
+    """(PNG bytes, media type): the picture re-encoded, veiled (tiny, smoothed, grey unless
+    the reviewer chose colour) or whole."""
     raw = _media_bytes(workspace, takedown_id)
     try:
         with Image.open(io.BytesIO(raw)) as picture:
@@ -337,7 +340,7 @@ def render_media(workspace: Workspace, takedown_id: int, veiled: bool) -> tuple[
     if veiled:
         width, height = image.size
         scale = VEILED_PIXELS / max(width, height)
-        small = image.convert("L").resize(
+        small = (image.convert("L") if greyscale else image).resize(
             (max(1, round(width * scale)), max(1, round(height * scale))), Image.Resampling.BOX
         )
         image = small.resize((width, height), Image.Resampling.BILINEAR).filter(

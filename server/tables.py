@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from ansim.store.tables import Base, utcnow
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 ROLES = ("partner", "analyst", "supervisor", "admin")
@@ -31,6 +31,8 @@ class Account(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(64))
     password_changed_at: Mapped[datetime | None]
+    # The reviewer's own console settings (JSON), over the organisation's defaults.
+    review_settings: Mapped[str | None] = mapped_column(Text)
 
 
 class ApiToken(Base):

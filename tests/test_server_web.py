@@ -304,3 +304,22 @@ def test_analyst_cannot_change_rules(server_home, person: str) -> None:  # noqa:
         "/admin/rules", data={"csrf": csrf, "case_type": "stalking", "confirmations": "1"}
     )
     assert refused.status_code == 403
+
+
+def test_reviewer_settings_over_defaults(server_home) -> None:  # noqa: ANN001
+    client = client_for(ready_app(server_home.workspace))
+    csrf = sign_in(client, "alice")
+    item = f"/item/{server_home.item_id}"
+    page = client.get(item).text
+    assert 'class="veiled blur-medium"' in page and 'data-reveal="hold"' in page
+    bad = client.post("/settings", data={"csrf": csrf, "blur": "none", "reveal": "hold"})
+    assert bad.status_code == 400
+    saved = client.post("/settings", data={"csrf": csrf, "blur": "strong", "reveal": "toggle"})
+    assert saved.status_code == 303
+    page = client.get(item).text
+    assert 'class="veiled blur-strong in-colour"' in page and 'data-reveal="toggle"' in page
+    veiled = np.asarray(Image.open(io.BytesIO(client.get(f"{item}/media").content)).convert("RGB"))
+    assert np.abs(veiled[..., 0].astype(int) - veiled[..., 2]).max() > 5  # colour kept, blurred
+    other = client_for(ready_app(server_home.workspace))
+    sign_in(other, "bob")
+    assert 'class="veiled blur-medium"' in other.get(item).text  # bob keeps the defaults

@@ -37,11 +37,19 @@
     }
   }
 
-  if (frame) {
+  const toggle = frame && frame.dataset.reveal === "toggle";
+  if (frame && toggle) {
+    frame.addEventListener("click", (event) => {
+      event.preventDefault();
+      if (image.classList.contains("revealed")) veil(); else reveal();
+    });
+  } else if (frame) {
     frame.addEventListener("pointerdown", (event) => { event.preventDefault(); reveal(); });
     for (const name of ["pointerup", "pointerleave", "pointercancel"]) frame.addEventListener(name, veil);
     frame.addEventListener("keydown", (event) => { if (event.key === " " && !event.repeat) { event.preventDefault(); reveal(); } });
     frame.addEventListener("keyup", (event) => { if (event.key === " ") veil(); });
+  }
+  if (frame) {
     window.addEventListener("blur", veil);
     frame.addEventListener("contextmenu", (event) => event.preventDefault());
   }
