@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ansim.casework import confirmations, queue
+from ansim.casework import cases, confirmations, queue
 from ansim.casework.errors import CaseworkError, NotFound
 from ansim.casework.workspace import Workspace
 from ansim.server import accounts, hma_service, review
@@ -525,6 +525,25 @@ def item_skip(request: Request, ctx: Ctx) -> Response:
     return RedirectResponse("/review/next", status_code=303)
 
 
+def _case_page(request: Request, ctx: Ctx, reveal: bool) -> Response:
+    case_id = request.path_params["case_id"]
+    shown = cases.show_case(ctx.workspace, case_id, reveal=reveal)
+    return render(
+        "case.html.j2", ctx, case=shown, takedowns=review.case_takedowns(ctx.workspace, case_id)
+    )
+
+
+@guarded("supervisor")
+def case_page(request: Request, ctx: Ctx) -> Response:
+    return _case_page(request, ctx, reveal=False)
+
+
+@guarded("supervisor")
+def case_contact(request: Request, ctx: Ctx) -> Response:
+    """The case page with the victim's contact decrypted, this once (audited)."""
+    return _case_page(request, ctx, reveal=True)
+
+
 @guarded("supervisor")
 def audit_page(request: Request, ctx: Ctx) -> Response:
     with ctx.workspace.store.read_session() as session:
@@ -910,6 +929,8 @@ def routes() -> list[Route | Mount]:
         Route("/item/{item_id}/skip", item_skip, methods=["POST"]),
         Route("/settings", settings_page, methods=["GET"]),
         Route("/settings", settings_save, methods=["POST"]),
+        Route("/case/{case_id}", case_page),
+        Route("/case/{case_id}/contact", case_contact, methods=["POST"]),
         Route("/audit", audit_page),
         Route("/admin/users", users_page, methods=["GET"]),
         Route("/admin/users", users_add, methods=["POST"]),

@@ -365,3 +365,30 @@ def audit_reveal(workspace: Workspace, takedown_id: int, account: str, shift_cou
 def audit_skip(workspace: Workspace, takedown_id: int, account: str) -> None:
     with workspace.session() as session:
         audit.record(session, account, "review.skip", f"takedown:{takedown_id}")
+
+
+def case_takedowns(workspace: Workspace, case_id: str) -> list[dict[str, Any]]:
+    """A case's queue items with their timelines (the supervisor's case page)."""
+    with workspace.store.read_session() as session:
+        takedowns = session.execute(
+            select(Takedown).where(Takedown.case_id == case_id).order_by(Takedown.id)
+        ).scalars()
+        return [
+            {
+                "id": t.id,
+                "status": t.status,
+                "host": t.host,
+                "location": t.location,
+                "timeline": [
+                    {
+                        "at": _aware(e.at),
+                        "from": e.from_status,
+                        "to": e.to_status,
+                        "by": e.actor,
+                        "note": e.note,
+                    }
+                    for e in t.events
+                ],
+            }  # fmt: skip
+            for t in takedowns
+        ]

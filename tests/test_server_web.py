@@ -52,6 +52,7 @@ def concrete(path: str, home) -> str:  # noqa: ANN001
         .replace("{bank}", "NO_SUCH_BANK")
         .replace("{content_id}", "1")
         .replace("{name}", "temp")
+        .replace("{case_id}", home.case_id)
     )
 
 
@@ -323,3 +324,21 @@ def test_reviewer_settings_over_defaults(server_home) -> None:  # noqa: ANN001
     other = client_for(ready_app(server_home.workspace))
     sign_in(other, "bob")
     assert 'class="veiled blur-medium"' in other.get(item).text  # bob keeps the defaults
+
+
+def test_supervisor_case_page_reveals_contact_on_demand(server_home) -> None:  # noqa: ANN001
+    client = client_for(ready_app(server_home.workspace))
+    csrf = sign_in(client, "sue")
+    page = client.get(f"/case/{server_home.case_id}")
+    assert (
+        page.status_code == 200 and CONTACT not in page.text and 'id="reveal-contact"' in page.text
+    )
+    assert f'href="/item/{server_home.item_id}"' in page.text
+    assert client.post(f"/case/{server_home.case_id}/contact").status_code == 403  # no CSRF
+    revealed = client.post(f"/case/{server_home.case_id}/contact", data={"csrf": csrf})
+    assert CONTACT in revealed.text
+    assert [r.actor for r in audit_rows(server_home.workspace, "case.reveal_contact")] == ["sue"]
+    assert (
+        client_for(ready_app(server_home.workspace)).get(f"/case/{server_home.case_id}").status_code
+        == 303
+    )
