@@ -107,6 +107,10 @@ def build_bank(root: Path, entries: int, seed: int = 7) -> tuple[np.ndarray, str
     return hashes, token, time.monotonic() - started
 
 
+def _tail(path: Path, chars: int = 3000) -> str:
+    return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -150,7 +154,7 @@ async def _hammer(
             async with session.get(
                 f"{base}/m/lookup", params={"signal_type": "pdq", "signal": query}, headers=headers
             ) as response:
-                body = await response.json()
+                body = await response.json() if response.status == 200 else {}
             latencies.append(time.monotonic() - sent)
             if response.status != 200:
                 errors += 1
@@ -171,9 +175,10 @@ def run(root: Path, entries: int, seconds: float, concurrency: int) -> LoadResul
     env.pop("ANSIM_DB_URL", None)
     ansim = str(Path(sys.executable).parent / "ansim")
     started = time.monotonic()
+    log = open(root / "serve.log", "wb")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
         [ansim, "serve", "--port", str(port), "--partner-rate", "1000000"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
@@ -187,7 +192,7 @@ def run(root: Path, entries: int, seconds: float, concurrency: int) -> LoadResul
             except OSError:
                 time.sleep(0.25)
             if server.poll() is not None:
-                raise RuntimeError(f"ansim serve exited: {server.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+                raise RuntimeError(f"ansim serve exited: {_tail(root / 'serve.log')}")
         else:
             raise RuntimeError("ansim serve did not become ready")
         index_load_s = time.monotonic() - started
@@ -201,6 +206,7 @@ def run(root: Path, entries: int, seconds: float, concurrency: int) -> LoadResul
             server.wait(30)
         except subprocess.TimeoutExpired:
             server.kill()
+        log.close()
     ordered = np.sort(np.array(latencies)) * 1000
     near_sent = sum(1 for i in range(len(latencies)) if i % 10 == 0)
     return LoadResult(
