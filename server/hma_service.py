@@ -18,9 +18,10 @@ from ansim.casework.errors import CaseworkError
 from ansim.casework.workspace import Workspace
 from ansim.detector.decision import MatchRules
 from ansim.detector.errors import MediaError
-from ansim.detector.hashing import HashOptions, hash_file
+from ansim.detector.hashing import HashOptions
 from ansim.pipeline import intake
 from ansim.server.tables import HmaBank, HmaBankContent
+from ansim.signal_types.hashing import hash_file
 from ansim.store import audit
 from ansim.store.tables import CASE_TYPES, Reference, Signal
 from sqlalchemy import func, select
