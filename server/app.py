@@ -15,6 +15,7 @@ import functools
 import ipaddress
 import os
 import random
+import re
 import secrets
 import tempfile
 import threading
@@ -195,6 +196,11 @@ def _anonymous_allowed(state: ServerState, request: Request, role: str) -> bool:
     )
 
 
+def _too_large(request: Request) -> bool:
+    length = request.headers.get("content-length") or "0"
+    return not length.isdigit() or int(length) > MAX_UPLOAD_BYTES + (1 << 20)
+
+
 Handler = Callable[[Request, Ctx], Response]
 
 
@@ -232,6 +238,8 @@ def guarded(role: str, api: bool = False) -> Callable[[Handler], Callable[[Reque
                         429, "rate limit exceeded", {"Retry-After": str(int(wait) + 1)}
                     )
             form = body = None
+            if _too_large(request):
+                return api_error(413, f"requests are limited to {MAX_UPLOAD_BYTES >> 20} MiB")
             if request.method not in SAFE_METHODS:
                 content_type = request.headers.get("content-type", "")
                 if content_type.startswith(
@@ -288,8 +296,14 @@ def guarded(role: str, api: bool = False) -> Callable[[Handler], Callable[[Reque
 # --- Sign-in ------------------------------------------------------------------------------
 
 
+_LOCAL_PATH = re.compile(r"^/(?![/\\])[A-Za-z0-9/_.~%?=&-]*$")
+
+
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Only a plain local path: no scheme, host, backslash, whitespace or control
+    characters (browsers drop tabs and newlines, so a slash, a tab and a slash would
+    become `//host`)."""
+    if target and _LOCAL_PATH.match(target):
         return target
     return "/queue"
 

@@ -342,3 +342,25 @@ def test_supervisor_case_page_reveals_contact_on_demand(server_home) -> None:  #
         client_for(ready_app(server_home.workspace)).get(f"/case/{server_home.case_id}").status_code
         == 303
     )
+
+
+def test_login_redirects_only_to_local_paths_and_bodies_are_bounded(server_home) -> None:  # noqa: ANN001
+    client = client_for(ready_app(server_home.workspace))
+    for target, expected in [
+        ("/item/1", "/item/1"),
+        ("//evil.example/x", "/queue"),
+        ("/\t/evil.example", "/queue"),
+        ("/\\evil.example", "/queue"),
+        ("https://evil.example/", "/queue"),
+    ]:
+        page = client.get("/login")
+        csrf = re.search(r'name="csrf" value="([^"]*)"', page.text).group(1)
+        done = client.post(
+            "/login", data={"csrf": csrf, "name": "alice", "password": PASSWORD, "next": target}
+        )
+        assert done.headers["location"] == expected, target
+    token = bearer(server_home.tokens["sue"])
+    huge = client.post(
+        "/c/bank/X/signal", headers={**token, "Content-Length": str(200 << 20)}, content=b"{}"
+    )
+    assert huge.status_code == 413
