@@ -586,6 +586,29 @@ def users_add(request: Request, ctx: Ctx) -> Response:
 
 
 @guarded("admin")
+def tokens_create(request: Request, ctx: Ctx) -> Response:
+    """A token for an account (a partner's, typically), shown on this page once."""
+    form = ctx.form or FormData()
+    created = accounts.create_token(
+        ctx.workspace, str(form.get("user") or ""), str(form.get("name") or "").strip()
+    )
+    return render(
+        "users.html.j2", ctx, users=accounts.list_users(ctx.workspace),
+        tokens=accounts.list_tokens(ctx.workspace), roles=ROLE_ORDER, created=created,
+    )  # fmt: skip
+
+
+@guarded("admin")
+def tokens_revoke(request: Request, ctx: Ctx) -> Response:
+    try:
+        token_id = int(request.path_params["token_id"])
+    except ValueError as exc:
+        raise NotFound("no such token") from exc
+    accounts.revoke_token(ctx.workspace, token_id)
+    return RedirectResponse("/admin/users", status_code=303)
+
+
+@guarded("admin")
 def users_disable(request: Request, ctx: Ctx) -> Response:
     name = request.path_params["name"]
     enable = bool(ctx.form and ctx.form.get("enable"))
@@ -949,6 +972,8 @@ def routes() -> list[Route | Mount]:
         Route("/admin/users", users_page, methods=["GET"]),
         Route("/admin/users", users_add, methods=["POST"]),
         Route("/admin/users/{name}/disable", users_disable, methods=["POST"]),
+        Route("/admin/tokens", tokens_create, methods=["POST"]),
+        Route("/admin/tokens/{token_id}/revoke", tokens_revoke, methods=["POST"]),
         Route("/admin/rules", rules_page, methods=["GET"]),
         Route("/admin/rules", rules_set, methods=["POST"]),
         Route("/status", status),

@@ -53,6 +53,7 @@ def concrete(path: str, home) -> str:  # noqa: ANN001
         .replace("{content_id}", "1")
         .replace("{name}", "temp")
         .replace("{case_id}", home.case_id)
+        .replace("{token_id}", "999999")
     )
 
 
@@ -364,3 +365,15 @@ def test_login_redirects_only_to_local_paths_and_bodies_are_bounded(server_home)
         "/c/bank/X/signal", headers={**token, "Content-Length": str(200 << 20)}, content=b"{}"
     )
     assert huge.status_code == 413
+
+
+def test_admin_creates_and_revokes_partner_tokens(server_home) -> None:  # noqa: ANN001
+    client = client_for(ready_app(server_home.workspace))
+    csrf = sign_in(client, "ada")
+    page = client.post("/admin/tokens", data={"csrf": csrf, "user": "coop", "name": "coop-prod"})
+    token = re.search(r'<code id="new-token">([^<]+)</code>', page.text).group(1)
+    assert client.get("/m/index/status", headers=bearer(token)).status_code == 200
+    token_id = max(int(t) for t in re.findall(r'action="/admin/tokens/(\d+)/revoke"', page.text))
+    assert client.post(f"/admin/tokens/{token_id}/revoke", data={"csrf": csrf}).status_code == 303
+    assert client.get("/m/index/status", headers=bearer(token)).status_code == 401
+    assert token not in client.get("/admin/users").text  # shown once only
