@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -38,6 +39,8 @@ PAGE_SIZE = 25
 CLAIM_FOR = timedelta(minutes=10)
 VEILED_PIXELS = 24  # the veiled picture is this many pixels across before smoothing
 MAX_MEDIA_BYTES = 64 << 20
+STRIP_FRAMES = 6
+STRIP_HEIGHT = 120
 Image.MAX_IMAGE_PIXELS = 60_000_000  # refuse decompression bombs
 
 
@@ -323,20 +326,71 @@ def _media_bytes(workspace: Workspace, takedown_id: int) -> bytes:
     return payload
 
 
+_QUERY_RANGE = re.compile(r"query (\d+(?::\d\d){1,2})-(\d+(?::\d\d){1,2}) =")
+
+
+def _seconds(clock: str) -> float:
+    total = 0
+    for part in clock.split(":"):
+        total = total * 60 + int(part)
+    return float(total)
+
+
+def aligned_range(explanation: str) -> tuple[float, float] | None:
+    """The item's aligned time range from a video match's explanation (`query 0:12-0:40 =`)."""
+    found = _QUERY_RANGE.search(explanation or "")
+    return (_seconds(found.group(1)), _seconds(found.group(2))) if found else None
+
+
+def keyframe_strip(raw: bytes, around: tuple[float, float] | None) -> Image.Image:
+    """A muted strip of STRIP_FRAMES frames spread over the aligned range (or the whole
+    video), decoded from memory with PyAV (the sound is never decoded)."""
+    import av
+
+    try:
+        with av.open(io.BytesIO(raw)) as container:
+            stream = container.streams.video[0]
+            frames = [
+                (float(frame.time or 0.0), frame.to_image().convert("RGB"))
+                for frame in container.decode(stream)
+            ]
+    except (av.FFmpegError, IndexError) as exc:
+        raise CaseworkError("the video cannot be decoded for review") from exc
+    if not frames:
+        raise CaseworkError("the video has no frames to show")
+    start, end = around if around else (frames[0][0], frames[-1][0])
+    wanted = [start + (end - start) * i / max(1, STRIP_FRAMES - 1) for i in range(STRIP_FRAMES)]
+    chosen = [min(frames, key=lambda f, t=t: abs(f[0] - t))[1] for t in wanted]
+    thumbs = [
+        f.resize((max(1, round(f.width * STRIP_HEIGHT / f.height)), STRIP_HEIGHT)) for f in chosen
+    ]
+    strip = Image.new("RGB", (sum(t.width for t in thumbs) + 4 * (len(thumbs) - 1), STRIP_HEIGHT))
+    x = 0
+    for thumb in thumbs:
+        strip.paste(thumb, (x, 0))
+        x += thumb.width + 4
+    return strip
+
+
 def render_media(
     workspace: Workspace, takedown_id: int, veiled: bool, greyscale: bool = True
 ) -> tuple[bytes, str]:
-    """(PNG bytes, media type): the picture re-encoded, veiled (tiny, smoothed, grey unless
-    the reviewer chose colour) or whole."""
+    """(PNG bytes, media type): the picture re-encoded (for a video match, a strip of
+    keyframes over the aligned range), veiled (tiny, smoothed, grey unless the reviewer
+    chose colour) or whole."""
     raw = _media_bytes(workspace, takedown_id)
-    try:
-        with Image.open(io.BytesIO(raw)) as picture:
-            picture.load()
-            image = picture.convert("RGB")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise CaseworkError(
-            f"item {takedown_id}'s media is not a picture the console shows"
-        ) from exc
+    facts = item_facts(workspace, takedown_id)
+    if facts["reference_modality"] == "video":
+        image = keyframe_strip(raw, aligned_range(facts["explanation"]))
+    else:
+        try:
+            with Image.open(io.BytesIO(raw)) as picture:
+                picture.load()
+                image = picture.convert("RGB")
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+            raise CaseworkError(
+                f"item {takedown_id}'s media is not a picture the console shows"
+            ) from exc
     if veiled:
         width, height = image.size
         scale = VEILED_PIXELS / max(width, height)

@@ -377,3 +377,30 @@ def test_admin_creates_and_revokes_partner_tokens(server_home) -> None:  # noqa:
     assert client.post(f"/admin/tokens/{token_id}/revoke", data={"csrf": csrf}).status_code == 303
     assert client.get("/m/index/status", headers=bearer(token)).status_code == 401
     assert token not in client.get("/admin/users").text  # shown once only
+
+
+def test_video_match_shows_a_veiled_keyframe_strip(server_home, tmp_path) -> None:  # noqa: ANN001
+    from ansim.casework import cases
+    from ansim.detector.hashing import HashOptions
+    from ansim.pipeline import intake
+
+    from tests.casework_fixtures import found_at
+    from tests.server_fixtures import seal_evidence
+    from tests.video_media import photos, slideshow
+
+    workspace = server_home.workspace
+    video = slideshow(tmp_path / "ref.mp4", photos(tmp_path / "stills", 3, first_seed=40), 12.0)
+    case_id = cases.open_case(workspace, "digital-sex-crime")
+    [added] = intake.add_reference_files(workspace, case_id, [video], HashOptions())
+    assert added.error is None and added.modality == "video"
+    [item_id] = found_at(workspace, video, "https://videos.example/v.mp4")
+    seal_evidence(workspace, item_id, video, "https://videos.example/v.mp4")
+    client = client_for(ready_app(workspace))
+    csrf = sign_in(client, "alice")
+    assert 'id="item-image"' in client.get(f"/item/{item_id}").text
+    veiled = np.asarray(Image.open(io.BytesIO(client.get(f"/item/{item_id}/media").content)))
+    assert veiled.shape[1] > 4 * veiled.shape[0]  # a strip of frames side by side
+    answer = client.post(f"/item/{item_id}/reveal", headers={"X-CSRF-Token": csrf}).json()
+    strip = np.asarray(Image.open(io.BytesIO(client.get(answer["src"]).content)).convert("RGB"))
+    assert strip.shape == (120, veiled.shape[1], 3)
+    assert np.abs(strip[..., 0].astype(int) - strip[..., 2]).max() > 20  # colour when revealed
