@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import numpy as np
 from ansim.casework.errors import CaseworkError, NotFound
 from ansim.casework.workspace import Workspace
 from ansim.crawler.evidence import EvidenceError, EvidenceStore, iter_unsealed
@@ -372,16 +373,60 @@ def keyframe_strip(raw: bytes, around: tuple[float, float] | None) -> Image.Imag
     return strip
 
 
+_AUDIO_RANGE = re.compile(r"audio (\d+:\d\d(?:\.\d+)?)-(\d+:\d\d(?:\.\d+)?) of the item")
+SPECTROGRAM_RATE = 16000
+SPECTROGRAM_SIZE = (900, 200)
+
+
+def audio_range(explanation: str) -> tuple[float, float] | None:
+    """The item's matched segment from an audio match's explanation (`audio 0:03.5-0:12.0`)."""
+    found = _AUDIO_RANGE.search(explanation or "")
+    if not found:
+        return None
+    start, end = (float(m) * 60 + float(s) for m, s in (g.split(":") for g in found.groups()))
+    return start, end
+
+
+def spectrogram(raw: bytes, around: tuple[float, float] | None) -> Image.Image:
+    """The matched segment (or the whole track) as a log-magnitude spectrogram, low
+    frequencies at the bottom, decoded from memory with PyAV."""
+    import av
+
+    try:
+        with av.open(io.BytesIO(raw)) as container:
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=SPECTROGRAM_RATE)
+            chunks = [
+                resampled.to_ndarray().reshape(-1)
+                for frame in container.decode(audio=0)
+                for resampled in resampler.resample(frame)
+            ]
+    except (av.FFmpegError, IndexError) as exc:
+        raise CaseworkError("the audio cannot be decoded for review") from exc
+    samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+    if around:
+        samples = samples[int(around[0] * SPECTROGRAM_RATE) : int(around[1] * SPECTROGRAM_RATE)]
+    window, hop = 512, 256
+    if len(samples) < window:
+        raise CaseworkError("the matched audio is too short to show")
+    starts = range(0, len(samples) - window + 1, hop)
+    frames = np.stack([samples[i : i + window] for i in starts]) * np.hanning(window)
+    power = np.log1p(np.abs(np.fft.rfft(frames, axis=1)).T)
+    scaled = (255 * power / max(float(power.max()), 1e-9)).astype(np.uint8)[::-1]
+    return Image.fromarray(scaled, mode="L").resize(SPECTROGRAM_SIZE).convert("RGB")
+
+
 def render_media(
     workspace: Workspace, takedown_id: int, veiled: bool, greyscale: bool = True
 ) -> tuple[bytes, str]:
     """(PNG bytes, media type): the picture re-encoded (for a video match, a strip of
-    keyframes over the aligned range), veiled (tiny, smoothed, grey unless the reviewer
-    chose colour) or whole."""
+    keyframes over the aligned range; for audio, a spectrogram of the matched segment),
+    veiled (tiny, smoothed, grey unless the reviewer chose colour) or whole."""
     raw = _media_bytes(workspace, takedown_id)
     facts = item_facts(workspace, takedown_id)
     if facts["reference_modality"] == "video":
         image = keyframe_strip(raw, aligned_range(facts["explanation"]))
+    elif facts["reference_modality"] == "audio":
+        image = spectrogram(raw, audio_range(facts["explanation"]))
     else:
         try:
             with Image.open(io.BytesIO(raw)) as picture:

@@ -404,3 +404,28 @@ def test_video_match_shows_a_veiled_keyframe_strip(server_home, tmp_path) -> Non
     strip = np.asarray(Image.open(io.BytesIO(client.get(answer["src"]).content)).convert("RGB"))
     assert strip.shape == (120, veiled.shape[1], 3)
     assert np.abs(strip[..., 0].astype(int) - strip[..., 2]).max() > 20  # colour when revealed
+
+
+def test_audio_match_shows_a_spectrogram(server_home, tmp_path) -> None:  # noqa: ANN001
+    from ansim.casework import cases
+    from ansim.detector.hashing import HashOptions
+    from ansim.pipeline import intake
+
+    from tests.audio_helpers import generic_beat, write_wav
+    from tests.casework_fixtures import found_at
+    from tests.server_fixtures import seal_evidence
+
+    workspace = server_home.workspace
+    samples, rate = generic_beat(12.0)
+    track = write_wav(tmp_path / "ref.wav", samples, rate)
+    case_id = cases.open_case(workspace, "digital-sex-crime")
+    [added] = intake.add_reference_files(workspace, case_id, [track], HashOptions())
+    assert added.error is None and added.modality == "audio"
+    [item_id] = found_at(workspace, track, "https://audio.example/a.wav")
+    seal_evidence(workspace, item_id, track, "https://audio.example/a.wav")
+    client = client_for(ready_app(workspace))
+    csrf = sign_in(client, "alice")
+    assert 'id="item-image"' in client.get(f"/item/{item_id}").text
+    answer = client.post(f"/item/{item_id}/reveal", headers={"X-CSRF-Token": csrf}).json()
+    shown = np.asarray(Image.open(io.BytesIO(client.get(answer["src"]).content)).convert("L"))
+    assert shown.shape == (200, 900) and shown.std() > 5  # a spectrogram, not a blank
