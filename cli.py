@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from ansim.commands import admin, matching, reporting
+from ansim.commands import admin, client, matching, reporting, serve
 from ansim.i18n import _, language
 from typer.core import TyperGroup
 
@@ -60,6 +60,10 @@ GROUPS = {
     "key": LazyGroup("ansim.commands.admin", "key_app", _("The data encryption key.")),
     "index": LazyGroup(
         "ansim.commands.admin", "index_app", _("The signal indexes (rebuildable from the store).")
+    ),
+    "user": LazyGroup("ansim.commands.users", "user_app", _("Server accounts and their roles.")),
+    "token": LazyGroup(
+        "ansim.commands.users", "token_app", _("Personal API tokens (CLI, partners).")
     ),
     "bench": LazyGroup(
         "ansim.commands.bench", "bench_app", _("Benchmarks that measure precision and speed.")
@@ -155,6 +159,9 @@ app.command("init")(admin.init)
 app.command("hash")(matching.hash_command)
 app.command("scan")(matching.scan)
 app.command("report")(reporting.report)
+app.command("serve")(serve.serve)
+app.command("login")(client.login)
+app.command("logout")(client.logout)
 
 
 def localize_help_panels() -> None:
@@ -177,6 +184,7 @@ def main() -> None:
     shows_help = "--help" in arguments or (not arguments[1:] and arguments[:1] != ["--version"])
     if language() != "en" and shows_help:
         localize_help_panels()
+    client.route(arguments)  # ANSIM_SERVER set: some commands act through the server
     try:
         app()
     except Exception as exc:  # a bug: the message may quote victim data, so it goes to the log

@@ -23,6 +23,9 @@ the detector included, may depend on it.
 | ANSIM_DESCRIPTOR_WEIGHTS | descriptor_weights | models/weights/descriptor.pt   |
 | ANSIM_SHARED_DATA        | shared_data        | ../shared/data beside the tree |
 | ANSIM_LANG               | lang               | the locale's (ko or en)        |
+| ANSIM_SERVER             | server             | none (the CLI works embedded)  |
+| ANSIM_SERVER_CA          | server_ca          | the system's CA certificates   |
+| ANSIM_CLIENT_FILE        | client_file        | ~/.config/ansim/client.json    |
 """
 
 from __future__ import annotations
@@ -68,6 +71,10 @@ class Settings:
     descriptor_weights: Path | None = None
     shared_data: Path | None = None
     lang: str | None = None
+    # The CLI as a client of `ansim serve`: its URL, a private CA, where the token is kept.
+    server: str | None = None
+    server_ca: Path | None = None
+    client_file: Path | None = None
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -94,6 +101,9 @@ class Settings:
             "descriptor_weights": _path(env.get("ANSIM_DESCRIPTOR_WEIGHTS")),
             "shared_data": _path(env.get("ANSIM_SHARED_DATA")),
             "lang": env.get("ANSIM_LANG"),
+            "server": env.get("ANSIM_SERVER"),
+            "server_ca": _path(env.get("ANSIM_SERVER_CA")),
+            "client_file": _path(env.get("ANSIM_CLIENT_FILE")),
         }
         return cls(**{name: value for name, value in found.items() if value is not None})
 

@@ -456,3 +456,12 @@ def bench_startup(
         load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
         out.print(f"{runs} runs each; load average {load}", highlight=False)
     raise typer.Exit(0 if all(t.within_target for t in timings) else 1)
+
+
+def _register_serve() -> None:
+    from ansim.commands.bench_serve import bench_serve
+
+    bench_app.command("serve")(bench_serve)
+
+
+_register_serve()

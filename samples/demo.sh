@@ -76,5 +76,10 @@ $ansim report --case "$case_id" --plot .demo/report.png
 
 step "The audit chain: every action above, hash-chained and verified."
 $ansim audit verify
+
+step "The review console: two analyst accounts for the server (the two-person rule counts accounts)."
+printf 'demo-review-pass-1\n' | $ansim user add reviewer1 --role analyst --password-stdin
+printf 'demo-review-pass-2\n' | $ansim user add reviewer2 --role analyst --password-stdin
+echo "serve this demo home: ANSIM_HOME=$ANSIM_HOME $ansim serve   (then open http://127.0.0.1:8470/)"
 echo
 echo "Done. Files: .demo/notices/ (the .eml notice and regulator.csv), .demo/report.png, .demo/home/logs/."

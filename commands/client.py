@@ -1,0 +1,216 @@
+"""The command line as a client of `ansim serve`: with ANSIM_SERVER=URL set, `ansim login`
+gets a personal token and the queue commands act through the server as that account (so a
+two-person rule counts distinct accounts). Other commands that change state or show victim
+data are refused while ANSIM_SERVER is set rather than run embedded as nobody in particular.
+
+The token is kept in $ANSIM_CLIENT_FILE (default ~/.config/ansim/client.json, mode 0600);
+ANSIM_SERVER_CA names a CA file for a server with a private certificate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from ansim.casework.errors import CaseworkError
+from ansim.commands.common import JsonFlag, emit_json, err, out, refusals
+from ansim.settings import Settings
+from rich.table import Table
+
+# Command groups that keep working locally while ANSIM_SERVER is set (no victim data).
+LOCAL_COMMANDS = {"login", "logout", "serve", "bench", "hash", "model", "user", "token", "init",
+                  "index", "--help", "-h"}  # fmt: skip
+ROUTED_QUEUE = {"list", "show", "confirm", "reject", "policy"}
+
+queue_client_app = typer.Typer(help="The takedown queue, through the server.", no_args_is_help=True)
+
+
+def client_file() -> Path:
+    default = Path.home() / ".config" / "ansim" / "client.json"
+    return Settings.from_environment().client_file or default
+
+
+def _server(explicit: str | None = None) -> str:
+    server = (explicit or Settings.from_environment().server or "").rstrip("/")
+    if not server.startswith(("http://", "https://")):
+        raise CaseworkError("set ANSIM_SERVER=https://host:port (the ansim server)")
+    return server
+
+
+def _token(server: str) -> str:
+    try:
+        saved = json.loads(client_file().read_text())
+    except (OSError, ValueError) as exc:
+        raise CaseworkError(f"not signed in to {server}: run `ansim login`") from exc
+    if saved.get("server") != server:
+        raise CaseworkError(f"signed in to {saved.get('server')}, not {server}: run `ansim login`")
+    return str(saved["token"])
+
+
+def call(method: str, path: str, body: Any = None, token: str | None = None,
+         server: str | None = None) -> Any:  # fmt: skip
+    """One JSON request to the server; its refusals become CaseworkErrors (exit code 2)."""
+    base = _server(server)
+    headers = {"Accept": "application/json"}
+    if token is None:
+        token = _token(base)
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(base + path, data=data, headers=headers, method=method)
+    ca_file = Settings.from_environment().server_ca
+    context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    try:
+        with urllib.request.urlopen(request, timeout=60, context=context) as answer:
+            return json.loads(answer.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("message", exc.reason)
+        except ValueError:
+            message = exc.reason
+        raise CaseworkError(f"server refused ({exc.code}): {message}") from exc
+    except urllib.error.URLError as exc:
+        raise CaseworkError(f"cannot reach {base}: {exc.reason}") from exc
+
+
+@refusals
+def login(
+    name: Annotated[str, typer.Option(help="Your account on the server.")],
+    server: Annotated[str | None, typer.Option(help="Server URL (default $ANSIM_SERVER).")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+    token_name: Annotated[str, typer.Option(help="Name for the new token.")] = "cli",
+) -> None:
+    """Sign in to the ansim server and keep a personal token (mode 0600) for later commands."""
+    base = _server(server)
+    password = (
+        sys.stdin.readline().rstrip("\r\n")
+        if password_stdin
+        else typer.prompt("Password", hide_input=True)
+    )
+    credentials = {"name": name, "password": password, "token_name": token_name}
+    answer = call("POST", "/api/login", credentials, token="", server=base)
+    path = client_file()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump({"server": base, "user": answer["user"], "token": answer["token"]}, handle)
+    os.chmod(path, 0o600)
+    out.print(f"signed in to {base} as {answer['user']} ({answer['role']})")
+
+
+@refusals
+def logout() -> None:
+    """Revoke this machine's token on the server and forget it."""
+    call("POST", "/api/logout", {})
+    client_file().unlink(missing_ok=True)
+    out.print("signed out")
+
+
+@queue_client_app.command("list")
+@refusals
+def remote_list(
+    status: Annotated[str | None, typer.Option()] = None,
+    case_id: Annotated[str | None, typer.Option("--case")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """List takedown items (through the server)."""
+    query = urllib.parse.urlencode(
+        {k: v for k, v in {"status": status, "case": case_id}.items() if v}
+    )
+    items = call("GET", f"/api/queue?{query}")
+    if json_out:
+        emit_json(items)
+        return
+    table = Table("id", "status", "case", "reference", "location", "detected")
+    for item in items:
+        table.add_row(
+            str(item["id"]), item["status"], item["case_id"], str(item["reference_id"]),
+            item.get("url") or item.get("path"), item["detected_at"][:19],
+        )  # fmt: skip
+    out.print(table)
+
+
+@queue_client_app.command("show")
+@refusals
+def remote_show(item_id: int, json_out: JsonFlag = False) -> None:
+    """Show one takedown item (through the server)."""
+    shown = call("GET", f"/api/queue/{item_id}")
+    if json_out:
+        emit_json(shown)
+        return
+    for key, value in shown.items():
+        out.print(f"[bold]{key}[/bold]: {value}", highlight=False)
+
+
+@queue_client_app.command("confirm")
+@refusals
+def remote_confirm(
+    item_id: int, note: Annotated[str | None, typer.Option()] = None, json_out: JsonFlag = False
+) -> None:
+    """Confirm as your server account (counts once under a two-person rule)."""
+    shown = call("POST", f"/api/queue/{item_id}/confirm", {"note": note})
+    if json_out:
+        emit_json(shown)
+    elif shown["status"] == "confirmed":
+        out.print(f"item {item_id} confirmed")
+    else:
+        have, need = len(shown["confirmations"]), shown["confirmations_required"]
+        out.print(f"item {item_id}: confirmation {have} of {need} recorded; needs another analyst")
+
+
+@queue_client_app.command("reject")
+@refusals
+def remote_reject(
+    item_id: int, reason: Annotated[str, typer.Option()], json_out: JsonFlag = False
+) -> None:
+    """Reject a false match, with the reason (through the server)."""
+    shown = call("POST", f"/api/queue/{item_id}/reject", {"reason": reason})
+    emit_json(shown) if json_out else out.print(f"item {item_id} rejected")
+
+
+@queue_client_app.command("policy")
+@refusals
+def remote_policy(
+    case_type: Annotated[str | None, typer.Argument()] = None,
+    confirmations_required: Annotated[int | None, typer.Option("--confirmations")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Show or set confirmation rules (setting needs a supervisor account)."""
+    if case_type is None:
+        current = call("GET", "/api/rules")
+    elif confirmations_required is None:
+        raise typer.BadParameter("give --confirmations N to set it", param_hint="--confirmations")
+    else:
+        body = {"case_type": case_type, "confirmations": confirmations_required}
+        current = call("POST", "/api/rules", body)
+    if json_out:
+        emit_json(current)
+        return
+    for name, required in current.items():
+        out.print(f"{name}: {required} analyst(s)")
+
+
+def route(args: list[str]) -> None:
+    """With ANSIM_SERVER set: run routed commands through the server and exit; refuse the
+    other state-changing and victim-data commands; let local ones through."""
+    if not Settings.from_environment().server or not args or args[0] in LOCAL_COMMANDS:
+        return
+    if args[0] == "queue" and len(args) > 1 and args[1] in ROUTED_QUEUE:
+        queue_client_app(args[1:], prog_name="ansim queue")
+    err.print(
+        f"[red]error:[/red] `ansim {args[0]}` does not go through the server yet; unset "
+        "ANSIM_SERVER to run it embedded on this machine's store (one operator)",
+        highlight=False,
+    )
+    raise SystemExit(2)

@@ -1,0 +1,139 @@
+"""The JSON API the command line uses as a client (`ANSIM_SERVER`, `ansim login`): the
+queue and confirmation rules, acting as the token's account."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansim.casework import confirmations, queue
+from ansim.casework.errors import CaseworkError
+from ansim.server import accounts, review
+from ansim.server.accounts import LoginRefused
+from ansim.server.app import Ctx, api_error, guarded
+from ansim.server.hma_service import ApiError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+
+def _body(ctx: Ctx) -> dict[str, Any]:
+    return ctx.json if isinstance(ctx.json, dict) else {}
+
+
+def _item_id(request: Request) -> int:
+    try:
+        return int(request.path_params["item_id"])
+    except ValueError as exc:
+        raise ApiError(404, "no such queue item") from exc
+
+
+async def login(request: Request) -> Response:
+    """Exchange a name and password for a new personal token (`ansim login`)."""
+    state = request.app.state.server
+    source = request.client.host if request.client else "unknown"
+    if not state.throttle.allowed(source):
+        return api_error(429, "too many failed sign-ins from here; wait a few minutes")
+    try:
+        body = await request.json()
+    except ValueError:
+        return api_error(400, "the body is not valid JSON")
+    if not isinstance(body, dict):
+        return api_error(400, "expected a JSON object")
+    name = str(body.get("name") or "").strip().lower()[:64]
+    password = str(body.get("password") or "")
+    token_name = str(body.get("token_name") or "cli")[:64]
+    try:
+        principal = await run_in_threadpool(
+            accounts.verify_login, state.workspace, name, password, source
+        )
+    except LoginRefused as exc:
+        state.throttle.failed(source)
+        return api_error(401, str(exc))
+    state.throttle.succeeded(source)
+    workspace = state.as_actor(principal)
+    created = await run_in_threadpool(accounts.create_token, workspace, name, token_name)
+    return JSONResponse({"user": principal.name, "role": principal.role, "token": created["token"]})
+
+
+@guarded("analyst", api=True)
+def logout(request: Request, ctx: Ctx) -> Response:
+    """Revoke the token this request came with."""
+    header = request.headers.get("authorization", "")
+    token = header.partition(" ")[2].strip()
+    if not token:
+        raise ApiError(400, "sign out revokes a token: send it as Authorization: Bearer")
+    return JSONResponse(accounts.revoke_token_value(ctx.workspace, token))
+
+
+@guarded("analyst", api=True)
+def queue_list(request: Request, ctx: Ctx) -> Response:
+    params = request.query_params
+    return JSONResponse(queue.list_queue(ctx.workspace, params.get("status"), params.get("case")))
+
+
+@guarded("analyst", api=True)
+def queue_show(request: Request, ctx: Ctx) -> Response:
+    return JSONResponse(queue.show_item(ctx.workspace, _item_id(request)))
+
+
+def _while_held(ctx: Ctx, takedown_id: int) -> None:
+    """A CLI decision takes the item's claim for its duration, so it never lands on an item
+    someone is reviewing in the console."""
+    held = review.claim(ctx.workspace, takedown_id, ctx.principal.name)
+    if not held["held"]:
+        raise ApiError(409, f"item {takedown_id} is being reviewed by {held['holder']}")
+
+
+@guarded("analyst", api=True)
+def queue_confirm(request: Request, ctx: Ctx) -> Response:
+    takedown_id = _item_id(request)
+    _while_held(ctx, takedown_id)
+    try:
+        note = _body(ctx).get("note")
+        shown = confirmations.confirm(ctx.workspace, takedown_id, str(note) if note else None)
+    finally:
+        review.release(ctx.workspace, takedown_id, ctx.principal.name)
+    return JSONResponse(shown)
+
+
+@guarded("analyst", api=True)
+def queue_reject(request: Request, ctx: Ctx) -> Response:
+    takedown_id = _item_id(request)
+    reason = str(_body(ctx).get("reason") or "").strip()
+    if not reason:
+        raise CaseworkError("give the reason this is not the reported material")
+    _while_held(ctx, takedown_id)
+    try:
+        shown = queue.set_status(ctx.workspace, takedown_id, "rejected", reason)
+    finally:
+        review.release(ctx.workspace, takedown_id, ctx.principal.name)
+    return JSONResponse(shown)
+
+
+@guarded("analyst", api=True)
+def rules_get(request: Request, ctx: Ctx) -> Response:
+    return JSONResponse(confirmations.list_rules(ctx.workspace))
+
+
+@guarded("supervisor", api=True)
+def rules_set(request: Request, ctx: Ctx) -> Response:
+    body = _body(ctx)
+    try:
+        required = int(body.get("confirmations", ""))
+    except (TypeError, ValueError) as exc:
+        raise CaseworkError("confirmations must be a number from 1 to 5") from exc
+    return JSONResponse(confirmations.set_rule(ctx.workspace, str(body.get("case_type")), required))
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/api/login", login, methods=["POST"]),
+        Route("/api/logout", logout, methods=["POST"]),
+        Route("/api/queue", queue_list),
+        Route("/api/queue/{item_id}", queue_show),
+        Route("/api/queue/{item_id}/confirm", queue_confirm, methods=["POST"]),
+        Route("/api/queue/{item_id}/reject", queue_reject, methods=["POST"]),
+        Route("/api/rules", rules_get, methods=["GET"]),
+        Route("/api/rules", rules_set, methods=["POST"]),
+    ]
