@@ -27,6 +27,7 @@ from functools import lru_cache
 from itertools import combinations
 from pathlib import Path
 
+import faiss
 import numba
 import numpy as np
 from ansim.detector.pdq import PDQ_BITS, PDQ_BYTES
@@ -34,6 +35,8 @@ from ansim.indexer.pdq_index import PdqHit, PdqIndex, hashes_to_array
 
 WORDS = PDQ_BYTES // 8
 FILE_MAGIC = b"ANSIM-PDQ-MIH-1\n"
+# What faiss.write_index_binary starts an IndexBinaryIDMap2 with (FaissPdqIndex's files).
+LEGACY_FAISS_MAGIC = b"IBM2"
 # Entries appended since the last table build that are scanned one by one; past this the
 # tables are rebuilt at the next search (a scan of 8,192 hashes costs ~20 us a query).
 TAIL_LIMIT = 8192
@@ -419,15 +422,32 @@ class MihPdqIndex(PdqIndex):
     @classmethod
     def load(cls, path: Path) -> MihPdqIndex:
         with open(path, "rb") as source:
-            if source.read(len(FILE_MAGIC)) != FILE_MAGIC:
+            magic = source.read(len(FILE_MAGIC))
+            if magic.startswith(LEGACY_FAISS_MAGIC):
+                return cls._from_faiss_file(path)
+            if magic != FILE_MAGIC:
                 raise ValueError(f"{path} is not a PDQ multi-index-hashing file")
             count = int(np.frombuffer(source.read(8), dtype=np.int64)[0])
             ids = np.fromfile(source, dtype=np.int64, count=count)
             codes = np.fromfile(source, dtype=np.uint64, count=count * WORDS)
         if len(ids) != count or len(codes) != count * WORDS:
             raise ValueError(f"{path} is truncated")
+        return cls._of_arrays(ids, codes.reshape(count, WORDS))
+
+    @classmethod
+    def _of_arrays(cls, ids: np.ndarray, words: np.ndarray) -> MihPdqIndex:
         index = cls()
-        index._ids, index._codes = ids, codes.reshape(count, WORDS)
-        index._alive = np.ones(count, dtype=np.bool_)
-        index._count = index._live = count
+        index._ids, index._codes = ids, words
+        index._alive = np.ones(len(ids), dtype=np.bool_)
+        index._count = index._live = len(ids)
         return index
+
+    @classmethod
+    def _from_faiss_file(cls, path: Path) -> MihPdqIndex:
+        """A bank written by the earlier exhaustive FAISS index (IndexBinaryIDMap2 over a
+        flat index) opens as it was: its ids and hashes are read out of it."""
+        legacy = faiss.read_index_binary(str(path))
+        flat = faiss.downcast_IndexBinary(legacy.index)
+        ids = faiss.vector_to_array(legacy.id_map).astype(np.int64)
+        codes = faiss.vector_to_array(flat.xb).reshape(-1, PDQ_BYTES)
+        return cls._of_arrays(ids, np.ascontiguousarray(codes).view("<u8").copy())

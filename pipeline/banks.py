@@ -24,6 +24,7 @@ from ansim.detector.text import TextSignature
 from ansim.indexer.audio_index import AudioEntry, InvertedAudioIndex
 from ansim.indexer.descriptor_index import FaissDescriptorIndex
 from ansim.indexer.local_feature_index import FaissLocalFeatureIndex
+from ansim.indexer.mih_pdq_index import MihPdqIndex
 from ansim.indexer.pdq_index import FaissPdqIndex
 from ansim.indexer.persisted import PersistedIndex
 from ansim.indexer.text_index import LshTextIndex, ScanTextIndex, TextIndex
@@ -87,7 +88,7 @@ def _add_local_feature_rows(index: FaissLocalFeatureIndex, rows: list[Signal]) -
 
 
 BANK_SPECS: list[BankSpec] = [
-    BankSpec("pdq", "pdq", FaissPdqIndex, FaissPdqIndex.load, _add_pdq_rows),
+    BankSpec("pdq", "pdq", MihPdqIndex, MihPdqIndex.load, _add_pdq_rows),
     # Crawled pages are matched as long queries against the references' LSH; the history
     # is searched by one short reference at a time, which must be found inside long pages.
     BankSpec(

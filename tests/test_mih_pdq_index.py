@@ -15,7 +15,7 @@ from ansim.indexer.mih_pdq_index import (
     flip_masks,
     flips_for,
 )
-from ansim.indexer.pdq_index import BruteForcePdqIndex
+from ansim.indexer.pdq_index import BruteForcePdqIndex, FaissPdqIndex
 
 ENTRIES = 12_000
 
@@ -110,6 +110,18 @@ def test_save_and_load_keep_live_entries_only(bank, tmp_path: Path) -> None:  # 
     (tmp_path / "broken.index").write_bytes(b"not an index")
     with pytest.raises(ValueError, match="not a PDQ"):
         MihPdqIndex.load(tmp_path / "broken.index")
+
+
+def test_a_bank_written_by_the_faiss_index_opens(bank, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    codes, ids, rng = bank
+    old = FaissPdqIndex()
+    old.add(ids[:500], hexes(codes[:500]))
+    old.remove(ids[:5])
+    old.save(tmp_path / "reference-pdq.index")
+    opened = MihPdqIndex.load(tmp_path / "reference-pdq.index")
+    assert len(opened) == 495
+    queries = planted_queries(codes[:500], rng)
+    assert opened.search(queries, 31) == old.search(queries, 31)
 
 
 def test_small_and_empty_banks_and_bad_input() -> None:
