@@ -104,10 +104,12 @@ def _build_table(
 
 @numba.njit(cache=True)
 def _distance(codes: np.ndarray, row: np.int64, query: np.ndarray) -> np.int64:
-    total = 0
-    for w in range(codes.shape[1]):
-        total += _popcount(codes[row, w] ^ query[w])
-    return total
+    return (
+        _popcount(codes[row, 0] ^ query[0])
+        + _popcount(codes[row, 1] ^ query[1])
+        + _popcount(codes[row, 2] ^ query[2])
+        + _popcount(codes[row, 3] ^ query[3])
+    )
 
 
 @numba.njit(cache=True)
@@ -174,6 +176,35 @@ def _search_tables(
                         out_row[found] = row
                         out_distance[found] = distance
                     found += 1
+    return found
+
+
+@numba.njit(cache=True)
+def _scan_rows(
+    codes: np.ndarray,
+    alive: np.ndarray,
+    queries: np.ndarray,
+    radius: np.int64,
+    row_to: np.int64,
+    out_query: np.ndarray,
+    out_row: np.ndarray,
+    out_distance: np.ndarray,
+) -> np.int64:
+    """The exhaustive plan: each stored hash is read once and compared with every query
+    (a dihedral batch of 8 reads the bank once, not 8 times). Returns as _search_tables."""
+    found = 0
+    capacity = out_row.shape[0]
+    for row in range(row_to):
+        if not alive[row]:
+            continue
+        for q in range(queries.shape[0]):
+            distance = _distance(codes, row, queries[q])
+            if distance <= radius:
+                if found < capacity:
+                    out_query[found] = q
+                    out_row[found] = row
+                    out_distance[found] = distance
+                found += 1
     return found
 
 
@@ -361,40 +392,52 @@ class MihPdqIndex(PdqIndex):
             and RANDOM_READ_COST * probe_cost(self._indexed, len(self._chunk_widths), max_distance)
             < self._indexed
         )
-        flips = flips_for(max_distance, len(self._chunk_widths)) if use_tables else 0
         if use_tables:
+            flips = flips_for(max_distance, len(self._chunk_widths))
             mask_sets = [flip_masks(int(w), flips) for w in self._chunk_widths]
             masks = np.concatenate(mask_sets)
             mask_starts = np.concatenate([[0], np.cumsum([len(m) for m in mask_sets])])
-            tail_from = self._indexed
-        else:  # scan everything: no table, and no probe (an empty mask range per chunk)
-            masks = np.zeros(0, dtype=np.uint64)
-            mask_starts = np.zeros(len(self._chunk_widths) + 1, dtype=np.int64)
-            tail_from = 0
+
+            def run(out_query: np.ndarray, out_row: np.ndarray, out_distance: np.ndarray) -> int:
+                return _search_tables(
+                    self._codes,
+                    self._alive,
+                    query_words,
+                    max_distance,
+                    self._chunk_offsets,
+                    self._chunk_widths,
+                    flips,
+                    masks,
+                    mask_starts.astype(np.int64),
+                    self._starts,
+                    self._start_bases,
+                    self._rows,
+                    self._indexed,
+                    self._count,
+                    out_query,
+                    out_row,
+                    out_distance,
+                )
+        else:
+
+            def run(out_query: np.ndarray, out_row: np.ndarray, out_distance: np.ndarray) -> int:
+                return _scan_rows(
+                    self._codes,
+                    self._alive,
+                    query_words,
+                    max_distance,
+                    self._count,
+                    out_query,
+                    out_row,
+                    out_distance,
+                )
+
         capacity = 64 + 16 * len(queries)
         while True:
             out_query = np.empty(capacity, dtype=np.int64)
             out_row = np.empty(capacity, dtype=np.int64)
             out_distance = np.empty(capacity, dtype=np.int64)
-            found = _search_tables(
-                self._codes,
-                self._alive,
-                query_words,
-                max_distance,
-                self._chunk_offsets,
-                self._chunk_widths,
-                flips,
-                masks,
-                mask_starts.astype(np.int64),
-                self._starts,
-                self._start_bases,
-                self._rows,
-                tail_from,
-                self._count,
-                out_query,
-                out_row,
-                out_distance,
-            )
+            found = run(out_query, out_row, out_distance)
             if found <= capacity:
                 break
             capacity = found
