@@ -135,15 +135,28 @@ def ref_import(
                     out.print(f"reference {r.reference_id} (video) <- {r.path}", highlight=False)
             out.print(f"{len(imported) - len(bad)} imported, {len(bad)} rejected")
         raise typer.Exit(1 if bad else 0)
-    results = intake.import_hash_list(open_workspace(), case_id, list_file, hash_format)
-    failed = [r for r in results if r.error]
+    workspace = open_workspace()
+    with progress_bar() as progress:
+        task = progress.add_task("importing", total=None, current=list_file.name)
+
+        def advance(bytes_read: int, total: int) -> None:
+            progress.update(task, completed=bytes_read, total=total)
+
+        report = intake.import_hash_list(workspace, case_id, list_file, hash_format, advance)
     if json_out:
-        emit_json([r.as_dict() for r in results])
+        emit_json(report.as_dict())
     else:
-        for r in failed:
+        for r in report.rejections:
             out.print(f"[red]line {r.line}[/red]: {r.error}", highlight=False)
-        out.print(f"{len(results) - len(failed)} imported, {len(failed)} rejected")
-    raise typer.Exit(1 if failed else 0)
+        if report.rejected > len(report.rejections):
+            out.print(f"... and {report.rejected - len(report.rejections)} more rejected lines")
+        ids = (
+            f" as references {report.first_reference_id}..{report.last_reference_id}"
+            if report.imported
+            else ""
+        )
+        out.print(f"{report.imported} imported{ids}, {report.rejected} rejected")
+    raise typer.Exit(1 if report.rejected else 0)
 
 
 @ref_app.command("export")
@@ -172,13 +185,13 @@ def ref_export(
         else:
             sys.stdout.write(format_vpdq_texts(videos))
         return
-    lines = intake.export_hash_list(open_workspace(), hash_format, case_id)
-    text = "".join(line + "\n" for line in lines)
+    workspace = open_workspace()
     if output:
-        output.write_text(text)
-        err.print(f"wrote {len(lines)} hashes to {output}")
+        with open(output, "w", encoding="utf-8") as sink:
+            written = intake.export_hash_list(workspace, hash_format, sink.write, case_id)
+        err.print(f"wrote {written} hashes to {output}")
     else:
-        sys.stdout.write(text)
+        intake.export_hash_list(workspace, hash_format, sys.stdout.write, case_id)
 
 
 @ref_app.command("withdraw")
