@@ -28,7 +28,6 @@ from itertools import combinations
 from pathlib import Path
 
 import faiss
-import numba
 import numpy as np
 from ansim.detector.pdq import PDQ_BITS, PDQ_BYTES
 from ansim.indexer.pdq_index import PdqHit, PdqIndex, hashes_to_array
@@ -42,6 +41,9 @@ LEGACY_FAISS_MAGIC = b"IBM2"
 TAIL_LIMIT = 8192
 # Below this many entries a plain scan is as fast as probing and needs no tables.
 MIN_ENTRIES_FOR_TABLES = 4096
+# Banks smaller than this, searched without tables, are scanned by numpy (numba, and its
+# seconds of start-up, are loaded only for banks where the compiled loops pay).
+NUMPY_SCAN_BELOW = 65536
 # Chunk widths whose dense offsets table stays <= 256 MB (2^26 x 4 bytes).
 MAX_CHUNK_BITS = 26
 # The dense offsets tables (4 bytes per possible key) may take this many bytes per entry,
@@ -50,163 +52,6 @@ OFFSET_BYTES_PER_ENTRY = 48
 OFFSET_BYTES_FLOOR = 64 << 20
 # A probed key or a candidate is a random memory read; a scanned hash is a sequential one.
 RANDOM_READ_COST = 8
-
-_M1 = np.uint64(0x5555555555555555)
-_M2 = np.uint64(0x3333333333333333)
-_M4 = np.uint64(0x0F0F0F0F0F0F0F0F)
-_H01 = np.uint64(0x0101010101010101)
-_ONE = np.uint64(1)
-_TWO = np.uint64(2)
-_FOUR = np.uint64(4)
-_FIFTY_SIX = np.uint64(56)
-_SIXTY_FOUR = np.uint64(64)
-
-
-@numba.njit(inline="always", cache=True)
-def _popcount(x: np.uint64) -> np.int64:
-    x = x - ((x >> _ONE) & _M1)
-    x = (x & _M2) + ((x >> _TWO) & _M2)
-    x = (x + (x >> _FOUR)) & _M4
-    return np.int64((x * _H01) >> _FIFTY_SIX)
-
-
-@numba.njit(inline="always", cache=True)
-def _chunk(words: np.ndarray, offset: np.int64, width: np.int64) -> np.uint64:
-    word = offset // 64
-    shift = np.uint64(offset % 64)
-    value = words[word] >> shift
-    if (offset % 64) + width > 64:
-        value |= words[word + 1] << (_SIXTY_FOUR - shift)
-    return value & ((_ONE << np.uint64(width)) - _ONE)
-
-
-@numba.njit(cache=True)
-def _build_table(
-    codes: np.ndarray, count: np.int64, offset: np.int64, width: np.int64
-) -> tuple[np.ndarray, np.ndarray]:
-    """Counting sort of rows 0..count-1 by one chunk: (starts[2^width + 1], rows)."""
-    keys = np.empty(count, dtype=np.uint32)
-    starts = np.zeros((1 << width) + 1, dtype=np.uint32)
-    for row in range(count):
-        key = np.int64(_chunk(codes[row], offset, width))
-        keys[row] = key
-        starts[key + 1] += 1
-    for key in range(1 << width):
-        starts[key + 1] += starts[key]
-    fill = starts[:-1].copy()
-    rows = np.empty(count, dtype=np.uint32)
-    for row in range(count):
-        key = np.int64(keys[row])
-        rows[fill[key]] = row
-        fill[key] += 1
-    return starts, rows
-
-
-@numba.njit(cache=True)
-def _distance(codes: np.ndarray, row: np.int64, query: np.ndarray) -> np.int64:
-    return (
-        _popcount(codes[row, 0] ^ query[0])
-        + _popcount(codes[row, 1] ^ query[1])
-        + _popcount(codes[row, 2] ^ query[2])
-        + _popcount(codes[row, 3] ^ query[3])
-    )
-
-
-@numba.njit(cache=True)
-def _search_tables(
-    codes: np.ndarray,
-    alive: np.ndarray,
-    queries: np.ndarray,
-    radius: np.int64,
-    chunk_offsets: np.ndarray,
-    chunk_widths: np.ndarray,
-    flips: np.int64,
-    masks: np.ndarray,
-    mask_starts: np.ndarray,
-    starts: np.ndarray,
-    start_bases: np.ndarray,
-    rows: np.ndarray,
-    tail_from: np.int64,
-    tail_to: np.int64,
-    out_query: np.ndarray,
-    out_row: np.ndarray,
-    out_distance: np.ndarray,
-) -> np.int64:
-    """Every (query, row, distance) within `radius`; returns how many (may exceed the
-    buffers' length, in which case the caller retries with bigger ones)."""
-    found = 0
-    capacity = out_row.shape[0]
-    chunks = chunk_offsets.shape[0]
-    query_chunks = np.empty(chunks, dtype=np.uint64)
-    for q in range(queries.shape[0]):
-        query = queries[q]
-        for c in range(chunks):
-            query_chunks[c] = _chunk(query, chunk_offsets[c], chunk_widths[c])
-        for c in range(chunks):
-            base = start_bases[c]
-            for m in range(mask_starts[c], mask_starts[c + 1]):
-                key = np.int64(query_chunks[c] ^ masks[m])
-                for k in range(starts[base + key], starts[base + key + 1]):
-                    row = np.int64(rows[c, k])
-                    if not alive[row]:
-                        continue
-                    distance = _distance(codes, row, query)
-                    if distance > radius:
-                        continue
-                    # Kept only where first found: in no earlier chunk within `flips` bits.
-                    earlier = False
-                    for e in range(c):
-                        differing = _chunk(codes[row], chunk_offsets[e], chunk_widths[e])
-                        if _popcount(differing ^ query_chunks[e]) <= flips:
-                            earlier = True
-                            break
-                    if earlier:
-                        continue
-                    if found < capacity:
-                        out_query[found] = q
-                        out_row[found] = row
-                        out_distance[found] = distance
-                    found += 1
-        for row in range(tail_from, tail_to):
-            if alive[row]:
-                distance = _distance(codes, row, query)
-                if distance <= radius:
-                    if found < capacity:
-                        out_query[found] = q
-                        out_row[found] = row
-                        out_distance[found] = distance
-                    found += 1
-    return found
-
-
-@numba.njit(cache=True)
-def _scan_rows(
-    codes: np.ndarray,
-    alive: np.ndarray,
-    queries: np.ndarray,
-    radius: np.int64,
-    row_to: np.int64,
-    out_query: np.ndarray,
-    out_row: np.ndarray,
-    out_distance: np.ndarray,
-) -> np.int64:
-    """The exhaustive plan: each stored hash is read once and compared with every query
-    (a dihedral batch of 8 reads the bank once, not 8 times). Returns as _search_tables."""
-    found = 0
-    capacity = out_row.shape[0]
-    for row in range(row_to):
-        if not alive[row]:
-            continue
-        for q in range(queries.shape[0]):
-            distance = _distance(codes, row, queries[q])
-            if distance <= radius:
-                if found < capacity:
-                    out_query[found] = q
-                    out_row[found] = row
-                    out_distance[found] = distance
-                found += 1
-    return found
-
 
 @lru_cache(maxsize=64)
 def flip_masks(width: int, flips: int) -> np.ndarray:
@@ -354,10 +199,12 @@ class MihPdqIndex(PdqIndex):
         chunks = self._fixed_chunks or best_chunk_count(self._count)
         widths = chunk_widths(chunks)
         offsets = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.int64)
+        from ansim.indexer import mih_kernels
+
         codes = self._codes[: self._count]
         starts_parts, rows = [], np.empty((chunks, self._count), dtype=np.uint32)
         for c, (offset, width) in enumerate(zip(offsets, widths, strict=True)):
-            starts, rows[c] = _build_table(codes, self._count, offset, width)
+            starts, rows[c] = mih_kernels.build_table(codes, self._count, offset, width)
             starts_parts.append(starts)
         self._chunk_offsets = offsets
         self._chunk_widths = np.asarray(widths, dtype=np.int64)
@@ -392,6 +239,10 @@ class MihPdqIndex(PdqIndex):
             and RANDOM_READ_COST * probe_cost(self._indexed, len(self._chunk_widths), max_distance)
             < self._indexed
         )
+        if not use_tables and self._count < NUMPY_SCAN_BELOW:
+            return self._numpy_scan(query_words, max_distance)
+        from ansim.indexer import mih_kernels
+
         if use_tables:
             flips = flips_for(max_distance, len(self._chunk_widths))
             mask_sets = [flip_masks(int(w), flips) for w in self._chunk_widths]
@@ -399,7 +250,7 @@ class MihPdqIndex(PdqIndex):
             mask_starts = np.concatenate([[0], np.cumsum([len(m) for m in mask_sets])])
 
             def run(out_query: np.ndarray, out_row: np.ndarray, out_distance: np.ndarray) -> int:
-                return _search_tables(
+                return mih_kernels.search_tables(
                     self._codes,
                     self._alive,
                     query_words,
@@ -421,7 +272,7 @@ class MihPdqIndex(PdqIndex):
         else:
 
             def run(out_query: np.ndarray, out_row: np.ndarray, out_distance: np.ndarray) -> int:
-                return _scan_rows(
+                return mih_kernels.scan_rows(
                     self._codes,
                     self._alive,
                     query_words,
@@ -449,6 +300,16 @@ class MihPdqIndex(PdqIndex):
             results[q].append(PdqHit(distance, entry_id))
         for hits in results:
             hits.sort()
+        return results
+
+    def _numpy_scan(self, query_words: np.ndarray, max_distance: int) -> list[list[PdqHit]]:
+        codes, alive = self._codes[: self._count], self._alive[: self._count]
+        ids = self._ids[: self._count]
+        results = []
+        for query in query_words:
+            distances = np.bitwise_count(codes ^ query).sum(axis=1, dtype=np.int64)
+            rows = np.flatnonzero((distances <= max_distance) & alive)
+            results.append(sorted(map(PdqHit, distances[rows].tolist(), ids[rows].tolist())))
         return results
 
     # -- files ---------------------------------------------------------------------------

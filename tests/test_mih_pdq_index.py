@@ -148,3 +148,15 @@ def test_pigeonhole_layout() -> None:
     # Wider chunks only once the bank is big enough to fill them.
     assert best_chunk_count(100_000) == 16
     assert best_chunk_count(10_000_000) < 16
+
+
+def test_small_banks_scan_without_tables_and_agree(bank) -> None:  # type: ignore[no-untyped-def]
+    codes, ids, rng = bank
+    fast, reference = MihPdqIndex(), BruteForcePdqIndex()
+    fast.add(ids[:3000], hexes(codes[:3000]))
+    reference.add(ids[:3000], hexes(codes[:3000]))
+    fast.remove(ids[:7])
+    reference.remove(ids[:7])
+    queries = planted_queries(codes[:3000], rng)
+    for radius in (0, 31, 90):
+        assert fast.search(queries, radius) == reference.search(queries, radius)
