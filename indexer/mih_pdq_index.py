@@ -53,6 +53,7 @@ OFFSET_BYTES_FLOOR = 64 << 20
 # A probed key or a candidate is a random memory read; a scanned hash is a sequential one.
 RANDOM_READ_COST = 8
 
+
 @lru_cache(maxsize=64)
 def flip_masks(width: int, flips: int) -> np.ndarray:
     """Every `width`-bit mask with at most `flips` bits set, fewest bits first."""

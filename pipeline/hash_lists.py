@@ -36,7 +36,6 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 HASH_FORMATS = {"pdq": 64, "md5": 32}
-HEX_DIGITS = frozenset("0123456789abcdef")
 LABEL_MAX = Reference.__table__.c.label.type.length  # type: ignore[attr-defined]
 # Rows written per executemany / COPY round.
 BATCH_LINES = 20_000
@@ -98,19 +97,25 @@ class ImportedSignal:
     value: str
 
 
-def parse_hash_line(text_line: str, hash_format: str) -> tuple[str, str | None]:
-    """`hash[,label]` -> (lowercase hash, label); raises ValueError with the reason."""
+def parse_hash_line(text_line: str, hash_format: str) -> tuple[str, str | None, bytes]:
+    """`hash[,label]` -> (lowercase hash, label, the hash's bytes); raises ValueError with
+    the reason."""
     value, _, label = text_line.partition(",")
     value = value.strip().lower()
     if hash_format == "pdq" and len(value) == 66 and value.startswith("0x"):
         value = value[2:]
     width = HASH_FORMATS[hash_format]
-    if len(value) != width or not HEX_DIGITS.issuperset(value):
+    try:
+        # fromhex skips spaces between digit pairs: the length checks rule those out.
+        raw = bytes.fromhex(value) if len(value) == width else b""
+    except ValueError:
+        raw = b""
+    if len(raw) * 2 != width:
         raise ValueError(f"not a {hash_format} hash ({width} hex digits expected): {value[:80]!r}")
     label = label.strip()
     if len(label) > LABEL_MAX:
         raise ValueError(f"label longer than {LABEL_MAX} characters")
-    return value, (label or None)
+    return value, (label or None), raw
 
 
 class _ListReader:
@@ -161,7 +166,9 @@ class _RowWriter:
         self.next_reference_id = self._max_id(Reference) + 1
         self.next_signal_id = self._max_id(Signal) + 1
         added_at = Reference.__table__.c.added_at.type  # type: ignore[attr-defined]
-        processor = added_at.bind_processor(self.connection.dialect)
+        # The stored form the ORM would write (SQLite: a string), computed once.
+        dialect = self.connection.dialect
+        processor = added_at.dialect_impl(dialect).bind_processor(dialect)
         self.added_at = processor(utcnow()) if processor else utcnow()
 
     def _max_id(self, table: type[Reference] | type[Signal]) -> int:
@@ -265,18 +272,20 @@ def import_hash_list(
             if not stripped or stripped.startswith("#"):
                 continue
             try:
-                value, label = parse_hash_line(stripped, hash_format)
+                value, label, raw = parse_hash_line(stripped, hash_format)
             except ValueError as exc:
                 report.rejected += 1
                 if len(report.rejections) < REJECTIONS_LISTED:
                     report.rejections.append(RejectedLine(number, str(exc)))
                 continue
             batch.append((value, label))
+            if hash_format == "pdq":
+                bank_codes += raw
             if len(batch) >= BATCH_LINES:
-                _flush(writer, batch, case_id, hash_format, workspace.actor, report, bank_codes)
+                _flush(writer, batch, case_id, hash_format, workspace.actor, report)
                 if on_progress:
                     on_progress(reader.bytes_read, total_bytes)
-        _flush(writer, batch, case_id, hash_format, workspace.actor, report, bank_codes)
+        _flush(writer, batch, case_id, hash_format, workspace.actor, report)
         writer.finish()
         if on_progress:
             on_progress(total_bytes, total_bytes)
@@ -313,14 +322,11 @@ def _flush(
     hash_format: str,
     actor: str,
     report: ImportReport,
-    bank_codes: bytearray,
 ) -> None:
     if not batch:
         return
     writer.write(batch, case_id, hash_format, actor)
     report.imported += len(batch)
-    if hash_format == "pdq":
-        bank_codes += bytes.fromhex("".join(value for value, _ in batch))
     batch.clear()
 
 
