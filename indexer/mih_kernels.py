@@ -96,35 +96,58 @@ def search_tables(
     capacity = out_row.shape[0]
     chunks = chunk_offsets.shape[0]
     query_chunks = np.empty(chunks, dtype=np.uint64)
+    # Per query, in three passes whose memory reads do not wait on each other (so the CPU
+    # keeps many cache misses in flight): the probed buckets' bounds, their rows, then
+    # each candidate's distance. Tombstones are checked only for hits (they are rare).
+    probes = mask_starts[chunks] if chunks else 0
+    bucket_from = np.empty(probes, dtype=np.int64)
+    bucket_to = np.empty(probes, dtype=np.int64)
+    bucket_chunk = np.empty(probes, dtype=np.int64)
+    candidates = np.empty(1024, dtype=np.int64)
+    candidate_chunk = np.empty(1024, dtype=np.int64)
     for q in range(queries.shape[0]):
         query = queries[q]
         for c in range(chunks):
             query_chunks[c] = _chunk(query, chunk_offsets[c], chunk_widths[c])
+        total = 0
         for c in range(chunks):
             base = start_bases[c]
             for m in range(mask_starts[c], mask_starts[c + 1]):
-                key = np.int64(query_chunks[c] ^ masks[m])
-                for k in range(starts[base + key], starts[base + key + 1]):
-                    row = np.int64(rows[c, k])
-                    if not alive[row]:
-                        continue
-                    distance = _distance(codes, row, query)
-                    if distance > radius:
-                        continue
-                    # Kept only where first found: in no earlier chunk within `flips` bits.
-                    earlier = False
-                    for e in range(c):
-                        differing = _chunk(codes[row], chunk_offsets[e], chunk_widths[e])
-                        if _popcount(differing ^ query_chunks[e]) <= flips:
-                            earlier = True
-                            break
-                    if earlier:
-                        continue
-                    if found < capacity:
-                        out_query[found] = q
-                        out_row[found] = row
-                        out_distance[found] = distance
-                    found += 1
+                key = base + np.int64(query_chunks[c] ^ masks[m])
+                bucket_from[m] = starts[key]
+                bucket_to[m] = starts[key + 1]
+                bucket_chunk[m] = c
+                total += bucket_to[m] - bucket_from[m]
+        if total > candidates.shape[0]:
+            candidates = np.empty(total, dtype=np.int64)
+            candidate_chunk = np.empty(total, dtype=np.int64)
+        j = 0
+        for m in range(probes):
+            c = bucket_chunk[m]
+            for k in range(bucket_from[m], bucket_to[m]):
+                candidates[j] = rows[c, k]
+                candidate_chunk[j] = c
+                j += 1
+        for j in range(total):
+            row = candidates[j]
+            distance = _distance(codes, row, query)
+            if distance > radius or not alive[row]:
+                continue
+            # Kept only where first found: in no earlier chunk within `flips` bits.
+            c = candidate_chunk[j]
+            earlier = False
+            for e in range(c):
+                differing = _chunk(codes[row], chunk_offsets[e], chunk_widths[e])
+                if _popcount(differing ^ query_chunks[e]) <= flips:
+                    earlier = True
+                    break
+            if earlier:
+                continue
+            if found < capacity:
+                out_query[found] = q
+                out_row[found] = row
+                out_distance[found] = distance
+            found += 1
         for row in range(tail_from, tail_to):
             if alive[row]:
                 distance = _distance(codes, row, query)
