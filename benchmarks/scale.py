@@ -228,11 +228,14 @@ def history_step(entries: int, photos: list[list[str]], seed: int) -> dict[str, 
     started = time.perf_counter()
     index.build()
     built = time.perf_counter() - started
+    index.search(photos[0], RADIUS)  # the compiled loops loaded before the clock starts
+    randoms = [bytes(c).hex() for c in rng.integers(0, 256, (RANDOM_QUERIES, 32), dtype=np.uint8)]
+    batches = photos + [randoms[i : i + 8] for i in range(0, len(randoms), 8)]
     wall, cpu = time.perf_counter(), time.process_time()
-    for batch in photos:
+    for batch in batches:
         index.search(batch, RADIUS)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    lookups = sum(len(b) for b in photos)
+    lookups = sum(len(b) for b in batches)
     return {
         "history_entries": entries,
         "build_s": round(built, 1),
