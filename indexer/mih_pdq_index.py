@@ -39,6 +39,9 @@ LEGACY_FAISS_MAGIC = b"IBM2"
 # Entries appended since the last table build that are scanned one by one; past this the
 # tables are rebuilt at the next search (a scan of 8,192 hashes costs ~20 us a query).
 TAIL_LIMIT = 8192
+# Queries answered by scanning (no tables yet, or a tail past TAIL_LIMIT) before the
+# tables are built: ski rental, a build costs about as much as this many scanned queries.
+SCANS_BEFORE_BUILD = 512
 # Below this many entries a plain scan is as fast as probing and needs no tables.
 MIN_ENTRIES_FOR_TABLES = 4096
 # Banks smaller than this, searched without tables, are scanned by numpy (numba, and its
@@ -108,6 +111,7 @@ class MihPdqIndex(PdqIndex):
         chunks: int | None = None,
         tail_limit: int = TAIL_LIMIT,
         min_entries_for_tables: int = MIN_ENTRIES_FOR_TABLES,
+        scans_before_build: int = SCANS_BEFORE_BUILD,
     ) -> None:
         if chunks is not None and not (
             PDQ_BITS // 32 <= chunks <= PDQ_BITS and max(chunk_widths(chunks)) <= MAX_CHUNK_BITS
@@ -116,6 +120,8 @@ class MihPdqIndex(PdqIndex):
         self._fixed_chunks = chunks
         self._tail_limit = tail_limit
         self._min_entries_for_tables = min_entries_for_tables
+        self._scans_before_build = scans_before_build
+        self._stale_queries = 0  # queries answered past an over-long tail since the last build
         self._ids = np.zeros(1024, dtype=np.int64)
         self._codes = np.zeros((1024, WORDS), dtype=np.uint64)
         self._alive = np.zeros(1024, dtype=np.bool_)
@@ -201,10 +207,16 @@ class MihPdqIndex(PdqIndex):
 
     # -- tables --------------------------------------------------------------------------
 
-    def _tables_due(self) -> bool:
-        if self._count < self._min_entries_for_tables:
-            return False
+    def _tail_too_long(self) -> bool:
         return self._count - self._indexed > self._tail_limit
+
+    def _tables_due(self) -> bool:
+        """Tables are (re)built once enough queries have paid for scanning without them:
+        a process that opens the bank for one image's retro-hunt scans (8 queries, ~13 ms
+        at 1M) instead of building for seconds; a scan of many images builds early on."""
+        if self._count < self._min_entries_for_tables or not self._tail_too_long():
+            return False
+        return self._stale_queries >= self._scans_before_build
 
     def build(self) -> None:
         """(Re)build the chunk tables over every row now held."""
@@ -228,6 +240,12 @@ class MihPdqIndex(PdqIndex):
         self._starts = np.concatenate(starts_parts)
         self._rows = rows
         self._indexed = self._count
+        self._stale_queries = 0
+
+    @property
+    def entries_in_tables(self) -> int:
+        """Rows covered by the chunk tables (0: none built; the rest is scanned)."""
+        return self._indexed
 
     def memory_bytes(self) -> int:
         """Bytes held for the entries and tables (capacity slack not counted)."""
@@ -248,6 +266,8 @@ class MihPdqIndex(PdqIndex):
             return [[] for _ in range(len(queries))]
         if self._tables_due():
             self.build()
+        if self._tail_too_long():
+            self._stale_queries += len(queries)
         use_tables = (
             self._indexed > 0
             and RANDOM_READ_COST * probe_cost(self._indexed, len(self._chunk_widths), max_distance)

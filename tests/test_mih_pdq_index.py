@@ -55,7 +55,9 @@ def hexes(codes: np.ndarray) -> list[str]:
 @pytest.mark.parametrize("chunks", [16, 13, 12])
 def test_probing_finds_exactly_what_brute_force_finds(bank, chunks: int) -> None:  # type: ignore[no-untyped-def]
     codes, ids, rng = bank
-    fast = MihPdqIndex(chunks=chunks, tail_limit=500, min_entries_for_tables=0)
+    fast = MihPdqIndex(
+        chunks=chunks, tail_limit=500, min_entries_for_tables=0, scans_before_build=0
+    )
     reference = BruteForcePdqIndex()
     # Most rows in the tables, the last 400 in the scanned tail.
     fast.add(ids[:-400], hexes(codes[:-400]))
@@ -73,12 +75,13 @@ def test_probing_finds_exactly_what_brute_force_finds(bank, chunks: int) -> None
 
 def test_removal_tombstones_then_compacts_and_rebuilds(bank) -> None:  # type: ignore[no-untyped-def]
     codes, ids, rng = bank
-    fast = MihPdqIndex(chunks=16, tail_limit=300, min_entries_for_tables=0)
+    fast = MihPdqIndex(chunks=16, tail_limit=300, min_entries_for_tables=0, scans_before_build=0)
     reference = BruteForcePdqIndex()
     fast.add(ids, hexes(codes))
     reference.add(ids, hexes(codes))
     queries = planted_queries(codes, rng)
     assert fast.search(queries, 31) == reference.search(queries, 31)
+    assert fast.entries_in_tables == ENTRIES
     gone = ids[:40] + ids[5000:5100]
     assert fast.remove(gone + [7]) == 140  # 7 is no entry's id
     assert fast.remove(gone) == 0  # already gone
@@ -160,3 +163,17 @@ def test_small_banks_scan_without_tables_and_agree(bank) -> None:  # type: ignor
     queries = planted_queries(codes[:3000], rng)
     for radius in (0, 31, 90):
         assert fast.search(queries, radius) == reference.search(queries, radius)
+
+
+def test_tables_are_built_once_enough_queries_have_scanned(bank) -> None:  # type: ignore[no-untyped-def]
+    codes, ids, rng = bank
+    fast = MihPdqIndex(chunks=16, min_entries_for_tables=0, scans_before_build=200)
+    reference = BruteForcePdqIndex()
+    fast.add(ids, hexes(codes))
+    reference.add(ids, hexes(codes))
+    queries = planted_queries(codes, rng)  # 102 queries
+    assert fast.search(queries, 31) == reference.search(queries, 31)
+    assert fast.entries_in_tables == 0  # one image's retro-hunt does not pay for a build
+    assert fast.search(queries, 31) == reference.search(queries, 31)
+    assert fast.search(queries, 31) == reference.search(queries, 31)
+    assert fast.entries_in_tables == ENTRIES
