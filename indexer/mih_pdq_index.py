@@ -23,6 +23,7 @@ holds only ids and hashes; the tables are rebuilt (counting sort, ~1 s at 10M) o
 from __future__ import annotations
 
 import math
+import sys
 from functools import lru_cache
 from itertools import combinations
 from pathlib import Path
@@ -47,6 +48,9 @@ MIN_ENTRIES_FOR_TABLES = 4096
 # Banks smaller than this, searched without tables, are scanned by numpy (numba, and its
 # seconds of start-up, are loaded only for banks where the compiled loops pay).
 NUMPY_SCAN_BELOW = 65536
+# Bigger banks too, until this many hash comparisons (~2 s of numpy) have been made in the
+# process: one retro-hunt in a `ref add` should not wait seconds for numba to start.
+NUMPY_SCAN_WORK = 200_000_000
 # Chunk widths whose dense offsets table stays <= 256 MB (2^26 x 4 bytes).
 MAX_CHUNK_BITS = 26
 # The dense offsets tables (4 bytes per possible key) may take this many bytes per entry,
@@ -88,6 +92,7 @@ def probe_cost(entries: int, chunks: int, radius: int) -> float:
     return cost
 
 
+@lru_cache(maxsize=256)
 def best_chunk_count(entries: int, radius: int = 31) -> int:
     """The chunk count with the fewest random reads per query for a bank of this size."""
     budget = max(OFFSET_BYTES_FLOOR, entries * OFFSET_BYTES_PER_ENTRY)
@@ -112,6 +117,8 @@ class MihPdqIndex(PdqIndex):
         tail_limit: int = TAIL_LIMIT,
         min_entries_for_tables: int = MIN_ENTRIES_FOR_TABLES,
         scans_before_build: int = SCANS_BEFORE_BUILD,
+        numpy_scan_below: int = NUMPY_SCAN_BELOW,
+        numpy_scan_work: int = NUMPY_SCAN_WORK,
     ) -> None:
         if chunks is not None and not (
             PDQ_BITS // 32 <= chunks <= PDQ_BITS and max(chunk_widths(chunks)) <= MAX_CHUNK_BITS
@@ -122,6 +129,9 @@ class MihPdqIndex(PdqIndex):
         self._min_entries_for_tables = min_entries_for_tables
         self._scans_before_build = scans_before_build
         self._stale_queries = 0  # queries answered past an over-long tail since the last build
+        self._numpy_work = 0  # comparisons scanned by numpy before numba was loaded
+        self._numpy_scan_below = numpy_scan_below
+        self._numpy_scan_work = numpy_scan_work
         self._ids = np.zeros(1024, dtype=np.int64)
         self._codes = np.zeros((1024, WORDS), dtype=np.uint64)
         self._alive = np.zeros(1024, dtype=np.bool_)
@@ -210,6 +220,12 @@ class MihPdqIndex(PdqIndex):
     def _tail_too_long(self) -> bool:
         return self._count - self._indexed > self._tail_limit
 
+    def _probing_pays(self, radius: int) -> bool:
+        """Would tables over every row answer this radius faster than a scan? (Not at the
+        image matcher's 90 bits: such searches never call for a build.)"""
+        chunks = self._fixed_chunks or best_chunk_count(self._count)
+        return RANDOM_READ_COST * probe_cost(self._count, chunks, radius) < self._count
+
     def _tables_due(self) -> bool:
         """Tables are (re)built once enough queries have paid for scanning without them:
         a process that opens the bank for one image's retro-hunt scans (8 queries, ~13 ms
@@ -264,17 +280,23 @@ class MihPdqIndex(PdqIndex):
         query_words = queries.view("<u8").reshape(-1, WORDS)
         if max_distance < 0 or not self._live:
             return [[] for _ in range(len(queries))]
-        if self._tables_due():
-            self.build()
-        if self._tail_too_long():
+        if self._tail_too_long() and self._probing_pays(max_distance):
             self._stale_queries += len(queries)
+            if self._tables_due():
+                self.build()
         use_tables = (
             self._indexed > 0
             and RANDOM_READ_COST * probe_cost(self._indexed, len(self._chunk_widths), max_distance)
             < self._indexed
         )
-        if not use_tables and self._count < NUMPY_SCAN_BELOW:
-            return self._numpy_scan(query_words, max_distance)
+        if not use_tables:
+            work = self._count * len(queries)
+            kernels_loaded = "ansim.indexer.mih_kernels" in sys.modules
+            if self._count < self._numpy_scan_below or (
+                not kernels_loaded and self._numpy_work + work <= self._numpy_scan_work
+            ):
+                self._numpy_work += work
+                return self._numpy_scan(query_words, max_distance)
         from ansim.indexer import mih_kernels
 
         if use_tables:
