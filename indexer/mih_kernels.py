@@ -70,7 +70,7 @@ def _distance(codes: np.ndarray, row: np.int64, query: np.ndarray) -> np.int64:
     )
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def search_tables(
     codes: np.ndarray,
     alive: np.ndarray,
@@ -160,7 +160,7 @@ def search_tables(
     return found
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def scan_rows(
     codes: np.ndarray,
     alive: np.ndarray,

@@ -24,7 +24,10 @@ holds only ids and hashes (40 bytes an entry); after a load the tables are rebui
 from __future__ import annotations
 
 import math
+import os
 import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from itertools import combinations
 from pathlib import Path
@@ -52,6 +55,10 @@ NUMPY_SCAN_BELOW = 65536
 # Bigger banks too, until this many hash comparisons (~2 s of numpy) have been made in the
 # process: one retro-hunt in a `ref add` should not wait seconds for numba to start.
 NUMPY_SCAN_WORK = 200_000_000
+# Threads one search's queries are split over (the machine's cores, at most 2: a scan
+# runs beside crawl workers), and the bank size from which that pays (~1 ms a batch).
+SEARCH_THREADS = min(2, os.cpu_count() or 1)
+THREADED_ABOVE = 1_000_000
 # Chunk widths whose dense offsets table stays <= 256 MB (2^26 x 4 bytes).
 MAX_CHUNK_BITS = 26
 # The dense offsets tables (4 bytes per possible key) may take this many bytes per entry,
@@ -105,6 +112,25 @@ def best_chunk_count(entries: int, radius: int = 31) -> int:
     return min(usable, key=lambda m: probe_cost(entries, m, radius))
 
 
+def _collect(
+    run: Callable[[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]], int],
+    words: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(query, row, distance) arrays of one kernel run, retried with room for every hit."""
+    capacity = 64 + 16 * len(words)
+    while True:
+        out = tuple(np.empty(capacity, dtype=np.int64) for _ in range(3))
+        found = run(words, out)  # type: ignore[arg-type]
+        if found <= capacity:
+            return out[0][:found], out[1][:found], out[2][:found]
+        capacity = found
+
+
+@lru_cache(maxsize=4)
+def _thread_pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(threads, thread_name_prefix="pdq-search")
+
+
 class MihPdqIndex(PdqIndex):
     """Exact radius search over PDQ hashes by multi-index hashing (see the module doc).
 
@@ -120,6 +146,7 @@ class MihPdqIndex(PdqIndex):
         scans_before_build: int = SCANS_BEFORE_BUILD,
         numpy_scan_below: int = NUMPY_SCAN_BELOW,
         numpy_scan_work: int = NUMPY_SCAN_WORK,
+        threads: int = SEARCH_THREADS,
     ) -> None:
         if chunks is not None and not (
             PDQ_BITS // 32 <= chunks <= PDQ_BITS and max(chunk_widths(chunks)) <= MAX_CHUNK_BITS
@@ -132,6 +159,7 @@ class MihPdqIndex(PdqIndex):
         self._stale_queries = 0  # queries answered past an over-long tail since the last build
         self._numpy_work = 0  # comparisons scanned by numpy before numba was loaded
         self._numpy_scan_below = numpy_scan_below
+        self._threads = max(1, threads)
         self._numpy_scan_work = numpy_scan_work
         self._ids = np.zeros(1024, dtype=np.int64)
         self._codes = np.zeros((1024, WORDS), dtype=np.uint64)
@@ -306,11 +334,11 @@ class MihPdqIndex(PdqIndex):
             masks = np.concatenate(mask_sets)
             mask_starts = np.concatenate([[0], np.cumsum([len(m) for m in mask_sets])])
 
-            def run(out_query: np.ndarray, out_row: np.ndarray, out_distance: np.ndarray) -> int:
+            def run(words: np.ndarray, out: tuple[np.ndarray, np.ndarray, np.ndarray]) -> int:
                 return mih_kernels.search_tables(
                     self._codes,
                     self._alive,
-                    query_words,
+                    words,
                     max_distance,
                     self._chunk_offsets,
                     self._chunk_widths,
@@ -322,37 +350,34 @@ class MihPdqIndex(PdqIndex):
                     self._rows,
                     self._indexed,
                     self._count,
-                    out_query,
-                    out_row,
-                    out_distance,
+                    *out,
                 )
         else:
 
-            def run(out_query: np.ndarray, out_row: np.ndarray, out_distance: np.ndarray) -> int:
+            def run(words: np.ndarray, out: tuple[np.ndarray, np.ndarray, np.ndarray]) -> int:
                 return mih_kernels.scan_rows(
-                    self._codes,
-                    self._alive,
-                    query_words,
-                    max_distance,
-                    self._count,
-                    out_query,
-                    out_row,
-                    out_distance,
+                    self._codes, self._alive, words, max_distance, self._count, *out
                 )
 
-        capacity = 64 + 16 * len(queries)
-        while True:
-            out_query = np.empty(capacity, dtype=np.int64)
-            out_row = np.empty(capacity, dtype=np.int64)
-            out_distance = np.empty(capacity, dtype=np.int64)
-            found = run(out_query, out_row, out_distance)
-            if found <= capacity:
-                break
-            capacity = found
+        # The compiled loops release the GIL: a batch (an image's 8 dihedral hashes) is
+        # split over threads when the bank is big enough for that to pay.
+        parts = min(self._threads, len(queries))
+        if parts > 1 and self._count >= THREADED_ABOVE:
+            bounds = np.linspace(0, len(queries), parts + 1).astype(int)
+            pieces = list(
+                _thread_pool(parts).map(
+                    lambda i: _collect(run, query_words[bounds[i] : bounds[i + 1]]), range(parts)
+                )
+            )
+            out_query = np.concatenate([q + bounds[i] for i, (q, _, _) in enumerate(pieces)])
+            out_row = np.concatenate([rows for _, rows, _ in pieces])
+            out_distance = np.concatenate([d for _, _, d in pieces])
+        else:
+            out_query, out_row, out_distance = _collect(run, query_words)
         results: list[list[PdqHit]] = [[] for _ in range(len(queries))]
-        ids = self._ids[out_row[:found]]
+        ids = self._ids[out_row]
         for q, entry_id, distance in zip(
-            out_query[:found].tolist(), ids.tolist(), out_distance[:found].tolist(), strict=True
+            out_query.tolist(), ids.tolist(), out_distance.tolist(), strict=True
         ):
             results[q].append(PdqHit(distance, entry_id))
         for hits in results:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ansim.indexer import mih_pdq_index
 from ansim.indexer.mih_pdq_index import (
     MihPdqIndex,
     best_chunk_count,
@@ -180,3 +181,20 @@ def test_tables_are_built_once_enough_queries_have_scanned(bank) -> None:  # typ
     assert fast.search(queries, 31) == reference.search(queries, 31)
     assert fast.search(queries, 31) == reference.search(queries, 31)
     assert fast.entries_in_tables == ENTRIES
+
+
+def test_a_batch_split_over_threads_gives_the_same_answers(
+    bank, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    codes, ids, rng = bank
+    monkeypatch.setattr(mih_pdq_index, "THREADED_ABOVE", 0)
+    fast = MihPdqIndex(
+        chunks=16, min_entries_for_tables=0, scans_before_build=0, numpy_scan_below=0, threads=3
+    )
+    reference = BruteForcePdqIndex()
+    fast.add(ids, hexes(codes))
+    reference.add(ids, hexes(codes))
+    queries = planted_queries(codes, rng)
+    for radius in (31, 40):  # probed tables; the compiled scan
+        assert fast.search(queries, radius) == reference.search(queries, radius)
+    assert fast.search(queries[:1], 31) == reference.search(queries[:1], 31)
