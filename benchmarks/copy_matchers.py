@@ -16,11 +16,12 @@ from typing import Protocol
 import numpy as np
 from ansim.detector.decision import MatchRules, best_pdq_evidence, pdq_image_decision
 from ansim.detector.errors import MediaError
-from ansim.detector.hashing import HashOptions, hash_file
+from ansim.detector.hashing import HashOptions
 from ansim.detector.image import ImageOptions
 from ansim.detector.pdq import PDQ_BITS
 from ansim.detector.signals import MediaSignals
 from ansim.indexer.pdq_index import FaissPdqIndex
+from ansim.signal_types.hashing import hash_file
 from PIL import Image, UnidentifiedImageError
 
 

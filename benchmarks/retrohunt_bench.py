@@ -112,9 +112,9 @@ def seed_descriptors(
 def run_retrohunt_bench(shared: Path, out: Path, items: int = 1_000_000) -> dict[str, Any]:
     from ansim.casework.cases import open_case
     from ansim.detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
-    from ansim.detector.hashing import hash_file
     from ansim.pipeline import intake, retrohunt
     from ansim.pipeline.workspaces import init_workspace
+    from ansim.signal_types.hashing import hash_file
     from ansim.store.home import Home
 
     reference = shared / "images" / "kodak24" / "kodim23.png"
@@ -135,14 +135,16 @@ def run_retrohunt_bench(shared: Path, out: Path, items: int = 1_000_000) -> dict
     index, planted_items = seed_history(workspace, items, near, rng)
     history = retrohunt.history_banks(workspace)
     # The bench writes the index it built alongside the rows (a rebuild would read 1M rows).
-    history._persisted["pdq"].replace(index)
+    with workspace.store.read_session() as session:
+        history.adopt(session, "pdq", index)
     reference_descriptor = signals.extra.get(DESCRIPTOR_KIND)
     descriptor_items: list[int] = []
     if reference_descriptor is not None:
         descriptors, descriptor_items = seed_descriptors(
             workspace, items, reference_descriptor, planted_items, rng
         )
-        history._persisted["descriptor"].replace(descriptors)
+        with workspace.store.read_session() as session:
+            history.adopt(session, DESCRIPTOR_KIND, descriptors)
     planted_items = sorted(planted_items + descriptor_items)
     seed_s = time.monotonic() - seeded
     case_id = open_case(workspace, "other")

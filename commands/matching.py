@@ -21,11 +21,11 @@ from ansim.commands.common import (
 )
 from ansim.commands.crawl import print_crawl_summary
 from ansim.detector.errors import MediaError
-from ansim.detector.hashing import hash_file
 from ansim.detector.video import VideoOptions
 from ansim.detector.vpdq_format import format_videos
 from ansim.pipeline import crawling, scanning
 from ansim.pipeline.workspaces import open_workspace
+from ansim.signal_types.hashing import hash_file
 
 
 def hash_command(

@@ -34,7 +34,7 @@ class MatchRules:
     audio: AudioMatchRules = AudioMatchRules()
     # Bulk triage of images (the crawler): only references that PDQ or the descriptor
     # put above "no evidence" are verified with local features, and the local-feature
-    # index proposes no candidates (casework.image_matching.needs_local_features).
+    # index proposes no candidates (signal_types.orb.needs_local_features).
     image_triage: bool = False
 
 

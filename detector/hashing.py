@@ -1,32 +1,33 @@
-"""The detector's one entry point: a file in, its signals out.
+"""A file being hashed: its real type, sniffed from the bytes, and what its modality
+decodes to (an image's pixels, a video's sampled frame hashes, a text's normalized
+signals, an audio track's landmarks), each decoded once, on first use.
 
-`hash_file` sniffs the real type from the bytes, computes the file digests and hands the
-file to the hasher of its modality. A modality is added by writing a `MediaHasher` and
-listing it in `HASHERS`.
+The signal types (`ansim.signal_types`) each compute their values from a `Media`;
+`ansim.signal_types.hashing.hash_file` is the entry point that runs them all.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from ansim.detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
-from ansim.detector.audio import AudioOptions, fingerprint_file
+import numpy as np
+from ansim.detector.audio import AudioFingerprint, AudioOptions, fingerprint_file
 from ansim.detector.errors import LowQuality, MediaError, UnsupportedMedia
-from ansim.detector.filehash import file_digests
-from ansim.detector.image import ImageOptions, hash_rgb, load_rgb
-from ansim.detector.image_robust import LOCAL_FEATURES_OPTION, ROBUST_OPTION, robust_image_signals
+from ansim.detector.image import ImageOptions, load_rgb
 from ansim.detector.pdq import DEFAULT_MIN_QUALITY
-from ansim.detector.signals import FrameHash, MediaSignals
-from ansim.detector.sniff import IMAGE_MIMES, Sniffed, sniff_file
-from ansim.detector.text import TextOptions, text_file_signals
-from ansim.detector.video import VideoOptions, hash_video
+from ansim.detector.sniff import IMAGE_MIMES, Sniffed
+from ansim.detector.text import TextOptions, TextSignals, text_file_signals
+from ansim.detector.video import VideoHashes, VideoOptions, hash_video
+
+MODALITIES = ("image", "video", "audio", "text")
 
 
 @dataclass(frozen=True)
 class HashOptions:
-    """Knobs for every hasher; each modality reads its own fields."""
+    """Knobs for every modality and signal type; each reads its own fields."""
 
     image: ImageOptions = ImageOptions()
     text: TextOptions = TextOptions()
@@ -37,157 +38,82 @@ class HashOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class HasherOutput:
-    pdq: list[FrameHash] = field(default_factory=list)
-    pdq_dihedral: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
+def modality_of(sniffed: Sniffed) -> str:
+    """The modality whose decoder takes this content; UnsupportedMedia when none does."""
+    if sniffed.mime in IMAGE_MIMES:
+        return "image"
+    if sniffed.modality in ("text", "video", "audio"):
+        return sniffed.modality
+    raise UnsupportedMedia(f"unsupported content ({sniffed.mime}), whatever the file name says")
 
 
-class MediaHasher(Protocol):
-    modality: str
+class Media:
+    """One file's decoded content. Decoders raise MediaError (a readable message) on bad
+    input; what is worth knowing but not fatal goes to `warnings`."""
 
-    def accepts(self, sniffed: Sniffed) -> bool: ...
+    def __init__(self, path: Path, sniffed: Sniffed, options: HashOptions) -> None:
+        self.path = path
+        self.sniffed = sniffed
+        self.options = options
+        self.modality = modality_of(sniffed)
+        self.warnings: list[str] = []
 
-    def hash(self, path: Path, sniffed: Sniffed, options: HashOptions) -> HasherOutput: ...
+    @cached_property
+    def rgb(self) -> np.ndarray:
+        return load_rgb(self.path, self.options.image)
 
-
-class ImageHasher:
-    modality = "image"
-
-    def accepts(self, sniffed: Sniffed) -> bool:
-        return sniffed.mime in IMAGE_MIMES
-
-    def hash(self, path: Path, sniffed: Sniffed, options: HashOptions) -> HasherOutput:
-        rgb = load_rgb(path, options.image)
-        hashes = hash_rgb(rgb)
-        if hashes.pdq.quality < options.min_pdq_quality:
-            raise LowQuality(
-                f"image PDQ quality {hashes.pdq.quality} is below {options.min_pdq_quality}: "
-                "too flat or featureless to match safely"
-            )
-        extra = (
-            robust_image_signals(rgb, options.extra.get(LOCAL_FEATURES_OPTION, True))
-            if options.extra.get(ROBUST_OPTION, True)
-            else {}
-        )
-        return HasherOutput(pdq=[hashes.pdq], pdq_dihedral=hashes.dihedral, extra=extra)
-
-
-class TextHasher:
-    modality = "text"
-
-    def accepts(self, sniffed: Sniffed) -> bool:
-        return sniffed.modality == "text"
-
-    def hash(self, path: Path, sniffed: Sniffed, options: HashOptions) -> HasherOutput:
-        size = path.stat().st_size
-        if size > options.text.max_bytes:
-            raise MediaError(
-                f"text file is {size:,} bytes, over the text limit of {options.text.max_bytes:,}"
-            )
-        signals, decoded = text_file_signals(path.read_bytes(), options.text)
-        warnings = list(decoded.warnings)
+    @cached_property
+    def text(self) -> TextSignals:
+        size = self.path.stat().st_size
+        limit = self.options.text.max_bytes
+        if size > limit:
+            raise MediaError(f"text file is {size:,} bytes, over the text limit of {limit:,}")
+        signals, decoded = text_file_signals(self.path.read_bytes(), self.options.text)
+        self.warnings.extend(decoded.warnings)
         if decoded.encoding not in ("utf-8", "utf-8-sig", "ascii"):
-            warnings.append(f"decoded as {decoded.encoding}")
-        return HasherOutput(extra=signals.extra(), warnings=warnings)
+            self.warnings.append(f"decoded as {decoded.encoding}")
+        return signals
 
+    @cached_property
+    def video(self) -> VideoHashes:
+        """vPDQ: PDQ per sampled frame. A video whose frames are all too flat to match is
+        still a copy to find by its sound: it is kept, with a warning, for its soundtrack."""
+        hashes = hash_video(self.path, self.options.video)
+        self.warnings.extend(hashes.warnings)
+        if not self.usable_frames(hashes):
+            self.warnings.append(f"{self.frames_refused(hashes)}; soundtrack only")
+        return hashes
 
-class AudioHasher:
-    """Audio files: spectral-peak landmarks under `extra["audio"]`."""
+    def usable_frames(self, hashes: VideoHashes) -> list:
+        return hashes.usable(self.options.min_pdq_quality)
 
-    modality = "audio"
-
-    def accepts(self, sniffed: Sniffed) -> bool:
-        return sniffed.modality == "audio"
-
-    def hash(self, path: Path, sniffed: Sniffed, options: HashOptions) -> HasherOutput:
-        fingerprint = fingerprint_file(path, sniffed.mime, options.audio)
-        return HasherOutput(extra={AUDIO_SIGNAL: fingerprint}, warnings=fingerprint.warnings)
-
-
-class VideoHasher:
-    """vPDQ: PDQ per sampled frame. `pdq` gets the frames fit to match on their own (the
-    bank, where a thumbnail finds its frame); `extra["vpdq"]` keeps every hashed frame."""
-
-    modality = "video"
-
-    def accepts(self, sniffed: Sniffed) -> bool:
-        return sniffed.modality == "video"
-
-    def hash(self, path: Path, sniffed: Sniffed, options: HashOptions) -> HasherOutput:
-        hashes = hash_video(path, options.video)
-        usable = hashes.usable(options.min_pdq_quality)
-        if usable:
-            bank = usable + hashes.usable_variants(options.min_pdq_quality)
-            return HasherOutput(pdq=bank, extra={"vpdq": hashes}, warnings=list(hashes.warnings))
-        frames_refused = (
+    def frames_refused(self, hashes: VideoHashes) -> str:
+        return (
             f"none of the {len(hashes.frames)} hashed frames is detailed enough to match "
-            f"(PDQ quality >= {options.min_pdq_quality}, not one flat colour)"
+            f"(PDQ quality >= {self.options.min_pdq_quality}, not one flat colour)"
         )
-        # A static or blank picture over real sound is still a copy to find, by its sound.
-        output = HasherOutput(warnings=[*hashes.warnings, f"{frames_refused}; soundtrack only"])
-        add_soundtrack(path, sniffed, options, output)
-        if AUDIO_SIGNAL not in output.extra:
-            raise LowQuality(frames_refused)
-        return output
 
+    @cached_property
+    def audio(self) -> AudioFingerprint:
+        """The (first) audio track: of an audio file, or of a video (its soundtrack)."""
+        fingerprint = fingerprint_file(self.path, self.sniffed.mime, self.options.audio)
+        self.warnings.extend(fingerprint.warnings)
+        return fingerprint
 
-def add_soundtrack(
-    path: Path, sniffed: Sniffed, options: HashOptions, output: HasherOutput
-) -> None:
-    """Every video's audio track is fingerprinted as audio too, so a reported video finds
-    an audio-only repost and the reverse. A video without usable sound only gets a warning."""
-    if sniffed.modality != "video" or AUDIO_SIGNAL in output.extra:
-        return
-    try:
-        fingerprint = fingerprint_file(path, sniffed.mime, options.audio)
-    except MediaError as exc:
-        output.warnings.append(f"soundtrack not fingerprinted: {exc}")
-        return
-    output.extra[AUDIO_SIGNAL] = fingerprint
-    output.warnings.extend(fingerprint.warnings)
+    @cached_property
+    def soundtrack(self) -> AudioFingerprint | None:
+        """A video's soundtrack, or None (with a warning) when it has none usable: every
+        video is fingerprinted as audio too, so a reported video finds an audio-only
+        repost and the reverse."""
+        try:
+            return self.audio
+        except MediaError as exc:
+            self.warnings.append(f"soundtrack not fingerprinted: {exc}")
+            return None
 
-
-HASHERS: list[MediaHasher] = [ImageHasher(), TextHasher(), VideoHasher(), AudioHasher()]
-
-
-def hash_file(path: Path, options: HashOptions = HashOptions()) -> MediaSignals:
-    """Fingerprint one file. Raises MediaError (with a readable message) on bad input."""
-    try:
-        size = path.stat().st_size
-        if not path.is_file():
-            raise MediaError("not a regular file")
-        if size == 0:
-            raise MediaError("file is empty (0 bytes)")
-        if size > options.max_file_bytes:
-            raise MediaError(
-                f"file is {size:,} bytes, over the limit of {options.max_file_bytes:,}"
-            )
-        sniffed = sniff_file(path)
-        hasher = next((h for h in HASHERS if h.accepts(sniffed)), None)
-        if hasher is None:
-            raise UnsupportedMedia(
-                f"unsupported content ({sniffed.mime}), whatever the file name says"
-            )
-        sha256, md5, size = file_digests(path)
-        output = hasher.hash(path, sniffed, options)
-        add_soundtrack(path, sniffed, options, output)
-    except FileNotFoundError as exc:
-        raise MediaError("file vanished or does not exist") from exc
-    except PermissionError as exc:
-        raise MediaError("file is not readable (permission denied)") from exc
-    except IsADirectoryError as exc:
-        raise MediaError("is a directory") from exc
-    return MediaSignals(
-        modality=hasher.modality,
-        sha256=sha256,
-        md5=md5,
-        size=size,
-        mime=sniffed.mime,
-        pdq=output.pdq,
-        pdq_dihedral=output.pdq_dihedral,
-        extra=output.extra,
-        warnings=output.warnings,
-    )
+    def refuse_if_unmatchable(self) -> None:
+        """A video with neither a usable frame nor a soundtrack has nothing to match on."""
+        if self.modality != "video" or self.usable_frames(self.video):
+            return
+        if self.soundtrack is None:
+            raise LowQuality(self.frames_refused(self.video))

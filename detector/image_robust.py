@@ -12,14 +12,10 @@ and add them with `local_features_file` only for an image that has a candidate t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-from ansim.detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
-from ansim.detector.descriptor import load_descriptor_model, torch_available, weights_path
+from ansim.detector.descriptor import torch_available, weights_path
 from ansim.detector.image import ImageOptions, load_rgb
-from ansim.detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
-from ansim.detector.local_verify import LocalFeatures, extract_local_features, opencv_available
+from ansim.detector.local_verify import LocalFeatures, extract_local_features
 
 # HashOptions.extra key: False skips these signals (PDQ-only hashing, e.g. hash lists).
 ROBUST_OPTION = "image_robust"
@@ -30,16 +26,6 @@ LOCAL_FEATURES_OPTION = "image_local_features"
 def descriptor_available() -> bool:
     """Whether images get a descriptor here, without importing torch."""
     return torch_available() and weights_path().is_file()
-
-
-def robust_image_signals(rgb: np.ndarray, local_features: bool = True) -> dict[str, Any]:
-    extra: dict[str, Any] = {}
-    model = load_descriptor_model()
-    if model is not None:
-        extra[DESCRIPTOR_KIND] = model.describe(rgb)
-    if local_features and opencv_available():
-        extra[LOCAL_FEATURES_KIND] = extract_local_features(rgb)
-    return extra
 
 
 def local_features_file(path: Path, options: ImageOptions = ImageOptions()) -> LocalFeatures:

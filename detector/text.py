@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 
 SHINGLE_SIZE = 3
 NUM_PERM = 128
+# Signal names (the `MediaSignals.extra` keys, stored kinds and bank names).
+MINHASH_SIGNAL = "text_minhash"
+NORMALIZED_SHA256_SIGNAL = "text_sha256"
 MINHASH_SEED = 20240601
 MINHASH_SCHEME = "affine32"
 # Texts whose normalized form is shorter than this are refused: a few characters recur in
@@ -382,7 +385,7 @@ class TextSignals:
 
     def extra(self) -> dict[str, Any]:
         """The signals under the names `MediaSignals.extra` uses."""
-        return {"minhash": self.signature, "normalized_sha256": self.normalized_sha256}
+        return {MINHASH_SIGNAL: self.signature, NORMALIZED_SHA256_SIGNAL: self.normalized_sha256}
 
 
 def text_signals(text: str, options: TextOptions = TextOptions()) -> TextSignals:

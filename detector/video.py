@@ -38,6 +38,8 @@ from ansim.detector.pdq_fast import hash_frame
 from ansim.detector.signals import FrameHash
 
 # A decoder that fails on this many packets in a row is given up on.
+# The signal name of a video's every hashed frame (vPDQ), in `MediaSignals.extra`.
+VPDQ_SIGNAL = "vpdq"
 MAX_CONSECUTIVE_DECODE_ERRORS = 50
 # Sparse sampling: when at least this many frames pass between samples, non-reference
 # frames are skipped (a sample then comes up to a frame or two late: at 15 fps and one

@@ -2,14 +2,18 @@
 and changed only under an exclusive file lock with an atomic replace.
 
 Any index class with `save(path)` and a `load(path)` classmethod can be kept this way.
-The file is a cache: the store is the source of truth and `rebuild` recreates it.
+The file is a cache: the store is the source of truth and `rebuild` recreates it. Beside
+it, a checkpoint file records the last entry id ever added: with the entry count, it tells
+a reader whether the index has everything the store holds (ids only grow), so a missed
+add is found even where a missed removal would leave the count equal.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
@@ -64,13 +68,30 @@ class PersistedIndex(Generic[IndexT]):
     def exists(self) -> bool:
         return self.path.exists()
 
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path.with_suffix(self.path.suffix + ".checkpoint")
+
+    def last_id(self) -> int | None:
+        """The last entry id ever added, or None when unknown (no or unreadable checkpoint)."""
+        try:
+            return int(json.loads(self.checkpoint_path.read_text())["last_id"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _save_last_id(self, last_id: int) -> None:
+        temporary = self.checkpoint_path.with_suffix(f".tmp{os.getpid()}")
+        temporary.write_text(json.dumps({"last_id": last_id}))
+        os.replace(temporary, self.checkpoint_path)
+
     def read(self) -> IndexT:
         """The current index, for queries (no lock: files are only ever replaced whole)."""
         return self._fresh()
 
     @contextmanager
-    def write(self) -> Iterator[IndexT]:
-        """Change the index; it is saved atomically when the block ends without error."""
+    def write(self, added_ids: Iterable[int] = ()) -> Iterator[IndexT]:
+        """Change the index; it is saved atomically when the block ends without error. The
+        checkpoint follows the index (a crash in between leaves it behind: a rebuild)."""
         with self._locked():
             index = self._fresh()
             try:
@@ -79,11 +100,15 @@ class PersistedIndex(Generic[IndexT]):
                 self._index = None  # half-changed in memory; reload from disk next time
                 raise
             self._save(index)
+            added = max(added_ids, default=None)
+            if added is not None:
+                self._save_last_id(max(added, self.last_id() or 0))
 
-    def replace(self, index: IndexT) -> None:
-        """Swap in a freshly built index (rebuild)."""
+    def replace(self, index: IndexT, last_id: int = 0) -> None:
+        """Swap in a freshly built index (rebuild) holding entries up to `last_id`."""
         with self._locked():
             self._save(index)
+            self._save_last_id(last_id)
             self._index = index
 
     def _save(self, index: IndexT) -> None:

@@ -1,4 +1,5 @@
-"""Which signals go into which index, and keeping those index files in step with the store.
+"""The signal banks: one index file per indexed signal type (`ansim.signal_types`),
+kept in step with the store.
 
 Two sets of banks share this code: the reference bank (what victims reported; owner
 "reference") and the crawl history (everything seen; owner "item"). The store is the
@@ -7,27 +8,17 @@ source of truth: an index whose size disagrees with the store is rebuilt from it
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from ansim.detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
-from ansim.detector.audio import AudioFingerprint
-from ansim.detector.descriptor import DESCRIPTOR_DIM
-from ansim.detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
 from ansim.detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
 from ansim.detector.local_verify import LocalFeatures
-from ansim.detector.text import TextSignature
-from ansim.indexer.audio_index import AudioEntry, InvertedAudioIndex
-from ansim.indexer.descriptor_index import FaissDescriptorIndex
-from ansim.indexer.local_feature_index import FaissLocalFeatureIndex
-from ansim.indexer.mih_pdq_index import MihPdqIndex
-from ansim.indexer.pdq_index import FaissPdqIndex
+from ansim.detector.signals import MediaSignals
 from ansim.indexer.persisted import PersistedIndex
-from ansim.indexer.text_index import LshTextIndex, ScanTextIndex, TextIndex
+from ansim.signal_types import Direction, SignalType, indexed_types, records_of
 from ansim.store.tables import Reference, Signal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -36,97 +27,23 @@ from sqlalchemy.orm import Session
 LOCAL_FEATURES_CACHED = 1024
 
 
-@dataclass(frozen=True)
-class BankSpec:
-    """One index: the Signal.kind that feeds it, and how rows become index entries."""
-
-    name: str
-    signal_kind: str
-    create: Callable[[], Any]
-    load: Callable[[Path], Any]
-    add_rows: Callable[[Any, list[Signal]], None]
-    # The crawl history's kind of index, where it is searched differently (create, load).
-    history: tuple[Callable[[], Any], Callable[[Path], Any]] | None = None
-
-    def factories(self, owner: str) -> tuple[Callable[[], Any], Callable[[Path], Any]]:
-        if owner != "reference" and self.history is not None:
-            return self.history
-        return self.create, self.load
-
-
-def _add_pdq_rows(index: FaissPdqIndex, rows: list[Signal]) -> None:
-    index.add([row.id for row in rows], [row.value or "" for row in rows])
-
-
-def _add_text_rows(index: TextIndex, rows: list[Signal]) -> None:
-    index.add([row.id for row in rows], [TextSignature.from_bytes(row.blob or b"") for row in rows])
-
-
-def _add_audio_rows(index: InvertedAudioIndex, rows: list[Signal]) -> None:
-    for row in rows:
-        fingerprint = AudioFingerprint.from_blob(row.blob or b"")
-        landmarks = fingerprint.landmarks()
-        index.add(
-            row.id,
-            AudioEntry(landmarks.hashes, landmarks.times, fingerprint.frames, fingerprint.pitches),
-        )
-
-
-def _add_descriptor_rows(index: FaissDescriptorIndex, rows: list[Signal]) -> None:
-    vectors = [np.frombuffer(row.blob or b"", dtype=np.float32) for row in rows]
-    odd = [row.id for row, vector in zip(rows, vectors, strict=True) if len(vector) != index.dim]
-    if odd:
-        raise ValueError(
-            f"descriptor signals {odd[:5]} are not {index.dim}-d: they come from another "
-            "model; withdraw and re-register those references"
-        )
-    index.add([row.id for row in rows], np.stack(vectors))
-
-
-def _add_local_feature_rows(index: FaissLocalFeatureIndex, rows: list[Signal]) -> None:
-    index.add([row.id for row in rows], [LocalFeatures.from_blob(row.blob or b"") for row in rows])
-
-
-BANK_SPECS: list[BankSpec] = [
-    BankSpec("pdq", "pdq", MihPdqIndex, MihPdqIndex.load, _add_pdq_rows),
-    # Crawled pages are matched as long queries against the references' LSH; the history
-    # is searched by one short reference at a time, which must be found inside long pages.
-    BankSpec(
-        "text",
-        "text_minhash",
-        LshTextIndex,
-        LshTextIndex.load,
-        _add_text_rows,
-        history=(ScanTextIndex, ScanTextIndex.load),
-    ),
-    BankSpec("audio", AUDIO_SIGNAL, InvertedAudioIndex, InvertedAudioIndex.load, _add_audio_rows),
-    BankSpec(
-        "descriptor",
-        DESCRIPTOR_KIND,
-        lambda: FaissDescriptorIndex(DESCRIPTOR_DIM),
-        FaissDescriptorIndex.load,
-        _add_descriptor_rows,
-    ),
-    BankSpec(
-        "local_features",
-        LOCAL_FEATURES_KIND,
-        FaissLocalFeatureIndex,
-        FaissLocalFeatureIndex.load,
-        _add_local_feature_rows,
-    ),
-]
+def signal_rows(signals: MediaSignals) -> list[Signal]:
+    """The rows to store for one file's signals, as each signal type encodes them."""
+    return [Signal(**dataclasses.asdict(record)) for record in records_of(signals)]
 
 
 class Banks:
     def __init__(self, index_dir: Path, owner: str = "reference") -> None:
         self.owner = owner
+        self.direction = Direction.SCAN if owner == "reference" else Direction.RETRO_HUNT
         prefix = "reference" if owner == "reference" else "history"
+        self._types: dict[str, SignalType] = {t.name: t for t in indexed_types()}
         self._persisted: dict[str, PersistedIndex] = {}
-        for spec in BANK_SPECS:
-            create, load = spec.factories(owner)
-            path = index_dir / f"{prefix}-{spec.name}.index"
-            self._persisted[spec.name] = PersistedIndex(path, load, create)
-        self._specs = {spec.name: spec for spec in BANK_SPECS}
+        for name, signal_type in self._types.items():
+            assert signal_type.index is not None
+            create, load = signal_type.index.factories(self.direction)
+            path = index_dir / f"{prefix}-{name}.index"
+            self._persisted[name] = PersistedIndex(path, load, create)
         self._checked: set[str] = set()
         # Signal id -> decoded ORB features. A signal row never changes (a re-hash is a new
         # row), so entries never go stale; a crawl verifies against the same few references
@@ -193,9 +110,13 @@ class Banks:
             session.execute(self._owner_filter(select(Signal).where(Signal.kind == kind))).scalars()
         )
 
-    def _store_count(self, session: Session, kind: str) -> int:
-        query = self._owner_filter(select(func.count(Signal.id)).where(Signal.kind == kind))
-        return int(session.execute(query).scalar_one())
+    def _store_checkpoint(self, session: Session, kind: str) -> tuple[int, int]:
+        """(entries, last signal id) of this bank in the store."""
+        query = self._owner_filter(
+            select(func.count(Signal.id), func.max(Signal.id)).where(Signal.kind == kind)
+        )
+        count, last_id = session.execute(query).one()
+        return int(count), int(last_id or 0)
 
     def index(self, session: Session, name: str) -> Any:
         """The named index, rebuilt first if it disagrees with the store. Only this one is
@@ -209,43 +130,60 @@ class Banks:
         return [name for name in self._persisted if self._ensure_one_consistent(session, name)]
 
     def _ensure_one_consistent(self, session: Session, name: str) -> bool:
-        persisted, spec = self._persisted[name], self._specs[name]
-        expected = self._store_count(session, spec.signal_kind)
-        stale = (not persisted.exists() and expected) or len(persisted.read()) != expected
+        """Checked by checkpoint: the index must hold as many entries as the store, and
+        have seen the store's newest signal (ids only grow)."""
+        persisted = self._persisted[name]
+        expected, store_last_id = self._store_checkpoint(session, name)
+        if not persisted.exists():
+            stale = expected > 0
+        else:
+            seen = persisted.last_id()
+            behind = expected > 0 and (seen is None or store_last_id > seen)
+            stale = behind or len(persisted.read()) != expected
         if stale:
-            self._rebuild_one(session, spec)
+            self._rebuild_one(session, name)
         self._checked.add(name)
         return bool(stale)
 
     def rebuild(self, session: Session) -> dict[str, int]:
         """Recreate every index from the store; returns entries per index."""
-        return {spec.name: self._rebuild_one(session, spec) for spec in BANK_SPECS}
+        return {name: self._rebuild_one(session, name) for name in self._persisted}
 
-    def _rebuild_one(self, session: Session, spec: BankSpec) -> int:
-        index = spec.factories(self.owner)[0]()
-        rows = self._rows(session, spec.signal_kind)
+    def _rebuild_one(self, session: Session, name: str) -> int:
+        spec = self._types[name].index
+        assert spec is not None
+        index = spec.factories(self.direction)[0]()
+        rows = self._rows(session, name)
         if rows:
             spec.add_rows(index, rows)
-        self._persisted[spec.name].replace(index)
+        self._persisted[name].replace(index, max((row.id for row in rows), default=0))
         return len(rows)
+
+    def adopt(self, session: Session, name: str, index: Any) -> None:
+        """Install an index built elsewhere from exactly the store's rows of this bank (a
+        benchmark seeding millions of rows), with the store's checkpoint."""
+        _, last_id = self._store_checkpoint(session, name)
+        self._persisted[name].replace(index, last_id)
 
     def add(self, rows: Iterable[Signal]) -> None:
         """Put committed signal rows into their indexes (incremental, no rebuild)."""
         by_kind: dict[str, list[Signal]] = {}
         for row in rows:
             by_kind.setdefault(row.kind, []).append(row)
-        for spec in BANK_SPECS:
-            if by_kind.get(spec.signal_kind):
-                with self._persisted[spec.name].write() as index:
-                    spec.add_rows(index, by_kind[spec.signal_kind])
+        for name, signal_type in self._types.items():
+            if by_kind.get(name):
+                assert signal_type.index is not None
+                added = by_kind[name]
+                with self._persisted[name].write(row.id for row in added) as index:
+                    signal_type.index.add_rows(index, added)
 
     def remove(self, signal_ids_by_kind: dict[str, list[int]]) -> int:
         """Take entries out of their indexes at once (consent withdrawn, case purged)."""
         removed = 0
-        for spec in BANK_SPECS:
-            ids = signal_ids_by_kind.get(spec.signal_kind)
+        for name in self._persisted:
+            ids = signal_ids_by_kind.get(name)
             if ids:
-                with self._persisted[spec.name].write() as index:
+                with self._persisted[name].write() as index:
                     removed += index.remove(ids)
         return removed
 

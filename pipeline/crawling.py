@@ -51,7 +51,7 @@ from ansim.crawler.urls import Scope, normalize_url
 from ansim.detector.decision import MatchRules
 from ansim.detector.errors import MediaError, UnsupportedMedia
 from ansim.detector.faiss_threads import one_faiss_thread
-from ansim.detector.hashing import HashOptions, hash_file
+from ansim.detector.hashing import HashOptions
 from ansim.detector.image_robust import (
     LOCAL_FEATURES_OPTION,
     descriptor_available,
@@ -62,9 +62,9 @@ from ansim.detector.local_verify import opencv_available
 from ansim.detector.signals import MediaSignals
 from ansim.detector.sniff import sniff_bytes
 from ansim.pipeline.banks import Banks
-from ansim.pipeline.image_matching import needs_local_features
-from ansim.pipeline.matching import Finding, find_matches
+from ansim.pipeline.matching import Finding, find_matches, needs_local_features
 from ansim.pipeline.scanning import RecordedItem, ScanMatch, record_item
+from ansim.signal_types.hashing import hash_file
 from ansim.store.db import Store
 from ansim.store.home import Home
 from ansim.store.tables import (
@@ -286,7 +286,7 @@ class Crawl:
         # Triage, with a descriptor to find candidates: an image's ORB features (two thirds
         # of its hashing CPU) are computed only when a candidate is left to verify, and
         # only PDQ's and the descriptor's candidates with evidence are verified (see
-        # casework.image_matching.needs_local_features for what that gives up). Without a
+        # signal_types.orb.needs_local_features for what that gives up). Without a
         # descriptor, triage is "all": local features are then the only robust evidence.
         mode = options.image_verification
         robust_here = descriptor_available() and opencv_available()

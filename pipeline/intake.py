@@ -16,15 +16,16 @@ from ansim.casework.errors import CaseworkError, NotFound
 from ansim.casework.files import expand_paths
 from ansim.casework.workspace import Workspace
 from ansim.detector.errors import MediaError
-from ansim.detector.hashing import HashOptions, hash_file
+from ansim.detector.hashing import HashOptions
 from ansim.detector.pdq import DEFAULT_MIN_QUALITY
 from ansim.detector.signals import MediaSignals
 from ansim.detector.text import decode_text, text_media_signals
 from ansim.detector.vpdq_format import format_vpdq, parse_vpdq, read_vpdq_text, split_videos
 from ansim.pipeline import hash_lists, retrohunt
+from ansim.pipeline.banks import signal_rows
 from ansim.pipeline.scanning import ScanMatch
+from ansim.signal_types.hashing import hash_file
 from ansim.store import audit
-from ansim.store.signal_rows import rows_from_signals
 from ansim.store.tables import Reference, Signal, utcnow
 from sqlalchemy import select
 
@@ -144,7 +145,7 @@ def _store_reference(
         ).scalar()
         if existing is not None:
             return IntakeResult(path, existing, signals.modality, duplicate=True)
-        rows = rows_from_signals(signals)
+        rows = signal_rows(signals)
         reference = Reference(
             case_id=case_id,
             modality=signals.modality,
@@ -168,7 +169,7 @@ def _store_reference(
     # Retro-hunt: where has this already been crawled? Those copies are queued now.
     with workspace.session() as session:
         result.retro_matches = retrohunt.hunt(
-            session, workspace, retrohunt.history_banks(workspace), reference.id, signals
+            session, workspace, workspace.history, reference.id, signals
         )
     return result
 

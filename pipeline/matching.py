@@ -1,34 +1,25 @@
-"""The match pipeline: a file's signals -> index queries -> decisions, per reference.
+"""The match pipeline: a file's signals -> every signal type's decision against one bank
+-> the strongest decision per owner.
 
-Each matcher handles one kind of evidence and returns detector Decisions keyed by the
-owning reference. A modality adds its matcher to MATCHERS. Only references whose consent
-stands are ever returned.
+The same code runs both ways (`signal_types.Direction`): a scanned or crawled item against
+the reference bank (owners are consented references), and a new reference against the
+crawl history (a retro-hunt; owners are crawled items). Each item's image searches run
+once (`ImageSearches`) and are shared by every decision that needs them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from ansim.detector.audio import SIGNAL_NAME as AUDIO_SIGNAL
-from ansim.detector.audio_landmarks import query_variants
-from ansim.detector.audio_match import matching_alignments
-from ansim.detector.decision import (
-    Decision,
-    MatchRules,
-    audio_decision,
-    best_pdq_evidence,
-    exact_decision,
-    pdq_image_decision,
-)
+from ansim import signal_types
+from ansim.detector.decision import Decision, MatchRules
 from ansim.detector.signals import MediaSignals
-from ansim.detector.text import TextSignature
-from ansim.detector.text_match import TextMatchPolicy, decide_all
-from ansim.indexer.audio_index import QueryLandmarks
+from ansim.pipeline.bank_reader import StoreBankReader
 from ansim.pipeline.banks import Banks
-from ansim.pipeline.image_matching import match_image_robust
-from ansim.pipeline.video_matching import match_video, with_frame_time
-from ansim.store.tables import Reference, Signal
+from ansim.signal_types import BankReader
+from ansim.signal_types.orb import needs_local_features as _needs_local_features
+from ansim.signal_types.searches import ImageSearches
+from ansim.store.tables import Reference
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -40,132 +31,34 @@ class Finding:
     decision: Decision
 
 
-Matcher = Callable[[Session, Banks, MediaSignals, MatchRules], list[Decision]]
-
-
-def match_exact(
-    session: Session, banks: Banks, signals: MediaSignals, rules: MatchRules
-) -> list[Decision]:
-    rows = session.execute(
-        select(Signal.reference_id, Signal.kind)
-        .join(Reference, Signal.reference_id == Reference.id)
-        .where(
-            Reference.consent == "given",
-            ((Signal.kind == "sha256") & (Signal.value == signals.sha256))
-            | ((Signal.kind == "md5") & (Signal.value == signals.md5)),
-        )
-    )
-    return [exact_decision(reference_id, kind) for reference_id, kind in rows]
-
-
-def match_image_pdq(
-    session: Session, banks: Banks, signals: MediaSignals, rules: MatchRules
-) -> list[Decision]:
-    if signals.modality != "image" or not signals.pdq:
-        return []
-    if signals.pdq[0].quality < rules.pdq_min_quality:
-        return []
-    index = banks.index(session, "pdq")
-    if not len(index):  # no image references: nothing to search
-        return []
-    queries = signals.pdq_dihedral or [signals.pdq[0].pdq]
-    hits = index.search(queries, rules.pdq_max_distance)
-    as_pairs = [[(hit.entry_id, hit.distance) for hit in variant_hits] for variant_hits in hits]
-    owners = banks.owners_of(session, {entry_id for pairs in as_pairs for entry_id, _ in pairs})
-    evidence = best_pdq_evidence(as_pairs, owners)
-    return [
-        with_frame_time(session, d, e.entry_id)
-        for e in evidence.values()
-        if (d := pdq_image_decision(e, rules)) is not None
-    ]
-
-
-def match_text(
-    session: Session,
-    banks: Banks,
+def best_decisions(
     signals: MediaSignals,
-    rules: MatchRules,
-    policy: TextMatchPolicy = TextMatchPolicy(),
-) -> list[Decision]:
-    """Same normalized text (SHA-256 equal), else MinHash LSH candidates verified exactly."""
-    signature = signals.extra.get("minhash")
-    if signals.modality != "text" or not isinstance(signature, TextSignature):
-        return []
-    same_text = session.execute(
-        select(Signal.reference_id)
-        .join(Reference, Signal.reference_id == Reference.id)
-        .where(
-            Reference.consent == "given",
-            Signal.kind == "text_sha256",
-            Signal.value == signals.extra.get("normalized_sha256"),
-        )
-    ).scalars()
-    decisions = [
-        Decision(owner, "text_sha256", 0.0, 1.0, "same text after normalization")
-        for owner in same_text
-    ]
-    index = banks.index(session, "text")
-    hits = index.search([signature], policy.search_floor)[0] if len(index) else []
-    verdicts = decide_all(hits, policy)
-    owners = banks.owners_of(session, {verdict.entry_id for verdict in verdicts})
-    decisions += [
-        Decision(owners[v.entry_id], f"text_{v.rule}", 1.0 - v.score, v.score, v.explanation)
-        for v in verdicts
-        if v.entry_id in owners
-    ]
-    return decisions
-
-
-def match_audio(
-    session: Session, banks: Banks, signals: MediaSignals, rules: MatchRules
-) -> list[Decision]:
-    """Audio (and video soundtracks): landmark votes, then peak-level verification. Against
-    the crawl history (a retro-hunt) the owners are crawled items."""
-    fingerprint = signals.extra.get(AUDIO_SIGNAL)
-    if fingerprint is None:
-        return []
-    index = banks.index(session, "audio")
-    variants = query_variants(fingerprint.frames, fingerprint.pitches)
-    votes = index.vote([QueryLandmarks(marks.hashes, marks.times) for _, marks in variants])
-    owners = banks.owners_of(session, {vote.entry_id for vote in votes})
-    alignments = matching_alignments(
-        fingerprint.frames,
-        fingerprint.pitches,
-        [vote for vote in votes if vote.entry_id in owners],
-        [variant for variant, _ in variants],
-        index.peaks,
-        rules.audio,
-    )
+    bank: BankReader,
+    rules: MatchRules = MatchRules(),
+    searches: ImageSearches | None = None,
+) -> dict[int, Decision]:
+    """Owner -> the strongest decision over every signal type (first one wins a tie)."""
+    searches = searches or ImageSearches(signals, bank, rules)
     best: dict[int, Decision] = {}
-    for alignment in alignments:
-        if banks.owner != "reference":
-            alignment = alignment.swapped()  # a retro-hunt: the reference was the query
-        decision = audio_decision(alignment, owners[alignment.entry_id])
-        if decision.owner_id not in best or decision.score > best[decision.owner_id].score:
-            best[decision.owner_id] = decision
-    return list(best.values())
-
-
-MATCHERS: list[Matcher] = [
-    match_exact,
-    match_image_pdq,
-    match_image_robust,
-    match_text,
-    match_video,
-    match_audio,
-]
-
-
-def find_matches(
-    session: Session, banks: Banks, signals: MediaSignals, rules: MatchRules = MatchRules()
-) -> list[Finding]:
-    """Every reference this file matches, with the strongest evidence for each."""
-    best: dict[int, Decision] = {}
-    for matcher in MATCHERS:
-        for decision in matcher(session, banks, signals, rules):
+    for signal_type in signal_types.REGISTRY:
+        if signal_type.match is None:
+            continue
+        for decision in signal_type.match(signals, bank, rules, searches):
             current = best.get(decision.owner_id)
             if current is None or decision.score > current.score:
                 best[decision.owner_id] = decision
+    return best
+
+
+def find_matches(
+    session: Session,
+    banks: Banks,
+    signals: MediaSignals,
+    rules: MatchRules = MatchRules(),
+    searches: ImageSearches | None = None,
+) -> list[Finding]:
+    """Every reference this file matches, with the strongest evidence for each."""
+    best = best_decisions(signals, StoreBankReader(session, banks), rules, searches)
     if not best:
         return []
     case_of = dict(
@@ -175,3 +68,23 @@ def find_matches(
         Finding(reference_id, case_of[reference_id], decision)
         for reference_id, decision in sorted(best.items())
     ]
+
+
+def image_searches(
+    session: Session, banks: Banks, signals: MediaSignals, rules: MatchRules = MatchRules()
+) -> ImageSearches:
+    """One image's searches against `banks`, to share between triage and `find_matches`."""
+    return ImageSearches(signals, StoreBankReader(session, banks), rules)
+
+
+def needs_local_features(
+    session: Session,
+    banks: Banks,
+    signals: MediaSignals,
+    rules: MatchRules = MatchRules(),
+    searches: ImageSearches | None = None,
+) -> bool:
+    """Whether an image hashed without ORB features should get them before matching
+    (the crawl's triage; see `signal_types.orb.needs_local_features`)."""
+    searches = searches or image_searches(session, banks, signals, rules)
+    return _needs_local_features(signals, searches)

@@ -29,8 +29,8 @@ from ansim.crawler.fetch import Fetcher, FetchLimits, FetchResult
 from ansim.crawler.guard import AddressPolicy
 from ansim.crawler.politeness import Politeness, PolitenessConfig
 from ansim.detector.errors import MediaError
-from ansim.detector.hashing import hash_file
 from ansim.pipeline.matching import find_matches
+from ansim.signal_types.hashing import hash_file
 from ansim.store import audit
 from ansim.store.tables import Recheck, ScannedItem, Takedown, TakedownEvent, utcnow
 from sqlalchemy import func, select

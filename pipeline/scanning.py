@@ -19,11 +19,12 @@ from ansim.casework.queue import transition
 from ansim.casework.workspace import Workspace
 from ansim.detector.decision import MatchRules
 from ansim.detector.errors import MediaError
-from ansim.detector.hashing import HashOptions, hash_file
+from ansim.detector.hashing import HashOptions
 from ansim.detector.signals import MediaSignals
+from ansim.pipeline.banks import signal_rows
 from ansim.pipeline.matching import Finding, find_matches
+from ansim.signal_types.hashing import hash_file
 from ansim.store import audit
-from ansim.store.signal_rows import rows_from_signals
 from ansim.store.tables import Match, ScannedItem, Signal, Takedown, TakedownEvent
 from sqlalchemy import insert
 from sqlalchemy.dialects import postgresql, sqlite
@@ -170,7 +171,7 @@ def record_item(
         )
         .returning(ScannedItem.id)
     ).scalar_one()
-    rows = rows_from_signals(signals)
+    rows = signal_rows(signals)
     if rows:
         # On the table, not the ORM entity: the ORM's bulk path costs another ~1 ms an item.
         signal_table = Signal.__table__

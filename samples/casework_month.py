@@ -38,10 +38,11 @@ from ansim.casework.notices import Sender
 from ansim.casework.recheck import RecheckPolicy
 from ansim.casework.smtp import SmtpSettings
 from ansim.casework.workspace import Workspace
-from ansim.detector.hashing import HashOptions, hash_file
+from ansim.detector.hashing import HashOptions
 from ansim.pipeline import intake, scanning
 from ansim.pipeline.recheck_service import RecheckFetch, recheck
 from ansim.pipeline.workspaces import init_workspace
+from ansim.signal_types.hashing import hash_file
 from ansim.store.tables import Service, Takedown, TakedownEvent
 from PIL import Image
 

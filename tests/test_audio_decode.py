@@ -16,7 +16,7 @@ from ansim.detector.audio import (
 from ansim.detector.audio_decode import TARGET_RATE, DecodeOptions, DecodeReport, decode_mono
 from ansim.detector.audio_peaks import PeakStream
 from ansim.detector.errors import LowQuality, MediaError, UnsupportedMedia
-from ansim.detector.hashing import hash_file
+from ansim.signal_types.hashing import hash_file
 
 from tests.audio_helpers import (
     load_mono,

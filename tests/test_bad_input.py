@@ -11,9 +11,9 @@ import pytest
 from ansim.casework import cases
 from ansim.casework.errors import CaseworkError, NotFound
 from ansim.detector.errors import LowQuality, MediaError
-from ansim.detector.hashing import hash_file
 from ansim.pipeline import intake, scanning
 from ansim.pipeline.workspaces import init_workspace
+from ansim.signal_types.hashing import hash_file
 from ansim.store.tables import Reference, ScannedItem, Signal, Takedown
 from PIL import Image
 from sqlalchemy import func, select

@@ -137,3 +137,34 @@ def test_stored_local_features_are_read_once_and_the_cache_is_bounded(
         monkeypatch.setattr(banks_module, "LOCAL_FEATURES_CACHED", 1)
         workspace.banks.local_features_of(session, owners)
         assert len(workspace.banks._local_features) == 1
+
+
+def test_a_missed_add_is_found_by_the_checkpoint_even_when_the_count_agrees(
+    ansim_home: Path, tmp_path: Path
+) -> None:
+    """A crash after a store commit leaves an entry out of the index; a missed removal
+    elsewhere can make the counts agree again. The checkpoint (last signal id) sees it."""
+    from ansim.store.tables import Signal
+    from sqlalchemy import delete, select
+
+    workspace, _ = init_workspace()
+    case_id = cases.open_case(workspace, "other")
+    images = make_images(tmp_path / "refs", 4)
+    added = intake.add_reference_files(workspace, case_id, images[:3])
+    # A fourth reference reaches the store but not the index (a crash in between)...
+    real_add = workspace.banks.add
+    workspace.banks.add = lambda rows: None  # type: ignore[method-assign]
+    [late] = intake.add_reference_files(workspace, case_id, images[3:])
+    workspace.banks.add = real_add  # type: ignore[method-assign]
+    # ...and the first one's PDQ row leaves the store but not the index.
+    with workspace.session() as session:
+        session.execute(
+            delete(Signal).where(Signal.reference_id == added[0].reference_id, Signal.kind == "pdq")
+        )
+        stored = set(session.execute(select(Signal.id).where(Signal.kind == "pdq")).scalars())
+    reopened = open_workspace()
+    assert reopened.banks.sizes()["pdq"] == len(stored)  # the count alone agrees
+    with reopened.session() as session:
+        assert "pdq" in reopened.banks.ensure_consistent(session)
+    matches = scanning.scan_paths(reopened, [images[3]], dry_run=True).matches
+    assert [m.reference_id for m in matches] == [late.reference_id]

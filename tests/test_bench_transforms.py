@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ansim.benchmarks.image_transforms import TRANSFORMS, select_transforms, transform_rng
-from ansim.detector.hashing import hash_file
+from ansim.signal_types.hashing import hash_file
 from PIL import Image
 
 

@@ -13,14 +13,16 @@ from ansim.casework.workspace import Workspace
 from ansim.detector.decision import MatchRules
 from ansim.detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
 from ansim.detector.descriptor import Descriptor
-from ansim.detector.hashing import HashOptions, hash_file
+from ansim.detector.hashing import HashOptions
 from ansim.detector.image_robust import LOCAL_FEATURES_OPTION
 from ansim.detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
 from ansim.detector.signals import FrameHash, MediaSignals
 from ansim.pipeline.crawling import CrawlOptions, start_run
-from ansim.pipeline.image_matching import decision_thresholds, needs_local_features
 from ansim.pipeline.intake import add_reference_files
+from ansim.pipeline.matching import needs_local_features
 from ansim.pipeline.workspaces import init_workspace
+from ansim.signal_types.hashing import hash_file
+from ansim.signal_types.orb import decision_thresholds
 from ansim.store.home import Home
 
 pytest.importorskip("cv2")

@@ -55,10 +55,8 @@ def test_scan_finds_a_cropped_pasted_copy_and_withdrawal_forgets_it(
     assert "inside a larger picture" in found["paste.png"]["explanation"]
 
     status = run(home, "index", "status", "--json")
-    assert status["sizes"]["local_features"] >= 2
+    assert status["sizes"]["orb"] >= 2
     run(home, "ref", "withdraw", str(added[0]["reference_id"]), "--json")
-    assert run(home, "index", "status", "--json")["sizes"]["local_features"] == (
-        status["sizes"]["local_features"] - 1
-    )
+    assert run(home, "index", "status", "--json")["sizes"]["orb"] == (status["sizes"]["orb"] - 1)
     again = run(home, "scan", str(collected), "--json", "--dry-run")
     assert {Path(m["path"]).name for m in again["matches"]} == {"paste.png"}

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ansim.detector.errors import MediaError
-from ansim.detector.hashing import HashOptions, hash_file
+from ansim.detector.hashing import HashOptions
 from ansim.detector.sniff import sniff_bytes
 from ansim.detector.text import (
     MINHASH_SEED,
@@ -23,6 +23,7 @@ from ansim.detector.text import (
     window_minhashes,
 )
 from ansim.detector.text_normalize import normalize
+from ansim.signal_types.hashing import hash_file
 from datasketch import MinHash
 
 POST = "오늘 저녁 7시에 강남역 2번 출구에서 만나요. 연락처는 010-1234-5678 입니다."
@@ -133,8 +134,8 @@ def test_text_files_are_sniffed_and_hashed(tmp_path: Path) -> None:
         signals = hash_file(path)
         assert signals.modality == "text"
         out = signals.summary()
-        assert out["normalized_sha256"] == text_signals(POST).normalized_sha256
-        assert out["minhash"]["num_perm"] == NUM_PERM
+        assert out["text_sha256"] == text_signals(POST).normalized_sha256
+        assert out["text_minhash"]["num_perm"] == NUM_PERM
     assert sniff_bytes(POST.encode("utf-16")).modality == "text"
 
 

@@ -32,7 +32,7 @@ def test_text_ref_add_scan_withdraw(tmp_path: Path) -> None:
     run(home, "ref", "add", case_id, expect=2)  # neither files nor --text
 
     hashed = run(home, "hash", str(ad_file), "--json")[0]
-    assert {"minhash", "normalized_sha256"} <= set(hashed["signals"])
+    assert {"text_minhash", "text_sha256"} <= set(hashed["signals"])
     assert AD[:10] not in json.dumps(hashed, ensure_ascii=False)
 
     collected = tmp_path / "collected"

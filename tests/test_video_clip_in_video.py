@@ -8,7 +8,6 @@ from pathlib import Path
 import av
 import pytest
 from ansim.benchmarks.video_dataset import cut_clip, intro_frames
-from ansim.detector.hashing import hash_file
 from ansim.detector.video import VideoHashes, hash_video
 from ansim.detector.video_match import (
     FrameHit,
@@ -20,6 +19,7 @@ from ansim.detector.video_match import (
     format_time,
 )
 from ansim.indexer.pdq_index import FaissPdqIndex
+from ansim.signal_types.hashing import hash_file
 
 from tests.video_media import photos, slideshow
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from ansim.benchmarks.video_dataset import EncodeSettings, Transform, apply_transform, write_video
 from ansim.detector.errors import LowQuality, MediaError
-from ansim.detector.hashing import HashOptions, hash_file
+from ansim.detector.hashing import HashOptions
 from ansim.detector.pdq import hash_pixels, pdq_distance
 from ansim.detector.pdq_fast import hash_frame
 from ansim.detector.video import (
@@ -22,6 +22,7 @@ from ansim.detector.video import (
     reference_options,
 )
 from ansim.detector.video_match import VideoFrames, compare_videos
+from ansim.signal_types.hashing import hash_file
 from PIL import Image
 
 from tests.video_media import photos, slideshow

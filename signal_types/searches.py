@@ -1,0 +1,106 @@
+"""One query, one candidate set: the image index searches for one item run once and are
+shared by every decision that needs them (the PDQ decision, the robust image decision,
+and the crawl's triage question of whether local features are worth computing)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from ansim.detector.decision import MatchRules
+from ansim.detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
+from ansim.detector.descriptor import Descriptor
+from ansim.detector.image_decision import PDQ_NO_EVIDENCE
+from ansim.detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
+from ansim.detector.local_verify import LocalFeatures
+from ansim.detector.signals import MediaSignals
+from ansim.signal_types.base import BankReader
+
+DESCRIPTOR_NEIGHBOURS = 10
+LOCAL_FEATURE_CANDIDATES = 10
+
+
+class ImageSearches:
+    """The PDQ, descriptor and local-feature searches of one image against one bank.
+
+    PDQ is searched once out to the robust decision's "no evidence" radius; the plain PDQ
+    decision keeps the hits within its own threshold (the search is exact, so that is the
+    same as searching at the threshold)."""
+
+    def __init__(self, signals: MediaSignals, bank: BankReader, rules: MatchRules) -> None:
+        self.signals = signals
+        self.bank = bank
+        self.rules = rules
+
+    @cached_property
+    def pdq_radius(self) -> int:
+        return max(self.rules.pdq_max_distance, PDQ_NO_EVIDENCE)
+
+    @cached_property
+    def _pdq_search(self) -> tuple[list[list[tuple[int, int]]], dict[int, int]]:
+        signals = self.signals
+        if signals.modality != "image" or not signals.pdq:
+            return [], {}
+        if signals.pdq[0].quality < self.rules.pdq_min_quality:
+            return [], {}
+        index = self.bank.index("pdq")
+        if not len(index):
+            return [], {}
+        queries = signals.pdq_dihedral or [signals.pdq[0].pdq]
+        found = index.search(queries, self.pdq_radius)
+        pairs = [[(hit.entry_id, hit.distance) for hit in variant] for variant in found]
+        owners = self.bank.owners_of({entry_id for variant in pairs for entry_id, _ in variant})
+        return [[(e, d) for e, d in variant if e in owners] for variant in pairs], owners
+
+    @property
+    def pdq_hits(self) -> list[list[tuple[int, int]]]:
+        """(entry id, distance) per dihedral variant of the query, for entries whose owner
+        is still matchable, out to `pdq_radius`."""
+        return self._pdq_search[0]
+
+    @property
+    def pdq_owners(self) -> dict[int, int]:
+        """PDQ entry -> owner, for the entries in `pdq_hits`."""
+        return self._pdq_search[1]
+
+    @cached_property
+    def pdq_distances(self) -> dict[int, int]:
+        """Owner -> smallest PDQ distance over the dihedral variants."""
+        distances: dict[int, int] = {}
+        owners = self.pdq_owners
+        for variant in self.pdq_hits:
+            for entry_id, distance in variant:
+                owner = owners[entry_id]
+                distances[owner] = min(distance, distances.get(owner, 256))
+        return distances
+
+    @cached_property
+    def descriptor_similarities(self) -> dict[int, float]:
+        """Owner -> best descriptor similarity among the query's nearest neighbours."""
+        similarities: dict[int, float] = {}
+        descriptor: Descriptor | None = self.signals.extra.get(DESCRIPTOR_KIND)
+        if descriptor is None:
+            return similarities
+        hits = self.bank.index(DESCRIPTOR_KIND).search(
+            descriptor.vector[None], DESCRIPTOR_NEIGHBOURS
+        )[0]
+        owners = self.bank.owners_of({h.entry_id for h in hits}, descriptor.model_id)
+        for hit in hits:
+            if hit.entry_id in owners:
+                owner = owners[hit.entry_id]
+                similarities[owner] = max(hit.similarity, similarities.get(owner, -1.0))
+        return similarities
+
+    def local_feature_votes(self) -> dict[int, int]:
+        """Owner -> local-feature votes. Not cached: triage adds the features to the query
+        after asking whether they are needed."""
+        votes: dict[int, int] = {}
+        features: LocalFeatures | None = self.signals.extra.get(LOCAL_FEATURES_KIND)
+        if features is None:
+            return votes
+        hits = self.bank.index(LOCAL_FEATURES_KIND).search([features], LOCAL_FEATURE_CANDIDATES)
+        owners = self.bank.owners_of({h.entry_id for h in hits[0]})
+        for hit in hits[0]:
+            if hit.entry_id in owners:
+                owner = owners[hit.entry_id]
+                votes[owner] = votes.get(owner, 0) + hit.votes
+        return votes
