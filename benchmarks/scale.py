@@ -15,7 +15,9 @@ are its own:
 - bytes per entry: the index in memory (hashes, ids, tables) and on disk.
 
 For each size in `--history`, the index alone (no store): build time, lookups/s and
-bytes per entry, as the crawl history's PDQ index would hold them.
+bytes per entry, as the crawl history's PDQ index would hold them. For each size in
+`--descriptors`, the compressed descriptor index (IvfDescriptorIndex) against the exact
+one: build time, queries/s, candidate recall, resident bytes per entry.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class ScaleConfig:
     images: Path
     entries: list[int]
     history: list[int] = field(default_factory=list)
+    descriptors: list[int] = field(default_factory=list)
     photos: int = 60
     seed: int = 0
 
@@ -250,12 +253,68 @@ def history_step(entries: int, photos: list[list[str]], seed: int) -> dict[str, 
     }
 
 
+def descriptor_step(entries: int, seed: int) -> dict[str, Any]:
+    """The compressed descriptor index against the exact one: synthetic 128-d unit vectors
+    in 1,000 themes (real descriptors cluster), queries = 500 degraded copies of stored
+    vectors (similarity ~0.8-0.95, as crops and re-encodes give) + 100 unrelated."""
+    from ansim.indexer.descriptor_index import FaissDescriptorIndex
+    from ansim.indexer.ivf_descriptor_index import IvfDescriptorIndex
+
+    dim, rng = 128, np.random.default_rng(seed)
+
+    def unit(matrix: np.ndarray) -> np.ndarray:
+        return (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).astype(np.float32)
+
+    themes = unit(rng.normal(size=(1000, dim)))
+    vectors = np.empty((entries, dim), dtype=np.float32)
+    for start in range(0, entries, LIST_CHUNK):
+        count = min(LIST_CHUNK, entries - start)
+        detail = rng.normal(size=(count, dim)) * 0.35
+        vectors[start : start + count] = unit(themes[rng.integers(0, 1000, count)] + detail)
+    rows = rng.choice(entries, 500, replace=False)
+    noise = rng.uniform(0.3, 0.8, (500, 1)) * rng.normal(size=(500, dim)) / np.sqrt(dim)
+    queries = np.concatenate([unit(vectors[rows] + noise), unit(rng.normal(size=(100, dim)))])
+    ids = np.arange(1, entries + 1)
+    fast = IvfDescriptorIndex(dim)
+    fast.add(ids, vectors)
+    started = time.perf_counter()
+    fast.build()
+    built = time.perf_counter() - started
+    fast.search(queries[:1], 10, 0.5)
+    wall, cpu = time.perf_counter(), time.process_time()
+    got = fast.search(queries, 10, 0.5)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    exact = FaissDescriptorIndex(dim)
+    exact.add(ids, vectors)
+    want = exact.search(queries, 10, 0.5)
+    wanted = sum(len(w) for w in want)
+    found = sum(
+        len({h.entry_id for h in w} & {h.entry_id for h in g})
+        for w, g in zip(want, got, strict=True)
+    )
+    return {
+        "descriptor_entries": entries,
+        "build_s": round(built, 1),
+        "queries_per_s": round(len(queries) / wall),
+        "queries_per_cpu_s": round(len(queries) / max(cpu, 1e-9)),
+        "candidate_recall": round(found / wanted, 4) if wanted else None,
+        "resident_bytes_per_entry": round(fast.memory_bytes() / entries, 1),
+        "peak_rss_mb": round(_peak_rss_mb()),
+    }
+
+
 def run_scale_benchmark(config: ScaleConfig, log: Callable[[str], None]) -> dict[str, Any]:
     config.out.mkdir(parents=True, exist_ok=True)
     photos = photo_hashes(config.images, config.photos)
     if not photos:
         raise ValueError(f"no photos of PDQ quality >= 50 under {config.images}")
-    report: dict[str, Any] = {"radius": RADIUS, "photos": len(photos), "banks": [], "history": []}
+    report: dict[str, Any] = {
+        "radius": RADIUS,
+        "photos": len(photos),
+        "banks": [],
+        "history": [],
+        "descriptors": [],
+    }
     for entries in config.entries:
         home = config.out / f"bank-{entries}"
         if home.exists():
@@ -278,4 +337,7 @@ def run_scale_benchmark(config: ScaleConfig, log: Callable[[str], None]) -> dict
     for entries in config.history:
         log(f"history index of {entries:,}")
         report["history"].append(_in_child(history_step, entries, photos, config.seed))
+    for entries in config.descriptors:
+        log(f"descriptor index of {entries:,}")
+        report["descriptors"].append(_in_child(descriptor_step, entries, config.seed))
     return report

@@ -257,6 +257,9 @@ def bench_scale(
     history: Annotated[
         str, typer.Option(help="Crawl-history index sizes (index only, no store).")
     ] = "",
+    descriptors: Annotated[
+        str, typer.Option(help="Compressed descriptor index sizes (synthetic vectors).")
+    ] = "",
     photos: Annotated[int, typer.Option(help="Real photos whose near copies are planted.")] = 60,
     json_out: JsonFlag = False,
 ) -> None:
@@ -279,10 +282,11 @@ def bench_scale(
         images=shared_data_dir() / "images",
         entries=sizes(entries),
         history=sizes(history),
+        descriptors=sizes(descriptors),
         photos=photos,
     )
-    if not config.entries and not config.history:
-        raise CaseworkError("give --entries and/or --history sizes")
+    if not (config.entries or config.history or config.descriptors):
+        raise CaseworkError("give --entries, --history and/or --descriptors sizes")
     try:
         report = run_scale_benchmark(config, lambda line: err.print(line, highlight=False))
     except ValueError as exc:

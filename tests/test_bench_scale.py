@@ -14,6 +14,7 @@ def test_small_scale_run_is_exact(shared_data: Path, tmp_path: Path) -> None:
         images=shared_data / "images" / "kodak24",
         entries=[6000],
         history=[5000],
+        descriptors=[25_000],
         photos=6,
     )
     report = run_scale_benchmark(config, lambda line: None)
@@ -26,3 +27,4 @@ def test_small_scale_run_is_exact(shared_data: Path, tmp_path: Path) -> None:
     assert bank["index_file_bytes_per_entry"] == pytest.approx(40, abs=1)
     assert bank["add_one_s"] > 0 and bank["withdraw_one_s"] > 0
     assert report["history"][0]["history_entries"] == 5000
+    assert report["descriptors"][0]["candidate_recall"] >= 0.95  # held to 0.99 elsewhere
