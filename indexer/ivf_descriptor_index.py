@@ -1,7 +1,7 @@
 """Descriptor search at tens of millions of entries: a compressed short list, an exact re-rank.
 
 An inverted file (k-means cells) over 8-bit scalar-quantised vectors proposes a short list
-(`nprobe` cells, `shortlist` candidates a query); the short list is then scored exactly
+(a 16th of the cells probed, `shortlist` candidates a query); the short list is then scored exactly
 against the float vectors, so every similarity returned is the exact one and the ranking
 among candidates is the exact index's. What can differ is only recall: a neighbour in a
 cell not probed is missed. Tests hold the candidate recall to >= 0.99 against
@@ -33,7 +33,11 @@ FILE_MAGIC = b"ANSIM-DESC-IVF-1\n"
 MIN_TRAIN = 20_000
 # Training vectors per cell (FAISS warns below 39).
 TRAIN_PER_CELL = 64
-DEFAULT_NPROBE = 32
+# Cells probed: a 16th of them, at least 32. Measured at 1M isotropic synthetic vectors
+# (the worst case: real descriptors cluster), 4,000 cells, degraded copies as queries:
+# the copy found 91.6% of the time probing 32 cells, 98.8% at 128, 99.4% at 256.
+MIN_NPROBE = 32
+NPROBE_FRACTION = 16
 DEFAULT_SHORTLIST = 100
 
 
@@ -46,7 +50,7 @@ class IvfDescriptorIndex(DescriptorIndex):
     def __init__(
         self,
         dim: int,
-        nprobe: int = DEFAULT_NPROBE,
+        nprobe: int | None = None,
         shortlist: int = DEFAULT_SHORTLIST,
         min_train: int = MIN_TRAIN,
     ) -> None:
@@ -85,6 +89,10 @@ class IvfDescriptorIndex(DescriptorIndex):
 
     def __len__(self) -> int:
         return int(self._alive.sum())
+
+    def probed_cells(self, cells: int) -> int:
+        """`nprobe` if given, else a 16th of the cells (at least 32)."""
+        return self.nprobe or max(MIN_NPROBE, cells // NPROBE_FRACTION)
 
     @property
     def trained(self) -> bool:
@@ -127,10 +135,10 @@ class IvfDescriptorIndex(DescriptorIndex):
             live = np.flatnonzero(self._alive)
             similarities = queries @ self._vectors[live].T
             return [_ranked(row, self._ids[live], min_similarity)[:k] for row in similarities]
-        self._ivf.nprobe = min(self.nprobe, self._ivf.nlist)
+        self._ivf.nprobe = min(self._ivf.nlist, self.probed_cells(self._ivf.nlist))
         wanted = max(k, self.shortlist)
         with faiss_threads_for(
-            len(queries) * self._ivf.ntotal * self.nprobe // self._ivf.nlist,
+            len(queries) * self._ivf.ntotal * self._ivf.nprobe // self._ivf.nlist,
             SINGLE_THREAD_COMPARISONS,
         ):
             _, rows = self._ivf.search(queries, wanted)
@@ -147,7 +155,7 @@ class IvfDescriptorIndex(DescriptorIndex):
         """Header, ids, alive flags, float vectors, then the serialised cells and codes."""
         cells = faiss.serialize_index(self._ivf) if self._ivf is not None else np.zeros(0, np.uint8)
         header = np.array(
-            [self.dim, len(self._ids), len(cells), self.nprobe, self.shortlist], dtype=np.int64
+            [self.dim, len(self._ids), len(cells), self.nprobe or 0, self.shortlist], dtype=np.int64
         )
         with open(path, "wb") as out:
             out.write(FILE_MAGIC)
@@ -172,7 +180,7 @@ class IvfDescriptorIndex(DescriptorIndex):
             cells = np.fromfile(source, dtype=np.uint8, count=cell_bytes)
         if len(ids) != count or len(alive) != count or len(cells) != cell_bytes:
             raise ValueError(f"{path} is truncated")
-        index = cls(dim, nprobe=nprobe, shortlist=shortlist)
+        index = cls(dim, nprobe=nprobe or None, shortlist=shortlist)
         index._ids, index._alive = ids, alive
         if count:
             index._vectors = np.memmap(
