@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -185,23 +186,35 @@ def ref_import(
                 )
             )
         raise typer.Exit(1 if bad else 0)
-    results = intake.import_hash_list(open_workspace(), case_id, list_file, hash_format)
-    failed = [r for r in results if r.error]
+    workspace = open_workspace()
+    with progress_bar() as progress:
+        task = progress.add_task("importing", total=None, current=list_file.name)
+
+        def advance(bytes_read: int, total: int) -> None:
+            progress.update(task, completed=bytes_read, total=total)
+
+        report = intake.import_hash_list(workspace, case_id, list_file, hash_format, advance)
     if json_out:
-        emit_json([r.as_dict() for r in results])
+        emit_json(report.as_dict())
     else:
-        for r in failed:
+        for r in report.rejections:
             out.print(
                 _("line {line}: {error}").format(line=r.line, error=shown(r.error)),
                 style="red",
                 highlight=False,
             )
+        if report.rejected > len(report.rejections):
+            out.print(
+                _("... and {count} more rejected lines").format(
+                    count=report.rejected - len(report.rejections)
+                )
+            )
         out.print(
             _("{imported} imported, {rejected} rejected").format(
-                imported=len(results) - len(failed), rejected=len(failed)
+                imported=report.imported, rejected=report.rejected
             )
         )
-    raise typer.Exit(1 if failed else 0)
+    raise typer.Exit(1 if report.rejected else 0)
 
 
 @ref_app.command("export")
@@ -219,7 +232,7 @@ def ref_export(
     video, `# ref-ID` headed blocks for several, one `ref-ID.txt` each when --out is a folder.
     """
     from ansim.pipeline import intake
-    from ansim.store.private_files import write_private
+    from ansim.store.private_files import open_private, write_private
 
     if hash_format == "vpdq":
         videos = intake.export_vpdq(open_workspace(), case_id)
@@ -233,13 +246,14 @@ def ref_export(
         else:
             sys.stdout.write(format_vpdq_texts(videos))
         return
-    lines = intake.export_hash_list(open_workspace(), hash_format, case_id)
-    text = "".join(line + "\n" for line in lines)
+    workspace = open_workspace()
     if output:
-        write_private(output, text.encode())  # hashes of a victim's originals: 0600
-        err.print(f"wrote {len(lines)} hashes to {output}")
+        # Hashes of a victim's originals: a 0600 file, streamed.
+        with open_private(output) as binary, io.TextIOWrapper(binary, "utf-8") as sink:
+            written = intake.export_hash_list(workspace, hash_format, sink.write, case_id)
+        err.print(f"wrote {written} hashes to {output}")
     else:
-        sys.stdout.write(text)
+        intake.export_hash_list(workspace, hash_format, sys.stdout.write, case_id)
 
 
 @ref_app.command("withdraw")

@@ -406,4 +406,5 @@ MESSAGES: dict[str, str] = {
     "List tokens (never the tokens themselves).": "토큰 목록 (토큰 값은 보여 주지 않습니다).",
     "Only this user's tokens.": "이 사용자의 토큰만.",
     "Revoke a token at once.": "토큰을 즉시 폐기합니다.",
+    "... and {count} more rejected lines": "... 그리고 거부된 줄 {count} 개 더",
 }

@@ -6,7 +6,6 @@ The media itself is never stored: only its signals.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from ansim.detector.pdq import DEFAULT_MIN_QUALITY
 from ansim.detector.signals import MediaSignals
 from ansim.detector.text import decode_text, text_media_signals
 from ansim.detector.vpdq_format import format_vpdq, parse_vpdq, read_vpdq_text, split_videos
-from ansim.pipeline import retrohunt
+from ansim.pipeline import hash_lists, retrohunt
 from ansim.pipeline.banks import signal_rows
 from ansim.pipeline.file_hashing import hash_paths
 from ansim.pipeline.scanning import ScanMatch
@@ -31,9 +30,6 @@ from ansim.store import audit
 from ansim.store.crypto import case_context
 from ansim.store.tables import Reference, Signal, utcnow
 from sqlalchemy import select
-
-HASH_FORMATS = {"pdq": 64, "md5": 32}
-HEX = re.compile(r"^[0-9a-fA-F]+$")
 
 
 @dataclass
@@ -187,92 +183,9 @@ def _store_reference(
     return result
 
 
-@dataclass
-class ImportLine:
-    line: int
-    reference_id: int | None = None
-    error: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "reference_id": self.reference_id, "error": self.error}
-
-
-def parse_hash_line(text: str, hash_format: str) -> tuple[str, str | None]:
-    """`hash[,label]` -> (lowercase hash, label); raises ValueError with the reason."""
-    value, _, label = text.partition(",")
-    value = value.strip().lower()
-    if hash_format == "pdq" and len(value) == 66 and value.startswith("0x"):
-        value = value[2:]
-    width = HASH_FORMATS[hash_format]
-    if len(value) != width or not HEX.match(value):
-        raise ValueError(f"not a {hash_format} hash ({width} hex digits expected): {value[:80]!r}")
-    return value, (label.strip() or None)
-
-
-def import_hash_list(
-    workspace: Workspace, case_id: str, list_file: Path, hash_format: str
-) -> list[ImportLine]:
-    """One reference per valid line; malformed lines are reported and skipped."""
-    if hash_format not in HASH_FORMATS:
-        raise CaseworkError(f"format must be one of {', '.join(HASH_FORMATS)}")
-    try:
-        lines = list_file.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CaseworkError(f"cannot read hash list {list_file}: {exc}") from exc
-    results: list[ImportLine] = []
-    parsed: list[tuple[int, str, str | None]] = []
-    for number, text in enumerate(lines, start=1):
-        if not text.strip() or text.lstrip().startswith("#"):
-            continue
-        try:
-            value, label = parse_hash_line(text, hash_format)
-        except ValueError as exc:
-            results.append(ImportLine(number, error=str(exc)))
-            continue
-        parsed.append((number, value, label))
-    added_rows: list[Signal] = []
-    with workspace.session() as session:
-        require_open_case(session, case_id)
-        for number, value, label in parsed:
-            signal = Signal(kind=hash_format, value=value)
-            reference = Reference(
-                case_id=case_id,
-                modality="image" if hash_format == "pdq" else "file",
-                label_encrypted=workspace.cipher.encrypt_text(
-                    label, case_context(case_id, "label")
-                ),
-                origin="import",
-                added_by=workspace.actor,
-                signals=[signal],
-            )
-            session.add(reference)
-            session.flush()
-            added_rows.append(signal)
-            results.append(ImportLine(number, reference.id))
-        audit.record(
-            session,
-            workspace.actor,
-            "ref.import",
-            f"case:{case_id}",
-            {
-                "format": hash_format,
-                "imported": len(parsed),
-                "rejected": len(results) - len(parsed),
-            },
-        )
-    workspace.banks.add(added_rows)
-    return sorted(results, key=lambda r: r.line)
-
-
-def export_hash_list(
-    workspace: Workspace, hash_format: str, case_id: str | None = None
-) -> list[str]:
-    """`hash,label` lines for every reference with consent (the import format)."""
-    if hash_format not in HASH_FORMATS:
-        raise CaseworkError(f"format must be one of {', '.join(HASH_FORMATS)}")
-    rows = _export_consented_signals(workspace, hash_format, Signal.value, case_id, unit="lines")
-    # Labels can be file names a victim chose; the reference id is what others need.
-    return [f"{value},ref-{reference_id}" for reference_id, value in rows]
+# Hash lists (`ref import` / `ref export`) stream through pipeline.hash_lists.
+import_hash_list = hash_lists.import_hash_list
+export_hash_list = hash_lists.export_hash_list
 
 
 def _export_consented_signals(

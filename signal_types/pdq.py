@@ -18,7 +18,8 @@ from ansim.detector.hashing import Media
 from ansim.detector.image import hash_rgb
 from ansim.detector.signals import FrameHash, MediaSignals
 from ansim.detector.video_match import format_time
-from ansim.indexer.pdq_index import BruteForcePdqIndex, FaissPdqIndex, PdqIndex
+from ansim.indexer.mih_pdq_index import MihPdqIndex
+from ansim.indexer.pdq_index import BruteForcePdqIndex, PdqIndex
 from ansim.signal_types.base import BankReader, IndexSpec, SignalRecord, StoredSignal
 from ansim.signal_types.searches import ImageSearches
 
@@ -40,8 +41,8 @@ class PdqType:
     name = "pdq"
     modalities = frozenset({"image", "video"})
     index = IndexSpec(
-        create=FaissPdqIndex,
-        load=FaissPdqIndex.load,
+        create=MihPdqIndex,
+        load=MihPdqIndex.load,
         add_rows=_add_rows,
         brute_force=BruteForcePdqIndex,
         probe=_probe,

@@ -145,15 +145,16 @@ def test_malformed_hash_list_lines_are_reported_and_valid_ones_kept(
         f"0x{'c' * 64}\n"
         f"{'g' * 64},bad hex\n"
     )
-    results = intake.import_hash_list(workspace, case_id, listing, "pdq")
-    assert [(r.line, r.error is None) for r in results] == [
-        (2, True),
-        (3, False),
-        (4, False),
-        (6, True),
-        (7, False),
+    report = intake.import_hash_list(workspace, case_id, listing, "pdq")
+    assert (report.imported, report.first_reference_id, report.last_reference_id) == (2, 1, 2)
+    assert [(r.line, r.error.split(" (")[0]) for r in report.rejections] == [
+        (3, "not a pdq hash"),
+        (4, "not a pdq hash"),
+        (7, "not a pdq hash"),
     ]
-    assert intake.export_hash_list(workspace, "pdq") == [f"{'a' * 64},ref-1", f"{'c' * 64},ref-2"]
+    exported: list[str] = []
+    assert intake.export_hash_list(workspace, "pdq", exported.append) == 2
+    assert "".join(exported) == f"{'a' * 64},ref-1\n{'c' * 64},ref-2\n"
 
 
 def test_dry_run_records_nothing(ansim_home: Path, bad_files: dict[str, Path]) -> None:

@@ -1,0 +1,343 @@
+"""`ansim bench scale`: the PDQ bank at a national center's volume.
+
+For each size in `--entries` it writes a hash list of that many lines (random PDQ hashes
+plus planted near copies of real photos' hashes: per photo one at 4, 16 and 28 bits and
+one at 36, past the radius), then, each step in a fresh process so memory and start-up
+are its own:
+
+- import: `ref import` of the whole list into a new SQLite store (wall, CPU, peak RSS);
+- open: a new process opens the workspace and answers its first lookup (index file read,
+  store count check, a scan), then builds the chunk tables (timed apart);
+- lookups: every photo's 8 dihedral hashes (as a scan queries an image) and random
+  queries, radius 31, one image's 8 at a time; recall against the exhaustive twin
+  (FAISS flat range search over the same hashes), which must be 1.0 with nothing extra;
+- add / withdraw: one more reference imported, one withdrawn (store, bank, index file);
+- bytes per entry: the index in memory (hashes, ids, tables) and on disk.
+
+For each size in `--history`, the index alone (no store): build time, lookups/s and
+bytes per entry, as the crawl history's PDQ index would hold them. For each size in
+`--descriptors`, the compressed descriptor index (IvfDescriptorIndex) against the exact
+one: build time, queries/s, candidate recall, resident bytes per entry.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RADIUS = 31
+PLANTED_BITS = (4, 16, 28, 36)
+RANDOM_QUERIES = 200
+LIST_CHUNK = 1_000_000
+
+
+@dataclass
+class ScaleConfig:
+    out: Path
+    images: Path
+    entries: list[int]
+    history: list[int] = field(default_factory=list)
+    descriptors: list[int] = field(default_factory=list)
+    photos: int = 60
+    seed: int = 0
+
+
+def photo_hashes(images: Path, limit: int) -> list[list[str]]:
+    """The 8 dihedral PDQ hashes of up to `limit` photos (quality >= 50 only)."""
+    from ansim.detector.pdq import hash_pixels_dihedral
+    from PIL import Image
+
+    found: list[list[str]] = []
+    for path in sorted(images.rglob("*")):
+        if len(found) >= limit:
+            break
+        if path.suffix.lower() not in {".png", ".jpg", ".jpeg"}:
+            continue
+        with Image.open(path) as image:
+            rgb = np.asarray(image.convert("RGB"))
+        hashes, quality = hash_pixels_dihedral(rgb)
+        if quality >= 50:
+            found.append(hashes)
+    return found
+
+
+def _flipped(code: np.ndarray, bits: int, rng: np.random.Generator) -> np.ndarray:
+    out = code.copy()
+    for position in rng.choice(256, bits, replace=False):
+        out[position // 8] ^= np.uint8(1 << (position % 8))
+    return out
+
+
+def write_list(path: Path, entries: int, photos: list[list[str]], seed: int) -> None:
+    """`entries` PDQ lines: random, with near copies of each photo's hash planted."""
+    rng = np.random.default_rng(seed)
+    planted: dict[int, np.ndarray] = {}
+    rows = rng.choice(entries, len(photos) * len(PLANTED_BITS), replace=False)
+    for i, hashes in enumerate(photos):
+        original = np.frombuffer(bytes.fromhex(hashes[0]), dtype=np.uint8)
+        for j, bits in enumerate(PLANTED_BITS):
+            planted[int(rows[i * len(PLANTED_BITS) + j])] = _flipped(original, bits, rng)
+    with open(path, "w", encoding="ascii") as out:
+        for start in range(0, entries, LIST_CHUNK):
+            codes = rng.integers(0, 256, (min(LIST_CHUNK, entries - start), 32), dtype=np.uint8)
+            for row, code in planted.items():
+                if start <= row < start + len(codes):
+                    codes[row - start] = code
+            text = codes.tobytes().hex()
+            out.write("\n".join(text[i : i + 64] for i in range(0, len(text), 64)) + "\n")
+
+
+def read_list(path: Path) -> np.ndarray:
+    """The hashes of a list `write_list` wrote (65 bytes a line) as (n, 32) uint8."""
+    lines = np.memmap(path, dtype=np.uint8, mode="r").reshape(-1, 65)
+    nibble = np.zeros(256, dtype=np.uint8)
+    nibble[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint8)
+    codes = np.empty((len(lines), 32), dtype=np.uint8)
+    for start in range(0, len(lines), LIST_CHUNK):
+        digits = nibble[lines[start : start + LIST_CHUNK, :64]]
+        codes[start : start + LIST_CHUNK] = (digits[:, 0::2] << 4) | digits[:, 1::2]
+    return codes
+
+
+def _in_child(function: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(function, *args).result()
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _workspace(home: Path):  # type: ignore[no-untyped-def]
+    from ansim.pipeline.workspaces import init_workspace
+    from ansim.store.home import Home
+
+    return init_workspace(Home(home, f"sqlite:///{home / 'ansim.db'}"))[0]
+
+
+def import_step(home: Path, list_file: Path) -> dict[str, Any]:
+    from ansim.casework import cases
+    from ansim.pipeline import intake
+
+    workspace = _workspace(home)
+    case_id = cases.open_case(workspace, "other")
+    wall, cpu = time.perf_counter(), time.process_time()
+    report = intake.import_hash_list(workspace, case_id, list_file, "pdq")
+    result = {
+        "import_s": round(time.perf_counter() - wall, 1),
+        "import_cpu_s": round(time.process_time() - cpu, 1),
+        "import_peak_rss_mb": round(_peak_rss_mb()),
+        "imported": report.imported,
+        "first_reference_id": report.first_reference_id,
+        "case_id": case_id,
+    }
+    workspace.close()
+    return result
+
+
+def lookup_step(home: Path, list_file: Path, photos: list[list[str]], seed: int) -> dict[str, Any]:
+    import faiss
+    from ansim.indexer.mih_pdq_index import MihPdqIndex
+
+    started = time.perf_counter()
+    workspace = _workspace(home)
+    with workspace.store.session() as session:
+        index = workspace.banks.index(session, "pdq")
+    loaded = time.perf_counter()
+    index.search([photos[0][0]], RADIUS)
+    answered = time.perf_counter()
+    if isinstance(index, MihPdqIndex):
+        index.build()  # a long scan builds them after SCANS_BEFORE_BUILD queries anyway
+    built = time.perf_counter()
+    rng = np.random.default_rng(seed + 1)
+    randoms = [bytes(c).hex() for c in rng.integers(0, 256, (RANDOM_QUERIES, 32), dtype=np.uint8)]
+    batches = photos + [randoms[i : i + 8] for i in range(0, len(randoms), 8)]
+    wall, cpu = time.perf_counter(), time.process_time()
+    found = [index.search(batch, RADIUS) for batch in batches]
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    queries = sum(len(b) for b in batches)
+    twin = faiss.IndexBinaryFlat(256)
+    twin.add(read_list(list_file))
+    expected_hits = missed = extra = 0
+    for batch, hits in zip(batches, found, strict=True):
+        codes = np.frombuffer(bytes.fromhex("".join(batch)), dtype=np.uint8).reshape(-1, 32)
+        limits, distances, rows = twin.range_search(codes, RADIUS + 1)
+        for q in range(len(batch)):
+            want = {
+                (int(d), int(r) + 1)
+                for d, r in zip(
+                    distances[limits[q] : limits[q + 1]],
+                    rows[limits[q] : limits[q + 1]],
+                    strict=True,
+                )
+            }
+            got = {(h.distance, h.entry_id) for h in hits[q]}
+            expected_hits += len(want)
+            missed += len(want - got)
+            extra += len(got - want)
+    result = {
+        "open_load_s": round(loaded - started, 2),
+        "open_first_answer_s": round(answered - started, 2),
+        "build_tables_s": round(built - answered, 2),
+        "lookups": queries,
+        "lookups_per_s": round(queries / wall),
+        "lookups_per_cpu_s": round(queries / max(cpu, 1e-9)),
+        "images_per_s": round(len(batches) / wall, 1),
+        "twin_hits": expected_hits,
+        "recall": round(1 - missed / expected_hits, 6) if expected_hits else None,
+        "extra_hits": extra,
+        "index_bytes_per_entry": (
+            round(index.memory_bytes() / len(index), 1) if isinstance(index, MihPdqIndex) else None
+        ),
+        "index_file_bytes_per_entry": round(
+            (home / "index" / "reference-pdq.index").stat().st_size / len(index), 1
+        ),
+        "lookup_peak_rss_mb": round(_peak_rss_mb()),
+    }
+    workspace.close()
+    return result
+
+
+def change_step(home: Path, case_id: str, photo: list[str], reference_id: int) -> dict[str, Any]:
+    from ansim.pipeline import intake
+
+    workspace = _workspace(home)
+    with workspace.store.session() as session:
+        workspace.banks.index(session, "pdq").search([photo[0]], RADIUS)  # loaded and built
+    one = home / "one.txt"
+    one.write_text(photo[0] + ",added\n")
+    started = time.perf_counter()
+    intake.import_hash_list(workspace, case_id, one, "pdq")
+    added = time.perf_counter()
+    intake.withdraw_reference(workspace, reference_id, "bench")
+    withdrawn = time.perf_counter()
+    workspace.close()
+    return {"add_one_s": round(added - started, 2), "withdraw_one_s": round(withdrawn - added, 2)}
+
+
+def history_step(entries: int, photos: list[list[str]], seed: int) -> dict[str, Any]:
+    from ansim.indexer.mih_pdq_index import MihPdqIndex
+
+    rng = np.random.default_rng(seed)
+    index = MihPdqIndex()
+    for start in range(0, entries, LIST_CHUNK):
+        count = min(LIST_CHUNK, entries - start)
+        codes = rng.integers(0, 256, (count, 32), dtype=np.uint8)
+        index.add_codes(np.arange(start + 1, start + count + 1), codes)
+    started = time.perf_counter()
+    index.build()
+    built = time.perf_counter() - started
+    index.search(photos[0], RADIUS)  # the compiled loops loaded before the clock starts
+    randoms = [bytes(c).hex() for c in rng.integers(0, 256, (RANDOM_QUERIES, 32), dtype=np.uint8)]
+    batches = photos + [randoms[i : i + 8] for i in range(0, len(randoms), 8)]
+    wall, cpu = time.perf_counter(), time.process_time()
+    for batch in batches:
+        index.search(batch, RADIUS)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    lookups = sum(len(b) for b in batches)
+    return {
+        "history_entries": entries,
+        "build_s": round(built, 1),
+        "lookups_per_s": round(lookups / wall),
+        "lookups_per_cpu_s": round(lookups / max(cpu, 1e-9)),
+        "index_bytes_per_entry": round(index.memory_bytes() / entries, 1),
+        "peak_rss_mb": round(_peak_rss_mb()),
+    }
+
+
+def descriptor_step(entries: int, seed: int) -> dict[str, Any]:
+    """The compressed descriptor index against the exact one: synthetic 128-d unit vectors
+    in 1,000 themes (real descriptors cluster), queries = 500 degraded copies of stored
+    vectors (similarity ~0.8-0.95, as crops and re-encodes give) + 100 unrelated."""
+    from ansim.indexer.descriptor_index import FaissDescriptorIndex
+    from ansim.indexer.ivf_descriptor_index import IvfDescriptorIndex
+
+    dim, rng = 128, np.random.default_rng(seed)
+
+    def unit(matrix: np.ndarray) -> np.ndarray:
+        return (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).astype(np.float32)
+
+    themes = unit(rng.normal(size=(1000, dim)))
+    vectors = np.empty((entries, dim), dtype=np.float32)
+    for start in range(0, entries, LIST_CHUNK):
+        count = min(LIST_CHUNK, entries - start)
+        detail = rng.normal(size=(count, dim)) * 0.35
+        vectors[start : start + count] = unit(themes[rng.integers(0, 1000, count)] + detail)
+    rows = rng.choice(entries, 500, replace=False)
+    noise = rng.uniform(0.3, 0.8, (500, 1)) * rng.normal(size=(500, dim)) / np.sqrt(dim)
+    queries = np.concatenate([unit(vectors[rows] + noise), unit(rng.normal(size=(100, dim)))])
+    ids = np.arange(1, entries + 1)
+    fast = IvfDescriptorIndex(dim)
+    fast.add(ids, vectors)
+    started = time.perf_counter()
+    fast.build()
+    built = time.perf_counter() - started
+    fast.search(queries[:1], 10, 0.5)
+    wall, cpu = time.perf_counter(), time.process_time()
+    got = fast.search(queries, 10, 0.5)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    exact = FaissDescriptorIndex(dim)
+    exact.add(ids, vectors)
+    want = exact.search(queries, 10, 0.5)
+    wanted = sum(len(w) for w in want)
+    found = sum(
+        len({h.entry_id for h in w} & {h.entry_id for h in g})
+        for w, g in zip(want, got, strict=True)
+    )
+    return {
+        "descriptor_entries": entries,
+        "build_s": round(built, 1),
+        "queries_per_s": round(len(queries) / wall),
+        "queries_per_cpu_s": round(len(queries) / max(cpu, 1e-9)),
+        "candidate_recall": round(found / wanted, 4) if wanted else None,
+        "resident_bytes_per_entry": round(fast.memory_bytes() / entries, 1),
+        "peak_rss_mb": round(_peak_rss_mb()),
+    }
+
+
+def run_scale_benchmark(config: ScaleConfig, log: Callable[[str], None]) -> dict[str, Any]:
+    config.out.mkdir(parents=True, exist_ok=True)
+    photos = photo_hashes(config.images, config.photos)
+    if not photos:
+        raise ValueError(f"no photos of PDQ quality >= 50 under {config.images}")
+    report: dict[str, Any] = {
+        "radius": RADIUS,
+        "photos": len(photos),
+        "banks": [],
+        "history": [],
+        "descriptors": [],
+    }
+    for entries in config.entries:
+        home = config.out / f"bank-{entries}"
+        if home.exists():
+            raise ValueError(f"{home} exists: give an empty --out")
+        home.mkdir()
+        list_file = config.out / f"list-{entries}.txt"
+        log(f"{entries:,} entries: writing the list")
+        write_list(list_file, entries, photos, config.seed)
+        log(f"{entries:,} entries: importing")
+        row: dict[str, Any] = {"entries": entries}
+        row.update(_in_child(import_step, home, list_file))
+        log(f"{entries:,} entries: opening and looking up")
+        row.update(_in_child(lookup_step, home, list_file, photos, config.seed))
+        log(f"{entries:,} entries: adding and withdrawing one")
+        row.update(
+            _in_child(change_step, home, row["case_id"], photos[0], row["first_reference_id"])
+        )
+        list_file.unlink()
+        report["banks"].append(row)
+    for entries in config.history:
+        log(f"history index of {entries:,}")
+        report["history"].append(_in_child(history_step, entries, photos, config.seed))
+    for entries in config.descriptors:
+        log(f"descriptor index of {entries:,}")
+        report["descriptors"].append(_in_child(descriptor_step, entries, config.seed))
+    return report

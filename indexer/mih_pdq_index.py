@@ -1,0 +1,439 @@
+"""Exact PDQ search at tens of millions of entries: multi-index hashing.
+
+The 256 bits are cut into m chunks. Two hashes within r bits differ in at most
+f = ceil((r + 1) / m) - 1 bits of at least one chunk (pigeonhole: if every chunk differed
+in f + 1 or more, the total would exceed r). So probing, in each chunk's table, every key
+within f bits of the query's chunk finds every entry within r bits, and a full 256-bit
+popcount on those candidates keeps exactly the true hits. Norouzi, Punjani & Fleet,
+"Fast search in Hamming space with multi-index hashing" (CVPR 2012).
+
+Why not FAISS `IndexBinaryMultiHash` (what python-threatexchange uses, 16 x 16 bits)?
+Measured here at 1M random hashes it takes 2.2 ms a query on one thread (a hash set of
+~4,000 candidates per query), its hash maps hold 8-byte ids per chunk, and it has no
+`remove_ids`: a withdrawn reference could not leave it. This index keeps each chunk's
+table as a counting-sorted array of 4-byte row numbers with a dense offsets table, picks
+the chunk width from the bank's size (wider chunks, fewer candidates, as the bank grows),
+and drops duplicates without a set (a hit is kept only in the first chunk that finds it).
+
+Entries added since the tables were built sit in a short tail that is scanned
+exhaustively; removed entries are tombstoned and dropped at the next build. The file
+holds only ids and hashes (40 bytes an entry); after a load the tables are rebuilt
+(counting sort: ~2 s at 1M, ~12 s of CPU at 10M here) once enough queries call for them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from itertools import combinations
+from pathlib import Path
+
+import faiss
+import numpy as np
+from ansim.detector.pdq import PDQ_BITS, PDQ_BYTES
+from ansim.indexer.pdq_index import PdqHit, PdqIndex, hashes_to_array
+
+WORDS = PDQ_BYTES // 8
+FILE_MAGIC = b"ANSIM-PDQ-MIH-1\n"
+# What faiss.write_index_binary starts an IndexBinaryIDMap2 with (FaissPdqIndex's files).
+LEGACY_FAISS_MAGIC = b"IBM2"
+# Entries appended since the last table build that are scanned one by one; past this the
+# tables are rebuilt at the next search (a scan of 8,192 hashes costs ~20 us a query).
+TAIL_LIMIT = 8192
+# Queries answered by scanning (no tables yet, or a tail past TAIL_LIMIT) before the
+# tables are built: ski rental, a build costs about as much as this many scanned queries.
+SCANS_BEFORE_BUILD = 512
+# Below this many entries a plain scan is as fast as probing and needs no tables.
+MIN_ENTRIES_FOR_TABLES = 4096
+# Banks smaller than this, searched without tables, are scanned by numpy (numba, and its
+# seconds of start-up, are loaded only for banks where the compiled loops pay).
+NUMPY_SCAN_BELOW = 65536
+# Bigger banks too, until this many hash comparisons (~2 s of numpy) have been made in the
+# process: one retro-hunt in a `ref add` should not wait seconds for numba to start.
+NUMPY_SCAN_WORK = 200_000_000
+# Threads one search's queries are split over (the machine's cores, at most 2: a scan
+# runs beside crawl workers), and the bank size from which that pays (~1 ms a batch).
+SEARCH_THREADS = min(2, os.cpu_count() or 1)
+THREADED_ABOVE = 1_000_000
+# Chunk widths whose dense offsets table stays <= 256 MB (2^26 x 4 bytes).
+MAX_CHUNK_BITS = 26
+# The dense offsets tables (4 bytes per possible key) may take this many bytes per entry,
+# or 64 MB, whichever is more: wide chunks pay off only once the bank fills them.
+OFFSET_BYTES_PER_ENTRY = 48
+OFFSET_BYTES_FLOOR = 64 << 20
+# A probed key or a candidate is a random memory read; a scanned hash is a sequential one.
+RANDOM_READ_COST = 8
+
+
+@lru_cache(maxsize=64)
+def flip_masks(width: int, flips: int) -> np.ndarray:
+    """Every `width`-bit mask with at most `flips` bits set, fewest bits first."""
+    masks = [
+        sum(1 << bit for bit in bits)
+        for count in range(flips + 1)
+        for bits in combinations(range(width), count)
+    ]
+    return np.asarray(masks, dtype=np.uint64)
+
+
+def chunk_widths(chunks: int) -> list[int]:
+    """`chunks` widths as even as possible, adding up to 256 bits."""
+    narrow, wider = divmod(PDQ_BITS, chunks)
+    return [narrow + 1] * wider + [narrow] * (chunks - wider)
+
+
+def flips_for(radius: int, chunks: int) -> int:
+    return math.ceil((radius + 1) / chunks) - 1
+
+
+def probe_cost(entries: int, chunks: int, radius: int) -> float:
+    """Random reads per query: table keys probed plus candidates expected (uniform hashes)."""
+    flips = flips_for(radius, chunks)
+    cost = 0.0
+    for width in chunk_widths(chunks):
+        probes = sum(math.comb(width, i) for i in range(flips + 1))
+        cost += probes * (1 + entries / 2**width)
+    return cost
+
+
+@lru_cache(maxsize=256)
+def best_chunk_count(entries: int, radius: int = 31) -> int:
+    """The chunk count with the fewest random reads per query for a bank of this size."""
+    budget = max(OFFSET_BYTES_FLOOR, entries * OFFSET_BYTES_PER_ENTRY)
+    usable = [
+        m
+        for m in range(8, 33)
+        if max(chunk_widths(m)) <= MAX_CHUNK_BITS and sum(4 << w for w in chunk_widths(m)) <= budget
+    ]
+    return min(usable, key=lambda m: probe_cost(entries, m, radius))
+
+
+def _collect(
+    run: Callable[[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]], int],
+    words: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(query, row, distance) arrays of one kernel run, retried with room for every hit."""
+    capacity = 64 + 16 * len(words)
+    while True:
+        out = tuple(np.empty(capacity, dtype=np.int64) for _ in range(3))
+        found = run(words, out)  # type: ignore[arg-type]
+        if found <= capacity:
+            return out[0][:found], out[1][:found], out[2][:found]
+        capacity = found
+
+
+@lru_cache(maxsize=4)
+def _thread_pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(threads, thread_name_prefix="pdq-search")
+
+
+class MihPdqIndex(PdqIndex):
+    """Exact radius search over PDQ hashes by multi-index hashing (see the module doc).
+
+    `chunks` fixes the number of tables (tests use it to force probing on small banks);
+    by default it is chosen from the bank's size each time the tables are built.
+    """
+
+    def __init__(
+        self,
+        chunks: int | None = None,
+        tail_limit: int = TAIL_LIMIT,
+        min_entries_for_tables: int = MIN_ENTRIES_FOR_TABLES,
+        scans_before_build: int = SCANS_BEFORE_BUILD,
+        numpy_scan_below: int = NUMPY_SCAN_BELOW,
+        numpy_scan_work: int = NUMPY_SCAN_WORK,
+        threads: int = SEARCH_THREADS,
+    ) -> None:
+        if chunks is not None and not (
+            PDQ_BITS // 32 <= chunks <= PDQ_BITS and max(chunk_widths(chunks)) <= MAX_CHUNK_BITS
+        ):
+            raise ValueError(f"chunks must give widths of at most {MAX_CHUNK_BITS} bits")
+        self._fixed_chunks = chunks
+        self._tail_limit = tail_limit
+        self._min_entries_for_tables = min_entries_for_tables
+        self._scans_before_build = scans_before_build
+        self._stale_queries = 0  # queries answered past an over-long tail since the last build
+        self._numpy_work = 0  # comparisons scanned by numpy before numba was loaded
+        self._numpy_scan_below = numpy_scan_below
+        self._threads = max(1, threads)
+        self._numpy_scan_work = numpy_scan_work
+        self._ids = np.zeros(1024, dtype=np.int64)
+        self._codes = np.zeros((1024, WORDS), dtype=np.uint64)
+        self._alive = np.zeros(1024, dtype=np.bool_)
+        self._count = 0  # rows used, alive or not
+        self._live = 0
+        self._clear_tables()
+
+    def _clear_tables(self) -> None:
+        self._indexed = 0  # rows 0.._indexed-1 are in the tables
+        self._chunk_offsets = np.zeros(0, dtype=np.int64)
+        self._chunk_widths = np.zeros(0, dtype=np.int64)
+        self._starts = np.zeros(1, dtype=np.uint32)
+        self._start_bases = np.zeros(0, dtype=np.int64)
+        self._rows = np.zeros((0, 0), dtype=np.uint32)
+
+    # -- entries -------------------------------------------------------------------------
+
+    def add(self, entry_ids: list[int], pdq_hexes: list[str]) -> None:
+        if len(entry_ids) != len(pdq_hexes):
+            raise ValueError(f"{len(entry_ids)} ids for {len(pdq_hexes)} hashes")
+        if not entry_ids:
+            return
+        # One C call for the whole batch (a bulk import hands over a million at a time);
+        # lengths are checked first so that no hash can borrow digits from the next.
+        if all(len(h) == 2 * PDQ_BYTES for h in pdq_hexes):
+            try:
+                raw = bytes.fromhex("".join(pdq_hexes))
+            except ValueError:
+                raw = b""
+            if len(raw) == PDQ_BYTES * len(pdq_hexes):
+                codes = np.frombuffer(raw, dtype=np.uint8).reshape(-1, PDQ_BYTES)
+                self.add_codes(np.asarray(entry_ids, dtype=np.int64), codes)
+                return
+        # Anything odd goes through the strict per-hash parser, which names the bad one.
+        self.add_codes(np.asarray(entry_ids, dtype=np.int64), hashes_to_array(pdq_hexes))
+
+    def add_codes(self, entry_ids: np.ndarray, codes: np.ndarray) -> None:
+        """Bulk add: ids (n,) and raw hashes (n, 32) uint8, as read from a file or a store."""
+        codes = np.ascontiguousarray(codes, dtype=np.uint8).reshape(-1, PDQ_BYTES)
+        if len(entry_ids) != len(codes):
+            raise ValueError(f"{len(entry_ids)} ids for {len(codes)} hashes")
+        added = len(codes)
+        self._reserve(self._count + added)
+        end = self._count + added
+        self._ids[self._count : end] = entry_ids
+        self._codes[self._count : end] = codes.view("<u8").reshape(-1, WORDS)
+        self._alive[self._count : end] = True
+        self._count, self._live = end, self._live + added
+
+    def _reserve(self, needed: int) -> None:
+        if needed <= len(self._ids):
+            return
+        capacity = max(needed, len(self._ids) * 3 // 2)
+        for name in ("_ids", "_codes", "_alive"):
+            old = getattr(self, name)
+            grown = np.zeros((capacity, *old.shape[1:]), dtype=old.dtype)
+            grown[: self._count] = old[: self._count]
+            setattr(self, name, grown)
+
+    def remove(self, entry_ids: list[int]) -> int:
+        if not len(entry_ids) or not self._live:
+            return 0
+        hit = np.isin(self._ids[: self._count], np.asarray(entry_ids, dtype=np.int64))
+        hit &= self._alive[: self._count]
+        removed = int(hit.sum())
+        self._alive[: self._count][hit] = False
+        self._live -= removed
+        if self._count - self._live > max(self._tail_limit, self._live // 4):
+            self._compact()
+        return removed
+
+    def _compact(self) -> None:
+        """Drop tombstoned rows; the tables are rebuilt at the next search."""
+        keep = np.flatnonzero(self._alive[: self._count])
+        self._ids = self._ids[keep]
+        self._codes = self._codes[keep]
+        self._alive = np.ones(len(keep), dtype=np.bool_)
+        self._count = self._live = len(keep)
+        self._clear_tables()
+
+    def __len__(self) -> int:
+        return self._live
+
+    # -- tables --------------------------------------------------------------------------
+
+    def _tail_too_long(self) -> bool:
+        return self._count - self._indexed > self._tail_limit
+
+    def _probing_pays(self, radius: int) -> bool:
+        """Would tables over every row answer this radius faster than a scan? (Not at the
+        image matcher's 90 bits: such searches never call for a build.)"""
+        chunks = self._fixed_chunks or best_chunk_count(self._count)
+        return RANDOM_READ_COST * probe_cost(self._count, chunks, radius) < self._count
+
+    def _tables_due(self) -> bool:
+        """Tables are (re)built once enough queries have paid for scanning without them:
+        a process that opens the bank for one image's retro-hunt scans (8 queries, ~13 ms
+        at 1M) instead of building for seconds; a scan of many images builds early on."""
+        if self._count < self._min_entries_for_tables or not self._tail_too_long():
+            return False
+        return self._stale_queries >= self._scans_before_build
+
+    def build(self) -> None:
+        """(Re)build the chunk tables over every row now held."""
+        if self._count - self._live:
+            self._compact()
+        chunks = self._fixed_chunks or best_chunk_count(self._count)
+        widths = chunk_widths(chunks)
+        offsets = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.int64)
+        from ansim.indexer import mih_kernels
+
+        codes = self._codes[: self._count]
+        starts_parts, rows = [], np.empty((chunks, self._count), dtype=np.uint32)
+        for c, (offset, width) in enumerate(zip(offsets, widths, strict=True)):
+            starts, rows[c] = mih_kernels.build_table(codes, self._count, offset, width)
+            starts_parts.append(starts)
+        self._chunk_offsets = offsets
+        self._chunk_widths = np.asarray(widths, dtype=np.int64)
+        self._start_bases = np.concatenate(
+            [[0], np.cumsum([len(s) for s in starts_parts])[:-1]]
+        ).astype(np.int64)
+        self._starts = np.concatenate(starts_parts)
+        self._rows = rows
+        self._indexed = self._count
+        self._stale_queries = 0
+
+    @property
+    def entries_in_tables(self) -> int:
+        """Rows covered by the chunk tables (0: none built; the rest is scanned)."""
+        return self._indexed
+
+    def memory_bytes(self) -> int:
+        """Bytes held for the entries and tables (capacity slack not counted)."""
+        per_row = self._ids.itemsize + self._codes.itemsize * WORDS + 1
+        return self._count * per_row + self._starts.nbytes + self._rows.nbytes
+
+    # -- search --------------------------------------------------------------------------
+
+    def search(self, pdq_hexes: list[str], max_distance: int) -> list[list[PdqHit]]:
+        if not pdq_hexes:
+            return []
+        return self.search_codes(hashes_to_array(pdq_hexes), max_distance)
+
+    def search_codes(self, queries: np.ndarray, max_distance: int) -> list[list[PdqHit]]:
+        queries = np.ascontiguousarray(queries, dtype=np.uint8).reshape(-1, PDQ_BYTES)
+        query_words = queries.view("<u8").reshape(-1, WORDS)
+        if max_distance < 0 or not self._live:
+            return [[] for _ in range(len(queries))]
+        if self._tail_too_long() and self._probing_pays(max_distance):
+            self._stale_queries += len(queries)
+            if self._tables_due():
+                self.build()
+        use_tables = (
+            self._indexed > 0
+            and RANDOM_READ_COST * probe_cost(self._indexed, len(self._chunk_widths), max_distance)
+            < self._indexed
+        )
+        if not use_tables:
+            work = self._count * len(queries)
+            kernels_loaded = "ansim.indexer.mih_kernels" in sys.modules
+            if self._count < self._numpy_scan_below or (
+                not kernels_loaded and self._numpy_work + work <= self._numpy_scan_work
+            ):
+                self._numpy_work += work
+                return self._numpy_scan(query_words, max_distance)
+        from ansim.indexer import mih_kernels
+
+        if use_tables:
+            flips = flips_for(max_distance, len(self._chunk_widths))
+            mask_sets = [flip_masks(int(w), flips) for w in self._chunk_widths]
+            masks = np.concatenate(mask_sets)
+            mask_starts = np.concatenate([[0], np.cumsum([len(m) for m in mask_sets])])
+
+            def run(words: np.ndarray, out: tuple[np.ndarray, np.ndarray, np.ndarray]) -> int:
+                return mih_kernels.search_tables(
+                    self._codes,
+                    self._alive,
+                    words,
+                    max_distance,
+                    self._chunk_offsets,
+                    self._chunk_widths,
+                    flips,
+                    masks,
+                    mask_starts.astype(np.int64),
+                    self._starts,
+                    self._start_bases,
+                    self._rows,
+                    self._indexed,
+                    self._count,
+                    *out,
+                )
+        else:
+
+            def run(words: np.ndarray, out: tuple[np.ndarray, np.ndarray, np.ndarray]) -> int:
+                return mih_kernels.scan_rows(
+                    self._codes, self._alive, words, max_distance, self._count, *out
+                )
+
+        # The compiled loops release the GIL: a batch (an image's 8 dihedral hashes) is
+        # split over threads when the bank is big enough for that to pay.
+        parts = min(self._threads, len(queries))
+        if parts > 1 and self._count >= THREADED_ABOVE:
+            bounds = np.linspace(0, len(queries), parts + 1).astype(int)
+            pieces = list(
+                _thread_pool(parts).map(
+                    lambda i: _collect(run, query_words[bounds[i] : bounds[i + 1]]), range(parts)
+                )
+            )
+            out_query = np.concatenate([q + bounds[i] for i, (q, _, _) in enumerate(pieces)])
+            out_row = np.concatenate([rows for _, rows, _ in pieces])
+            out_distance = np.concatenate([d for _, _, d in pieces])
+        else:
+            out_query, out_row, out_distance = _collect(run, query_words)
+        results: list[list[PdqHit]] = [[] for _ in range(len(queries))]
+        ids = self._ids[out_row]
+        for q, entry_id, distance in zip(
+            out_query.tolist(), ids.tolist(), out_distance.tolist(), strict=True
+        ):
+            results[q].append(PdqHit(distance, entry_id))
+        for hits in results:
+            hits.sort()
+        return results
+
+    def _numpy_scan(self, query_words: np.ndarray, max_distance: int) -> list[list[PdqHit]]:
+        codes, alive = self._codes[: self._count], self._alive[: self._count]
+        ids = self._ids[: self._count]
+        results = []
+        for query in query_words:
+            distances = np.bitwise_count(codes ^ query).sum(axis=1, dtype=np.int64)
+            rows = np.flatnonzero((distances <= max_distance) & alive)
+            results.append(sorted(map(PdqHit, distances[rows].tolist(), ids[rows].tolist())))
+        return results
+
+    # -- files ---------------------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        """Ids and hashes of the live entries; the tables are rebuilt on load."""
+        live = self._alive[: self._count]
+        with open(path, "wb") as out:
+            out.write(FILE_MAGIC)
+            out.write(np.int64(self._live).tobytes())
+            out.write(self._ids[: self._count][live].tobytes())
+            out.write(self._codes[: self._count][live].tobytes())
+
+    @classmethod
+    def load(cls, path: Path) -> MihPdqIndex:
+        with open(path, "rb") as source:
+            magic = source.read(len(FILE_MAGIC))
+            if magic.startswith(LEGACY_FAISS_MAGIC):
+                return cls._from_faiss_file(path)
+            if magic != FILE_MAGIC:
+                raise ValueError(f"{path} is not a PDQ multi-index-hashing file")
+            count = int(np.frombuffer(source.read(8), dtype=np.int64)[0])
+            ids = np.fromfile(source, dtype=np.int64, count=count)
+            codes = np.fromfile(source, dtype=np.uint64, count=count * WORDS)
+        if len(ids) != count or len(codes) != count * WORDS:
+            raise ValueError(f"{path} is truncated")
+        return cls._of_arrays(ids, codes.reshape(count, WORDS))
+
+    @classmethod
+    def _of_arrays(cls, ids: np.ndarray, words: np.ndarray) -> MihPdqIndex:
+        index = cls()
+        index._ids, index._codes = ids, words
+        index._alive = np.ones(len(ids), dtype=np.bool_)
+        index._count = index._live = len(ids)
+        return index
+
+    @classmethod
+    def _from_faiss_file(cls, path: Path) -> MihPdqIndex:
+        """A bank written by the earlier exhaustive FAISS index (IndexBinaryIDMap2 over a
+        flat index) opens as it was: its ids and hashes are read out of it."""
+        legacy = faiss.read_index_binary(str(path))
+        flat = faiss.downcast_IndexBinary(legacy.index)
+        ids = faiss.vector_to_array(legacy.id_map).astype(np.int64)
+        codes = faiss.vector_to_array(flat.xb).reshape(-1, PDQ_BYTES)
+        return cls._of_arrays(ids, np.ascontiguousarray(codes).view("<u8").copy())
