@@ -83,11 +83,8 @@ class PdqType:
         self, signals: MediaSignals, bank: BankReader, rules: MatchRules, searches: ImageSearches
     ) -> list[Decision]:
         """An image within the PDQ threshold of an owner (video frames match by vPDQ)."""
-        within = [
-            [(entry, distance) for entry, distance in variant if distance <= rules.pdq_max_distance]
-            for variant in searches.pdq_hits
-        ]
-        evidence = best_pdq_evidence(within, searches.pdq_owners)
+        within, owners = searches.pdq_search(rules.pdq_max_distance)
+        evidence = best_pdq_evidence(within, owners)
         return [
             _with_frame_time(bank, decision, e.entry_id)
             for e in evidence.values()

@@ -22,21 +22,34 @@ LOCAL_FEATURE_CANDIDATES = 10
 class ImageSearches:
     """The PDQ, descriptor and local-feature searches of one image against one bank.
 
-    PDQ is searched once out to the robust decision's "no evidence" radius; the plain PDQ
-    decision keeps the hits within its own threshold (the search is exact, so that is the
-    same as searching at the threshold)."""
+    PDQ is searched at most twice: within the plain decision's threshold, and out to the
+    robust decision's "no evidence" radius, which on a large bank reads every entry. Once
+    the wide search has run, the narrow one is its hits within the threshold (the search
+    is exact, so that is the same answer)."""
 
     def __init__(self, signals: MediaSignals, bank: BankReader, rules: MatchRules) -> None:
         self.signals = signals
         self.bank = bank
         self.rules = rules
+        self._pdq_by_radius: dict[int, tuple[list[list[tuple[int, int]]], dict[int, int]]] = {}
 
-    @cached_property
-    def pdq_radius(self) -> int:
+    @property
+    def wide_radius(self) -> int:
         return max(self.rules.pdq_max_distance, PDQ_NO_EVIDENCE)
 
-    @cached_property
-    def _pdq_search(self) -> tuple[list[list[tuple[int, int]]], dict[int, int]]:
+    def pdq_search(self, radius: int) -> tuple[list[list[tuple[int, int]]], dict[int, int]]:
+        """(entry id, distance) per dihedral variant within `radius`, for entries whose
+        owner is still matchable, and entry -> owner for them."""
+        if radius not in self._pdq_by_radius:
+            wide = self._pdq_by_radius.get(self.wide_radius)
+            if wide is not None and radius <= self.wide_radius:
+                pairs = [[(e, d) for e, d in variant if d <= radius] for variant in wide[0]]
+                self._pdq_by_radius[radius] = (pairs, wide[1])
+            else:
+                self._pdq_by_radius[radius] = self._search_pdq(radius)
+        return self._pdq_by_radius[radius]
+
+    def _search_pdq(self, radius: int) -> tuple[list[list[tuple[int, int]]], dict[int, int]]:
         signals = self.signals
         if signals.modality != "image" or not signals.pdq:
             return [], {}
@@ -46,28 +59,17 @@ class ImageSearches:
         if not len(index):
             return [], {}
         queries = signals.pdq_dihedral or [signals.pdq[0].pdq]
-        found = index.search(queries, self.pdq_radius)
+        found = index.search(queries, radius)
         pairs = [[(hit.entry_id, hit.distance) for hit in variant] for variant in found]
         owners = self.bank.owners_of({entry_id for variant in pairs for entry_id, _ in variant})
         return [[(e, d) for e, d in variant if e in owners] for variant in pairs], owners
-
-    @property
-    def pdq_hits(self) -> list[list[tuple[int, int]]]:
-        """(entry id, distance) per dihedral variant of the query, for entries whose owner
-        is still matchable, out to `pdq_radius`."""
-        return self._pdq_search[0]
-
-    @property
-    def pdq_owners(self) -> dict[int, int]:
-        """PDQ entry -> owner, for the entries in `pdq_hits`."""
-        return self._pdq_search[1]
 
     @cached_property
     def pdq_distances(self) -> dict[int, int]:
         """Owner -> smallest PDQ distance over the dihedral variants."""
         distances: dict[int, int] = {}
-        owners = self.pdq_owners
-        for variant in self.pdq_hits:
+        hits, owners = self.pdq_search(self.wide_radius)
+        for variant in hits:
             for entry_id, distance in variant:
                 owner = owners[entry_id]
                 distances[owner] = min(distance, distances.get(owner, 256))

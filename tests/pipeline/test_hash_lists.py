@@ -17,7 +17,7 @@ from ansim.pipeline.workspaces import init_workspace
 from ansim.store.tables import Reference, Signal
 from sqlalchemy import func, select, text
 
-from tests.test_cli_end_to_end import run
+from tests.commands.test_cli_end_to_end import run
 
 
 @pytest.fixture
