@@ -57,7 +57,7 @@ class SmtpSettings:
         security = {"smtp": "none", "smtp+starttls": "starttls", "smtps": "ssl"}[parts.scheme]
         username = unquote(parts.username) if parts.username else None
         password = unquote(parts.password) if parts.password else password_source()
-        if username and security == "none" and not _is_loopback(parts.hostname):
+        if username and security == "none" and not is_loopback_host(parts.hostname):
             raise ValueError(
                 f"credentials over plain smtp:// to {parts.hostname} would cross the network "
                 "unencrypted: use smtp+starttls:// or smtps://"
@@ -99,7 +99,8 @@ def password_source(settings: Settings | None = None) -> str | None:
     return path.read_text(encoding="utf-8").strip()
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """localhost or a loopback address (no name resolution)."""
     if host == "localhost":
         return True
     try:

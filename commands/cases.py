@@ -28,19 +28,7 @@ from ansim.commands.display import (
 from ansim.commands.references import reference_rows, references_table
 from ansim.commands.workspace import open_workspace
 from ansim.i18n import _
-
-# As in ansim.store.tables (tests/test_startup.py checks), which this module does not import:
-# loading the store's tables takes longer than `ansim case --help` may.
-CASE_TYPES = ("digital-sex-crime", "stalking", "child-exploitation", "domestic-violence", "other")
-SERVICE_KINDS = (
-    "counseling",
-    "deletion",
-    "legal",
-    "psychological",
-    "medical",
-    "housing",
-    "financial",
-)
+from ansim.store.vocabulary import CASE_TYPES, SERVICE_KINDS
 
 case_app = typer.Typer(help="Support cases and the services given to them.", no_args_is_help=True)
 

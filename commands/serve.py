@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from ansim.casework.errors import CaseworkError
+from ansim.casework.smtp import is_loopback_host
 from ansim.commands.common import err, refusals
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @refusals
@@ -54,9 +45,9 @@ def serve(
 
     if (certfile is None) != (keyfile is None):
         raise CaseworkError("give both --certfile and --keyfile, or neither")
-    if hma_no_auth and not _is_loopback(host):
+    if hma_no_auth and not is_loopback_host(host):
         raise CaseworkError("--hma-no-auth is only allowed when bound to a loopback address")
-    if not _is_loopback(host) and certfile is None and not behind_tls_proxy:
+    if not is_loopback_host(host) and certfile is None and not behind_tls_proxy:
         err.print(
             f"[yellow]warning:[/yellow] serving {host} without TLS: passwords and victim media "
             "would cross the network in the clear (use --certfile/--keyfile or a TLS proxy)"

@@ -18,16 +18,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-CASE_TYPES = ("digital-sex-crime", "stalking", "child-exploitation", "domestic-violence", "other")
-SERVICE_KINDS = (
-    "counseling",
-    "deletion",
-    "legal",
-    "psychological",
-    "medical",
-    "housing",
-    "financial",
-)
 TAKEDOWN_STATUSES = (
     "new",
     "confirmed",
