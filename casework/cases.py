@@ -10,7 +10,8 @@ from ansim.casework.errors import CaseworkError, NotFound
 from ansim.casework.workspace import Workspace
 from ansim.store import audit
 from ansim.store.crypto import Cipher, case_context
-from ansim.store.tables import CASE_TYPES, SERVICE_KINDS, Case, Reference, Service, Takedown, utcnow
+from ansim.store.tables import Case, Reference, Service, Takedown, utcnow
+from ansim.store.vocabulary import CASE_TYPES, SERVICE_KINDS
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session

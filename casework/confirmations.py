@@ -16,7 +16,8 @@ from ansim.casework.queue import get_item, takedown_summary, transition
 from ansim.casework.workspace import Workspace
 from ansim.store import audit
 from ansim.store.crypto import takedown_context
-from ansim.store.tables import CASE_TYPES, Case, Confirmation, ConfirmationRule, utcnow
+from ansim.store.tables import Case, Confirmation, ConfirmationRule, utcnow
+from ansim.store.vocabulary import CASE_TYPES
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 

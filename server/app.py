@@ -45,7 +45,8 @@ from ansim.server.auth import (
 )
 from ansim.server.hma_service import ApiError
 from ansim.store import audit
-from ansim.store.tables import CASE_TYPES, TAKEDOWN_STATUSES, AuditEntry
+from ansim.store.tables import TAKEDOWN_STATUSES, AuditEntry
+from ansim.store.vocabulary import CASE_TYPES
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy import select
 from starlette.applications import Starlette

@@ -23,7 +23,8 @@ from ansim.pipeline import intake
 from ansim.server.tables import HmaBank, HmaBankContent
 from ansim.signal_types.hashing import hash_file
 from ansim.store import audit
-from ansim.store.tables import CASE_TYPES, Reference, Signal
+from ansim.store.tables import Reference, Signal
+from ansim.store.vocabulary import CASE_TYPES
 from sqlalchemy import func, select
 
 # HMA's names for the signals it shares with ansim, and ansim's own under their own names.

@@ -53,10 +53,11 @@ def test_version_and_every_group_in_the_help() -> None:
 
 
 def test_copied_constants_match_their_sources() -> None:
-    """The command modules copy these to avoid importing the store and detectors."""
+    """The command modules copy this one to avoid importing the detectors, and take the
+    case vocabulary from its light module rather than from the tables."""
     from ansim.commands import cases, references
     from ansim.detector.video import REFERENCE_SECONDS_PER_HASH
-    from ansim.store.tables import CASE_TYPES, SERVICE_KINDS
+    from ansim.store.vocabulary import CASE_TYPES, SERVICE_KINDS
 
     assert cases.CASE_TYPES == CASE_TYPES and cases.SERVICE_KINDS == SERVICE_KINDS
     assert references.REFERENCE_SECONDS_PER_HASH == REFERENCE_SECONDS_PER_HASH
