@@ -36,7 +36,8 @@ def shown_vocabulary() -> set[str]:
     """Statuses, types and kinds the commands pass through `_()` from the data."""
     from ansim.casework.notice_service import NOTICE_STATUSES
     from ansim.casework.references import MODALITIES
-    from ansim.store.tables import CASE_TYPES, SERVICE_KINDS, TAKEDOWN_STATUSES
+    from ansim.store.tables import TAKEDOWN_STATUSES
+    from ansim.store.vocabulary import CASE_TYPES, SERVICE_KINDS
 
     words = {*CASE_TYPES, *SERVICE_KINDS, *TAKEDOWN_STATUSES, *NOTICE_STATUSES, *MODALITIES}
     return words | {"open", "closed", "given", "withdrawn"}
