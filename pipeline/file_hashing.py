@@ -52,14 +52,11 @@ def hash_work(job: tuple[Path, HashOptions], budget: ItemBudget) -> MediaSignals
 def init_hash_worker(options: HashOptions) -> None:
     """Once per worker: one thread each for the libraries that spawn their own (a worker per
     core already keeps every core busy), and the descriptor model loaded before any item."""
+    import cv2
     import faiss
-    from ansim.detector.local_verify import opencv_available
 
     faiss.omp_set_num_threads(1)
-    if opencv_available():
-        import cv2
-
-        cv2.setNumThreads(1)
+    cv2.setNumThreads(1)
     if options.extra.get(ROBUST_OPTION, True) and descriptor_available():
         from ansim.detector.descriptor import load_descriptor_model
 
