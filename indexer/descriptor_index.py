@@ -16,7 +16,7 @@ import faiss
 import numpy as np
 from ansim.detector.faiss_threads import faiss_threads_for
 
-# Searches below this many vector comparisons (~10^6 x 128-d, a few ms) run on one thread.
+# Searches below this many vector comparisons run on one thread (threads cost more).
 SINGLE_THREAD_COMPARISONS = 1 << 20
 
 
@@ -91,7 +91,7 @@ class BruteForceDescriptorIndex(DescriptorIndex):
 
 
 class FaissDescriptorIndex(DescriptorIndex):
-    """Exact inner-product search (IndexFlatIP under an id map): 10^5 entries in ~1 ms.
+    """Exact inner-product search (IndexFlatIP under an id map).
 
     Flat is exact and needs no training, which suits reference banks of tens of thousands;
     a crawl history of many millions would swap in an IVF or HNSW index behind this class.

@@ -15,9 +15,9 @@ import numpy as np
 from ansim.detector.faiss_threads import faiss_threads_for
 from ansim.detector.pdq import PDQ_BITS, PDQ_BYTES, hex_to_bytes
 
-# Below this many hash comparisons a search takes well under a millisecond on one thread;
-# starting OpenMP threads for it costs more, and on a busy machine (a crawl's hashing
-# workers on every core) their spin-waits cost ~10 ms of CPU per search.
+# Below this many hash comparisons a search is cheap on one thread; starting OpenMP
+# threads for it costs more, and on a busy machine (a crawl's hashing workers on every
+# core) their spin-waits cost more CPU than the search (benchmarks/RESULTS.md, "crawl").
 SINGLE_THREAD_COMPARISONS = 1 << 20
 
 
@@ -81,7 +81,7 @@ class BruteForcePdqIndex(PdqIndex):
 
 
 class FaissPdqIndex(PdqIndex):
-    """Exhaustive FAISS binary search (SIMD popcount): exact, and ~1M hashes in ~10 ms."""
+    """Exhaustive FAISS binary search (SIMD popcount): exact, with no structure to build."""
 
     def __init__(self, index: faiss.IndexBinaryIDMap2 | None = None) -> None:
         self._index = index or faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(PDQ_BITS))

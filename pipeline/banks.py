@@ -23,7 +23,7 @@ from ansim.store.tables import Reference, Signal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-# Decoded ORB features kept per Banks (~60 KB each): the references a crawl verifies against.
+# Decoded ORB features kept per Banks: the references a crawl verifies against.
 LOCAL_FEATURES_CACHED = 1024
 
 
@@ -47,7 +47,8 @@ class Banks:
         self._checked: set[str] = set()
         # Signal id -> decoded ORB features. A signal row never changes (a re-hash is a new
         # row), so entries never go stale; a crawl verifies against the same few references
-        # thousands of times, and reading their ~50 KB blobs each time cost 9 ms an image.
+        # thousands of times, and reading their blobs each time was a large share of an
+        # image's matching (benchmarks/RESULTS.md, "crawl").
         self._local_features: OrderedDict[int, LocalFeatures] = OrderedDict()
 
     def _owner_filter(self, query):  # type: ignore[no-untyped-def]

@@ -208,8 +208,9 @@ def record_item(
     (`findings`: the matches when the caller already searched the banks for them).
 
     The item and its signals go in as Core inserts (one row, then one executemany with
-    RETURNING): a crawl records thousands of items, and the ORM's unit of work cost ~4 ms
-    of CPU per item. Only an item that matched is loaded as an ORM object, for the queue."""
+    RETURNING): a crawl records thousands of items, and the ORM's unit of work was a
+    crawl's dearest bookkeeping (benchmarks/RESULTS.md, "crawl"). Only an item that
+    matched is loaded as an ORM object, for the queue."""
     if findings is None:
         findings = find_matches(session, workspace.banks, signals, rules)
     item_id = session.execute(
@@ -226,7 +227,7 @@ def record_item(
     ).scalar_one()
     rows = signal_rows(signals)
     if rows:
-        # On the table, not the ORM entity: the ORM's bulk path costs another ~1 ms an item.
+        # On the table, not the ORM entity: the ORM's bulk path costs more per item.
         signal_table = Signal.__table__
         ids = (
             session.connection()

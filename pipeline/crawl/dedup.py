@@ -44,7 +44,7 @@ class ContentDedup:
        nothing, by SHA-256 (text excluded: a page's text is never deduplicated).
     4. Earlier crawls (`earlier_prefixes`): the first 8 bytes, sorted, of the SHA-256 of
        every item scanned without error since the newest reference, loaded once per run.
-       Most fetched files are ruled out here (8 MB per million items) without a store
+       Most fetched files are ruled out here (8 bytes per earlier item) without a store
        query, which per fetched file was a crawl's dearest bookkeeping (see
        `ansim bench crawl`).
     5. The store: a file whose prefix is there is looked up (an error-free item with the
