@@ -42,7 +42,9 @@ VEILED_PIXELS = 24  # the veiled picture is this many pixels across before smoot
 MAX_MEDIA_BYTES = 64 << 20
 STRIP_FRAMES = 6
 STRIP_HEIGHT = 120
-Image.MAX_IMAGE_PIXELS = 60_000_000  # refuse decompression bombs
+# Larger pictures are refused before decoding (decompression bombs); checked here rather
+# than by changing Pillow's process-wide limit, which the detectors set for themselves.
+MAX_REVIEW_PIXELS = 60_000_000
 
 
 @dataclass(frozen=True)
@@ -430,6 +432,8 @@ def render_media(
     else:
         try:
             with Image.open(io.BytesIO(raw)) as picture:
+                if picture.width * picture.height > MAX_REVIEW_PIXELS:
+                    raise Image.DecompressionBombError(f"{picture.width}x{picture.height}")
                 picture.load()
                 image = picture.convert("RGB")
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
