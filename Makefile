@@ -9,7 +9,8 @@ ML_STAMP := $(VENV)/.ml-installed-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	# dev: tests and lint; bench: imagehash and librosa (the demo's pitch-shifted copy too).
+	$(VENV)/bin/pip install --quiet -e '.[dev,bench]'
 	# The console's browser tests drive Debian's Chromium (Playwright never downloads one).
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	touch $(STAMP)
