@@ -10,7 +10,7 @@ unset ANSIM_DB_URL
 ansim=.venv/bin/ansim
 python=.venv/bin/python
 rm -rf .demo && mkdir -p .demo
-steps=13
+steps=14
 n=0
 step() { n=$((n + 1)); printf '\n\033[1m[%d/%d] %s\033[0m\n' "$n" "$steps" "$*"; }
 json_field() { $python -c "import json,sys; print(json.load(sys.stdin)$1)"; }
