@@ -8,6 +8,7 @@ from typing import Any
 from ansim.casework.cases import get_case
 from ansim.casework.errors import CaseworkError
 from ansim.casework.workspace import Workspace
+from ansim.store.crypto import case_context
 from ansim.store.tables import Reference, Signal
 from sqlalchemy import func, select
 
@@ -48,7 +49,13 @@ def list_references(
                 "id": r.id,
                 "case_id": r.case_id,
                 "modality": r.modality,
-                "label": r.label,
+                # Labels may be names a victim chose: encrypted, bound to the case (older
+                # rows kept theirs in plaintext).
+                "label": workspace.cipher.decrypt_text(
+                    r.label_encrypted, case_context(r.case_id, "label")
+                )
+                if r.label_encrypted is not None
+                else r.label,
                 "origin": r.origin,
                 "signals": signal_counts[r.id],
                 "bank_entries": sum(
