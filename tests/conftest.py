@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from ansim.casework.workspace import Workspace
     from ansim.store.db import Store
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -110,6 +111,18 @@ def backend_home(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -
     else:
         monkeypatch.setenv("ANSIM_DB_URL", db_url)
     return home
+
+
+@pytest.fixture
+def backend_workspace(backend_home: Path) -> Iterator[Workspace]:
+    """An initialised workspace on each backend, closed afterwards."""
+    from ansim.pipeline.workspaces import init_workspace
+
+    opened, _ = init_workspace()
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 # --- A local SMTP server -----------------------------------------------------------------

@@ -27,7 +27,6 @@ from ansim.casework.report_service import build_report
 from ansim.casework.smtp import SmtpSettings
 from ansim.casework.workspace import Workspace
 from ansim.pipeline.recheck_service import RecheckFetch, recheck
-from ansim.pipeline.workspaces import init_workspace
 from ansim.settings import Settings
 from ansim.store import audit
 from ansim.store.tables import (
@@ -52,12 +51,8 @@ LOCAL = RecheckFetch(timeout_s=3, allow_loopback=True, min_delay_s=0)
 
 
 @pytest.fixture
-def workspace(backend_home: Path) -> Iterator[Workspace]:
-    opened, _ = init_workspace()
-    try:
-        yield as_analyst(opened, "kim")
-    finally:
-        opened.close()
+def workspace(backend_workspace: Workspace) -> Workspace:
+    return as_analyst(backend_workspace, "kim")
 
 
 def statuses(workspace: Workspace, ids: list[int]) -> list[str]:

@@ -63,12 +63,8 @@ def site(tmp_path: Path) -> Iterator[CrawlSite]:
 
 
 @pytest.fixture
-def workspace(backend_home: Path) -> Iterator[Workspace]:
-    opened, _ = init_workspace()
-    try:
-        yield opened
-    finally:
-        opened.close()
+def workspace(backend_workspace: Workspace) -> Workspace:
+    return backend_workspace
 
 
 def crawl_found_case(workspace: Workspace, site: CrawlSite) -> tuple[str, list[int]]:

@@ -4,7 +4,6 @@ store, exact withdrawal afterwards, and streamed export."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,6 @@ from ansim.casework import cases
 from ansim.casework.errors import CaseworkError
 from ansim.casework.workspace import Workspace
 from ansim.pipeline import hash_lists, intake
-from ansim.pipeline.workspaces import init_workspace
 from ansim.store.crypto import case_context
 from ansim.store.tables import Reference, Signal
 from sqlalchemy import func, select, text
@@ -22,12 +20,8 @@ from tests.commands.test_cli_end_to_end import run
 
 
 @pytest.fixture
-def workspace(backend_home: Path) -> Iterator[Workspace]:
-    opened, _ = init_workspace()
-    try:
-        yield opened
-    finally:
-        opened.close()
+def workspace(backend_workspace: Workspace) -> Workspace:
+    return backend_workspace
 
 
 def random_pdq(rng: np.random.Generator, count: int) -> list[str]:
