@@ -13,11 +13,8 @@ none of them; `ansim bench startup` measures the time.
 from __future__ import annotations
 
 import importlib
-import os
 import sys
-import traceback
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -61,6 +58,7 @@ GROUPS = {
     "index": LazyGroup(
         "ansim.commands.admin", "index_app", _("The signal indexes (rebuildable from the store).")
     ),
+    "log": LazyGroup("ansim.commands.admin", "log_app", _("Logs of the home: unexpected errors.")),
     "user": LazyGroup("ansim.commands.users", "user_app", _("Server accounts and their roles.")),
     "token": LazyGroup(
         "ansim.commands.users", "token_app", _("Personal API tokens (CLI, partners).")
@@ -195,19 +193,15 @@ def main() -> None:
 
 
 def log_unexpected(exc: BaseException) -> str:
-    """Append the traceback to $ANSIM_HOME/logs/errors.log (0600, in a 0700 folder)."""
+    """Append the traceback to $ANSIM_HOME/logs/errors.log (0600, in a 0700 folder), its
+    messages sealed: they may quote victim data."""
     from ansim.settings import Settings
+    from ansim.store.error_log import record_error
     from ansim.store.home import resolve_home
-    from ansim.store.private_files import private_dir
 
     try:
-        log_dir = private_dir(resolve_home(Settings.from_environment()).log_dir)
-        path = log_dir / "errors.log"
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(descriptor, "a") as handle:
-            handle.write(f"--- {datetime.now(UTC).isoformat()}\n")
-            handle.write("".join(traceback.format_exception(exc)))
-        return str(path)
+        home = resolve_home(Settings.from_environment())
+        return str(record_error(home.log_dir, home.key_file, exc))
     except (OSError, ValueError):
         return "nowhere (the log folder is not writable)"
 

@@ -7,6 +7,7 @@
   in every index (the reference bank and the crawl history);
 - those items' URLs and digests, the crawl frontier rows that fetched them or the pages
   they were on (URL, final URL, SHA-256, IP), their entries in crawl run summaries;
+- the error log (its tracebacks' messages are sealed, but may quote any case);
 - evidence rows and sealed bundles: the bundle's own key is in the row and goes with it
   (crypto-shredding), then the files are unlinked;
 - confirmation notes, status-change notes, re-check details, notice texts and the notice
@@ -34,6 +35,7 @@ from ansim.casework.errors import CaseworkError
 from ansim.casework.workspace import Workspace
 from ansim.crawler.evidence import shred_bundle
 from ansim.store import audit
+from ansim.store.error_log import clear_error_log
 from ansim.store.tables import (
     AuditPrivate,
     Confirmation,
@@ -102,6 +104,8 @@ def close_case(
         shred_bundle(workspace.home.evidence_dir, bundle) for bundle in sorted(plan.bundles)
     )
     deleted["notice_files"] = _unlink(plan.notice_files)
+    # Tracebacks cannot be told apart by case, and a message may quote this one's data.
+    deleted["error_log"] = clear_error_log(workspace.home.log_dir)
     index_entries_removed = workspace.banks.remove(plan.reference_signals)
     index_entries_removed += workspace.history.remove(plan.item_signals)
     checkpointed = workspace.store.flush_deleted()

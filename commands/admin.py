@@ -19,6 +19,8 @@ index_app = typer.Typer(
     help="The signal indexes (rebuildable from the store).", no_args_is_help=True
 )
 
+log_app = typer.Typer(help="Logs of the home: unexpected errors.", no_args_is_help=True)
+
 
 @refusals
 def init(json_out: JsonFlag = False) -> None:
@@ -176,3 +178,34 @@ def index_status(json_out: JsonFlag = False) -> None:
                 names=", ".join(rebuilt)
             )
         )
+
+
+@log_app.command("errors")
+@refusals
+def log_errors(
+    clear: Annotated[bool, typer.Option(help="Delete the error log after showing it.")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Unexpected errors, newest last, their messages unsealed with the data key.
+
+    Example: ansim log errors --clear
+    """
+    from ansim.settings import Settings
+    from ansim.store.error_log import clear_error_log, read_errors
+    from ansim.store.home import resolve_home
+
+    home = resolve_home(Settings.from_environment())
+    errors = read_errors(home.log_dir, home.key_file)
+    if clear:
+        clear_error_log(home.log_dir)
+    if json_out:
+        emit_json([vars(error) for error in errors])
+        return
+    if not errors:
+        out.print(_("no unexpected errors logged"))
+        return
+    for error in errors:
+        out.print(f"--- {error.at}", highlight=False, markup=False)
+        out.print(error.frames, highlight=False, markup=False, end="")
+        for message in error.messages:
+            print_fields(out, [(_("message"), message)], indent=2)

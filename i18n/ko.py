@@ -246,6 +246,11 @@ MESSAGES: dict[str, str] = {
     "Sealed WARC evidence of matches.": "일치 항목의 봉인된 WARC 증거.",
     "The hash-chained audit log.": "해시 체인으로 묶인 감사 기록.",
     "The signal indexes (rebuildable from the store).": "지문 색인 (저장소에서 다시 만들 수 있음).",
+    "Logs of the home: unexpected errors.": "홈의 기록: 예기치 않은 오류.",
+    "Unexpected errors, newest last, their messages unsealed with the data key.\n\nExample: ansim log errors --clear": "예기치 않은 오류를 오래된 것부터 보여 줍니다. 메시지는 데이터 키로 봉인을 풀어 보여 줍니다.\n\n예: ansim log errors --clear",
+    "Delete the error log after showing it.": "보여 준 뒤 오류 기록을 지웁니다.",
+    "no unexpected errors logged": "기록된 예기치 않은 오류가 없습니다",
+    "message": "메시지",
     "Benchmarks that measure precision and speed.": "정확도와 속도를 재는 벤치마크.",
     "Learned models: training the image copy descriptor.": "학습 모델: 이미지 복제 기술자 학습.",
     "Show one removal notice: host, address, language, status, times, its queue items.": (

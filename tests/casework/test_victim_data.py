@@ -27,6 +27,7 @@ from ansim.pipeline import evidence_service, intake, keys
 from ansim.pipeline.workspaces import init_workspace
 from ansim.store import audit
 from ansim.store.db import APPLICATION_GRANTS, alembic_config, make_engine, normalize_url
+from ansim.store.error_log import record_error
 from ansim.store.tables import (
     AuditEntry,
     AuditPrivate,
@@ -148,6 +149,10 @@ def test_purge_leaves_nothing_in_the_home(
     everything_before = b"".join(before.values())
     assert all(needles[name] in everything_before for name in needles if name.startswith("http"))
     evidence_service.export_evidence(workspace, evidence_ids[0], tmp_path / "export")
+    victim_url = next(name for name in needles if name.startswith("http"))
+    logged = record_error(
+        workspace.home.log_dir, workspace.home.key_file, ValueError(f"bad page {victim_url}")
+    )
 
     shown = retention.close_case(workspace, case_id, purge=True)
     assert "warning" not in shown  # the WAL was checkpointed
@@ -155,6 +160,7 @@ def test_purge_leaves_nothing_in_the_home(
     assert deleted["evidence_bundles"] == 2 and deleted["evidence_files"] == 4
     assert deleted["notice_files"] == 2 and deleted["confirmation_notes"] == 2
     assert deleted["frontier_rows"] >= 4 and deleted["audit_details"] >= 3
+    assert deleted["error_log"] is True and not logged.exists()
 
     leftovers = {
         f"{name} in {path.relative_to(workspace.home.root)}"

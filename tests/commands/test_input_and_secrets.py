@@ -92,6 +92,7 @@ def test_unexpected_errors_print_a_short_message_and_go_to_the_log(
     ansim_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cli.app.pretty_exceptions_show_locals is False
+    init_workspace()  # the key that seals the messages
 
     def broken() -> None:
         raise RuntimeError("contact 010-7777-8888 leaked into a message")
@@ -104,8 +105,11 @@ def test_unexpected_errors_print_a_short_message_and_go_to_the_log(
     assert "010-7777" not in printed.err + printed.out
     assert "unexpected error (RuntimeError)" in printed.err
     log = ansim_home / "logs" / "errors.log"
-    assert "010-7777-8888" in log.read_text()
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    assert "010-7777" not in log.read_text()  # sealed: only the frames are in the clear
+    assert "test_input_and_secrets.py" in log.read_text()
+    (logged,) = run(ansim_home, "log", "errors", "--json")
+    assert logged["messages"] == ["contact 010-7777-8888 leaked into a message"]
 
 
 # --- small defects found in review ----------------------------------------------------------
