@@ -221,7 +221,9 @@ class InvertedAudioIndex(AudioIndex):
 
     @property
     def postings(self) -> int:
-        return len(self._all_postings()[0])
+        if self._withdrawn:
+            return len(self._all_postings()[0])
+        return len(self._hashes) + sum(len(t[0]) for t in self._tail)
 
     @property
     def nbytes(self) -> int:
