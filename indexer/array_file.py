@@ -11,6 +11,7 @@ bytes, each starting on a 64-byte boundary.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,10 @@ def write_arrays(
     header = json.dumps({"meta": meta, "arrays": layout}).encode()
     start = MAGIC_BYTES + 8 + len(header)
     start += _padding(start)
-    with open(path, "wb") as out:
+    # Written beside and moved over: the arrays may be memory maps of the very file being
+    # replaced (an index saved where it was opened), which truncating would pull away.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as out:
         out.write(magic)
         out.write(np.uint64(len(header)).tobytes())
         out.write(header)
@@ -49,6 +53,7 @@ def write_arrays(
         for name, array in contiguous.items():
             out.write(b"\0" * (start + layout[name]["offset"] - out.tell()))
             array.tofile(out)
+    os.replace(temporary, path)
 
 
 def has_magic(path: Path, magic: bytes) -> bool:

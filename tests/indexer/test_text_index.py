@@ -233,7 +233,7 @@ def test_opened_bank_answers_as_built_and_proposes_datasketchs_candidates(
             expected.update(lsh.query(probe))
         assert opened._candidates(query) == sorted(expected)
 
-    opened.save(tmp_path / "again.index")
-    again = LshTextIndex.load(tmp_path / "again.index")
+    opened.save(tmp_path / "bank.index")  # over the very file it maps
+    again = LshTextIndex.load(tmp_path / "bank.index")
     assert len(again) == 238 and 3 not in again
     assert again.search(queries, 0.3) == built.search(queries, 0.3)
