@@ -18,6 +18,12 @@ For each size in `--history`, the index alone (no store): build time, lookups/s 
 bytes per entry, as the crawl history's PDQ index would hold them. For each size in
 `--descriptors`, the compressed descriptor index (IvfDescriptorIndex) against the exact
 one: build time, queries/s, candidate recall, resident bytes per entry.
+
+For each size in `--text-refs`, a text reference bank (synthetic entries plus 200 real
+texts) saved, then opened in a fresh process: open time, first answer, queries/s of the
+real texts' typo'd copies and the share found. For each size in `--audio-hours`, an
+audio bank of synthetic 3-minute entries at the measured landmark density, opened the
+same way: open time, votes/s for 20 stored clips and 20 of noise, clips found.
 """
 
 from __future__ import annotations
@@ -37,6 +43,16 @@ RADIUS = 31
 PLANTED_BITS = (4, 16, 28, 36)
 RANDOM_QUERIES = 200
 LIST_CHUNK = 1_000_000
+TEXT_PLANTED = 200
+
+
+def _bank_texts(folder: Path | None, count: int) -> list[str]:
+    from ansim.benchmarks.text import load_texts
+
+    if folder is None:
+        raise ValueError("text banks need the shared texts")
+    texts = [t.text for t in load_texts(folder) if len(t.text) >= 40]
+    return texts[:: max(1, len(texts) // count)][:count]
 
 
 @dataclass
@@ -46,6 +62,9 @@ class ScaleConfig:
     entries: list[int]
     history: list[int] = field(default_factory=list)
     descriptors: list[int] = field(default_factory=list)
+    text_references: list[int] = field(default_factory=list)
+    audio_hours: list[float] = field(default_factory=list)
+    texts: Path | None = None  # real texts planted in the text bank (shared data's)
     photos: int = 60
     seed: int = 0
 
@@ -107,7 +126,7 @@ def read_list(path: Path) -> np.ndarray:
     return codes
 
 
-def _in_child(function: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+def _in_child(function: Callable[..., Any], *args: Any) -> Any:
     with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
         return pool.submit(function, *args).result()
 
@@ -303,6 +322,128 @@ def descriptor_step(entries: int, seed: int) -> dict[str, Any]:
     }
 
 
+def _text_bank_file(path: Path, references: int, texts: list[str], seed: int) -> list[str]:
+    """A saved LSH text bank: `references` synthetic entries (random shingle sets and
+    MinHashes: they share no band with anything) plus the signatures of the real texts,
+    whose ids come last. Returns the real texts' typo'd copies, the queries."""
+    import random
+
+    from ansim.benchmarks import text_evasions
+    from ansim.detector.text import NUM_PERM, TextSignature, text_signals
+    from ansim.indexer.text_index import LshTextIndex
+
+    rng = np.random.default_rng(seed)
+    index = LshTextIndex()
+    for start in range(0, references, LIST_CHUNK // 10):
+        count = min(LIST_CHUNK // 10, references - start)
+        minhashes = rng.integers(0, 1 << 32, (count, NUM_PERM), dtype=np.uint32)
+        shingles = np.sort(rng.integers(0, 1 << 32, (count, 120), dtype=np.uint32), axis=1)
+        empty = np.zeros((0, NUM_PERM), dtype=np.uint32)
+        signatures = [TextSignature(m, s, empty) for m, s in zip(minhashes, shingles, strict=True)]
+        index.add(list(range(start + 1, start + count + 1)), signatures)
+    index.add(
+        list(range(references + 1, references + len(texts) + 1)),
+        [text_signals(text).signature for text in texts],
+    )
+    index.save(path)
+    typos = random.Random(seed)
+    return [text_evasions.typos(text, typos) for text in texts]
+
+
+def text_open_step(path: Path, references: int, queries: list[str]) -> dict[str, Any]:
+    """Open the bank in a fresh process, answer the first query, then all of them."""
+    from ansim.detector.text import text_signals
+    from ansim.indexer.text_index import LshTextIndex
+
+    signatures = [text_signals(query).signature for query in queries]
+    started = time.perf_counter()
+    index = LshTextIndex.load(path)
+    opened = time.perf_counter()
+    index.search(signatures[:1], 0.3)
+    answered = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
+    hits = index.search(signatures, 0.3)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    found = sum(references + 1 + i in {h.entry_id for h in hit} for i, hit in enumerate(hits))
+    return {
+        "text_references": len(index),
+        "text_open_s": round(opened - started, 3),
+        "text_first_answer_s": round(answered - started, 3),
+        "text_queries_per_s": round(len(signatures) / wall, 1),
+        "text_queries_per_cpu_s": round(len(signatures) / max(cpu, 1e-9), 1),
+        "text_copies_found": round(found / len(signatures), 4),
+        "text_file_bytes_per_reference": round(path.stat().st_size / len(index), 1),
+    }
+
+
+# Landmarks per hour of reference audio (9.2 MiB an hour at 12 bytes a posting, see
+# RESULTS.md "audio") and the share of the 32-bit hash space real landmarks use.
+AUDIO_POSTINGS_PER_HOUR = 800_000
+AUDIO_HASH_BITS = 24
+AUDIO_ENTRY_HOURS = 0.05  # a 3-minute recording per entry
+
+
+def _audio_bank_file(
+    path: Path, hours: float, seed: int
+) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """A saved audio bank of synthetic 3-minute entries (random landmark hashes); returns
+    20 clips of stored entries: (entry id, 300 of its landmarks' hashes, their times)."""
+    from ansim.indexer.audio_index import AudioEntry, InvertedAudioIndex
+
+    rng = np.random.default_rng(seed)
+    index = InvertedAudioIndex()
+    per_entry = int(AUDIO_POSTINGS_PER_HOUR * AUDIO_ENTRY_HOURS)
+    frames = np.arange(per_entry, dtype=np.uint32) // 60
+    entries = int(hours / AUDIO_ENTRY_HOURS)
+    clipped = set(rng.choice(entries, 20, replace=False).tolist())
+    clips = []
+    for entry_id in range(1, entries + 1):
+        hashes = rng.integers(0, 1 << AUDIO_HASH_BITS, per_entry, dtype=np.uint32)
+        peaks = np.arange(per_entry // 4, dtype=np.uint32)
+        index.add(entry_id, AudioEntry(hashes, frames, peaks, np.zeros(len(peaks), np.float32)))
+        if entry_id - 1 in clipped:
+            start = int(rng.integers(0, per_entry - 300))
+            clips.append((entry_id, hashes[start : start + 300], frames[start : start + 300]))
+    index.save(path)
+    return clips
+
+
+def audio_open_step(
+    path: Path, clips: list[tuple[int, np.ndarray, np.ndarray]], seed: int
+) -> dict[str, Any]:
+    """Open the bank in a fresh process; vote on the 20 clips (time-shifted, beside 7
+    noise variants, as a query's pitch and tempo grid brings) and on 20 of noise alone."""
+    from ansim.indexer.audio_index import InvertedAudioIndex, QueryLandmarks
+
+    started = time.perf_counter()
+    index = InvertedAudioIndex.load(path)
+    opened = time.perf_counter()
+    rng = np.random.default_rng(seed + 1)
+
+    def noise() -> QueryLandmarks:
+        hashes = rng.integers(0, 1 << AUDIO_HASH_BITS, 300, dtype=np.uint32)
+        return QueryLandmarks(hashes, rng.uniform(0, 900, 300))
+
+    queries = [[QueryLandmarks(h, t - 100.0)] + [noise() for _ in range(7)] for _, h, t in clips]
+    queries += [[noise() for _ in range(8)] for _ in range(20)]
+    index.vote(queries[0])
+    answered = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
+    votes = [index.vote(query) for query in queries]
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    found = sum(bool(v) and v[0].entry_id == c[0] for v, c in zip(votes, clips, strict=False))
+    return {
+        "audio_entries": len(index),
+        "audio_postings": index.postings,
+        "audio_open_s": round(opened - started, 3),
+        "audio_first_answer_s": round(answered - started, 3),
+        "audio_queries_per_s": round(len(queries) / wall, 1),
+        "audio_queries_per_cpu_s": round(len(queries) / max(cpu, 1e-9), 1),
+        "audio_clips_found": round(found / len(clips), 3),
+        "audio_file_mb": round(path.stat().st_size / 2**20, 1),
+    }
+
+
 def run_scale_benchmark(config: ScaleConfig, log: Callable[[str], None]) -> dict[str, Any]:
     config.out.mkdir(parents=True, exist_ok=True)
     photos = photo_hashes(config.images, config.photos)
@@ -314,6 +455,8 @@ def run_scale_benchmark(config: ScaleConfig, log: Callable[[str], None]) -> dict
         "banks": [],
         "history": [],
         "descriptors": [],
+        "text": [],
+        "audio": [],
     }
     for entries in config.entries:
         home = config.out / f"bank-{entries}"
@@ -337,6 +480,22 @@ def run_scale_benchmark(config: ScaleConfig, log: Callable[[str], None]) -> dict
     for entries in config.history:
         log(f"history index of {entries:,}")
         report["history"].append(_in_child(history_step, entries, photos, config.seed))
+    for references in config.text_references:
+        path = config.out / f"text-{references}.index"
+        log(f"text bank of {references:,} references: building")
+        texts = _bank_texts(config.texts, TEXT_PLANTED)
+        queries = _text_bank_file(path, references, texts, config.seed)
+        log(f"text bank of {references:,} references: opening and searching")
+        report["text"].append(_in_child(text_open_step, path, references, queries))
+        path.unlink()
+    for hours in config.audio_hours:
+        path = config.out / f"audio-{hours:g}h.index"
+        log(f"audio bank of {hours:g} hours: building")
+        clips = _in_child(_audio_bank_file, path, hours, config.seed)
+        log(f"audio bank of {hours:g} hours: opening and searching")
+        opened = _in_child(audio_open_step, path, clips, config.seed)
+        report["audio"].append({"audio_hours": hours, **opened})
+        path.unlink()
     for entries in config.descriptors:
         log(f"descriptor index of {entries:,}")
         report["descriptors"].append(_in_child(descriptor_step, entries, config.seed))

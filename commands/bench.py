@@ -300,11 +300,18 @@ def bench_scale(
     descriptors: Annotated[
         str, typer.Option(help="Compressed descriptor index sizes (synthetic vectors).")
     ] = "",
+    text_refs: Annotated[
+        str, typer.Option(help="Text reference bank sizes: open time and queries/s.")
+    ] = "",
+    audio_hours: Annotated[
+        str, typer.Option(help="Audio bank sizes in hours: open time and queries/s.")
+    ] = "",
     photos: Annotated[int, typer.Option(help="Real photos whose near copies are planted.")] = 60,
     json_out: JsonFlag = False,
 ) -> None:
     """The PDQ bank at scale: import time and RSS, open time, lookups/s with recall against
-    the exhaustive twin, add/withdraw latency, index bytes per entry.
+    the exhaustive twin, add/withdraw latency, index bytes per entry; text and audio
+    banks' open time and queries/s.
 
     Example: `nice ansim bench scale --out bench-out/scale --entries 1e6,1e7` (1M: a few
     minutes on 2 cores; 10M: about 20 and 4 GB of disk).
@@ -317,16 +324,33 @@ def bench_scale(
         except ValueError as exc:
             raise CaseworkError(f"sizes must be numbers like 1e6,1e7: {text!r}") from exc
 
+    def hours(text: str) -> list[float]:
+        try:
+            return [float(part) for part in text.split(",") if part.strip()]
+        except ValueError as exc:
+            raise CaseworkError(f"hours must be numbers like 10,100: {text!r}") from exc
+
     config = ScaleConfig(
         out=out_dir,
         images=shared_data_dir() / "images",
         entries=sizes(entries),
         history=sizes(history),
         descriptors=sizes(descriptors),
+        text_references=sizes(text_refs),
+        audio_hours=hours(audio_hours),
+        texts=shared_data_dir() / "text",
         photos=photos,
     )
-    if not (config.entries or config.history or config.descriptors):
-        raise CaseworkError("give --entries, --history and/or --descriptors sizes")
+    if not (
+        config.entries
+        or config.history
+        or config.descriptors
+        or config.text_references
+        or config.audio_hours
+    ):
+        raise CaseworkError(
+            "give --entries, --history, --descriptors, --text-refs and/or --audio-hours sizes"
+        )
     try:
         report = run_scale_benchmark(config, lambda line: err.print(line, highlight=False))
     except ValueError as exc:

@@ -7,8 +7,9 @@ variant; chance hits scatter. `vote` reports, per entry, the best-supported
 (variant, offset) with the number of distinct query landmarks behind it and the time
 ranges they span.
 
-`InvertedAudioIndex` keeps postings sorted by hash (binary search, vectorised); adds go
-to a small unsorted tail merged on demand, withdrawals filter the arrays.
+`InvertedAudioIndex` keeps postings sorted by hash (binary search, vectorised), in a
+file that is memory-mapped on open; adds go to a tail sorted on its own, withdrawn
+entries are filtered out of the answers until the next save drops them.
 `BruteForceAudioIndex` keeps each entry's landmarks apart and votes with plain loops:
 obviously right and slow, the twin the fast one is tested against.
 """
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from ansim.indexer.array_file import has_magic, read_arrays, write_arrays
 
 # Offsets are binned in frames; each hit is counted in its bin and in the half-shifted
 # bin grid, so an alignment that straddles a bin boundary is not split in two.
@@ -31,7 +33,9 @@ MAX_CANDIDATES = 10
 # Landmarks of one query hash that occur more often than this in the bank are stop
 # words (silence edges, steady hums): they carry no identity and would flood the vote.
 DEFAULT_MAX_POSTINGS_PER_HASH = 20_000
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
+NPZ_FORMAT = 1  # the earlier .npz layout, still read
+FILE_MAGIC = b"ANSIM-AUDIO-IX2\n"
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,13 @@ def _bin_centre(key: int, shifted: bool) -> float:
 
 
 class InvertedAudioIndex(AudioIndex):
-    """Postings sorted by hash in three parallel arrays (12 bytes a landmark)."""
+    """Postings sorted by hash in three parallel arrays (12 bytes a landmark).
+
+    A saved index is memory-mapped on open, not read: a 10,000-hour bank is ~90 GB of
+    sorted postings, of which a query reads the runs of its own hashes. Entries added
+    since sit in a tail of their own (sorted when searched); withdrawn ones are filtered
+    out of the answers, and both are folded into the file at the next save.
+    """
 
     def __init__(self, max_postings_per_hash: int = DEFAULT_MAX_POSTINGS_PER_HASH) -> None:
         self.max_postings_per_hash = max_postings_per_hash
@@ -107,13 +117,33 @@ class InvertedAudioIndex(AudioIndex):
         self._entries = np.zeros(0, dtype=np.uint32)
         self._times = np.zeros(0, dtype=np.uint32)
         self._tail: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self._peaks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._sorted_tail: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._peaks: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # entries added here
+        # Entries of the opened file: ids sorted, their peaks one after another.
+        self._file_ids = np.zeros(0, dtype=np.uint32)
+        self._file_alive = np.zeros(0, dtype=np.bool_)
+        self._file_live = 0
+        self._peak_bounds = np.zeros(1, dtype=np.int64)
+        self._peak_frames = np.zeros(0, dtype=np.uint32)
+        self._peak_pitches = np.zeros(0, dtype=np.float32)
+        self._withdrawn: set[int] = set()  # ids whose postings are still in the arrays
+
+    def _file_row(self, entry_id: int) -> int | None:
+        row = int(np.searchsorted(self._file_ids, entry_id))
+        if row < len(self._file_ids) and self._file_ids[row] == entry_id:
+            return row if self._file_alive[row] else None
+        return None
+
+    def __contains__(self, entry_id: int) -> bool:
+        return entry_id in self._peaks or self._file_row(entry_id) is not None
 
     def add(self, entry_id: int, entry: AudioEntry) -> None:
-        if entry_id in self._peaks:
+        if entry_id in self:
             raise ValueError(f"entry {entry_id} is already in the audio index")
         if not 0 <= entry_id < 1 << 32:
             raise ValueError(f"entry id {entry_id} does not fit the index")
+        if entry_id in self._withdrawn:  # its old postings must go before new ones come
+            self._compact()
         self._peaks[entry_id] = (
             np.asarray(entry.peak_frames, dtype=np.uint32),
             np.asarray(entry.peak_pitches, dtype=np.float32),
@@ -125,72 +155,115 @@ class InvertedAudioIndex(AudioIndex):
                 np.asarray(np.rint(entry.times), dtype=np.uint32),
             )
         )
+        self._sorted_tail = None
 
     def peaks(self, entry_id: int) -> tuple[np.ndarray, np.ndarray]:
-        return self._peaks[entry_id]
+        if entry_id in self._peaks:
+            return self._peaks[entry_id]
+        row = self._file_row(entry_id)
+        if row is None:
+            raise KeyError(entry_id)
+        start, end = self._peak_bounds[row], self._peak_bounds[row + 1]
+        return self._peak_frames[start:end], self._peak_pitches[start:end]
 
-    def _merge_tail(self) -> None:
-        if not self._tail:
-            return
-        hashes = np.concatenate([self._hashes, *(t[0] for t in self._tail)])
-        entries = np.concatenate([self._entries, *(t[1] for t in self._tail)])
-        times = np.concatenate([self._times, *(t[2] for t in self._tail)])
+    def _tail_postings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._sorted_tail is None:
+            parts = self._tail
+            hashes = _concat([t[0] for t in parts], np.uint32)
+            order = np.argsort(hashes, kind="stable")
+            self._sorted_tail = (
+                hashes[order],
+                _concat([t[1] for t in parts], np.uint32)[order],
+                _concat([t[2] for t in parts], np.uint32)[order],
+            )
+        return self._sorted_tail
+
+    def _all_postings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every live posting, sorted by hash (the file's before the tail's on a tie)."""
+        tail = self._tail_postings()
+        hashes = np.concatenate([self._hashes, tail[0]])
         order = np.argsort(hashes, kind="stable")
-        self._hashes, self._entries, self._times = hashes[order], entries[order], times[order]
-        self._tail = []
+        entries = np.concatenate([self._entries, tail[1]])[order]
+        times = np.concatenate([self._times, tail[2]])[order]
+        hashes = hashes[order]
+        if self._withdrawn:
+            keep = ~np.isin(entries, np.fromiter(self._withdrawn, dtype=np.uint32))
+            hashes, entries, times = hashes[keep], entries[keep], times[keep]
+        return hashes, entries, times
+
+    def _compact(self) -> None:
+        """Everything into memory arrays, withdrawn postings dropped (before a re-add)."""
+        self._hashes, self._entries, self._times = self._all_postings()
+        for entry_id in self._file_ids[self._file_alive].tolist():
+            frames, pitches = self.peaks(entry_id)
+            self._peaks[entry_id] = (np.array(frames), np.array(pitches))
+        self._file_ids = np.zeros(0, dtype=np.uint32)
+        self._file_alive = np.zeros(0, dtype=np.bool_)
+        self._file_live = 0
+        self._tail, self._sorted_tail, self._withdrawn = [], None, set()
 
     def remove(self, entry_ids: Sequence[int]) -> int:
-        present = [e for e in set(entry_ids) if e in self._peaks]
-        if not present:
-            return 0
-        self._merge_tail()
-        keep = ~np.isin(self._entries, np.asarray(present, dtype=np.uint32))
-        self._hashes, self._entries, self._times = (
-            self._hashes[keep],
-            self._entries[keep],
-            self._times[keep],
-        )
-        for entry_id in present:
-            del self._peaks[entry_id]
-        return len(present)
+        removed = 0
+        for entry_id in set(entry_ids):
+            if entry_id in self._peaks:
+                del self._peaks[entry_id]
+            elif (row := self._file_row(entry_id)) is not None:
+                self._file_alive[row] = False
+                self._file_live -= 1
+            else:
+                continue
+            self._withdrawn.add(entry_id)
+            removed += 1
+        return removed
 
     def __len__(self) -> int:
-        return len(self._peaks)
+        return len(self._peaks) + self._file_live
 
     @property
     def postings(self) -> int:
+        if self._withdrawn:
+            return len(self._all_postings()[0])
         return len(self._hashes) + sum(len(t[0]) for t in self._tail)
 
     @property
     def nbytes(self) -> int:
-        self._merge_tail()
-        postings = self._hashes.nbytes + self._entries.nbytes + self._times.nbytes
-        return postings + sum(f.nbytes + p.nbytes for f, p in self._peaks.values())
+        postings = sum(a.nbytes for a in self._all_postings())
+        peaks = sum(f.nbytes + p.nbytes for f, p in self._peaks.values())
+        live = self._file_ids[self._file_alive]
+        return postings + peaks + sum(self.peaks(i)[0].nbytes * 2 for i in live.tolist())
 
     def entry_ids(self) -> set[int]:
-        return set(self._peaks)
+        return set(self._peaks) | set(self._file_ids[self._file_alive].tolist())
 
     def hits(self, query: QueryLandmarks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(query landmark index, entry id, reference time) of every posting matching."""
-        self._merge_tail()
         hashes = np.asarray(query.hashes, dtype=np.uint32)
-        starts = np.searchsorted(self._hashes, hashes, side="left")
-        ends = np.searchsorted(self._hashes, hashes, side="right")
-        counts = ends - starts
-        counts[counts > self.max_postings_per_hash] = 0
-        total = int(counts.sum())
-        if total == 0:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, empty
-        landmark = np.repeat(np.arange(len(hashes)), counts)
-        # Positions start..end-1 of each run, without a Python loop.
-        run_starts = np.repeat(starts - np.cumsum(counts) + counts, counts)
-        positions = run_starts + np.arange(total)
-        return (
-            landmark,
-            self._entries[positions].astype(np.int64),
-            self._times[positions].astype(np.int64),
-        )
+        runs = []
+        for sorted_hashes, entries, times in ((self._hashes, self._entries, self._times),
+                                              self._tail_postings()):  # fmt: skip
+            starts = np.searchsorted(sorted_hashes, hashes, side="left")
+            ends = np.searchsorted(sorted_hashes, hashes, side="right")
+            runs.append((starts, ends - starts, entries, times))
+        counts = runs[0][1] + runs[1][1]
+        # Over the cap: a stop word. With withdrawn entries still in the arrays, the cap
+        # is applied to the live postings only (read them first).
+        wanted = counts <= self.max_postings_per_hash
+        if self._withdrawn:
+            wanted[:] = True
+        found = [_run_postings(starts, count * wanted, entries, times)
+                 for starts, count, entries, times in runs]  # fmt: skip
+        landmark = np.concatenate([f[0] for f in found])
+        entries = np.concatenate([f[1] for f in found])
+        times = np.concatenate([f[2] for f in found])
+        if self._withdrawn:
+            live = ~np.isin(entries, np.fromiter(self._withdrawn, dtype=np.int64))
+            landmark, entries, times = landmark[live], entries[live], times[live]
+            live_counts = np.bincount(landmark, minlength=len(hashes))
+            capped = live_counts[landmark] <= self.max_postings_per_hash
+            landmark, entries, times = landmark[capped], entries[capped], times[capped]
+        # The file's postings, then the tail's, per landmark: as one sorted array holds them.
+        order = np.argsort(landmark, kind="stable")
+        return landmark[order], entries[order], times[order]
 
     def vote(self, variants: Sequence[QueryLandmarks]) -> list[OffsetVote]:
         parts = [self.hits(query) for query in variants]
@@ -258,26 +331,46 @@ class InvertedAudioIndex(AudioIndex):
         return out
 
     def save(self, path: Path) -> None:
-        self._merge_tail()
-        ids = sorted(self._peaks)
-        with open(path, "wb") as handle:
-            np.savez(
-                handle,
-                format=np.array([INDEX_FORMAT]),
-                hashes=self._hashes,
-                entries=self._entries,
-                times=self._times,
-                entry_ids=np.array(ids, dtype=np.uint32),
-                peak_counts=np.array([len(self._peaks[i][0]) for i in ids], dtype=np.int64),
-                peak_frames=_concat([self._peaks[i][0] for i in ids], np.uint32),
-                peak_pitches=_concat([self._peaks[i][1] for i in ids], np.float32),
-                max_postings_per_hash=np.array([self.max_postings_per_hash]),
-            )
+        """Every live posting and entry, in the memory-mappable layout (array_file)."""
+        hashes, entries, times = self._all_postings()
+        ids = sorted(self.entry_ids())
+        peaks = [self.peaks(i) for i in ids]
+        arrays = {
+            "hashes": hashes,
+            "entries": entries,
+            "times": times,
+            "entry_ids": np.array(ids, dtype=np.uint32),
+            "peak_bounds": np.concatenate([[0], np.cumsum([len(f) for f, _ in peaks])]).astype(
+                np.int64
+            ),
+            "peak_frames": _concat([f for f, _ in peaks], np.uint32),
+            "peak_pitches": _concat([p for _, p in peaks], np.float32),
+        }
+        meta = {"format": INDEX_FORMAT, "max_postings_per_hash": self.max_postings_per_hash}
+        write_arrays(path, FILE_MAGIC, meta, arrays)
 
     @classmethod
     def load(cls, path: Path) -> InvertedAudioIndex:
+        if not has_magic(path, FILE_MAGIC):
+            return cls._load_npz(path)
+        meta, arrays = read_arrays(path, FILE_MAGIC)
+        if meta.get("format") != INDEX_FORMAT:
+            raise ValueError(f"{path}: unknown audio index format; rebuild the index")
+        index = cls(int(meta["max_postings_per_hash"]))
+        index._hashes, index._entries = arrays["hashes"], arrays["entries"]
+        index._times = arrays["times"]
+        index._file_ids = arrays["entry_ids"]
+        index._file_alive = np.ones(len(index._file_ids), dtype=np.bool_)
+        index._file_live = len(index._file_ids)
+        index._peak_bounds = arrays["peak_bounds"]
+        index._peak_frames, index._peak_pitches = arrays["peak_frames"], arrays["peak_pitches"]
+        return index
+
+    @classmethod
+    def _load_npz(cls, path: Path) -> InvertedAudioIndex:
+        """A file of the earlier layout (an .npz, read whole); the next save rewrites it."""
         with np.load(io.BytesIO(path.read_bytes())) as data:
-            if int(data["format"][0]) != INDEX_FORMAT:
+            if int(data["format"][0]) != NPZ_FORMAT:
                 raise ValueError(f"{path}: unknown audio index format; rebuild the index")
             index = cls(int(data["max_postings_per_hash"][0]))
             index._hashes = data["hashes"]
@@ -291,6 +384,21 @@ class InvertedAudioIndex(AudioIndex):
                     pitches[bounds[k] : bounds[k + 1]],
                 )
         return index
+
+
+def _run_postings(
+    starts: np.ndarray, counts: np.ndarray, entries: np.ndarray, times: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(landmark, entry, time) of positions starts[i]..starts[i]+counts[i]-1, every i."""
+    total = int(counts.sum())
+    if total == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    landmark = np.repeat(np.arange(len(starts)), counts)
+    # Positions start..end-1 of each run, without a Python loop.
+    run_starts = np.repeat(starts - np.cumsum(counts) + counts, counts)
+    positions = run_starts + np.arange(total)
+    return landmark, entries[positions].astype(np.int64), times[positions].astype(np.int64)
 
 
 def _concat(arrays: list[np.ndarray], dtype: type) -> np.ndarray:

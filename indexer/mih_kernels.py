@@ -8,24 +8,53 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
-_M1 = np.uint64(0x5555555555555555)
-_M2 = np.uint64(0x3333333333333333)
-_M4 = np.uint64(0x0F0F0F0F0F0F0F0F)
-_H01 = np.uint64(0x0101010101010101)
-_ONE = np.uint64(1)
-_TWO = np.uint64(2)
-_FOUR = np.uint64(4)
-_FIFTY_SIX = np.uint64(56)
 _SIXTY_FOUR = np.uint64(64)
+_ONE = np.uint64(1)
 
 
-@numba.njit(inline="always", cache=True)
-def _popcount(x: np.uint64) -> np.int64:
-    x = x - ((x >> _ONE) & _M1)
-    x = (x & _M2) + ((x >> _TWO) & _M2)
-    x = (x + (x >> _FOUR)) & _M4
-    return np.int64((x * _H01) >> _FIFTY_SIX)
+@intrinsic
+def _popcount(typingctx, value):  # type: ignore[no-untyped-def]
+    """The CPU's popcount instruction (numba has none of its own)."""
+    sig = types.int64(types.uint64)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        word = ir.IntType(64)
+        count = builder.module.declare_intrinsic("llvm.ctpop", [word])
+        return builder.call(count, [args[0]])
+
+    return sig, codegen
+
+
+@intrinsic
+def _prefetch(typingctx, array, index):  # type: ignore[no-untyped-def]
+    """Ask for the cache line of `array[index]` (of a 2-d array: of its row) without
+    waiting for it: a query's random reads are issued together, not one after another."""
+    sig = types.void(array, index)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        array_type = signature.args[0]
+        view = context.make_array(array_type)(context, builder, args[0])
+        zero = context.get_constant(types.intp, 0)
+        indices = [args[1]] + [zero] * (array_type.ndim - 1)
+        pointer = cgutils.get_item_pointer(
+            context, builder, array_type, view, indices, wraparound=False
+        )
+        i32, byte_pointer = ir.IntType(32), ir.IntType(8).as_pointer()
+        signature_ = ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32])
+        fetch = cgutils.get_or_insert_function(builder.module, signature_, "llvm.prefetch.p0")
+        address = builder.bitcast(pointer, byte_pointer)
+        # a read, kept in every cache level, of data
+        builder.call(
+            fetch, [address, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)]
+        )
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @numba.njit(inline="always", cache=True)
@@ -78,7 +107,7 @@ def search_tables(
     radius: np.int64,
     chunk_offsets: np.ndarray,
     chunk_widths: np.ndarray,
-    flips: np.int64,
+    chunk_flips: np.ndarray,
     masks: np.ndarray,
     mask_starts: np.ndarray,
     starts: np.ndarray,
@@ -91,15 +120,19 @@ def search_tables(
     out_distance: np.ndarray,
 ) -> np.int64:
     """Every (query, row, distance) within `radius`; returns how many (may exceed the
-    buffers' length, in which case the caller retries with bigger ones)."""
+    buffers' length, in which case the caller retries with bigger ones). Chunk c is probed
+    at every key within chunk_flips[c] bits of the query's chunk."""
     found = 0
     capacity = out_row.shape[0]
     chunks = chunk_offsets.shape[0]
     query_chunks = np.empty(chunks, dtype=np.uint64)
-    # Per query, in three passes whose memory reads do not wait on each other (so the CPU
-    # keeps many cache misses in flight): the probed buckets' bounds, their rows, then
-    # each candidate's distance. Tombstones are checked only for hits (they are rare).
+    # Per query, in phases: every probed key's offsets, then every bucket's rows, then
+    # every candidate's hash are first prefetched, all together, and only then read: the
+    # reads are random (a bank's tables are far bigger than the caches), and issued one
+    # after another each would wait a full memory latency. Tombstones are checked only
+    # for hits (they are rare).
     probes = mask_starts[chunks] if chunks else 0
+    keys = np.empty(probes, dtype=np.int64)
     bucket_from = np.empty(probes, dtype=np.int64)
     bucket_to = np.empty(probes, dtype=np.int64)
     bucket_chunk = np.empty(probes, dtype=np.int64)
@@ -109,15 +142,19 @@ def search_tables(
         query = queries[q]
         for c in range(chunks):
             query_chunks[c] = _chunk(query, chunk_offsets[c], chunk_widths[c])
-        total = 0
-        for c in range(chunks):
             base = start_bases[c]
             for m in range(mask_starts[c], mask_starts[c + 1]):
                 key = base + np.int64(query_chunks[c] ^ masks[m])
-                bucket_from[m] = starts[key]
-                bucket_to[m] = starts[key + 1]
+                keys[m] = key
                 bucket_chunk[m] = c
-                total += bucket_to[m] - bucket_from[m]
+                _prefetch(starts, key)
+        total = 0
+        for m in range(probes):
+            bucket_from[m] = starts[keys[m]]
+            bucket_to[m] = starts[keys[m] + 1]
+            if bucket_to[m] > bucket_from[m]:
+                _prefetch(rows[bucket_chunk[m]], bucket_from[m])
+            total += bucket_to[m] - bucket_from[m]
         if total > candidates.shape[0]:
             candidates = np.empty(total, dtype=np.int64)
             candidate_chunk = np.empty(total, dtype=np.int64)
@@ -125,7 +162,9 @@ def search_tables(
         for m in range(probes):
             c = bucket_chunk[m]
             for k in range(bucket_from[m], bucket_to[m]):
-                candidates[j] = rows[c, k]
+                row = np.int64(rows[c, k])
+                _prefetch(codes, row)
+                candidates[j] = row
                 candidate_chunk[j] = c
                 j += 1
         for j in range(total):
@@ -133,12 +172,12 @@ def search_tables(
             distance = _distance(codes, row, query)
             if distance > radius or not alive[row]:
                 continue
-            # Kept only where first found: in no earlier chunk within `flips` bits.
+            # Kept only where first found: in no earlier chunk within its flips.
             c = candidate_chunk[j]
             earlier = False
             for e in range(c):
                 differing = _chunk(codes[row], chunk_offsets[e], chunk_widths[e])
-                if _popcount(differing ^ query_chunks[e]) <= flips:
+                if _popcount(differing ^ query_chunks[e]) <= chunk_flips[e]:
                     earlier = True
                     break
             if earlier:

@@ -15,6 +15,9 @@ def test_small_scale_run_is_exact(shared_data: Path, tmp_path: Path) -> None:
         entries=[6000],
         history=[5000],
         descriptors=[25_000],
+        text_references=[3000],
+        audio_hours=[1.0],
+        texts=shared_data / "text",
         photos=6,
     )
     report = run_scale_benchmark(config, lambda line: None)
@@ -28,3 +31,7 @@ def test_small_scale_run_is_exact(shared_data: Path, tmp_path: Path) -> None:
     assert bank["add_one_s"] > 0 and bank["withdraw_one_s"] > 0
     assert report["history"][0]["history_entries"] == 5000
     assert report["descriptors"][0]["candidate_recall"] >= 0.95  # held to 0.99 elsewhere
+    # The text and audio banks open from their files and find their planted copies.
+    text, audio = report["text"][0], report["audio"][0]
+    assert text["text_references"] == 3000 + 200 and text["text_copies_found"] >= 0.97
+    assert audio["audio_entries"] == 20 and audio["audio_clips_found"] == 1.0

@@ -12,6 +12,7 @@ from ansim.detector.audio import fingerprint_samples
 from ansim.detector.audio_decode import TARGET_RATE
 from ansim.detector.audio_landmarks import query_variants
 from ansim.indexer.audio_index import (
+    DEFAULT_MAX_POSTINGS_PER_HASH,
     AudioEntry,
     BruteForceAudioIndex,
     InvertedAudioIndex,
@@ -112,3 +113,42 @@ def test_memory_per_hour_is_bounded(entries) -> None:
         seconds += len(mono) / TARGET_RATE
     per_hour = index.nbytes / seconds * 3600
     assert per_hour < 16 * 2**20  # 12 bytes a landmark, ~300 landmarks a second at most
+
+
+@pytest.mark.parametrize("cap", [DEFAULT_MAX_POSTINGS_PER_HASH, 2])
+def test_opened_file_with_changes_since_agrees_with_brute_force(
+    entries, tmp_path: Path, cap: int
+) -> None:
+    """An opened (memory-mapped) index, then a withdrawal, an add and a withdrawn id added
+    back, votes as the twin does, the stop-word cap counted over live postings only; a
+    save folds the changes into the file."""
+    ids = list(entries)
+    built = InvertedAudioIndex(cap)
+    for entry_id in ids[:3]:
+        built.add(entry_id, entries[entry_id][0])
+    built.save(tmp_path / "audio.index")
+    opened = InvertedAudioIndex.load(tmp_path / "audio.index")
+    assert isinstance(opened._hashes, np.memmap) and len(opened) == 3
+    twin = BruteForceAudioIndex(cap)
+    for entry_id in ids[:3]:
+        twin.add(entry_id, entries[entry_id][0])
+    query_set = queries(entries, 3, seed=12)
+    for index in (opened, twin):
+        assert index.remove([ids[0], 999]) == 1
+        index.add(ids[3], entries[ids[3]][0])
+    assert ids[0] not in opened.entry_ids() and len(opened) == 3
+    assert opened.postings == twin.postings
+    for query in query_set:
+        assert opened.vote(query) == twin.vote(query)
+    for index in (opened, twin):
+        index.add(ids[0], entries[ids[0]][0])
+    np.testing.assert_array_equal(opened.peaks(ids[1])[0], entries[ids[1]][0].peak_frames)
+    for query in query_set:
+        assert opened.vote(query) == twin.vote(query)
+    opened.remove([ids[2]])
+    twin.remove([ids[2]])
+    opened.save(tmp_path / "audio.index")  # over the very file it maps
+    again = InvertedAudioIndex.load(tmp_path / "audio.index")
+    assert again.entry_ids() == set(ids) - {ids[2]} and again.postings == twin.postings
+    for query in query_set:
+        assert again.vote(query) == twin.vote(query)

@@ -12,6 +12,7 @@ from ansim.indexer import mih_pdq_index
 from ansim.indexer.mih_pdq_index import (
     MihPdqIndex,
     best_chunk_count,
+    chunk_flips,
     chunk_widths,
     flip_masks,
     flips_for,
@@ -148,6 +149,14 @@ def test_pigeonhole_layout() -> None:
         assert sum(chunk_widths(chunks)) == 256
         # Every chunk differing in flips + 1 bits would exceed radius 31.
         assert chunks * (flips_for(31, chunks) + 1) > 31
+        for entries in (10_000, 1_000_000, 10_000_000):
+            for radius in (0, 8, 31, 40):
+                flips = chunk_flips(entries, chunks, radius)
+                # Exact, with no pigeon to spare: a spare one is probes for nothing.
+                assert sum(f + 1 for f in flips) == radius + 1 and min(flips) >= -1
+    # 11 chunks at radius 31: 33 pigeons, so one chunk is probed within 1 bit, not 2.
+    assert sorted(chunk_flips(10_000_000, 11, 31)) == [1] + [2] * 10
+    assert chunk_flips(10_000_000, 16, 0).count(0) == 1  # an exact match: one chunk probed
     assert len(flip_masks(16, 1)) == 17 and len(flip_masks(23, 2)) == 1 + 23 + 253
     # Wider chunks only once the bank is big enough to fill them.
     assert best_chunk_count(100_000) == 16
@@ -198,3 +207,42 @@ def test_a_batch_split_over_threads_gives_the_same_answers(
     for radius in (31, 40):  # probed tables; the compiled scan
         assert fast.search(queries, radius) == reference.search(queries, radius)
     assert fast.search(queries[:1], 31) == reference.search(queries[:1], 31)
+
+
+@pytest.mark.parametrize("chunks", [11, 12, 13])
+def test_uneven_flips_find_copies_at_the_radius_and_not_past_it(chunks: int) -> None:
+    """The layouts chosen at 1M-10M entries (chunks probed within 1 or 2 bits), on a small
+    bank: copies planted 30, 31 and 32 bits away, the flipped bits spread over every chunk
+    or packed into the chunks probed least, are found exactly as brute force finds them."""
+    rng = np.random.default_rng(chunks)
+    codes = rng.integers(0, 256, (6000, 32), dtype=np.uint8)
+    ids = list(range(1, 6001))
+    fast = MihPdqIndex(chunks=chunks, min_entries_for_tables=0, scans_before_build=0)
+    reference = BruteForcePdqIndex()
+    fast.add(ids, hexes(codes))
+    fast.build()
+    reference.add(ids, hexes(codes))
+    widths = chunk_widths(chunks)
+    offsets = np.concatenate([[0], np.cumsum(widths)])
+    flips = chunk_flips(fast.entries_in_tables, chunks, 31)
+    # Bit positions chunk by chunk, the least-probed chunks first: each gets flips + 1
+    # flipped bits (just missed by its own probes) until the distance is used up.
+    order = sorted(range(chunks), key=lambda c: flips[c])
+    queries = []
+    for row, distance in enumerate((30, 31, 32) * 6):
+        if row % 2:
+            positions = rng.choice(256, distance, replace=False)
+        else:
+            positions, left = [], distance
+            for c in order:
+                take = min(left, flips[c] + 1)
+                positions += list(range(offsets[c], offsets[c] + take))
+                left -= take
+            positions += list(range(offsets[order[-1]] + 3, offsets[order[-1]] + 3 + left))
+        code = codes[row * 97].copy()
+        for position in positions:
+            code[position // 8] ^= np.uint8(1 << (position % 8))
+        queries.append(code.tobytes().hex())
+    got = fast.search(queries, 31)
+    assert got == reference.search(queries, 31)
+    assert [bool(hits) for hits in got] == [d <= 31 for d in (30, 31, 32) * 6]

@@ -176,3 +176,64 @@ def test_incompatible_signature_is_refused() -> None:
     stale = TextSignature(signature.minhash, signature.shingles, signature.windows, 5, 1)
     with pytest.raises(ValueError, match="rebuild"):
         LshTextIndex().add([1], [stale])
+
+
+def test_opened_bank_answers_as_built_and_proposes_datasketchs_candidates(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """The band tables are saved and memory-mapped, not rebuilt: a reopened bank, with
+    withdrawals, a replaced entry and entries added since the open, gives the very hits of
+    one built in memory; its candidates are those of datasketch's LSH over the same bands
+    (two-row bands are keyed exactly), and a second save folds the changes in."""
+    from ansim.detector.text import NUM_PERM, to_minhash
+    from datasketch import MinHashLSH
+
+    texts = _corpus(shared_data, 300)
+    rng = random.Random(8)
+    signatures = _signatures(texts[:240])
+    queries = _signatures(
+        [ev.typos(t, rng) for t in texts[:60]]
+        + [ev.embedder(texts[240:], (5, 10))(t, rng) for t in texts[60:80]]
+        + texts[240:]
+    )
+    built = LshTextIndex()
+    built.add(list(range(1, 201)), signatures[:200])
+    built.save(tmp_path / "bank.index")
+    opened = LshTextIndex.load(tmp_path / "bank.index")
+    assert len(opened) == 200 and 7 in opened and 201 not in opened
+    assert np.array_equal(opened.signature(7).shingles, signatures[6].shingles)
+    for index in (built, opened):
+        index.remove([3, 4, 999])
+        index.add([5], [signatures[210]])  # replaced: the file's row 5 no longer counts
+        index.add(list(range(201, 241)), signatures[200:240])
+    assert len(opened) == len(built) == 238
+    assert opened.search(queries, 0.3) == built.search(queries, 0.3)
+    reference = BruteForceTextIndex()
+    reference.add(list(range(1, 241)), signatures)
+    reference.remove([3, 4])
+    reference.add([5], [signatures[210]])
+    wanted = reference.search(queries, 0.3)
+    got = opened.search(queries, 0.3)
+    for fast, exact in zip(got, wanted, strict=True):
+        assert {h.entry_id for h in fast} <= {h.entry_id for h in exact}
+    decided = [{d.entry_id for d in decide_all(h, POLICY)} for h in got]
+    expected = [{d.entry_id for d in decide_all(h, POLICY)} for h in wanted]
+    assert sum(a == b for a, b in zip(decided, expected, strict=True)) >= len(queries) - 1
+
+    lsh = MinHashLSH(num_perm=NUM_PERM, params=(opened.bands, opened.rows))
+    for entry_id, signature in enumerate(signatures, start=1):
+        if entry_id not in (3, 4, 5):
+            lsh.insert(entry_id, to_minhash(signature.minhash))
+    lsh.insert(5, to_minhash(signatures[210].minhash))
+    for query in queries:
+        probe = to_minhash(query.minhash)
+        expected = set(lsh.query(probe))
+        for window in query.windows:
+            probe.hashvalues = window
+            expected.update(lsh.query(probe))
+        assert opened._candidates(query) == sorted(expected)
+
+    opened.save(tmp_path / "bank.index")  # over the very file it maps
+    again = LshTextIndex.load(tmp_path / "bank.index")
+    assert len(again) == 238 and 3 not in again
+    assert again.search(queries, 0.3) == built.search(queries, 0.3)
