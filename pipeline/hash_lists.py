@@ -9,8 +9,9 @@ contiguous block under the write lock: line k of the valid lines is reference
 
 An import is one transaction: interrupted (Ctrl-C, a crash, a full disk), it leaves
 nothing behind, and running it again imports the whole list. The PDQ bank is told once,
-after the commit, in a few large batches; if the process dies between the commit and
-that, the bank's size disagrees with the store and it is rebuilt from the store.
+after the commit, with the raw hashes in one array (one delta segment, or a new base when
+the list is large beside the bank); if the process dies between the commit and that, the
+bank's checkpoint is behind the store and the next use reads the newer rows from it.
 
 On SQLite a large list drops the two tables' secondary indexes inside the transaction and
 rebuilds them once at the end (a sort, instead of millions of random B-tree inserts);
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from ansim.casework.cases import get_case, require_open_case
 from ansim.casework.errors import CaseworkError
 from ansim.casework.workspace import Workspace
@@ -40,8 +42,6 @@ HASH_FORMATS = {"pdq": 64, "md5": 32}
 LABEL_MAX = Reference.__table__.c.label.type.length  # type: ignore[attr-defined]
 # Rows written per executemany / COPY round.
 BATCH_LINES = 20_000
-# Valid lines handed to the PDQ bank at once after the commit (~300 MB of Python objects).
-BANK_BATCH = 1_000_000
 # From this size on (~150k lines) SQLite's secondary indexes are rebuilt once at the end.
 BULK_INDEX_BYTES = 10 << 20
 # Rejected lines listed in the report; past this only their count grows.
@@ -87,15 +87,6 @@ class ImportReport:
             ),
             "rejections": [r.as_dict() for r in self.rejections],
         }
-
-
-@dataclass(frozen=True, slots=True)
-class ImportedSignal:
-    """What the bank reads of a signal row (id, kind, value), without an ORM object."""
-
-    id: int
-    kind: str
-    value: str
 
 
 def parse_hash_line(text_line: str, hash_format: str) -> tuple[str, str | None, bytes]:
@@ -306,15 +297,10 @@ def import_hash_list(
                 "references": report.as_dict()["reference_ids"],
             },
         )
-    # The store has committed; the bank follows (and is rebuilt from the store if this dies).
-    hashes = len(bank_codes) // PDQ_BYTES
-    for start in range(0, hashes, BANK_BATCH):
-        workspace.banks.add(
-            ImportedSignal(
-                first_signal_id + i, "pdq", bank_codes[i * PDQ_BYTES : (i + 1) * PDQ_BYTES].hex()
-            )
-            for i in range(start, min(start + BANK_BATCH, hashes))
-        )
+    # The store has committed; the bank follows (and catches up from the store if this
+    # dies): the raw hashes, with the contiguous signal ids they were stored under.
+    codes = np.frombuffer(bank_codes, dtype=np.uint8).reshape(-1, PDQ_BYTES)
+    workspace.banks.add_codes("pdq", first_signal_id + np.arange(len(codes)), codes)
     return report
 
 

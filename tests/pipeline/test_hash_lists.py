@@ -50,7 +50,6 @@ def test_import_reports_bad_lines_feeds_the_bank_and_withdraws_exactly(
     # Small batches, so several rounds of executemany / COPY run; `bulk` also drops and
     # rebuilds SQLite's secondary indexes.
     monkeypatch.setattr(hash_lists, "BATCH_LINES", 7)
-    monkeypatch.setattr(hash_lists, "BANK_BATCH", 11)
     monkeypatch.setattr(hash_lists, "BULK_INDEX_BYTES", 0 if bulk else 1 << 40)
     is_sqlite = workspace.store.engine.dialect.name == "sqlite"
     indexes_before = sqlite_index_names(workspace) if is_sqlite else set()
