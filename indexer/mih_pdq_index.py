@@ -19,6 +19,9 @@ Entries added since the tables were built sit in a short tail that is scanned
 exhaustively; removed entries are tombstoned and dropped at the next build. The file
 holds only ids and hashes (40 bytes an entry); after a load the tables are rebuilt
 (counting sort: ~2 s at 1M, ~12 s of CPU at 10M here) once enough queries call for them.
+A write's changes can also be kept as a delta segment (`record_changes` ...
+`save_changes`, 40 bytes an added entry and 8 a removed one) that `indexer.persisted`
+publishes on top of the base file.
 """
 
 from __future__ import annotations
