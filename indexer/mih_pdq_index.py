@@ -439,30 +439,27 @@ class MihPdqIndex(PdqIndex):
             raise RuntimeError("no changes are being recorded")
         added = slice(self._recording_from, self._count)
         removed = np.concatenate([np.zeros(0, dtype=np.int64), *self._removed_log])
-        with open(path, "wb") as out:
-            out.write(CHANGES_MAGIC)
-            out.write(np.asarray([added.stop - added.start, len(removed)], np.int64).tobytes())
-            out.write(self._ids[added].tobytes())
-            out.write(self._codes[added].tobytes())
-            out.write(removed.astype(np.int64).tobytes())
+        _write_changes(path, self._ids[added], self._codes[added], removed)
         self.stop_recording()
 
     def apply_changes(self, path: Path) -> None:
         """Apply a segment `save_changes` wrote (adds first: a write may add then remove)."""
-        with open(path, "rb") as source:
-            if source.read(len(CHANGES_MAGIC)) != CHANGES_MAGIC:
-                raise ValueError(f"{path} is not a PDQ delta segment")
-            header = np.frombuffer(source.read(16), dtype=np.int64)
-            if len(header) != 2:
-                raise ValueError(f"{path} is truncated")
-            added, removed = int(header[0]), int(header[1])
-            ids = np.fromfile(source, dtype=np.int64, count=added)
-            codes = np.fromfile(source, dtype=np.uint64, count=added * WORDS)
-            gone = np.fromfile(source, dtype=np.int64, count=removed)
-            if len(ids) != added or len(codes) != added * WORDS or len(gone) != removed:
-                raise ValueError(f"{path} is truncated")
-        self.add_codes(ids, codes.view(np.uint8).reshape(added, PDQ_BYTES))
+        ids, codes, gone = _read_changes(path)
+        self.add_codes(ids, codes.view(np.uint8).reshape(len(ids), PDQ_BYTES))
         self.remove(gone)
+
+    @staticmethod
+    def merge_changes(sources: list[Path], target: Path) -> int:
+        """Write the segments `sources` (in order) as one; returns its entries + removals.
+        An entry added and removed within them leaves no trace."""
+        parts = [_read_changes(path) for path in sources]
+        ids = np.concatenate([np.zeros(0, np.int64), *(p[0] for p in parts)])
+        codes = np.concatenate([np.zeros((0, WORDS), np.uint64), *(p[1] for p in parts)])
+        gone = np.concatenate([np.zeros(0, np.int64), *(p[2] for p in parts)])
+        kept = ~np.isin(ids, gone)
+        gone_before = gone[~np.isin(gone, ids)]  # removals of entries older than the segments
+        _write_changes(target, ids[kept], codes[kept], gone_before)
+        return int(kept.sum()) + len(gone_before)
 
     @classmethod
     def load(cls, path: Path) -> MihPdqIndex:
@@ -496,3 +493,29 @@ class MihPdqIndex(PdqIndex):
         ids = faiss.vector_to_array(legacy.id_map).astype(np.int64)
         codes = faiss.vector_to_array(flat.xb).reshape(-1, PDQ_BYTES)
         return cls._of_arrays(ids, np.ascontiguousarray(codes).view("<u8").copy())
+
+
+def _write_changes(path: Path, ids: np.ndarray, words: np.ndarray, removed: np.ndarray) -> None:
+    with open(path, "wb") as out:
+        out.write(CHANGES_MAGIC)
+        out.write(np.asarray([len(ids), len(removed)], np.int64).tobytes())
+        out.write(np.ascontiguousarray(ids, dtype=np.int64).tobytes())
+        out.write(np.ascontiguousarray(words, dtype=np.uint64).tobytes())
+        out.write(np.ascontiguousarray(removed, dtype=np.int64).tobytes())
+
+
+def _read_changes(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(added ids, their hashes as (n, 4) words, removed ids) of a delta segment."""
+    with open(path, "rb") as source:
+        if source.read(len(CHANGES_MAGIC)) != CHANGES_MAGIC:
+            raise ValueError(f"{path} is not a PDQ delta segment")
+        header = np.frombuffer(source.read(16), dtype=np.int64)
+        if len(header) != 2:
+            raise ValueError(f"{path} is truncated")
+        added, removed = int(header[0]), int(header[1])
+        ids = np.fromfile(source, dtype=np.int64, count=added)
+        codes = np.fromfile(source, dtype=np.uint64, count=added * WORDS)
+        gone = np.fromfile(source, dtype=np.int64, count=removed)
+    if len(ids) != added or len(codes) != added * WORDS or len(gone) != removed:
+        raise ValueError(f"{path} is truncated")
+    return ids, codes.reshape(added, WORDS), gone

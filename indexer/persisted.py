@@ -45,8 +45,9 @@ MANIFEST_MAGIC = b'{"manifest"'
 COMPACT_FRACTION = 0.25
 # ...and at least this many (a small bank is not rewritten at every change),
 SEGMENT_FLOOR = 4096
-# ...in at most this many segment files (each is a file to open when the index loads).
-MAX_SEGMENTS = 256
+# ...in at most this many segment files (each is a file to open when the index loads):
+# past it they are merged into one (bytes in proportion to the segments, not the base).
+MAX_SEGMENTS = 64
 # A reader that finds a file gone (compacted away meanwhile) reads the manifest again.
 OPEN_ATTEMPTS = 5
 
@@ -75,6 +76,10 @@ class Segmentable(Protocol):
     def apply_changes(self, path: Path) -> None:
         """Apply a segment that `save_changes` wrote."""
 
+    @staticmethod
+    def merge_changes(sources: list[Path], target: Path) -> int:
+        """Write several segments as one; returns the entries added + removed in it."""
+
 
 IndexT = TypeVar("IndexT", bound=Saveable)
 
@@ -91,6 +96,8 @@ class Manifest:
     base_entries: int = 0
     segment_changes: int = 0  # entries added + removed in the segments
     next_segment: int = 0
+    # The segments that the first one replaced when they were merged (see `_open`).
+    merged_from: tuple[str, ...] = ()
 
     def file_names(self) -> list[str]:
         return ([self.base] if self.base else []) + list(self.segments)
@@ -103,6 +110,7 @@ class Manifest:
         data = json.loads(text)
         data.pop("manifest")
         data["segments"] = tuple(data["segments"])
+        data["merged_from"] = tuple(data.get("merged_from", ()))
         return cls(**data)
 
 
@@ -179,13 +187,17 @@ class PersistedIndex(Generic[IndexT]):
 
     def _open(self, manifest: Manifest) -> IndexT:
         held, index = self._manifest, self._index
-        known = len(held.segments) if held else 0
+        applied = held.segments if held else ()
+        merged = manifest.merged_from
+        if merged and applied[: len(merged)] == merged:
+            applied = (manifest.segments[0], *applied[len(merged) :])
+        known = len(applied)
         follows = (
             index is not None
             and held is not None
             and held.base == manifest.base
             and held.generation == manifest.generation
-            and manifest.segments[:known] == held.segments
+            and manifest.segments[:known] == applied
         )
         if follows:
             assert index is not None
@@ -273,7 +285,7 @@ class PersistedIndex(Generic[IndexT]):
     @staticmethod
     def _fits(manifest: Manifest, changes: int) -> bool:
         room = max(SEGMENT_FLOOR, int(manifest.base_entries * COMPACT_FRACTION))
-        return manifest.segment_changes + changes <= room and len(manifest.segments) < MAX_SEGMENTS
+        return manifest.segment_changes + changes <= room
 
     def _temporary(self, name: str) -> Path:
         return self.path.parent / f"{name}.tmp{os.getpid()}"
@@ -281,7 +293,20 @@ class PersistedIndex(Generic[IndexT]):
     def _append_segment(
         self, index: IndexT, manifest: Manifest, changes: int, last_id: int
     ) -> None:
-        name = f"{self.path.name}.{manifest.generation}.{manifest.next_segment}.delta"
+        segments, merged_from = manifest.segments, manifest.merged_from
+        segment_changes = manifest.segment_changes
+        if len(segments) >= MAX_SEGMENTS:
+            # The older segments become one; a reader that holds them all only applies
+            # the newest (see `_open`).
+            merged = self._segment_name(manifest)
+            manifest = replace(manifest, next_segment=manifest.next_segment + 1)
+            temporary = self._temporary(merged)
+            sources = [self.path.parent / segment for segment in segments]
+            segment_changes = index.merge_changes(sources, temporary)  # type: ignore[attr-defined]
+            _fsync(temporary)
+            os.replace(temporary, self.path.parent / merged)
+            segments, merged_from = (merged,), segments
+        name = self._segment_name(manifest)
         temporary = self._temporary(name)
         index.save_changes(temporary)  # type: ignore[attr-defined]
         _fsync(temporary)
@@ -290,13 +315,19 @@ class PersistedIndex(Generic[IndexT]):
             index,
             replace(
                 manifest,
-                segments=(*manifest.segments, name),
+                segments=(*segments, name),
+                merged_from=merged_from,
                 last_id=last_id,
                 count=len(index),
-                segment_changes=manifest.segment_changes + changes,
+                segment_changes=segment_changes + changes,
                 next_segment=manifest.next_segment + 1,
             ),
         )
+        if merged_from is not manifest.merged_from:
+            self._remove_unlisted()  # the segments merged
+
+    def _segment_name(self, manifest: Manifest) -> str:
+        return f"{self.path.name}.{manifest.generation}.{manifest.next_segment}.delta"
 
     def _compact(self, index: IndexT, manifest: Manifest, last_id: int) -> None:
         generation = manifest.generation + 1

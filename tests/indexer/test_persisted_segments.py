@@ -121,10 +121,17 @@ def test_segments_are_compacted_into_a_new_base(
     assert answers(pdq_files(path).read(), queries) == answers(twin, queries)
 
 
-def _write_and_die(path: Path, calls_before_exit: int, compact: bool) -> None:
+def _write_and_die(path: Path, calls_before_exit: int, mode: str) -> None:
     """Add entries 20,001-20,003 and remove entry 1, killed (os._exit, no clean-up) just
     before the `calls_before_exit`-th rename or fsync of the write."""
     seen = {"calls": 0}
+    if mode == "merge":
+        # Two segments first (each adds an entry and removes it); the write merges them.
+        for passing in (10**9, 10**9 + 1):
+            with pdq_files(path).write() as index:
+                index.add_codes(np.asarray([passing]), random_codes(passing, 1))
+                index.remove([passing])
+        persisted_module.MAX_SEGMENTS = 2  # type: ignore[attr-defined]
 
     def dying(real: Callable) -> Callable:  # type: ignore[type-arg]
         def step(*args):  # type: ignore[no-untyped-def]
@@ -137,7 +144,7 @@ def _write_and_die(path: Path, calls_before_exit: int, compact: bool) -> None:
 
     persisted_module.os.replace = dying(os.replace)  # type: ignore[attr-defined]
     persisted_module._fsync = dying(persisted_module._fsync)  # type: ignore[attr-defined]
-    if compact:
+    if mode == "compaction":
         persisted_module.SEGMENT_FLOOR = 0  # type: ignore[attr-defined]
         persisted_module.COMPACT_FRACTION = 0.0  # type: ignore[attr-defined]
     files = pdq_files(path)
@@ -148,20 +155,27 @@ def _write_and_die(path: Path, calls_before_exit: int, compact: bool) -> None:
 
 
 # A segment write is: fsync segment, rename it, fsync manifest, rename it, fsync folder.
-# A compaction: fsync base, rename it, fsync manifest, rename it, fsync folder.
-@pytest.mark.parametrize("compact", [False, True], ids=["segment", "compaction"])
-@pytest.mark.parametrize("calls_before_exit", [1, 2, 3, 4, 5, 6])
+# A compaction: fsync base, rename it, then the same. A merge: fsync the merged segment,
+# rename it, then the same as a segment write. Steps: (renames before the manifest's, all).
+STEPS = {"segment": (4, 5), "compaction": (4, 5), "merge": (6, 7)}
+
+
+@pytest.mark.parametrize(
+    ("mode", "calls_before_exit"),
+    [(mode, call) for mode, (_, steps) in STEPS.items() for call in range(1, steps + 2)],
+)
 def test_a_crash_at_any_step_leaves_the_old_or_the_new_index_whole(
-    base: tuple[Path, np.ndarray], calls_before_exit: int, compact: bool
+    base: tuple[Path, np.ndarray], mode: str, calls_before_exit: int
 ) -> None:
     path, codes = base
     process = get_context("spawn").Process(
-        target=_write_and_die, args=(path, calls_before_exit, compact)
+        target=_write_and_die, args=(path, calls_before_exit, mode)
     )
     process.start()
     process.join(60)
-    published = calls_before_exit > 4  # the manifest was renamed into place
-    assert process.exitcode == (0 if calls_before_exit == 6 else 9)
+    manifest_rename, steps = STEPS[mode]
+    published = calls_before_exit > manifest_rename  # the manifest was renamed into place
+    assert process.exitcode == (0 if calls_before_exit > steps else 9)
 
     files = pdq_files(path)
     manifest = files.manifest()
@@ -235,3 +249,34 @@ def test_a_bank_file_from_before_manifests_opens_and_is_migrated(tmp_path: Path)
     assert manifest is not None and manifest.count == 101 and manifest.last_id == 101
     assert not (tmp_path / "pdq.index.checkpoint").exists()
     assert answers(pdq_files(path).read(), codes[:1]) == [[(1, 0), (101, 0)]]
+
+
+def test_many_small_writes_merge_segments_without_rewriting_the_base(
+    base: tuple[Path, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, codes = base
+    monkeypatch.setattr(persisted_module, "MAX_SEGMENTS", 3)
+    writer, reader = pdq_files(path), pdq_files(path)
+    followed = reader.read()
+    base_name = writer.manifest().base  # type: ignore[union-attr]
+    new_codes = random_codes(21, 8)
+    for step in range(8):
+        entry_id = BASE_ENTRIES + 1 + step
+        with writer.write(last_added=entry_id) as index:
+            index.add_codes(np.asarray([entry_id]), new_codes[step : step + 1])
+            if step == 5:
+                index.remove([BASE_ENTRIES + 2, 10])  # an entry of a merged segment; a base one
+        assert reader.read() is followed  # kept up by applying segments, merged or not
+        manifest = writer.manifest()
+        assert manifest is not None and manifest.base == base_name
+        assert len(manifest.segments) <= 4
+    segment_bytes = [(path.parent / name).stat().st_size for name in manifest.segments]
+    assert sum(segment_bytes) < 40 * 20  # the merged changes, not the base
+    ids = [i for i in range(1, BASE_ENTRIES + 9) if i not in (10, BASE_ENTRIES + 2)]
+    all_codes = np.concatenate([codes, new_codes])
+    twin = twin_of(ids, all_codes[np.asarray(ids) - 1])
+    queries = np.stack([codes[9], new_codes[1], new_codes[7], near(new_codes[3], 2, 7)])
+    assert answers(pdq_files(path).read(), queries) == answers(twin, queries)
+    assert answers(reader.read(), queries) == answers(twin, queries)
+    listed = {"pdq.index", "pdq.index.lock", base_name, *manifest.segments}
+    assert {p.name for p in path.parent.iterdir()} == listed
