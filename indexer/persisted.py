@@ -160,9 +160,13 @@ class PersistedIndex(Generic[IndexT]):
                 if head != MANIFEST_MAGIC:
                     # A whole index file from before manifests: its own base.
                     return Manifest(base=self.path.name, last_id=self._legacy_checkpoint())
-                return Manifest.from_json(head + source.read())
+                text = head + source.read()
         except FileNotFoundError:
             return None
+        try:
+            return Manifest.from_json(text)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"{self.path} is not a readable index manifest") from exc
 
     def _fresh(self) -> IndexT:
         stamp = self._disk_stamp()

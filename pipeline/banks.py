@@ -159,6 +159,7 @@ class Banks:
                 self._rebuild_one(session, name)
             self._checked.add(name)
             return bool(expected)
+        caught_up = False
         try:
             seen = persisted.last_id() or 0
             caught_up = store_last_id > seen and self._catch_up(session, name, seen)
