@@ -11,7 +11,8 @@ are its own:
 - lookups: every photo's 8 dihedral hashes (as a scan queries an image) and random
   queries, radius 31, one image's 8 at a time; recall against the exhaustive twin
   (FAISS flat range search over the same hashes), which must be 1.0 with nothing extra;
-- add / withdraw: one more reference imported, one withdrawn (store, bank, index file);
+- add / withdraw: one more reference imported, one withdrawn (store, bank, index files),
+  with the bytes of index files each one wrote (a delta segment and the manifest);
 - bytes per entry: the index in memory (hashes, ids, tables) and on disk.
 
 For each size in `--history`, the index alone (no store): build time, lookups/s and
@@ -216,9 +217,7 @@ def lookup_step(home: Path, list_file: Path, photos: list[list[str]], seed: int)
         "index_bytes_per_entry": (
             round(index.memory_bytes() / len(index), 1) if isinstance(index, MihPdqIndex) else None
         ),
-        "index_file_bytes_per_entry": round(
-            (home / "index" / "reference-pdq.index").stat().st_size / len(index), 1
-        ),
+        "index_file_bytes_per_entry": round(workspace.banks.disk_bytes("pdq") / len(index), 1),
         "lookup_peak_rss_mb": round(_peak_rss_mb()),
     }
     workspace.close()
@@ -231,15 +230,41 @@ def change_step(home: Path, case_id: str, photo: list[str], reference_id: int) -
     workspace = _workspace(home)
     with workspace.store.session() as session:
         workspace.banks.index(session, "pdq").search([photo[0]], RADIUS)  # loaded and built
+    index_dir = home / "index"
     one = home / "one.txt"
     one.write_text(photo[0] + ",added\n")
+    before = _index_files(index_dir)
     started = time.perf_counter()
     intake.import_hash_list(workspace, case_id, one, "pdq")
     added = time.perf_counter()
+    after_add = _index_files(index_dir)
     intake.withdraw_reference(workspace, reference_id, "bench")
     withdrawn = time.perf_counter()
+    after_withdraw = _index_files(index_dir)
     workspace.close()
-    return {"add_one_s": round(added - started, 2), "withdraw_one_s": round(withdrawn - added, 2)}
+    return {
+        "add_one_s": round(added - started, 2),
+        "withdraw_one_s": round(withdrawn - added, 2),
+        "add_one_bytes_written": _written(before, after_add),
+        "withdraw_one_bytes_written": _written(after_add, after_withdraw),
+    }
+
+
+def _index_files(index_dir: Path) -> dict[str, tuple[int, int, int]]:
+    """The reference PDQ bank's files: name -> (inode, mtime, size)."""
+    return {
+        path.name: (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        for path in index_dir.glob("reference-pdq.index*")
+        if not path.name.endswith(".lock")
+        for stat in [path.stat()]
+    }
+
+
+def _written(
+    before: dict[str, tuple[int, int, int]], after: dict[str, tuple[int, int, int]]
+) -> int:
+    """Bytes of the files that are new or were rewritten between two looks."""
+    return sum(state[2] for name, state in after.items() if before.get(name) != state)
 
 
 def history_step(entries: int, photos: list[list[str]], seed: int) -> dict[str, Any]:

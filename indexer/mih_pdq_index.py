@@ -21,6 +21,9 @@ Entries added since the tables were built sit in a short tail that is scanned
 exhaustively; removed entries are tombstoned and dropped at the next build. The file
 holds only ids and hashes (40 bytes an entry); after a load the tables are rebuilt
 (counting sort: ~2 s at 1M, ~12 s of CPU at 10M here) once enough queries call for them.
+A write's changes can also be kept as a delta segment (`record_changes` ...
+`save_changes`, 40 bytes an added entry and 8 a removed one) that `indexer.persisted`
+publishes on top of the base file.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from ansim.indexer.pdq_index import PdqHit, PdqIndex, hashes_to_array
 
 WORDS = PDQ_BYTES // 8
 FILE_MAGIC = b"ANSIM-PDQ-MIH-1\n"
+# A delta segment (`save_changes`): the entries one write added and the ids it removed.
+CHANGES_MAGIC = b"ANSIM-PDQ-DELTA-1\n"
 # What faiss.write_index_binary starts an IndexBinaryIDMap2 with (FaissPdqIndex's files).
 LEGACY_FAISS_MAGIC = b"IBM2"
 # Entries appended since the last table build that are scanned one by one; past this the
@@ -195,6 +200,10 @@ class MihPdqIndex(PdqIndex):
         self._alive = np.zeros(1024, dtype=np.bool_)
         self._count = 0  # rows used, alive or not
         self._live = 0
+        # While a write records its changes (`record_changes`): the first row it added and
+        # the ids it removed. Rows are not compacted meanwhile, so the added ones stay put.
+        self._recording_from: int | None = None
+        self._removed_log: list[np.ndarray] = []
         self._clear_tables()
 
     def _clear_tables(self) -> None:
@@ -257,9 +266,15 @@ class MihPdqIndex(PdqIndex):
         removed = int(hit.sum())
         self._alive[: self._count][hit] = False
         self._live -= removed
+        if self._recording_from is not None:
+            self._removed_log.append(self._ids[: self._count][hit])
+        else:
+            self._compact_if_sparse()
+        return removed
+
+    def _compact_if_sparse(self) -> None:
         if self._count - self._live > max(self._tail_limit, self._live // 4):
             self._compact()
-        return removed
 
     def _compact(self) -> None:
         """Drop tombstoned rows; the tables are rebuilt at the next search."""
@@ -436,6 +451,47 @@ class MihPdqIndex(PdqIndex):
             out.write(self._ids[: self._count][live].tobytes())
             out.write(self._codes[: self._count][live].tobytes())
 
+    def record_changes(self) -> None:
+        self._recording_from = self._count
+        self._removed_log = []
+
+    def recorded_changes(self) -> int:
+        if self._recording_from is None:
+            return 0
+        return self._count - self._recording_from + sum(len(r) for r in self._removed_log)
+
+    def stop_recording(self) -> None:
+        self._recording_from, self._removed_log = None, []
+        self._compact_if_sparse()
+
+    def save_changes(self, path: Path) -> None:
+        """The recorded write as a delta segment: 40 bytes an added entry, 8 a removed one."""
+        if self._recording_from is None:
+            raise RuntimeError("no changes are being recorded")
+        added = slice(self._recording_from, self._count)
+        removed = np.concatenate([np.zeros(0, dtype=np.int64), *self._removed_log])
+        _write_changes(path, self._ids[added], self._codes[added], removed)
+        self.stop_recording()
+
+    def apply_changes(self, path: Path) -> None:
+        """Apply a segment `save_changes` wrote (adds first: a write may add then remove)."""
+        ids, codes, gone = _read_changes(path)
+        self.add_codes(ids, codes.view(np.uint8).reshape(len(ids), PDQ_BYTES))
+        self.remove(gone)
+
+    @staticmethod
+    def merge_changes(sources: list[Path], target: Path) -> int:
+        """Write the segments `sources` (in order) as one; returns its entries + removals.
+        An entry added and removed within them leaves no trace."""
+        parts = [_read_changes(path) for path in sources]
+        ids = np.concatenate([np.zeros(0, np.int64), *(p[0] for p in parts)])
+        codes = np.concatenate([np.zeros((0, WORDS), np.uint64), *(p[1] for p in parts)])
+        gone = np.concatenate([np.zeros(0, np.int64), *(p[2] for p in parts)])
+        kept = ~np.isin(ids, gone)
+        gone_before = gone[~np.isin(gone, ids)]  # removals of entries older than the segments
+        _write_changes(target, ids[kept], codes[kept], gone_before)
+        return int(kept.sum()) + len(gone_before)
+
     @classmethod
     def load(cls, path: Path) -> MihPdqIndex:
         with open(path, "rb") as source:
@@ -468,3 +524,29 @@ class MihPdqIndex(PdqIndex):
         ids = faiss.vector_to_array(legacy.id_map).astype(np.int64)
         codes = faiss.vector_to_array(flat.xb).reshape(-1, PDQ_BYTES)
         return cls._of_arrays(ids, np.ascontiguousarray(codes).view("<u8").copy())
+
+
+def _write_changes(path: Path, ids: np.ndarray, words: np.ndarray, removed: np.ndarray) -> None:
+    with open(path, "wb") as out:
+        out.write(CHANGES_MAGIC)
+        out.write(np.asarray([len(ids), len(removed)], np.int64).tobytes())
+        out.write(np.ascontiguousarray(ids, dtype=np.int64).tobytes())
+        out.write(np.ascontiguousarray(words, dtype=np.uint64).tobytes())
+        out.write(np.ascontiguousarray(removed, dtype=np.int64).tobytes())
+
+
+def _read_changes(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(added ids, their hashes as (n, 4) words, removed ids) of a delta segment."""
+    with open(path, "rb") as source:
+        if source.read(len(CHANGES_MAGIC)) != CHANGES_MAGIC:
+            raise ValueError(f"{path} is not a PDQ delta segment")
+        header = np.frombuffer(source.read(16), dtype=np.int64)
+        if len(header) != 2:
+            raise ValueError(f"{path} is truncated")
+        added, removed = int(header[0]), int(header[1])
+        ids = np.fromfile(source, dtype=np.int64, count=added)
+        codes = np.fromfile(source, dtype=np.uint64, count=added * WORDS)
+        gone = np.fromfile(source, dtype=np.int64, count=removed)
+    if len(ids) != added or len(codes) != added * WORDS or len(gone) != removed:
+        raise ValueError(f"{path} is truncated")
+    return ids, codes.reshape(added, WORDS), gone

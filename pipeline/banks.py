@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from ansim.detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
 from ansim.detector.local_verify import LocalFeatures
 from ansim.detector.signals import MediaSignals
@@ -25,6 +26,18 @@ from sqlalchemy.orm import Session
 
 # Decoded ORB features kept per Banks: the references a crawl verifies against.
 LOCAL_FEATURES_CACHED = 1024
+# Rows read from the store at a time when an index is rebuilt or caught up.
+STREAM_BATCH = 100_000
+# What an index reads of a signal row (a `StoredSignal`), as plain columns.
+STORED_COLUMNS = (
+    Signal.id,
+    Signal.kind,
+    Signal.value,
+    Signal.quality,
+    Signal.frame,
+    Signal.timestamp,
+    Signal.blob,
+)
 
 
 def signal_rows(signals: MediaSignals) -> list[Signal]:
@@ -106,10 +119,14 @@ class Banks:
             self._local_features.popitem(last=False)
         return found
 
-    def _rows(self, session: Session, kind: str) -> list[Signal]:
-        return list(
-            session.execute(self._owner_filter(select(Signal).where(Signal.kind == kind))).scalars()
-        )
+    def _stream_rows(self, session: Session, kind: str, after_id: int = 0) -> Iterator[list[Any]]:
+        """This bank's signal rows of `kind` with ids above `after_id`, in id order and in
+        batches of plain rows (id, kind, value, ...: no ORM objects, never all at once)."""
+        query = self._owner_filter(
+            select(*STORED_COLUMNS).where(Signal.kind == kind, Signal.id > after_id)
+        ).order_by(Signal.id)
+        result = session.execute(query.execution_options(yield_per=STREAM_BATCH))
+        yield from result.partitions()
 
     def _store_checkpoint(self, session: Session, kind: str) -> tuple[int, int]:
         """(entries, last signal id) of this bank in the store."""
@@ -131,20 +148,39 @@ class Banks:
         return [name for name in self._persisted if self._ensure_one_consistent(session, name)]
 
     def _ensure_one_consistent(self, session: Session, name: str) -> bool:
-        """Checked by checkpoint: the index must hold as many entries as the store, and
-        have seen the store's newest signal (ids only grow)."""
+        """Checked by checkpoint: the index must have seen the store's newest signal (ids
+        only grow; newer rows, which a crash between the store's commit and the index's
+        write left out, are read from the store and added) and then hold as many entries
+        as the store, or it is rebuilt. Returns whether it had to change."""
         persisted = self._persisted[name]
         expected, store_last_id = self._store_checkpoint(session, name)
         if not persisted.exists():
-            stale = expected > 0
-        else:
-            seen = persisted.last_id()
-            behind = expected > 0 and (seen is None or store_last_id > seen)
-            stale = behind or len(persisted.read()) != expected
+            if expected:
+                self._rebuild_one(session, name)
+            self._checked.add(name)
+            return bool(expected)
+        caught_up = False
+        try:
+            seen = persisted.last_id() or 0
+            caught_up = store_last_id > seen and self._catch_up(session, name, seen)
+            stale = len(persisted.read()) != expected
+        except (OSError, ValueError):  # a damaged file: the store has it all
+            stale = True
         if stale:
             self._rebuild_one(session, name)
         self._checked.add(name)
-        return bool(stale)
+        return bool(stale or caught_up)
+
+    def _catch_up(self, session: Session, name: str, seen: int) -> bool:
+        """Add the store's rows newer than the index's checkpoint; returns whether any."""
+        spec = self._types[name].index
+        assert spec is not None
+        added = False
+        for batch in self._stream_rows(session, name, after_id=seen):
+            with self._persisted[name].write(last_added=batch[-1].id) as index:
+                spec.add_rows(index, batch)
+            added = True
+        return added
 
     def rebuild(self, session: Session) -> dict[str, int]:
         """Recreate every index from the store; returns entries per index."""
@@ -154,11 +190,12 @@ class Banks:
         spec = self._types[name].index
         assert spec is not None
         index = spec.factories(self.direction)[0]()
-        rows = self._rows(session, name)
-        if rows:
-            spec.add_rows(index, rows)
-        self._persisted[name].replace(index, max((row.id for row in rows), default=0))
-        return len(rows)
+        entries = last_id = 0
+        for batch in self._stream_rows(session, name):
+            spec.add_rows(index, batch)
+            entries, last_id = entries + len(batch), batch[-1].id
+        self._persisted[name].replace(index, last_id)
+        return entries
 
     def adopt(self, session: Session, name: str, index: Any) -> None:
         """Install an index built elsewhere from exactly the store's rows of this bank (a
@@ -175,8 +212,16 @@ class Banks:
             if by_kind.get(name):
                 assert signal_type.index is not None
                 added = by_kind[name]
-                with self._persisted[name].write(row.id for row in added) as index:
+                with self._persisted[name].write(max(row.id for row in added)) as index:
                     signal_type.index.add_rows(index, added)
+
+    def add_codes(self, name: str, entry_ids: np.ndarray, codes: np.ndarray) -> None:
+        """Put committed entries into an index that takes raw codes (`add_codes(ids,
+        codes)`, the PDQ bank's): a bulk import, without a row object per entry."""
+        if not len(entry_ids):
+            return
+        with self._persisted[name].write(int(np.max(entry_ids))) as index:
+            index.add_codes(entry_ids, codes)
 
     def remove(self, signal_ids_by_kind: dict[str, list[int]]) -> int:
         """Take entries out of their indexes at once (consent withdrawn, case purged)."""
@@ -190,3 +235,7 @@ class Banks:
 
     def sizes(self) -> dict[str, int]:
         return {name: len(persisted.read()) for name, persisted in self._persisted.items()}
+
+    def disk_bytes(self, name: str) -> int:
+        """Bytes on disk of one index (manifest, base and delta segments)."""
+        return self._persisted[name].disk_bytes()

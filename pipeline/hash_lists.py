@@ -9,8 +9,9 @@ contiguous block under the write lock: line k of the valid lines is reference
 
 An import is one transaction: interrupted (Ctrl-C, a crash, a full disk), it leaves
 nothing behind, and running it again imports the whole list. The PDQ bank is told once,
-after the commit, in a few large batches; if the process dies between the commit and
-that, the bank's size disagrees with the store and it is rebuilt from the store.
+after the commit, with the raw hashes in one array (one delta segment, or a new base when
+the list is large beside the bank); if the process dies between the commit and that, the
+bank's checkpoint is behind the store and the next use reads the newer rows from it.
 
 On SQLite a large list drops the two tables' secondary indexes inside the transaction and
 rebuilds them once at the end (a sort, instead of millions of random B-tree inserts);
@@ -23,9 +24,11 @@ import contextlib
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from ansim.casework.cases import get_case, require_open_case
 from ansim.casework.errors import CaseworkError
 from ansim.casework.workspace import Workspace
@@ -40,10 +43,10 @@ HASH_FORMATS = {"pdq": 64, "md5": 32}
 LABEL_MAX = Reference.__table__.c.label.type.length  # type: ignore[attr-defined]
 # Rows written per executemany / COPY round.
 BATCH_LINES = 20_000
-# Valid lines handed to the PDQ bank at once after the commit (~300 MB of Python objects).
-BANK_BATCH = 1_000_000
 # From this size on (~150k lines) SQLite's secondary indexes are rebuilt once at the end.
 BULK_INDEX_BYTES = 10 << 20
+# Connection settings while a bulk import writes (restored after): the page cache in KiB.
+BULK_PRAGMAS = {"cache_size": -256 * 1024, "threads": 2}
 # Rejected lines listed in the report; past this only their count grows.
 REJECTIONS_LISTED = 1000
 
@@ -87,15 +90,6 @@ class ImportReport:
             ),
             "rejections": [r.as_dict() for r in self.rejections],
         }
-
-
-@dataclass(frozen=True, slots=True)
-class ImportedSignal:
-    """What the bank reads of a signal row (id, kind, value), without an ORM object."""
-
-    id: int
-    kind: str
-    value: str
 
 
 def parse_hash_line(text_line: str, hash_format: str) -> tuple[str, str | None, bytes]:
@@ -159,8 +153,10 @@ class _RowWriter:
         self.dialect = self.connection.dialect.name
         self.driver = self.connection.connection.driver_connection
         self._dropped_indexes: list[str] = []
+        self._pragmas_before: dict[str, Any] = {}
         if self.dialect == "sqlite" and bulk:
             self._drop_secondary_indexes()
+            self._set_bulk_pragmas()
         elif self.dialect == "postgresql":
             # Others may read meanwhile; writers of references wait, so the id block is ours.
             self.session.execute(text("LOCK TABLE reference, signal IN EXCLUSIVE MODE"))
@@ -175,6 +171,21 @@ class _RowWriter:
     def _max_id(self, table: type[Reference] | type[Signal]) -> int:
         return int(self.session.execute(select(func.coalesce(func.max(table.id), 0))).scalar_one())
 
+    def _set_bulk_pragmas(self) -> None:
+        """A page cache large enough for the index rebuild's sort and B-tree (SQLite's
+        default 2 MB spills a 10M-row sort to temporary files), and the sort's helper
+        threads. Both are the connection's, so `restore` puts them back."""
+        cursor = self.driver.cursor()
+        for pragma, value in BULK_PRAGMAS.items():
+            self._pragmas_before[pragma] = cursor.execute(f"PRAGMA {pragma}").fetchone()[0]
+            cursor.execute(f"PRAGMA {pragma}={value}")
+
+    def restore(self) -> None:
+        cursor = self.driver.cursor()
+        for pragma, value in self._pragmas_before.items():
+            cursor.execute(f"PRAGMA {pragma}={value}")
+        self._pragmas_before.clear()
+
     def _drop_secondary_indexes(self) -> None:
         cursor = self.driver.cursor()
         found = cursor.execute(
@@ -186,31 +197,56 @@ class _RowWriter:
             self._dropped_indexes.append(sql)
 
     def write(
-        self, batch: list[tuple[str, bytes | None]], case_id: str, kind: str, actor: str
+        self,
+        values: list[str],
+        labels: list[bytes | None] | None,
+        case_id: str,
+        kind: str,
+        actor: str,
     ) -> None:
+        """One reference + one signal per hash; `labels` None: no hash has a label."""
         modality = "image" if kind == "pdq" else "file"
+        count = len(values)
         first_ref, first_signal = self.next_reference_id, self.next_signal_id
-        references = [
-            (first_ref + i, case_id, modality, label, "import", actor, self.added_at, "given")
-            for i, (_, label) in enumerate(batch)
-        ]
-        signals = [
-            (first_signal + i, first_ref + i, kind, value) for i, (value, _) in enumerate(batch)
-        ]
+        reference_ids = range(first_ref, first_ref + count)
+        signals = list(
+            zip(range(first_signal, first_signal + count), reference_ids, repeat(kind), values)
+        )
+        shared = (case_id, modality, "import", actor, self.added_at, "given")
         if self.dialect == "postgresql":
-            self._copy(references, signals)
+            self._copy(
+                [
+                    (ref_id, case_id, modality, label, "import", actor, self.added_at, "given")
+                    for ref_id, label in zip(reference_ids, labels or repeat(None), strict=False)
+                ],
+                signals,
+            )
         else:
             cursor = self.driver.cursor()
-            cursor.executemany(
-                "INSERT INTO reference (id, case_id, modality, label_encrypted, origin, added_by, "
-                "added_at, consent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                references,
-            )
+            if labels is None:
+                # Unlabelled rows differ only in their ids: SQLite counts them out itself
+                # (half the cost of binding a row's eight values a line).
+                cursor.execute(
+                    "WITH RECURSIVE ids(id) AS (SELECT ? UNION ALL SELECT id + 1 FROM ids "
+                    "WHERE id < ?) INSERT INTO reference (id, case_id, modality, "
+                    "label_encrypted, origin, added_by, added_at, consent) "
+                    "SELECT id, ?, ?, NULL, ?, ?, ?, ? FROM ids",
+                    (first_ref, first_ref + count - 1, *shared),
+                )
+            else:
+                cursor.executemany(
+                    "INSERT INTO reference (id, case_id, modality, label_encrypted, origin, "
+                    "added_by, added_at, consent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (ref_id, case_id, modality, label, "import", actor, self.added_at, "given")
+                        for ref_id, label in zip(reference_ids, labels, strict=True)
+                    ],
+                )
             cursor.executemany(
                 "INSERT INTO signal (id, reference_id, kind, value) VALUES (?, ?, ?, ?)", signals
             )
-        self.next_reference_id += len(batch)
-        self.next_signal_id += len(batch)
+        self.next_reference_id += count
+        self.next_signal_id += count
 
     def _copy(self, references: list[tuple], signals: list[tuple]) -> None:
         with self.driver.cursor() as cursor:
@@ -263,32 +299,31 @@ def import_hash_list(
     bank_codes = bytearray()
     reader = _ListReader(list_file)
     label_context = case_context(case_id, "label")
-    with workspace.session() as session, contextlib.closing(reader):
+    with (
+        workspace.session() as session,
+        contextlib.closing(reader),
+        contextlib.ExitStack() as cleanup,
+    ):
         require_open_case(session, case_id)
         writer = _RowWriter(session, bulk=total_bytes >= BULK_INDEX_BYTES)
+        cleanup.callback(writer.restore)
         first_signal_id = writer.next_signal_id
         report.first_reference_id = writer.next_reference_id
-        batch: list[tuple[str, bytes | None]] = []
+        parsed = _ParsedBatch(hash_format, workspace.cipher, label_context, report)
+        lines: list[tuple[int, str]] = []
         for number, line in reader:
             stripped = line.strip()
-            if not stripped or stripped.startswith("#"):
+            if not stripped or stripped[0] == "#":
                 continue
-            try:
-                value, label, raw = parse_hash_line(stripped, hash_format)
-            except ValueError as exc:
-                report.rejected += 1
-                if len(report.rejections) < REJECTIONS_LISTED:
-                    report.rejections.append(RejectedLine(number, str(exc)))
-                continue
-            # Labels may be file names a victim chose: encrypted like every other label.
-            batch.append((value, workspace.cipher.encrypt_text(label, label_context)))
-            if hash_format == "pdq":
-                bank_codes += raw
-            if len(batch) >= BATCH_LINES:
-                _flush(writer, batch, case_id, hash_format, workspace.actor, report)
+            lines.append((number, stripped))
+            if len(lines) >= BATCH_LINES:
+                _write_batch(
+                    writer, parsed.of(lines), bank_codes, case_id, hash_format, workspace.actor
+                )
+                lines.clear()
                 if on_progress:
                     on_progress(reader.bytes_read, total_bytes)
-        _flush(writer, batch, case_id, hash_format, workspace.actor, report)
+        _write_batch(writer, parsed.of(lines), bank_codes, case_id, hash_format, workspace.actor)
         writer.finish()
         if on_progress:
             on_progress(total_bytes, total_bytes)
@@ -306,31 +341,82 @@ def import_hash_list(
                 "references": report.as_dict()["reference_ids"],
             },
         )
-    # The store has committed; the bank follows (and is rebuilt from the store if this dies).
-    hashes = len(bank_codes) // PDQ_BYTES
-    for start in range(0, hashes, BANK_BATCH):
-        workspace.banks.add(
-            ImportedSignal(
-                first_signal_id + i, "pdq", bank_codes[i * PDQ_BYTES : (i + 1) * PDQ_BYTES].hex()
-            )
-            for i in range(start, min(start + BANK_BATCH, hashes))
-        )
+    # The store has committed; the bank follows (and catches up from the store if this
+    # dies): the raw hashes, with the contiguous signal ids they were stored under.
+    codes = np.frombuffer(bank_codes, dtype=np.uint8).reshape(-1, PDQ_BYTES)
+    workspace.banks.add_codes("pdq", first_signal_id + np.arange(len(codes)), codes)
     return report
 
 
-def _flush(
+@dataclass
+class _Rows:
+    """One batch's valid lines: hashes (lowercase hex), their bytes joined, and labels
+    (encrypted; None when no line of the batch has one)."""
+
+    values: list[str]
+    raw: bytes
+    labels: list[bytes | None] | None
+
+
+class _ParsedBatch:
+    """Parses a batch of list lines, rejected ones recorded in the report by number."""
+
+    def __init__(self, hash_format: str, cipher: Any, label_context: str, report: ImportReport):
+        self.hash_format = hash_format
+        self.width = HASH_FORMATS[hash_format]
+        self.cipher = cipher
+        self.label_context = label_context
+        self.report = report
+
+    def of(self, lines: list[tuple[int, str]]) -> _Rows:
+        # A list of bare hashes (the usual case) is checked in one C call per batch: the
+        # lengths first, so that no hash can borrow digits from the next one.
+        if all(len(line) == self.width for _, line in lines):
+            try:
+                raw = bytes.fromhex("".join(line for _, line in lines))
+            except ValueError:
+                raw = b""
+            if len(raw) * 2 == self.width * len(lines):
+                joined, width = raw.hex(), self.width
+                values = [joined[i : i + width] for i in range(0, len(joined), width)]
+                self.report.imported += len(values)
+                return _Rows(values, raw, None)
+        return self._line_by_line(lines)
+
+    def _line_by_line(self, lines: list[tuple[int, str]]) -> _Rows:
+        values: list[str] = []
+        labels: list[bytes | None] = []
+        raw = bytearray()
+        for number, line in lines:
+            try:
+                value, label, code = parse_hash_line(line, self.hash_format)
+            except ValueError as exc:
+                self.report.rejected += 1
+                if len(self.report.rejections) < REJECTIONS_LISTED:
+                    self.report.rejections.append(RejectedLine(number, str(exc)))
+                continue
+            values.append(value)
+            # Labels may be file names a victim chose: encrypted like every other label.
+            labels.append(self.cipher.encrypt_text(label, self.label_context))
+            raw += code
+        self.report.imported += len(values)
+        return _Rows(values, bytes(raw), labels if any(labels) else None)
+
+
+def _write_batch(
     writer: _RowWriter,
-    batch: list[tuple[str, bytes | None]],
+    rows: _Rows,
+    bank_codes: bytearray,
     case_id: str,
     hash_format: str,
     actor: str,
-    report: ImportReport,
 ) -> None:
-    if not batch:
+    """Store a batch; PDQ hashes are kept for the bank too (in signal id order)."""
+    if not rows.values:
         return
-    writer.write(batch, case_id, hash_format, actor)
-    report.imported += len(batch)
-    batch.clear()
+    writer.write(rows.values, rows.labels, case_id, hash_format, actor)
+    if hash_format == "pdq":
+        bank_codes += rows.raw
 
 
 def export_hash_list(

@@ -29,6 +29,9 @@ def test_small_scale_run_is_exact(shared_data: Path, tmp_path: Path) -> None:
     assert bank["recall"] == 1.0 and bank["extra_hits"] == 0
     assert bank["index_file_bytes_per_entry"] == pytest.approx(40, abs=1)
     assert bank["add_one_s"] > 0 and bank["withdraw_one_s"] > 0
+    # A delta segment (one entry: 34 + 40 bytes; one removal: 34 + 8) and the manifest.
+    assert 74 < bank["add_one_bytes_written"] < 1024
+    assert 42 < bank["withdraw_one_bytes_written"] < 1024
     assert report["history"][0]["history_entries"] == 5000
     assert report["descriptors"][0]["candidate_recall"] >= 0.95  # held to 0.99 elsewhere
     # The text and audio banks open from their files and find their planted copies.

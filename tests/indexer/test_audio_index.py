@@ -87,14 +87,18 @@ def test_incremental_add_withdraw_and_persistence(entries, tmp_path: Path) -> No
             index.add(entry_id, entries[entry_id][0])
         with pytest.raises(ValueError):
             index.add(ids[0], entries[ids[0]][0])
-    fresh = InvertedAudioIndex.load(persisted.path)
+
+    def reopened() -> InvertedAudioIndex:  # another process's view of the files
+        return PersistedIndex(persisted.path, InvertedAudioIndex.load, InvertedAudioIndex).read()
+
+    fresh = reopened()
     assert len(fresh) == 4 and fresh.entry_ids() == set(ids)
     np.testing.assert_array_equal(fresh.peaks(ids[1])[0], entries[ids[1]][0].peak_frames)
     query = queries(entries, 1, seed=4)[0]
     target = fresh.vote(query)[0].entry_id
     with persisted.write() as index:
         assert index.remove([target, 999]) == 1
-    after = InvertedAudioIndex.load(persisted.path)
+    after = reopened()
     assert target not in after.entry_ids()
     assert all(vote.entry_id != target for vote in after.vote(query))
     # The twin, fed the same history, still agrees.

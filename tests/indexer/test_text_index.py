@@ -138,7 +138,8 @@ def test_add_withdraw_and_persist(tmp_path: Path) -> None:
         index.add(list(range(30)), signatures)
     with persisted.write() as index:
         assert index.remove([3, 4, 999]) == 2
-    reloaded = LshTextIndex.load(tmp_path / "text.index")
+    # Another process's view: the manifest and the files it names.
+    reloaded = PersistedIndex(tmp_path / "text.index", LshTextIndex.load, LshTextIndex).read()
     assert len(reloaded) == 28 and 3 not in reloaded
     hits = reloaded.search([signatures[5], signatures[3]], 0.9)
     assert hits[0][0].entry_id == 5 and hits[0][0].jaccard == 1.0

@@ -11,7 +11,10 @@ import pytest
 from ansim.casework import cases
 from ansim.casework.errors import CaseworkError
 from ansim.casework.workspace import Workspace
+from ansim.indexer.mih_pdq_index import MihPdqIndex
+from ansim.indexer.persisted import PersistedIndex
 from ansim.pipeline import hash_lists, intake
+from ansim.pipeline.banks import Banks
 from ansim.store.crypto import case_context
 from ansim.store.tables import Reference, Signal
 from sqlalchemy import func, select, text
@@ -50,7 +53,6 @@ def test_import_reports_bad_lines_feeds_the_bank_and_withdraws_exactly(
     # Small batches, so several rounds of executemany / COPY run; `bulk` also drops and
     # rebuilds SQLite's secondary indexes.
     monkeypatch.setattr(hash_lists, "BATCH_LINES", 7)
-    monkeypatch.setattr(hash_lists, "BANK_BATCH", 11)
     monkeypatch.setattr(hash_lists, "BULK_INDEX_BYTES", 0 if bulk else 1 << 40)
     is_sqlite = workspace.store.engine.dialect.name == "sqlite"
     indexes_before = sqlite_index_names(workspace) if is_sqlite else set()
@@ -167,3 +169,52 @@ def test_ref_import_and_export_commands(tmp_path: Path) -> None:
     run(home, "ref", "export", "--out", str(exported))
     assert exported.read_text().splitlines()[1] == f"{hashes[1]},ref-2"
     assert run(home, "ref", "export", "--format", "pdq").splitlines()[2] == f"{hashes[2]},ref-3"
+
+
+def test_a_crash_before_the_bank_is_written_is_caught_up_from_the_store(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store commits first; a process that dies before the bank's write leaves the
+    bank's checkpoint behind. The next opener reads just the newer rows from the store
+    (a delta segment on the same base, not a rebuild); a damaged file means a rebuild."""
+    case_id = cases.open_case(workspace, "other")
+    rng = np.random.default_rng(8)
+    first, second = random_pdq(rng, 50), random_pdq(rng, 20)
+    for name, hashes in (("first.txt", first), ("second.txt", second)):
+        (tmp_path / name).write_text("\n".join(hashes) + "\n")
+    intake.import_hash_list(workspace, case_id, tmp_path / "first.txt", "pdq")
+    files = PersistedIndex(
+        workspace.home.index_dir / "reference-pdq.index", MihPdqIndex.load, MihPdqIndex
+    )
+    before = files.manifest()
+    assert before is not None and before.count == 50
+    monkeypatch.setattr(workspace.banks, "add_codes", lambda *args: None)  # "dies" here
+    late = intake.import_hash_list(workspace, case_id, tmp_path / "second.txt", "pdq")
+    monkeypatch.undo()
+    assert files.manifest() == before
+
+    fresh = Banks(workspace.home.index_dir)  # another process, later
+    with workspace.store.session() as session:
+        assert fresh.ensure_consistent(session) == ["pdq"]
+        index = fresh.index(session, "pdq")
+        late_signals = dict(
+            session.execute(
+                select(Signal.value, Signal.id).where(
+                    Signal.reference_id >= late.first_reference_id
+                )
+            ).all()
+        )
+    after = files.manifest()
+    assert after is not None and (after.base, after.generation) == (before.base, before.generation)
+    assert len(after.segments) == 1 and after.count == 70
+    assert [[h.entry_id for h in hits] for hits in index.search(second, 0)] == [
+        [late_signals[h]] for h in second
+    ]
+
+    # A damaged segment: the bank is rebuilt from the store, whole.
+    (workspace.home.index_dir / after.segments[0]).write_bytes(b"ANSIM-PDQ-DELTA-1\n\x07")
+    rebuilt = Banks(workspace.home.index_dir)
+    with workspace.store.session() as session:
+        assert rebuilt.ensure_consistent(session) == ["pdq"]
+        assert len(rebuilt.index(session, "pdq")) == 70
+    assert files.manifest().generation == before.generation + 1  # type: ignore[union-attr]
