@@ -2,7 +2,8 @@
 
 An exception's message may quote victim data (a URL, a label, a note), so only the
 traceback's frames (file, line, function; no source text) are written in the clear; each
-message is sealed with the home's data key. A purge cannot tell which tracebacks belonged to its case, so it empties the log.
+message is sealed with the home's data key. A purge cannot tell which tracebacks belonged
+to its case, so it empties the log.
 """
 
 from __future__ import annotations
