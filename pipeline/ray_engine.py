@@ -11,19 +11,35 @@ records each result as it comes back, exactly as the local engine does.
 
 An actor that dies mid-file (its node lost, its process killed) loses that file alone: it
 comes back `lost` like a file whose local worker died, and a new actor takes its place.
+
+`ansim crawl run --engine ray` (`RayCrawlWorkers`): the crawl's hashing, matching and page
+parsing on actors the same way; fetching, the frontier and every store write stay with
+the driver, so a node lost mid-crawl costs only the calls its actors held, tried again on
+other actors.
 """
 
 from __future__ import annotations
 
+import asyncio
+import pickle
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ansim.detector.errors import MediaError
 from ansim.detector.hashing import HashOptions
 from ansim.pipeline.file_hashing import budgeted_options, hash_work, init_hash_worker
-from ansim.pipeline.workers import Budgets, Outcome, run_in_process
+from ansim.pipeline.workers import (
+    Budgets,
+    ItemBudget,
+    Outcome,
+    WorkerLost,
+    describe_exception,
+    run_in_process,
+)
 
 # The largest file sent to an actor as bytes (through Ray's object store); a larger one is
 # refused on this engine rather than copied whole into cluster memory.
@@ -48,11 +64,7 @@ class FileHasher:
         self.options = options
 
     def hash(self, name: str, data: bytes, budgets: Budgets) -> tuple[Any, str | None]:
-        suffix = Path(name).suffix[:16]
-        with tempfile.NamedTemporaryFile(prefix="ansim-ray-", suffix=suffix) as body:
-            body.write(data)
-            body.flush()
-            path = Path(body.name)
+        with _body_file(name, data) as path:
             [outcome] = run_in_process(hash_work, [(path, (path, self.options))], budgets)
         return outcome.value, outcome.error
 
@@ -126,3 +138,148 @@ def ray_hash_paths(
             continue
         idle.append(actor)
         yield Outcome(path, value, error)
+
+
+class CrawlHasher:
+    """One Ray actor of a crawl: fetched files hashed and matched against the home's store
+    and reference banks (opened once, as a local crawl worker opens them), pages parsed.
+    The files' bytes travel to the actor; the store must be reachable from its node (the
+    cluster's PostgreSQL) and the home's index folder readable there."""
+
+    def __init__(self, options: HashOptions) -> None:
+        init_hash_worker(options)
+
+    def fingerprint(
+        self,
+        name: str,
+        data: bytes,
+        kind: str | None,
+        budgets: Budgets,
+        job: tuple[Any, ...],
+    ) -> tuple[bool, Any]:
+        """(True, fingerprint) or (False, the exception the hashing raised)."""
+        from ansim.pipeline.crawl.hashing import fingerprint_and_match
+
+        with _body_file(name, data) as path:
+            return _guarded(kind, budgets, fingerprint_and_match, path, *job)
+
+    def parse_page(self, data: bytes, url: str, budgets: Budgets) -> tuple[bool, Any]:
+        from ansim.pipeline.crawl.hashing import parse_page_file
+
+        with _body_file("page.html", data) as path:
+            return _guarded("page", budgets, parse_page_file, path, url)
+
+
+@contextmanager
+def _body_file(name: str, data: bytes) -> Iterator[Path]:
+    """A shipped body in a temporary file for the length of one call."""
+    with tempfile.NamedTemporaryFile(prefix="ansim-ray-", suffix=Path(name).suffix[:16]) as body:
+        body.write(data)
+        body.flush()
+        yield Path(body.name)
+
+
+def _guarded(
+    kind: str | None, budgets: Budgets, function: Callable[..., Any], *args: Any
+) -> tuple[bool, Any]:
+    """`function(*args)` in the actor: its exception comes back as a value (a MediaError
+    stays one), so only the actor's own loss reaches the driver as Ray's error."""
+    budget = ItemBudget(budgets, None)
+    try:
+        if kind is not None:
+            budget.begin(kind)
+        return True, function(*args)
+    except Exception as exc:  # the item's failure, decided by the caller
+        try:
+            pickle.dumps(exc)
+        except Exception:
+            exc = RuntimeError(describe_exception(exc, budget))
+        return False, exc
+
+
+class RayCrawlWorkers:
+    """The crawl's workers as Ray actors (`ansim crawl run --engine ray`): one per CPU of
+    the cluster unless `actors` is given, each taking one call at a time.
+
+    A call whose actor is lost (its node died, its process was killed) is tried again on a
+    fresh actor, up to `budgets.max_item_kills` actors for one call: a node going away is not
+    the item's fault, and the crawl should not lose the URL to it. When that many actors
+    were lost on one call, it fails with `WorkerLost`, exactly as a local worker's loss."""
+
+    def __init__(
+        self,
+        home: Any,
+        plan: Any,
+        budgets: Budgets,
+        address: str | None = None,
+        actors: int | None = None,
+    ) -> None:
+        self.ray = connect(address)
+        self.home = home
+        self.plan = plan
+        self.budgets = budgets
+        self.options = budgeted_options(plan.hash_options, budgets)
+        self._actor_class = self.ray.remote(num_cpus=1, max_restarts=0)(CrawlHasher)
+        count = actors or int(self.ray.cluster_resources().get("CPU", 1))
+        self._actors = [self._new_actor() for _ in range(max(1, count))]
+        self._idle: asyncio.Queue[Any] | None = None
+        self.lost_actors = 0
+
+    def _new_actor(self) -> Any:
+        return self._actor_class.remote(self.plan.hash_options)
+
+    def __enter__(self) -> RayCrawlWorkers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for actor in self._actors:
+            self.ray.kill(actor, no_restart=True)
+        self._actors = []
+
+    async def _call(self, method: str, *args: Any) -> Any:
+        from ray.exceptions import RayActorError, WorkerCrashedError
+
+        if self._idle is None:
+            self._idle = asyncio.Queue()
+            for actor in self._actors:
+                self._idle.put_nowait(actor)
+        reason = ""
+        for _attempt in range(self.budgets.max_item_kills):
+            actor = await self._idle.get()
+            try:
+                ok, value = await getattr(actor, method).remote(*args)
+            except (RayActorError, WorkerCrashedError) as exc:
+                self.lost_actors += 1
+                reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "died"
+                self._actors.remove(actor)
+                replacement = self._new_actor()
+                self._actors.append(replacement)
+                self._idle.put_nowait(replacement)
+                continue
+            self._idle.put_nowait(actor)
+            if ok:
+                return value
+            raise value
+        raise WorkerLost(f"the Ray actors holding it were lost ({reason})")
+
+    async def fingerprint(self, path: Path) -> Any:
+        from ansim.pipeline.crawl.hashing import file_kind
+
+        job = (
+            self.options,
+            self.home,
+            self.plan.rules,
+            self.plan.lazy_local_features,
+        )
+        data = _shipped(path)
+        return await self._call("fingerprint", path.name, data, file_kind(path), self.budgets, job)
+
+    async def parse_page(self, path: Path, url: str) -> Any:
+        return await self._call("parse_page", _shipped(path), url, self.budgets)
+
+
+def _shipped(path: Path) -> bytes:
+    size = path.stat().st_size
+    if size > MAX_SHIPPED_BYTES:
+        raise MediaError(f"file is {size:,} bytes, too large to ship to the cluster")
+    return path.read_bytes()
