@@ -92,7 +92,24 @@ def connect(address: str | None) -> Any:
                 ray.init(log_to_driver=False, include_dashboard=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise RayUnavailable(f"cannot reach the Ray cluster at {address}: {exc}") from exc
+        _cluster_messages_to_stderr()
     return ray
+
+
+def _cluster_messages_to_stderr() -> None:
+    """Ray prints the cluster's error messages (e.g. a node marked dead) on the driver's
+    stdout, where a command's `--json` result goes: they go to stderr instead."""
+    from ray._private import worker
+
+    printing = getattr(worker, "print_to_stdstream", None)
+    if printing is None or getattr(printing, "to_stderr", False):
+        return
+
+    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
+        printing({**data, "is_err": True}, ignore_prefix)
+
+    to_stderr.to_stderr = True  # type: ignore[attr-defined]
+    worker.print_to_stdstream = to_stderr
 
 
 def ray_hash_paths(
