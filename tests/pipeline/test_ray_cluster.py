@@ -308,3 +308,33 @@ def test_a_node_killed_mid_crawl_loses_nothing_and_duplicates_nothing(
     assert "worker_lost" not in summary["outcomes"]
     log = Path(summary["log_path"]).read_text()
     assert "a Ray actor was lost" in log  # the node's actor held calls, and they went on
+
+
+def test_a_node_killed_mid_scan_loses_nothing_and_duplicates_nothing(
+    cluster: LocalRayCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if cluster.second is None:
+        cluster.add_second_node()
+    references = [photo_like(tmp_path / f"ref{i}.png", seed=400 + i) for i in range(2)]
+    folder = scan_folder(tmp_path, references)
+    for i in range(16):  # enough files that most are still to hash when the node dies
+        photo_like(folder / f"more{i}.jpg", seed=500 + i, size=(240, 180))
+    local_home = home_with_references(tmp_path / "local", references, monkeypatch)
+    local = ansim(local_home, cluster, "scan", str(folder), "--json", "--workers", "1")
+    home = home_with_references(tmp_path / "ray", references, monkeypatch)
+    scan = ansim(
+        home, cluster, "scan", str(folder), "--json", "--engine", "ray", "--address",
+        cluster.address, wait=False,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while _items_recorded(home) < 1:  # each file is recorded as it comes back
+        assert scan.poll() is None, scan.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    cluster.kill_second_node()
+    stdout, stderr = scan.communicate(timeout=600)
+    assert scan.returncode in (0, 1), stderr.decode()[-3000:]
+    on_ray = scan_findings(subprocess.CompletedProcess([], scan.returncode, stdout, stderr))
+    assert on_ray == scan_findings(local)
+    assert len(on_ray[0]) == 2 and [name for name, _ in on_ray[1]] == ["broken.jpg"]
+    assert _items_recorded(home) == len(list(folder.iterdir()))  # each file once
