@@ -299,6 +299,7 @@ def test_a_node_killed_mid_crawl_loses_nothing_and_duplicates_nothing(
         assert crawl.poll() is None, crawl.stderr.read().decode()[-3000:]
         assert time.monotonic() < deadline
         time.sleep(0.05)
+    assert crawl.poll() is None  # still crawling as the node dies
     cluster.kill_second_node()
     stdout, stderr = crawl.communicate(timeout=600)
     assert crawl.returncode == 0, stderr.decode()[-3000:]
@@ -331,6 +332,7 @@ def test_a_node_killed_mid_scan_loses_nothing_and_duplicates_nothing(
         assert scan.poll() is None, scan.stderr.read().decode()[-3000:]
         assert time.monotonic() < deadline
         time.sleep(0.05)
+    assert scan.poll() is None  # still scanning as the node dies
     cluster.kill_second_node()
     stdout, stderr = scan.communicate(timeout=600)
     assert scan.returncode in (0, 1), stderr.decode()[-3000:]
