@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import pickle
 import tempfile
 import time
@@ -66,6 +67,7 @@ class FileHasher:
     """One Ray actor: the hashing stack loaded once, then one file at a time."""
 
     def __init__(self, options: HashOptions) -> None:
+        _clear_dead_actors_bodies()
         init_hash_worker(options)
         self.options = options
 
@@ -213,6 +215,7 @@ class CrawlHasher:
     cluster's PostgreSQL) and the home's index folder readable there."""
 
     def __init__(self, options: HashOptions) -> None:
+        _clear_dead_actors_bodies()
         init_hash_worker(options)
 
     def ready(self) -> bool:
@@ -239,10 +242,26 @@ class CrawlHasher:
             return _guarded("page", budgets, parse_page_file, path, url)
 
 
+# Shipped bodies wait here (0700) while an actor works on them, named by the actor's pid:
+# an actor killed mid-item cannot delete its file, so every actor that starts on a node
+# deletes the files of actors that are gone.
+SCRATCH_DIR = Path(tempfile.gettempdir()) / "ansim-ray"
+
+
+def _clear_dead_actors_bodies() -> None:
+    SCRATCH_DIR.mkdir(mode=0o700, exist_ok=True)
+    for leftover in SCRATCH_DIR.iterdir():
+        pid = leftover.name.split("-", 1)[0]
+        if not pid.isdigit() or not Path(f"/proc/{pid}").exists():
+            leftover.unlink(missing_ok=True)
+
+
 @contextmanager
 def _body_file(name: str, data: bytes) -> Iterator[Path]:
-    """A shipped body in a temporary file for the length of one call."""
-    with tempfile.NamedTemporaryFile(prefix="ansim-ray-", suffix=Path(name).suffix[:16]) as body:
+    """A shipped body in a private file for the length of one call."""
+    with tempfile.NamedTemporaryFile(
+        prefix=f"{os.getpid()}-", suffix=Path(name).suffix[:16], dir=SCRATCH_DIR
+    ) as body:
         body.write(data)
         body.flush()
         yield Path(body.name)

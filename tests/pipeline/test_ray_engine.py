@@ -137,3 +137,17 @@ def test_ray_crawl_finds_what_the_local_crawl_finds(
     local, on_ray = results
     assert local[0] == set(site.planted_paths)
     assert on_ray == local
+
+
+def test_an_actor_starting_deletes_the_bodies_dead_actors_left() -> None:
+    from ansim.pipeline import ray_engine
+
+    ray_engine._clear_dead_actors_bodies()
+    assert oct(ray_engine.SCRATCH_DIR.stat().st_mode & 0o777) == "0o700"
+    dead_pid = 2**22 + 1  # above Linux's largest pid: no such process
+    left = ray_engine.SCRATCH_DIR / f"{dead_pid}-abc.jpg"
+    left.write_bytes(b"a body an actor killed mid-item left behind")
+    with ray_engine._body_file("photo.jpg", b"in use") as in_use:
+        ray_engine._clear_dead_actors_bodies()
+        assert in_use.read_bytes() == b"in use" and not left.exists()
+    assert not in_use.exists()
