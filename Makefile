@@ -19,9 +19,10 @@ install: $(STAMP)
 
 # The learned copy descriptor needs torch: several GB, taken from this machine's local
 # wheels (see models/README.md). The tests install it so its tests run rather than skip,
-# and the `bench` extra (imagehash, librosa) because they run the benchmarks' code.
+# and the `bench` extra (imagehash, librosa) because they run the benchmarks' code, and
+# the `cluster` extra (Ray) so the Ray engine's tests run a real local cluster.
 $(ML_STAMP): $(STAMP)
-	$(VENV)/bin/pip install --quiet -e '.[ml,bench]'
+	$(VENV)/bin/pip install --quiet -e '.[ml,bench,cluster]'
 	touch $(ML_STAMP)
 
 demo: install

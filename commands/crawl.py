@@ -118,6 +118,13 @@ def crawl_run(
     max_response_mb: Annotated[int, typer.Option(help="Cap per response, MiB.")] = 64,
     max_crawl_gb: Annotated[float, typer.Option(help="Cap on bytes fetched per crawl, GiB.")] = 20,
     image_verification: ImageVerification = "all",
+    engine: Annotated[
+        str, typer.Option(help="local (worker processes here) or ray (a Ray cluster).")
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="--engine ray: the cluster's HOST:PORT (default: start a local Ray)."),
+    ] = None,
     allow_loopback: AllowLoopback = False,
     json_out: JsonFlag = False,
 ) -> None:
@@ -153,8 +160,15 @@ def crawl_run(
             min_delay_s=delay,
             hash_processes=hash_processes,
             image_verification=image_verification,
+            engine=engine,
+            ray_address=address,
         )
         options.check()
+        if engine == "ray":
+            from ansim.pipeline.ray_engine import ray_available
+
+            if not ray_available():
+                raise CaseworkError(_("--engine ray needs Ray: pip install -e '.[cluster]'"))
     progress = Progress(
         TextColumn("crawling"),
         TextColumn("{task.fields[stats]}"),

@@ -153,7 +153,7 @@ def scan(
         from ansim.pipeline.ray_engine import ray_available
 
         if not ray_available():
-            raise CaseworkError("--engine ray needs Ray: pip install -e '.[cluster]'")
+            raise CaseworkError(_("--engine ray needs Ray: pip install -e '.[cluster]'"))
     from ansim.pipeline import crawl as crawling
     from ansim.pipeline import scanning
 

@@ -362,6 +362,7 @@ MESSAGES: dict[str, str] = {
     "Allow 127.0.0.0/8 and ::1 (tests, local use; or set ANSIM_ALLOW_LOOPBACK=1); private ranges stay refused.": "127.0.0.0/8 과 ::1 을 허용합니다 (테스트, 로컬 사용. 또는 ANSIM_ALLOW_LOOPBACK=1). 사설 대역은 계속 거부합니다.",
     "local (worker processes here) or ray (a Ray cluster).": "local (이 컴퓨터의 작업 프로세스) 또는 ray (Ray 클러스터).",
     "--engine ray: the cluster's HOST:PORT (default: start a local Ray).": "--engine ray 일 때 클러스터의 HOST:PORT (기본: 로컬 Ray 를 시작).",
+    "--engine ray needs Ray: pip install -e '.[cluster]'": "--engine ray 에는 Ray 가 필요합니다: pip install -e '.[cluster]'",
     "Open a support case.\n\nContact details are stored encrypted; they come from a file, stdin or a hidden prompt.\n\nExample: `ansim case open --type digital-sex-crime --pseudonym 'Blue' --ask-contact`": "지원 사례를 엽니다.\n\n연락처는 암호화해서 저장하며, 파일, 표준 입력 또는 화면에 보이지 않는 입력 창으로 받습니다.\n\n예: `ansim case open --type digital-sex-crime --pseudonym 'Blue' --ask-contact`",
     "Read the victim's contact details from this file (- for stdin); never give it on the command line.": "피해자 연락처를 이 파일에서 읽습니다 (- 는 표준 입력). 명령줄에는 절대 쓰지 마세요.",
     "Type the victim's contact details at a hidden prompt.": "피해자 연락처를 보이지 않는 입력 창에 입력합니다.",

@@ -1,24 +1,29 @@
-"""The hashing workers: a pool that fingerprints fetched files and matches them.
+"""The hashing workers: fingerprint fetched files, match them, and parse fetched pages.
 
 Matching (index searches, image verification) is most of a crawl's CPU, so each worker
 also matches what it hashed, against its own store handle and reference banks, opened
 once per worker process (`_matching_banks`) and reloaded by the banks themselves when a
-reference is added during the crawl. Worker processes start by forkserver: a crawl
-process holds sockets, threads and the store, and is never forked.
+reference is added during the crawl. Pages are parsed in the workers too: a hostile page
+costs a worker's budget, never the crawl's event loop.
+
+The workers are crash-proof (`pipeline.workers.CrashProofExecutor`, started by forkserver:
+a crawl process holds sockets, threads and the store, and is never forked): each call runs
+under its kind's budget, and a worker that dies, is killed or hangs fails its own call with
+`WorkerLost` while every other call goes on. `--engine ray` runs the same calls on Ray
+actors (`pipeline.ray_engine.RayCrawlWorkers`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+import re
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from types import TracebackType
+from typing import Any, Protocol
 
-import cv2
-import faiss
+from ansim.crawler.extract import PageContent, extract_page
 from ansim.detector.decision import MatchRules
 from ansim.detector.hashing import HashOptions
 from ansim.detector.image_robust import (
@@ -28,11 +33,29 @@ from ansim.detector.image_robust import (
 )
 from ansim.detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
 from ansim.detector.signals import MediaSignals
+from ansim.detector.sniff import sniff_file
 from ansim.pipeline.banks import Banks
+from ansim.pipeline.file_hashing import budgeted_options, hashing_modules, init_hash_worker
 from ansim.pipeline.matching import Finding, find_matches, image_searches, needs_local_features
+from ansim.pipeline.workers import WORKER_LOST, Budgets, CrashProofExecutor, default_workers
 from ansim.signal_types.hashing import hash_file
 from ansim.store.db import Store
 from ansim.store.home import Home
+
+Fingerprint = tuple[MediaSignals, list[Finding], bool]
+# A frontier row whose worker was lost: `worker lost (1 of at most 2): <reason>`.
+_LOST_COUNT = re.compile(rf"^{WORKER_LOST} \((\d+) of at most \d+\)")
+
+
+def lost_error(losses: int, most: int, reason: str) -> str:
+    """A URL's error when hashing or parsing it has now cost `losses` workers."""
+    return f"{WORKER_LOST} ({losses} of at most {most}): {reason}"
+
+
+def losses_in(error: str | None) -> int:
+    """How many workers a URL's recorded error says it cost (0 for any other error)."""
+    found = _LOST_COUNT.match(error or "")
+    return int(found.group(1)) if found else 0
 
 
 @dataclass(frozen=True)
@@ -63,21 +86,42 @@ class HashingPlan:
         )
 
 
-class HashingWorkers:
-    """`processes` fingerprinting processes (0: one per CPU; 1: one thread in this process,
-    no start-up cost, for small scans and tests). Use as a context manager: leaving it
-    shuts the pool down and closes this process's matching store."""
+class CrawlWorkers(Protocol):
+    """What the crawl loop asks of its workers, whichever engine runs them."""
 
-    def __init__(self, home: Home, plan: HashingPlan, processes: int) -> None:
+    def __enter__(self) -> CrawlWorkers: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    async def fingerprint(self, path: Path) -> Fingerprint: ...
+
+    async def parse_page(self, path: Path, url: str) -> PageContent: ...
+
+
+class HashingWorkers:
+    """`processes` crash-proof worker processes (0: one per CPU; 1: one thread in this
+    process, no start-up cost and no isolation, for small scans and tests). Use as a
+    context manager: leaving it stops the workers and closes this process's matching store.
+    """
+
+    def __init__(
+        self, home: Home, plan: HashingPlan, processes: int, budgets: Budgets = Budgets()
+    ) -> None:
         self.home = home
         self.plan = plan
-        processes = processes or os.cpu_count() or 1
-        # Both pools start their workers on the first job, not here.
+        self.budgets = budgets
+        self.options = budgeted_options(plan.hash_options, budgets)
+        processes = processes or default_workers()
+        # Both pools start their workers on the first call, not here.
         self.pool: Executor = (
             ThreadPoolExecutor(1)
             if processes == 1
-            else ProcessPoolExecutor(
-                processes, mp_context=get_context("forkserver"), initializer=_init_hash_worker
+            else CrashProofExecutor(
+                processes,
+                initializer=init_hash_worker,
+                initargs=(plan.hash_options,),
+                budgets=budgets,
+                preload=hashing_modules(plan.hash_options),
             )
         )
 
@@ -93,18 +137,59 @@ class HashingWorkers:
         self.pool.shutdown(wait=True)
         release_matching_banks(self.home)  # held here when hashing ran in-process
 
-    async def fingerprint(self, path: Path) -> tuple[MediaSignals, list[Finding], bool]:
+    async def _call(self, kind: str | None, function: Any, *args: Any) -> Any:
+        if isinstance(self.pool, CrashProofExecutor):
+            return await asyncio.wrap_future(self.pool.submit_kind(kind, function, *args))
+        return await asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
+
+    async def fingerprint(self, path: Path) -> Fingerprint:
         """A file's signals, the references they match, and whether ORB features were
-        computed on demand for it."""
-        return await asyncio.get_running_loop().run_in_executor(
-            self.pool,
+        computed on demand for it; under the budget of its kind (sniffed here: a read of
+        its first bytes). Raises WorkerLost when the worker holding it was lost."""
+        return await self._call(
+            file_kind(path),
             fingerprint_and_match,
             path,
-            self.plan.hash_options,
+            self.options,
             self.home,
             self.plan.rules,
             self.plan.lazy_local_features,
         )
+
+    async def parse_page(self, path: Path, url: str) -> PageContent:
+        """A fetched page's links, media and text, parsed under the page budget (raises
+        PageRefused for a page not worth parsing, WorkerLost when its worker was lost)."""
+        return await self._call("page", parse_page_file, path, url)
+
+
+def crawl_workers(
+    home: Home,
+    plan: HashingPlan,
+    budgets: Budgets,
+    processes: int,
+    engine: str = "local",
+    address: str | None = None,
+) -> CrawlWorkers:
+    """The crawl's workers: local crash-proof processes, or actors on a Ray cluster (at
+    `address`, or a local Ray started here); `processes` 0 means one per CPU there."""
+    if engine == "ray":
+        from ansim.pipeline.ray_engine import RayCrawlWorkers
+
+        return RayCrawlWorkers(home, plan, budgets, address, processes or None)
+    return HashingWorkers(home, plan, processes, budgets)
+
+
+def file_kind(path: Path) -> str | None:
+    """The budget a file is hashed under: its sniffed modality (None: the unknown cap)."""
+    try:
+        return sniff_file(path).modality
+    except OSError:
+        return None
+
+
+def parse_page_file(path: Path, url: str) -> PageContent:
+    """In a worker: a fetched page's content (the depth pre-check and caps apply first)."""
+    return extract_page(path.read_bytes(), url)
 
 
 # Per hashing worker: the store and reference banks it matches against (opened once).
@@ -140,10 +225,3 @@ def fingerprint_and_match(
             featured = True
         findings = find_matches(session, banks, signals, rules, searches)
     return signals, findings, featured
-
-
-def _init_hash_worker() -> None:
-    """A hashing process runs one job at a time beside one per core: OpenCV's and FAISS's
-    own thread pools would only add spin-waits."""
-    faiss.omp_set_num_threads(1)
-    cv2.setNumThreads(1)

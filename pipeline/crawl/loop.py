@@ -16,7 +16,7 @@ from typing import Any
 
 from ansim.casework.errors import CaseworkError
 from ansim.casework.workspace import Workspace
-from ansim.crawler.extract import extract_page
+from ansim.crawler.extract import PageRefused
 from ansim.crawler.fetch import Fetcher, FetchResult
 from ansim.crawler.guard import AddressPolicy
 from ansim.crawler.politeness import Politeness
@@ -29,14 +29,15 @@ from ansim.detector.sniff import sniff_bytes
 from ansim.pipeline.crawl.batch import WriteBatch
 from ansim.pipeline.crawl.dedup import ContentDedup, UnwrittenContent
 from ansim.pipeline.crawl.frontier import Frontier, url_hash
-from ansim.pipeline.crawl.hashing import HashingPlan, HashingWorkers
+from ansim.pipeline.crawl.hashing import HashingPlan, crawl_workers, losses_in, lost_error
 from ansim.pipeline.crawl.history import HistoryFlushes
 from ansim.pipeline.crawl.options import CrawlOptions
 from ansim.pipeline.crawl.recorder import CrawlSummary, Recorder
 from ansim.pipeline.matching import Finding
+from ansim.pipeline.workers import Budgets, WorkerLost, load_budgets
 from ansim.store.private_files import clear_work_dir
 from ansim.store.tables import CrawlRun, CrawlUrl
-from sqlalchemy import select
+from sqlalchemy import select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
@@ -44,12 +45,26 @@ log = logging.getLogger("ansim.crawl")
 
 HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<a ", b"<img", b"<div", b"<p>")
 MEDIA_PER_PAGE_CONCURRENCY = 8
+# A URL's outcome when the worker hashing or parsing it died, was killed or hung.
+WORKER_LOST_OUTCOME = "worker_lost"
+
+
+# The key of the crawl's PostgreSQL advisory lock: one crawl per database, from any machine.
+CRAWL_LOCK_KEY = int.from_bytes(b"ansimcrl", "big") & ((1 << 63) - 1)
 
 
 @contextmanager
 def crawl_lock(workspace: Workspace) -> Iterator[None]:
-    """Only one crawl per home; a second one is refused at once, not queued. An exclusive
-    flock on the home's `crawl.lock`, which the kernel releases however the process dies."""
+    """Only one crawl per home; a second one is refused at once, not queued.
+
+    On PostgreSQL, a session advisory lock on the database (crawls of one store may start
+    on several machines); the server releases it when the holding connection goes, however
+    the process dies. On SQLite, an exclusive flock on the home's `crawl.lock`, which the
+    kernel releases however the process dies."""
+    if workspace.store.engine.dialect.name == "postgresql":
+        with advisory_crawl_lock(workspace):
+            yield
+        return
     path = workspace.home.root / "crawl.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
@@ -67,6 +82,40 @@ def crawl_lock(workspace: Workspace) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def advisory_crawl_lock(workspace: Workspace) -> Iterator[None]:
+    """`pg_try_advisory_lock` on a connection of its own, held for the crawl."""
+    with workspace.store.engine.connect() as connection:
+        taken = connection.execute(
+            text("SELECT pg_try_advisory_lock(:key)"), {"key": CRAWL_LOCK_KEY}
+        ).scalar_one()
+        connection.commit()  # no transaction stays open for the crawl's length
+        if not taken:
+            holder = connection.execute(
+                text(
+                    "SELECT a.client_addr, a.pid FROM pg_locks l "
+                    "JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "WHERE l.locktype = 'advisory' AND l.granted "
+                    "AND (l.classid::bigint << 32) + l.objid::bigint = :key"
+                ),
+                {"key": CRAWL_LOCK_KEY},
+            ).first()
+            connection.commit()
+            who = (
+                f"database connection pid {holder.pid} from {holder.client_addr or 'local'}"
+                if holder
+                else "another connection"
+            )
+            raise CaseworkError(
+                f"another crawl is running on this database ({who}; PostgreSQL advisory lock)"
+            )
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": CRAWL_LOCK_KEY})
+            connection.commit()
 
 
 def start_run(workspace: Workspace, options: CrawlOptions) -> int:
@@ -104,20 +153,40 @@ def run_crawl(
 ) -> CrawlSummary:
     """Start a crawl with `options`, or resume the latest unfinished one; returns its summary."""
     with crawl_lock(workspace):
+        budgets = load_budgets(workspace.home.root)
+        earlier_losses: dict[int, int] = {}
         if resume:
             run_id = latest_unfinished_run(workspace)
             with workspace.session() as session:
                 options = CrawlOptions.from_json(session.get(CrawlRun, run_id).options)
+                earlier_losses = reopen_lost_urls(session, run_id, budgets.max_item_kills)
         else:
             assert options is not None
             run_id = start_run(workspace, options)
-        crawl = Crawl(workspace, options, run_id, on_progress)
+        crawl = Crawl(workspace, options, run_id, on_progress, budgets, earlier_losses)
         crawl.summary.resumed = resume
         # The hashing workers keep every core busy: FAISS threads here (history index adds,
         # its one training) would only spin-wait against them.
         with crawl.recorder.logging_to_file(), one_faiss_thread():
             asyncio.run(crawl.run())
         return crawl.summary
+
+
+def reopen_lost_urls(session: Session, run_id: int, max_losses: int) -> dict[int, int]:
+    """URLs of the run that failed only because their worker was lost, fewer than
+    `max_losses` times: pending again, for this resume. Returns {row id: losses so far}."""
+    rows = session.execute(
+        select(CrawlUrl.id, CrawlUrl.error).where(
+            CrawlUrl.run_id == run_id,
+            CrawlUrl.state == "failed",
+            CrawlUrl.outcome == WORKER_LOST_OUTCOME,
+        )
+    ).all()
+    losses = {row.id: losses_in(row.error) for row in rows}
+    retried = [row_id for row_id, count in losses.items() if count < max_losses]
+    if retried:
+        session.execute(update(CrawlUrl).where(CrawlUrl.id.in_(retried)).values(state="pending"))
+    return {row_id: losses[row_id] for row_id in retried}
 
 
 def scan_urls(
@@ -149,7 +218,10 @@ class Crawl:
         options: CrawlOptions,
         run_id: int,
         on_progress: Callable[[CrawlSummary], None] | None = None,
+        budgets: Budgets = Budgets(),
+        earlier_losses: dict[int, int] | None = None,
     ) -> None:
+        """`earlier_losses`: URLs reopened for this resume, with the workers each cost."""
         self.workspace = workspace
         self.options = options
         self.run_id = run_id
@@ -163,7 +235,18 @@ class Crawl:
         self.frontier = Frontier(
             workspace.store, run_id, options.crawl_scope(), waiting=self.batch.row_ids
         )
-        self.hashing = HashingWorkers(workspace.home, plan, options.hash_processes)
+        self.budgets = budgets
+        self.earlier_losses = earlier_losses or {}
+        self.hashing = crawl_workers(
+            workspace.home,
+            plan,
+            budgets,
+            options.hash_processes,
+            options.engine,
+            options.ray_address,
+        )
+        # URLs lost with a worker that a `--resume` may try again.
+        self.retryable_losses = 0
         # Fetched bodies (and page texts) stay under the home (0700), never in /tmp: a
         # killed run's leftovers are removed when the next crawl starts.
         clear_work_dir(workspace.home.work_dir)
@@ -189,6 +272,7 @@ class Crawl:
         with self.hashing:
             async with self.fetcher:
                 writer = asyncio.create_task(self.batch.write_on_interval())
+                await self._retry_lost_media()
                 workers = [asyncio.create_task(self._worker()) for _ in range(self.options.workers)]
                 try:
                     await asyncio.gather(*workers)
@@ -201,7 +285,38 @@ class Crawl:
             {f"robots_{k}": v for k, v in self.robots.counts.items() if k != "allowed"}
         )
         stopped = self._stop_reason
-        self.recorder.close_run(finished=stopped is None or stopped.startswith("max"))
+        # A run with URLs lost to a worker stays open: `--resume` tries them again.
+        self.recorder.close_run(
+            finished=(stopped is None or stopped.startswith("max")) and not self.retryable_losses
+        )
+
+    async def _retry_lost_media(self) -> None:
+        """On resume: media reopened after losing their worker, whose pages are done."""
+        if not self.earlier_losses:
+            return
+        with self.workspace.store.read_session() as session:
+            rows = session.execute(
+                select(CrawlUrl.id, CrawlUrl.url).where(
+                    CrawlUrl.id.in_(list(self.earlier_losses)), CrawlUrl.kind == "media"
+                )
+            ).all()
+        limiter = asyncio.Semaphore(MEDIA_PER_PAGE_CONCURRENCY)
+
+        async def one(row_id: int, url: str) -> None:
+            async with limiter:
+                self.frontier.media_in_flight.add(url)
+                await self._process_media(row_id, url, None)
+
+        await asyncio.gather(*(one(row.id, row.url) for row in rows))
+
+    def _finish_lost(self, row_id: int, result: FetchResult, lost: WorkerLost) -> None:
+        """A URL whose worker died, was killed or hung: failed with the reason, and open to
+        `--resume` until it has cost `max_item_kills` workers."""
+        losses = self.earlier_losses.get(row_id, 0) + 1
+        most = self.budgets.max_item_kills
+        self.retryable_losses += losses < most
+        error = lost_error(losses, most, str(lost))
+        self.batch.finish(row_id, "failed", result=result, outcome=WORKER_LOST_OUTCOME, error=error)
 
     async def _worker(self) -> None:
         while (row := await self._next_page()) is not None:
@@ -287,7 +402,16 @@ class Crawl:
                 self.batch.finish(row.id, "done", result=result, outcome="not_html")
                 return
             self.summary.pages += 1
-            content = extract_page(result.read_body(), result.final_url or row.url)
+            assert result.body_path is not None
+            try:
+                content = await self.hashing.parse_page(
+                    result.body_path, result.final_url or row.url
+                )
+            except PageRefused as exc:
+                self.batch.finish(
+                    row.id, "failed", result=result, outcome="page_refused", error=str(exc)
+                )
+                return
             links = (
                 [link.url for link in content.links] if row.depth < self.options.max_depth else []
             )
@@ -306,12 +430,14 @@ class Crawl:
             if content.text:
                 await self._process_text(row, result, content.text)
             self.batch.finish(row.id, "done", result=result, outcome="ok")
+        except WorkerLost as lost:  # parsing the page, or hashing its text
+            self._finish_lost(row.id, result, lost)
         finally:
             self.batch.discard_after_write(result)
 
     # ------------------------------------------------------------------ media
 
-    async def _process_media(self, row_id: int, url: str, page: FetchResult) -> None:
+    async def _process_media(self, row_id: int, url: str, page: FetchResult | None) -> None:
         try:
             refusal = await self._permit_media(url)
             if refusal:
@@ -370,6 +496,9 @@ class Crawl:
                 self.batch.finish(
                     row_id, "failed", result=result, outcome="media_error", error=str(exc)
                 )
+                return
+            except WorkerLost as lost:
+                self._finish_lost(row_id, result, lost)
                 return
         self.summary.media_hashed += 1
         content = UnwrittenContent(signals, findings)

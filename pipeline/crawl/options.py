@@ -12,6 +12,7 @@ from ansim.crawler.politeness import PolitenessConfig
 from ansim.crawler.urls import Scope, normalize_url
 
 IMAGE_VERIFICATION = ("triage", "all", "off")
+ENGINES = ("local", "ray")
 
 
 @dataclass
@@ -42,6 +43,10 @@ class CrawlOptions:
     # off store ORB features for few or no crawled images, so a later retro-hunt finds
     # their crops by PDQ and descriptor only.
     image_verification: str = "all"
+    # Where fetched items are hashed, matched and parsed: "local" worker processes, or
+    # "ray" actors on the cluster at `ray_address` (None: a local Ray started by the crawl).
+    engine: str = "local"
+    ray_address: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -57,6 +62,8 @@ class CrawlOptions:
                 f"image verification must be one of {', '.join(IMAGE_VERIFICATION)}, "
                 f"not {self.image_verification!r}"
             )
+        if self.engine not in ENGINES:
+            raise CaseworkError(f"engine must be one of {', '.join(ENGINES)}, not {self.engine!r}")
         try:
             Scope(self.scope)
         except ValueError as exc:

@@ -1,0 +1,342 @@
+"""A real two-node Ray cluster on this machine (`ray start --head` plus a second `ray start
+--address`, one CPU each, token authentication on): a crawl and a scan through it find
+what the local engine finds, and a crawl whose second node is killed mid-run loses
+nothing and records nothing twice. Skipped without the `cluster` extra.
+
+The drivers run as `ansim` commands in their own processes, as an analyst would run them:
+each process joins the cluster once, with the cluster's token in its environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ansim.casework import cases
+from ansim.pipeline import crawl as crawling
+from ansim.pipeline import intake
+from ansim.pipeline.workspaces import init_workspace
+from ansim.store.tables import CrawlUrl, Match, ScannedItem
+from PIL import Image
+from sqlalchemy import select
+
+from tests.conftest import REPO_ROOT
+from tests.crawl_site import CrawlSite
+from tests.helpers import photo_like
+from tests.localserve import LocalServer
+
+pytest.importorskip("ray")
+pytestmark = pytest.mark.timeout(900)
+
+RAY = Path(sys.executable).parent / "ray"
+STARTED = "Ray runtime started"
+START_TIMEOUT_S = 180
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+class LocalRayCluster:
+    """`ray start --block` processes, each in its own process group: SIGTERM stops a node
+    with everything it started, SIGKILL of the group is a node dying at once."""
+
+    def __init__(self) -> None:
+        # Short: Ray's socket paths live under it and are limited to ~107 characters.
+        self.root = Path(tempfile.mkdtemp(prefix="ansim-ray-", dir="/tmp"))
+        self.env = {
+            **os.environ,
+            # A cluster that runs code it is sent takes only callers holding its token.
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN": secrets.token_hex(32),
+            "RAY_USAGE_STATS_ENABLED": "0",
+            # A dead node is noticed in seconds, not the default half minute.
+            "RAY_health_check_period_ms": "1000",
+            "RAY_health_check_failure_threshold": "3",
+        }
+        self.port, dashboard = free_ports(2)
+        self.address = f"127.0.0.1:{self.port}"
+        self.head = self._start(
+            "head",
+            ["--head", "--port", str(self.port), "--temp-dir", str(self.root / "t")]
+            + ["--include-dashboard", "false", "--dashboard-port", str(dashboard)],
+        )
+        self.second: subprocess.Popen[bytes] | None = None
+        self.add_second_node()
+
+    def _start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        node_manager, object_manager, metrics, agent, agent_grpc, runtime_env = free_ports(6)
+        log_path = self.root / f"{name}-{time.monotonic_ns()}.log"
+        command = [str(RAY), "start", "--block", "--num-cpus", "1"]
+        command += ["--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
+        command += ["--object-store-memory", str(200 << 20)]
+        command += ["--node-manager-port", str(node_manager)]
+        command += ["--object-manager-port", str(object_manager)]
+        command += ["--metrics-export-port", str(metrics)]
+        command += ["--dashboard-agent-listen-port", str(agent)]
+        command += ["--dashboard-agent-grpc-port", str(agent_grpc)]
+        command += ["--runtime-env-agent-port", str(runtime_env)]
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                command + args,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self.root,
+            )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while STARTED not in log_path.read_text(errors="replace"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                pytest.fail(f"ray start {name} failed:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        return process
+
+    def add_second_node(self) -> None:
+        self.second = self._start("second", ["--address", self.address])
+
+    def kill_second_node(self) -> None:
+        assert self.second is not None
+        os.killpg(self.second.pid, signal.SIGKILL)  # the node's raylet and workers at once
+        self.second.wait()
+        self.second = None
+
+    def close(self) -> None:
+        for process in (self.second, getattr(self, "head", None)):
+            if process is None or process.poll() is not None:
+                continue
+            process.terminate()  # `ray start --block` stops what it started
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalRayCluster]:
+    started = LocalRayCluster()
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrawlSite]:
+    generated = CrawlSite(tmp_path_factory.mktemp("site"), pages=6, per_page=2, planted=2)
+    with LocalServer(generated.app) as server:
+        generated.server = server
+        yield generated
+
+
+@pytest.fixture
+def bigger_site(tmp_path: Path) -> Iterator[CrawlSite]:
+    """Enough hashing for a node to die in the middle of it (about 50 calls to the actors)."""
+    generated = CrawlSite(tmp_path / "site", pages=10, per_page=3, planted=2)
+    with LocalServer(generated.app) as server:
+        generated.server = server
+        yield generated
+
+
+def ansim(
+    home: Path, cluster: LocalRayCluster, *args: str, wait: bool = True
+) -> subprocess.Popen[bytes] | subprocess.CompletedProcess[bytes]:
+    env = {**cluster.env, "ANSIM_HOME": str(home)}
+    command = [sys.executable, "-m", "cli", *args]
+    if not wait:
+        return subprocess.Popen(
+            command, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+    return subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, timeout=600)
+
+
+def home_with_references(
+    root: Path, references: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    monkeypatch.setenv("ANSIM_HOME", str(root))
+    monkeypatch.delenv("ANSIM_DB_URL", raising=False)
+    monkeypatch.delenv("ANSIM_KEY_FILE", raising=False)
+    workspace, _ = init_workspace()
+    intake.add_reference_files(workspace, cases.open_case(workspace, "other"), references)
+    workspace.close()
+    return root
+
+
+def crawl_findings(home: Path, site: CrawlSite) -> tuple[set[str], dict[str, tuple[str, str]]]:
+    """The URL paths a crawl matched, and each URL's state and outcome; and that no
+    location was recorded twice."""
+    from ansim.store.db import Store
+
+    store = Store(f"sqlite:///{home / 'ansim.db'}")
+    base = site.server.base_url
+    try:
+        with store.read_session() as session:
+            rows = {
+                row.url.removeprefix(base): (row.state, row.outcome)
+                for row in session.scalars(select(CrawlUrl))
+            }
+            items = list(session.scalars(select(ScannedItem.location)))
+            matched = set(
+                session.scalars(
+                    select(ScannedItem.location).join(Match, Match.item_id == ScannedItem.id)
+                )
+            )
+    finally:
+        store.dispose()
+    assert len(items) == len(set(items)), "a location was recorded twice"
+    return {url.removeprefix(base) for url in matched}, rows
+
+
+def local_crawl(tmp_path: Path, site: CrawlSite, monkeypatch: pytest.MonkeyPatch) -> tuple:
+    home = home_with_references(tmp_path / "local", site.reference_files, monkeypatch)
+    workspace, _ = init_workspace()
+    options = crawling.CrawlOptions(
+        seeds=[site.server.url("/p/0.html")],
+        allow_loopback=True,
+        min_delay_s=0.0,
+        max_depth=10,
+        hash_processes=1,
+    )
+    crawling.run_crawl(workspace, options)
+    workspace.close()
+    return crawl_findings(home, site)
+
+
+def crawl_args(site: CrawlSite, cluster: LocalRayCluster) -> list[str]:
+    return ["crawl", "run", "--seeds", site.server.url("/p/0.html"), "--allow-loopback"] + [
+        "--delay", "0", "--max-depth", "10", "--engine", "ray", "--address", cluster.address,
+        "--json",
+    ]  # fmt: skip
+
+
+def scan_folder(tmp_path: Path, references: list[Path]) -> Path:
+    folder = tmp_path / "dump"
+    folder.mkdir()
+    for i, reference in enumerate(references):
+        Image.open(reference).convert("RGB").resize((256, 192)).save(folder / f"copy{i}.jpg")
+    for i in range(6):
+        photo_like(folder / f"other{i}.jpg", seed=300 + i, size=(200, 150))
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return folder
+
+
+def scan_findings(result: subprocess.CompletedProcess[bytes]) -> tuple[list, list]:
+    report = json.loads(result.stdout)
+    return (
+        sorted((Path(m["path"]).name, m["reference_id"]) for m in report["matches"]),
+        sorted((Path(f["path"]).name, f["error"]) for f in report["failures"]),
+    )
+
+
+def test_a_crawl_and_a_scan_through_two_nodes_find_what_the_local_engine_finds(
+    cluster: LocalRayCluster,
+    site: CrawlSite,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    local = local_crawl(tmp_path, site, monkeypatch)
+    assert local[0] == set(site.planted_paths)
+    home = home_with_references(tmp_path / "ray", site.reference_files, monkeypatch)
+    result = ansim(home, cluster, *crawl_args(site, cluster))
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    assert crawl_findings(home, site) == local
+
+    folder = scan_folder(tmp_path, site.reference_files)
+    scans = [
+        ansim(home, cluster, "scan", str(folder), "--dry-run", "--json", *engine)
+        for engine in (["--workers", "1"], ["--engine", "ray", "--address", cluster.address])
+    ]
+    for scan in scans:
+        assert scan.returncode in (0, 1), scan.stderr.decode()[-3000:]
+    local_scan, ray_scan = (scan_findings(scan) for scan in scans)
+    assert len(local_scan[0]) == 2 and [name for name, _ in local_scan[1]] == ["broken.jpg"]
+    assert ray_scan == local_scan
+
+
+def _items_recorded(home: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{home / 'ansim.db'}?mode=ro", uri=True, timeout=5) as db:
+            return db.execute("SELECT count(*) FROM scanned_item").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0  # not created yet
+
+
+def test_a_node_killed_mid_crawl_loses_nothing_and_duplicates_nothing(
+    cluster: LocalRayCluster,
+    bigger_site: CrawlSite,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site = bigger_site
+    if cluster.second is None:
+        cluster.add_second_node()
+    local = local_crawl(tmp_path, site, monkeypatch)
+    home = home_with_references(tmp_path / "ray", site.reference_files, monkeypatch)
+    crawl = ansim(home, cluster, *crawl_args(site, cluster), wait=False)
+    # Mid-run: the actors are hashing (a first batch is recorded), most calls are to come.
+    deadline = time.monotonic() + 300
+    while _items_recorded(home) < 1:
+        assert crawl.poll() is None, crawl.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert crawl.poll() is None  # still crawling as the node dies
+    cluster.kill_second_node()
+    stdout, stderr = crawl.communicate(timeout=600)
+    assert crawl.returncode == 0, stderr.decode()[-3000:]
+    # The cluster's news of the dead node goes to stderr: stdout is the JSON result alone.
+    summary = json.loads(stdout)
+    assert crawl_findings(home, site) == local  # every URL as the local engine has it
+    assert "worker_lost" not in summary["outcomes"]
+    log = Path(summary["log_path"]).read_text()
+    assert "a Ray actor was lost" in log  # the node's actor held calls, and they went on
+
+
+def test_a_node_killed_mid_scan_loses_nothing_and_duplicates_nothing(
+    cluster: LocalRayCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if cluster.second is None:
+        cluster.add_second_node()
+    references = [photo_like(tmp_path / f"ref{i}.png", seed=400 + i) for i in range(2)]
+    folder = scan_folder(tmp_path, references)
+    for i in range(16):  # enough files that most are still to hash when the node dies
+        photo_like(folder / f"more{i}.jpg", seed=500 + i, size=(240, 180))
+    local_home = home_with_references(tmp_path / "local", references, monkeypatch)
+    local = ansim(local_home, cluster, "scan", str(folder), "--json", "--workers", "1")
+    home = home_with_references(tmp_path / "ray", references, monkeypatch)
+    scan = ansim(
+        home, cluster, "scan", str(folder), "--json", "--engine", "ray", "--address",
+        cluster.address, wait=False,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while _items_recorded(home) < 1:  # each file is recorded as it comes back
+        assert scan.poll() is None, scan.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert scan.poll() is None  # still scanning as the node dies
+    cluster.kill_second_node()
+    stdout, stderr = scan.communicate(timeout=600)
+    assert scan.returncode in (0, 1), stderr.decode()[-3000:]
+    on_ray = scan_findings(subprocess.CompletedProcess([], scan.returncode, stdout, stderr))
+    assert on_ray == scan_findings(local)
+    assert len(on_ray[0]) == 2 and [name for name, _ in on_ray[1]] == ["broken.jpg"]
+    assert _items_recorded(home) == len(list(folder.iterdir()))  # each file once
