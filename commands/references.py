@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from ansim.casework.workspace import Workspace
     from ansim.pipeline.intake import IntakeResult
 
-# As ansim.detector.video.REFERENCE_SECONDS_PER_HASH (tests/test_startup.py checks), which
+# As ansim.detector.video.REFERENCE_SECONDS_PER_HASH (tests/commands/test_startup.py checks), which
 # this module does not import: the video detector takes longer to load than `--help` may.
 REFERENCE_SECONDS_PER_HASH = 0.0
 
