@@ -6,8 +6,8 @@ Every command that prints results takes --json; progress goes to stderr.
 
 Start-up is kept short: a command group's module is imported (and its commands built) only
 when that group is used, and command modules import detectors, indexes and the store inside
-the commands that need them. `tests/test_startup.py` checks that importing this module loads
-none of them; `ansim bench startup` measures the time.
+the commands that need them. `tests/commands/test_startup.py` checks that importing this
+module loads none of them; `ansim bench startup` measures the time.
 """
 
 from __future__ import annotations

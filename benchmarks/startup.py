@@ -1,5 +1,6 @@
 """How long `ansim` takes to start: `--help`, `--version`, a group's help, and commands that
-match nothing (listing cases, queue items, references), each run as a fresh process N times.
+match nothing (listing cases, queue items, references, hosts; verifying the audit chain),
+each run as a fresh process N times.
 
 Wall time depends on how busy the machine is; CPU time (user + system of the child) much
 less, so both are reported. Target: <= 0.5 s for every command here (ARCHITECTURE.md).
@@ -31,6 +32,8 @@ COMMANDS: list[tuple[str, list[str], dict[str, str]]] = [
     ("case list", ["case", "list"], {}),
     ("queue list", ["queue", "list"], {}),
     ("ref list", ["ref", "list"], {}),
+    ("host list", ["host", "list"], {}),
+    ("audit verify", ["audit", "verify"], {}),
 ]
 
 

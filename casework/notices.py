@@ -9,6 +9,7 @@ contact, so a notice cannot carry them.
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -17,9 +18,12 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ansim.store.private_files import private_dir, write_private
-from jinja2 import Environment, PackageLoader, StrictUndefined
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 LANGUAGES = ("ko", "en")
 
@@ -144,14 +148,20 @@ class RenderedNotice:
         return [item.takedown_id for item in self.items]
 
 
-_environment = Environment(
-    loader=PackageLoader("ansim.casework", "templates"),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-    autoescape=False,  # plain-text mail, not HTML
-)
+@functools.cache
+def _templates() -> Environment:
+    """The notice templates; Jinja2 is imported only when a notice is rendered (listing hosts
+    or notices must not pay for it)."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    return Environment(
+        loader=PackageLoader("ansim.casework", "templates"),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,  # plain-text mail, not HTML
+    )
 
 
 def legal_basis(case_types: Iterable[str], lang: str) -> list[str]:
@@ -189,7 +199,7 @@ def render_notice(
             f"host {host.domain} has no abuse e-mail: "
             f"run `ansim host set {host.domain} --abuse-email ADDRESS`"
         )
-    template = _environment.get_template(f"notice.{lang}.txt.j2")
+    template = _templates().get_template(f"notice.{lang}.txt.j2")
     context = {
         "sender": sender,
         "host": host,

@@ -3,7 +3,9 @@ opened with, which say who is acting.
 
 Every command opens one Workspace (`ansim.pipeline.workspaces.open_workspace`) and passes
 it to the services. The banks are handed in by the pipeline, which owns them: casework
-only asks them to drop entries (`SignalBanks`), so it never imports the pipeline.
+only asks them to drop entries (`SignalBanks`), so it never imports the pipeline. They are
+opened on first use (`BankOpener`): building them loads every signal type, its detector and
+its index (numpy, FAISS, OpenCV...), which a command that only lists cases must not pay for.
 """
 
 from __future__ import annotations
@@ -33,13 +35,20 @@ class SignalBanks(Protocol):
     def remove(self, signal_ids_by_kind: dict[str, list[int]]) -> int: ...
 
 
+class BankOpener(Protocol):
+    """The banks of one owner ("reference": the reference bank, "item": the crawl history),
+    opened on the first call and the same object on every later one."""
+
+    def __call__(self, owner: str) -> Any: ...
+
+
 @dataclass
 class Workspace:
     home: Home
     store: Store
     cipher: Cipher
-    banks: Any  # ansim.pipeline.banks.Banks: the reference bank
-    history: SignalBanks  # the crawl history's banks
+    # Shared by copies (`dataclasses.replace` for another actor), so they share the banks.
+    open_banks: BankOpener
     # What it was opened with (the environment's ANSIM_* variables, read once).
     settings: Settings
     # Who is acting (audit entries, queue events): by default the settings' analyst.
@@ -48,6 +57,16 @@ class Workspace:
 
     def __post_init__(self) -> None:
         self.actor = self.actor or self.settings.analyst
+
+    @property
+    def banks(self) -> Any:
+        """The reference bank (an `ansim.pipeline.banks.Banks`), opened on first use."""
+        return self.open_banks("reference")
+
+    @property
+    def history(self) -> SignalBanks:
+        """The crawl history's banks, opened on first use."""
+        return self.open_banks("item")
 
     @contextmanager
     def session(self) -> Iterator[Session]:

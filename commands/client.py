@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import ssl
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -58,6 +55,11 @@ def _token(server: str) -> str:
 def call(method: str, path: str, body: Any = None, token: str | None = None,
          server: str | None = None) -> Any:  # fmt: skip
     """One JSON request to the server; its refusals become CaseworkErrors (exit code 2)."""
+    # Imported here: every command loads this module (`route`), few of them call a server.
+    import ssl
+    import urllib.error
+    import urllib.request
+
     base = _server(server)
     headers = {"Accept": "application/json"}
     if token is None:

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from ansim.casework.workspace import Workspace
     from ansim.pipeline.intake import IntakeResult
 
-# As ansim.detector.video.REFERENCE_SECONDS_PER_HASH (tests/test_startup.py checks), which
+# As ansim.detector.video.REFERENCE_SECONDS_PER_HASH (tests/commands/test_startup.py checks), which
 # this module does not import: the video detector takes longer to load than `--help` may.
 REFERENCE_SECONDS_PER_HASH = 0.0
 
@@ -282,9 +282,9 @@ def ref_withdraw(
 
 def bank_signal_kinds() -> set[str]:
     """The signal kinds the reference banks index (the others are kept for exact lookups)."""
-    from ansim.signal_types import indexed_types
+    from ansim.signal_types import indexed_type_names
 
-    return {signal_type.name for signal_type in indexed_types()}
+    return set(indexed_type_names())
 
 
 def reference_rows(workspace: Workspace, case_id: str | None, modality: str | None) -> list[dict]:

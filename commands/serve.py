@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 from ansim.casework.errors import CaseworkError
-from ansim.casework.smtp import is_loopback_host
 from ansim.commands.common import err, refusals
 
 
@@ -40,6 +39,7 @@ def serve(
     TLS proxy with `--behind-tls-proxy`.
     """
     import uvicorn
+    from ansim.casework.smtp import is_loopback_host  # here: it loads smtplib and ssl
     from ansim.pipeline.workspaces import open_workspace
     from ansim.server.app import ServerSettings, create_app
 

@@ -7,15 +7,19 @@ refused, never silently replaced) and loads the audit key into every session."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ansim.casework.workspace import NotInitialized, Workspace
-from ansim.pipeline.banks import Banks
 from ansim.settings import Settings
 from ansim.store import audit
 from ansim.store.crypto import Cipher, KeyProblem, create_key_file, create_secret_file
 from ansim.store.db import Store
 from ansim.store.home import Home, resolve_home
 from ansim.store.tables import AuditHead, StoreSetting
+
+if TYPE_CHECKING:
+    from ansim.pipeline.banks import Banks
 
 KEY_CHECK = "data_key_check"
 KEY_INSIDE_HOME_WARNING = (
@@ -97,6 +101,22 @@ def _audit_key(home: Home, store: Store) -> bytes:
     return key
 
 
+class LazyBanks:
+    """A home's banks per owner, built on first use: `pipeline.banks` imports every signal
+    type with its detector and index, which commands that match nothing never need."""
+
+    def __init__(self, index_dir: Path) -> None:
+        self._index_dir = index_dir
+        self._opened: dict[str, Banks] = {}
+
+    def __call__(self, owner: str) -> Banks:
+        if owner not in self._opened:
+            from ansim.pipeline.banks import Banks
+
+            self._opened[owner] = Banks(self._index_dir, owner=owner)
+        return self._opened[owner]
+
+
 def _workspace(home: Home, store: Store, settings: Settings) -> Workspace:
     cipher = Cipher(home.key_file)
     check_data_key(store, cipher)
@@ -107,8 +127,7 @@ def _workspace(home: Home, store: Store, settings: Settings) -> Workspace:
         home=home,
         store=store,
         cipher=cipher,
-        banks=Banks(home.index_dir),
-        history=Banks(home.index_dir, owner="item"),
+        open_banks=LazyBanks(home.index_dir),
         settings=settings,
         audit_key=audit_key,
     )

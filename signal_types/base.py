@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ansim.detector.decision import Decision, MatchRules
-from ansim.detector.hashing import Media
-from ansim.detector.local_verify import LocalFeatures
-from ansim.detector.signals import MediaSignals
-from ansim.detector.video_match import VideoSide
+if TYPE_CHECKING:  # annotations only: the registry imports this module before any type
+    from ansim.detector.decision import Decision, MatchRules
+    from ansim.detector.hashing import Media
+    from ansim.detector.local_verify import LocalFeatures
+    from ansim.detector.signals import MediaSignals
+    from ansim.detector.video_match import VideoSide
 
 
 class Direction(Enum):

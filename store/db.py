@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Alembic's record of the schema's revision (its default name; env.py does not change it).
+VERSION_TABLE = "alembic_version"
+# `revision: str = "0005_users"`, `down_revision: str | None = None` in a migration file.
+REVISION_LINE = re.compile(r'^(revision|down_revision)\b[^=\n]*=\s*(?:"([^"\n]*)"|None)\s*$', re.M)
 SQLITE_BUSY_TIMEOUT_S = 60
 READ_ONLY_OPTION = "ansim_read_only"
 
@@ -75,6 +81,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -85,6 +93,8 @@ def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest migration (no-op when it is there already)."""
     if schema_is_current(engine):
         return
+    from alembic import command
+
     config = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
@@ -111,11 +121,34 @@ def _refuse_broken_references(connection: Connection) -> None:
         raise RuntimeError(f"migration would break references: {broken[:5]}")
 
 
+@functools.cache
+def head_revision() -> str:
+    """The newest migration, read from the `revision` and `down_revision` lines of the
+    migration files. Every command checks the schema on opening the home, and importing
+    Alembic to ask its ScriptDirectory would cost each one ~0.4 s CPU; a test checks that
+    both give the same head."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        fields = {name: value for name, value in REVISION_LINE.findall(path.read_text())}
+        if "revision" not in fields:
+            raise RuntimeError(f'no `revision = "..."` line in migration {path.name}')
+        revisions.add(fields["revision"])
+        if fields.get("down_revision"):
+            parents.add(fields["down_revision"])
+    heads = revisions - parents
+    if len(heads) != 1:
+        raise RuntimeError(f"the migrations must have one head, not {sorted(heads)}")
+    return heads.pop()
+
+
 def schema_is_current(engine: Engine) -> bool:
-    head = ScriptDirectory.from_config(alembic_config(str(engine.url))).get_current_head()
-    with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
-    return current == head
+    """Whether the store is at the newest migration (read without importing Alembic)."""
+    with engine.execution_options(**{READ_ONLY_OPTION: True}).connect() as connection:
+        if not inspect(connection).has_table(VERSION_TABLE):
+            return False
+        stamped = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
+    return [row.version_num for row in stamped] == [head_revision()]
 
 
 class Store:

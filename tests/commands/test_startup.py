@@ -1,5 +1,6 @@
 """Start-up stays light: `import ansim.cli` and `ansim --help` load no detector, index or
-store dependency (their time is measured by `ansim bench startup`, not here)."""
+store dependency, and commands that open the home but match nothing load no detector, index
+or migration tool (their time is measured by `ansim bench startup`, not here)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import sys
 from pathlib import Path
 
 HEAVY = ("torch", "faiss", "cv2", "aiohttp", "alembic", "scipy", "sqlalchemy", "numpy")
+# What opening the home must not load: the store (sqlalchemy) it needs, the rest it must not.
+HEAVY_FOR_THE_HOME = ("torch", "faiss", "cv2", "numba", "alembic", "scipy", "numpy", "PIL")
 ANSIM = str(Path(sys.executable).parent / "ansim")
 
 
-def modules_loaded_by(code: str) -> set[str]:
-    """Top-level packages in sys.modules after running `code` in a fresh interpreter."""
+def run_probe(code: str) -> tuple[str, set[str]]:
+    """Runs `code` in a fresh interpreter: (its stdout, the top-level packages in sys.modules
+    after it)."""
     probe = (
         "import sys\n"
         "try:\n" + "".join(f"    {line}\n" for line in code.splitlines()) + "except SystemExit:\n"
@@ -22,7 +26,12 @@ def modules_loaded_by(code: str) -> set[str]:
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
     )
-    return set(done.stderr.split())
+    return done.stdout, set(done.stderr.split())
+
+
+def modules_loaded_by(code: str) -> set[str]:
+    """Top-level packages in sys.modules after running `code` in a fresh interpreter."""
+    return run_probe(code)[1]
 
 
 def test_importing_the_cli_loads_no_heavy_dependency() -> None:
@@ -61,3 +70,27 @@ def test_copied_constants_match_their_sources() -> None:
 
     assert cases.CASE_TYPES == CASE_TYPES and cases.SERVICE_KINDS == SERVICE_KINDS
     assert references.REFERENCE_SECONDS_PER_HASH == REFERENCE_SECONDS_PER_HASH
+
+
+def test_commands_that_open_the_home_load_no_detector_index_or_alembic(
+    ansim_home: Path, tmp_path: Path
+) -> None:
+    from ansim.pipeline.workspaces import init_workspace
+
+    from tests.casework_fixtures import open_case_with_reference
+
+    workspace, _ = init_workspace()
+    case_id, reference_id, _ = open_case_with_reference(workspace, tmp_path / "media", seed=3)
+    workspace.close()
+    commands = {
+        "case list": case_id,
+        f"case show {case_id}": case_id,
+        "queue list": "",
+        "ref list --json": f'"id": {reference_id}',
+        "audit verify": "",
+    }
+    for command, expected in commands.items():
+        argv = ["ansim", *command.split()]
+        shown, loaded = run_probe(f"sys.argv = {argv!r}\nfrom ansim.cli import main\nmain()")
+        assert expected in shown and "sqlalchemy" in loaded, (command, shown)
+        assert not loaded & set(HEAVY_FOR_THE_HOME), (command, loaded & set(HEAVY_FOR_THE_HOME))

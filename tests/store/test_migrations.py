@@ -3,9 +3,18 @@ through the store's own engine (on SQLite: with foreign keys enforced, as ansim 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from alembic import command
-from ansim.store.db import alembic_config, make_engine, normalize_url, schema_is_current, upgrade
+from ansim.store.db import (
+    alembic_config,
+    head_revision,
+    make_engine,
+    normalize_url,
+    schema_is_current,
+    upgrade,
+)
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
@@ -66,5 +75,25 @@ def test_first_schema_upgrades_without_loss(db_url: str) -> None:
             connection.execute(text(reappeared.format(id=2, generation=1)))
         with pytest.raises(IntegrityError), engine.begin() as connection:
             connection.execute(text(reappeared.format(id=3, generation=1)))
+    finally:
+        engine.dispose()
+
+
+def test_head_revision_read_from_the_files_is_alembics() -> None:
+    from alembic.script import ScriptDirectory
+
+    alembic_head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head_revision() == alembic_head
+
+
+def test_a_store_stamped_at_another_revision_is_not_current(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        assert not schema_is_current(engine)  # no version table at all
+        upgrade(engine)
+        assert schema_is_current(engine)
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = '0004_victim_data'"))
+        assert not schema_is_current(engine)
     finally:
         engine.dispose()
