@@ -36,6 +36,11 @@ from ansim.indexer.local_feature_index import (
 from ansim.signal_types.base import BankReader, Direction, IndexSpec, SignalRecord, StoredSignal
 from ansim.signal_types.searches import LOCAL_FEATURE_CANDIDATES, ImageSearches
 
+# A retro-hunt is one query per new reference, not one per crawled item, and the history
+# keeps no ORB features: every candidate of the short list (PDQ near misses, descriptor
+# neighbours) may be fetched again and verified, not only the best two.
+RETRO_HUNT_VERIFICATIONS = 32
+
 
 @lru_cache(maxsize=1)
 def decision_thresholds() -> Thresholds:
@@ -105,7 +110,9 @@ class OrbType:
             signals.extra.get(NAME),
             features.get,
             decision_thresholds(),
-            VERIFICATION_BUDGET,
+            RETRO_HUNT_VERIFICATIONS
+            if bank.direction is Direction.RETRO_HUNT
+            else VERIFICATION_BUDGET,
             query_is_reference=bank.direction is Direction.RETRO_HUNT,
         )
         return [_as_match(d) for d in decisions if d.matched]
