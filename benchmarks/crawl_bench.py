@@ -321,12 +321,43 @@ def run_crawl_bench(
             "with_hash_workers": round(memory.peak_total / 2**20),
         },
         "outcomes": dict(summary.outcomes),
+        "history_bytes_per_image": _history_bytes_per_image(workspace),
         "cpu_count": os.cpu_count(),
         "target": "whole site queued in < 120 s",
     }
     (out / "crawl-bench.json").write_text(json.dumps(result, indent=2))
     workspace.close()
     return result
+
+
+def _history_bytes_per_image(workspace: Any) -> dict[str, float]:
+    """What the crawl history keeps per crawled image (target <= 1 KB): the stored signal
+    values and blobs, and the image banks' index files."""
+    from ansim.store.tables import ScannedItem, Signal
+    from sqlalchemy import func, select
+
+    with workspace.session() as session:
+        images, stored = session.execute(
+            select(
+                func.count(func.distinct(Signal.item_id)),
+                func.sum(
+                    func.length(func.coalesce(Signal.value, ""))
+                    + func.length(func.coalesce(Signal.blob, b""))
+                ),
+            )
+            .join(ScannedItem, Signal.item_id == ScannedItem.id)
+            .where(ScannedItem.modality == "image")
+        ).one()
+    # The image banks' files (text and audio banks are other modalities' items).
+    index_bytes = sum(
+        path.stat().st_size
+        for name in ("pdq", "descriptor", "orb")
+        if (path := workspace.home.index_dir / f"history-{name}.index").exists()
+    )
+    return {
+        "store_signals": round((stored or 0) / max(1, images), 1),
+        "image_index_files": round(index_bytes / max(1, images), 1),
+    }
 
 
 def _cpu_seconds(process: psutil.Process) -> float:

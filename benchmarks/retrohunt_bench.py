@@ -159,7 +159,7 @@ def run_retrohunt_bench(shared: Path, out: Path, items: int = 1_000_000) -> dict
     with workspace.session() as session:
         fresh = retrohunt.history_banks(workspace)
         started = time.monotonic()
-        again = retrohunt.hunt(session, workspace, fresh, results[0].reference_id, signals)
+        again = retrohunt.hunt(session, workspace, fresh, results[0].reference_id, signals).matches
         hunt_s = time.monotonic() - started
     result = {
         "history_items": items,

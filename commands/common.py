@@ -244,8 +244,8 @@ def shared_data_dir() -> Path:
 ImageVerification = Annotated[
     str,
     typer.Option(
-        help="Local-feature verification of crawled images: all (as `ansim scan`; features "
-        "kept, so a later retro-hunt verifies crops), triage (only images with a candidate "
-        "that PDQ or the descriptor leave open now), off (PDQ and descriptor decide)."
+        help="Local-feature verification of crawled images against the references: all (as "
+        "`ansim scan`), triage (only images with a candidate that PDQ or the descriptor "
+        "leave open now), off (PDQ and descriptor decide). The history never keeps them."
     ),
 ]

@@ -138,6 +138,14 @@ def ref_add(
                     ),
                     highlight=False,
                 )
+            for gone in r.retro_not_online:
+                out.print(
+                    "  "
+                    + _("crawled at {location} (last seen {seen}), not verified: {verdict}").format(
+                        location=shown(gone.location), seen=gone.last_seen, verdict=gone.reason
+                    ),
+                    highlight=False,
+                )
         out.print(
             _("{added} added, {failed} failed").format(
                 added=len(results) - len(failed), failed=len(failed)

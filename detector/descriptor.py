@@ -41,13 +41,35 @@ class Descriptor:
 
     vector: np.ndarray  # float32, unit length
     model_id: str
+    # Stored as int8 (a byte per dimension): the crawl history keeps millions of these.
+    quantised: bool = False
 
     def to_blob(self) -> bytes:
+        if self.quantised:
+            return quantise(self.vector).tobytes()
         return self.vector.astype(np.float32).tobytes()
 
     @classmethod
     def from_blob(cls, blob: bytes, model_id: str) -> Descriptor:
-        return cls(np.frombuffer(blob, dtype=np.float32).copy(), model_id)
+        return cls(vector_from_blob(blob), model_id)
+
+
+def quantise(vector: np.ndarray) -> np.ndarray:
+    """int8 codes of a unit vector, scaled so its largest component is +-127. The scale is
+    not kept: similarity is a cosine, so the decoded vector is normalised again."""
+    peak = float(np.abs(vector).max()) or 1.0
+    return np.round(vector * (127.0 / peak)).astype(np.int8)
+
+
+def vector_from_blob(blob: bytes, dim: int = DESCRIPTOR_DIM) -> np.ndarray:
+    """A stored descriptor as a float32 unit vector: `dim` int8 codes (the crawl history)
+    or float32 values (references; another width comes back as stored, for the caller to
+    refuse)."""
+    if len(blob) != dim:
+        return np.frombuffer(blob, dtype=np.float32).copy()
+    vector = np.frombuffer(blob, dtype=np.int8).astype(np.float32)
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm else vector
 
     def summary(self) -> dict[str, object]:
         return {"model": self.model_id, "dim": int(self.vector.shape[0])}

@@ -192,6 +192,9 @@ MESSAGES: dict[str, str] = {
     "already crawled at {location}: {why}; queue item {item}": (
         "이미 수집된 곳 {location}: {why}; 대기열 항목 {item}"
     ),
+    "crawled at {location} (last seen {seen}), not verified: {verdict}": (
+        "수집된 곳 {location} (마지막 확인 {seen}), 검증하지 못함: {verdict}"
+    ),
     "{added} added, {failed} failed": "등록 {added}개, 실패 {failed}개",
     "{imported} imported, {rejected} rejected": "가져옴 {imported}개, 거부 {rejected}개",
     "line {line}: {error}": "{line}번째 줄: {error}",
@@ -350,7 +353,7 @@ MESSAGES: dict[str, str] = {
     "Fingerprinting processes (0: one per CPU, 1: in-process).": "지문 생성 프로세스 수 (0: CPU 마다 하나, 1: 같은 프로세스 안에서).",
     "Cap per response, MiB.": "응답 하나의 상한, MiB.",
     "Cap on bytes fetched per crawl, GiB.": "수집 한 번에 가져오는 바이트 상한, GiB.",
-    "Local-feature verification of crawled images: all (as `ansim scan`; features kept, so a later retro-hunt verifies crops), triage (only images with a candidate that PDQ or the descriptor leave open now), off (PDQ and descriptor decide).": "수집한 이미지의 국소 특징 검증: all (`ansim scan` 처럼; 특징을 보관해 나중의 소급 검색이 잘린 사본도 검증), triage (PDQ 나 기술자가 지금 판단하지 못한 후보가 있는 이미지만), off (PDQ 와 기술자가 결정).",
+    "Local-feature verification of crawled images against the references: all (as `ansim scan`), triage (only images with a candidate that PDQ or the descriptor leave open now), off (PDQ and descriptor decide). The history never keeps them.": "수집한 이미지를 원본과 대조하는 국소 특징 검증: all (`ansim scan` 처럼), triage (PDQ 나 기술자가 지금 판단하지 못한 후보가 있는 이미지만), off (PDQ 와 기술자가 결정). 수집 기록에는 특징을 보관하지 않습니다.",
     "Decrypt one evidence bundle (listed by `ansim queue show ID`) for police or lawyers:\nthe WARC file and its manifest of SHA-256 digests, fetch times and resolved IPs.\nEvery digest is checked on the way out; the export is audited.\n\nExample: `ansim evidence export 3 ~/handover/C-2026-0001/`": "증거 묶음 하나 (`ansim queue show ID` 에 나옴) 를 경찰이나 변호사에게 넘기려고 복호화합니다: WARC 파일과, SHA-256 다이제스트, 가져온 시각, 확인된 IP 를 담은 목록. 내보낼 때 모든 다이제스트를 검사하고, 내보내기는 감사 기록에 남습니다.\n\n예: `ansim evidence export 3 ~/handover/C-2026-0001/`",
     "Folder for the WARC file and its manifest.": "WARC 파일과 그 목록을 둘 폴더.",
     "Check the whole audit chain; exits 1 if any row was edited, deleted or reordered.": "감사 기록 체인 전체를 검사합니다. 고치거나 지우거나 순서를 바꾼 행이 있으면 1 로 끝납니다.",

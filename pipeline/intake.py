@@ -40,6 +40,8 @@ class IntakeResult:
     error: str | None = None
     duplicate: bool = False
     retro_matches: list[ScanMatch] = field(default_factory=list)
+    # Retro-hunt candidates fetched again to verify them that were gone or changed.
+    retro_not_online: list[retrohunt.Refetched] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -52,6 +54,8 @@ class IntakeResult:
             out["duplicate"] = True
         if self.retro_matches:
             out["already_crawled"] = [m.as_dict() for m in self.retro_matches]
+        if self.retro_not_online:
+            out["crawled_not_online"] = [r.as_dict() for r in self.retro_not_online]
         return out
 
 
@@ -177,9 +181,8 @@ def _store_reference(
     result = IntakeResult(path, reference.id, signals.modality)
     # Retro-hunt: where has this already been crawled? Those copies are queued now.
     with workspace.session() as session:
-        result.retro_matches = retrohunt.hunt(
-            session, workspace, workspace.history, reference.id, signals
-        )
+        hunted = retrohunt.hunt(session, workspace, workspace.history, reference.id, signals)
+    result.retro_matches, result.retro_not_online = hunted.matches, hunted.not_online
     return result
 
 

@@ -5,24 +5,177 @@ material already appeared. Hits become matches and takedowns like a crawl's.
 Same banks, same signal types and the same decisions as a scan
 (`pipeline.matching.best_decisions`), run the other way round
 (`Direction.RETRO_HUNT`): the reference is the query, crawled items are the owners.
+
+The history keeps no ORB features of crawled images (`pipeline.crawl.history`): PDQ and
+the descriptor propose candidates, and a candidate that the robust decision picks for
+verification is fetched again through the crawler's guarded fetcher and verified on the
+fresh bytes. A candidate whose URL is gone (or now serves other bytes) is recorded as
+such, with when it was last seen and its sealed evidence, if any.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ansim.casework.recheck import classify
 from ansim.casework.workspace import Workspace
 from ansim.detector.decision import MatchRules
+from ansim.detector.hashing import HashOptions
+from ansim.detector.image_robust import local_features_file
+from ansim.detector.local_verify import LocalFeatures
 from ansim.detector.signals import MediaSignals
 from ansim.pipeline.bank_reader import StoreBankReader
 from ansim.pipeline.banks import Banks
+from ansim.pipeline.file_hashing import budgeted_options
 from ansim.pipeline.matching import Finding, best_decisions
+from ansim.pipeline.recheck_service import RecheckFetch
 from ansim.pipeline.scanning import ScanMatch, queue_finding
-from ansim.store.tables import Reference, ScannedItem
+from ansim.pipeline.workers import Budgets, ItemBudget, run_in_process
+from ansim.store import audit
+from ansim.store.tables import Evidence, Reference, ScannedItem
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 
 def history_banks(workspace: Workspace) -> Banks:
     """A fresh handle on the crawl history's banks (nothing loaded yet)."""
     return Banks(workspace.home.index_dir, owner="item")
+
+
+@dataclass
+class Refetched:
+    """A candidate crawled item fetched again to verify it: what its URL gave now."""
+
+    item_id: int
+    location: str
+    # "online" (same bytes, verified on them), "gone" (404/410/451 or a removal page),
+    # "replaced" (other bytes now), "unreachable", or "undecodable".
+    verdict: str
+    reason: str
+    last_seen: str  # when the crawl fetched it (ISO 8601, UTC)
+    evidence_bundles: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "item_id": self.item_id,
+            "location": self.location,
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "last_seen": self.last_seen,
+            "evidence_bundles": self.evidence_bundles,
+        }
+
+
+@dataclass
+class HuntResult:
+    matches: list[ScanMatch] = field(default_factory=list)
+    # Candidates fetched again for verification whose bytes are no longer there.
+    not_online: list[Refetched] = field(default_factory=list)
+
+
+class RefetchingHistoryReader(StoreBankReader):
+    """The crawl history, whose items' ORB features are computed on the fresh bytes of their
+    URL when a verification asks for them (at most the verification budget per query)."""
+
+    def __init__(self, session: Session, banks: Banks, fetching: RecheckFetch) -> None:
+        super().__init__(session, banks)
+        self.fetching = fetching
+        self.refetched: dict[int, Refetched] = {}
+
+    def local_features_of(self, owner_ids: set[int]) -> Mapping[int, LocalFeatures]:
+        # Items crawled before the history stopped keeping ORB features still have them.
+        return _FeaturesOnDemand(super().local_features_of(owner_ids), owner_ids, self._refetch)
+
+    def _refetch(self, item_id: int) -> LocalFeatures | None:
+        item = self._session.get(ScannedItem, item_id)
+        if item is None or item.modality != "image" or "://" not in item.location:
+            return None  # a scanned file or a video frame: nothing to fetch ORB features of
+        verdict, reason, features = asyncio.run(
+            _fetch_and_extract(self.fetching, item.location, item.sha256)
+        )
+        self.refetched[item_id] = Refetched(
+            item_id,
+            item.location,
+            verdict,
+            reason,
+            item.scanned_at.isoformat(timespec="seconds"),
+            list(
+                self._session.execute(
+                    select(Evidence.bundle_id).where(Evidence.item_id == item_id).distinct()
+                ).scalars()
+            ),
+        )
+        return features
+
+
+class _FeaturesOnDemand(Mapping[int, LocalFeatures]):
+    """Owner -> ORB features: stored ones, else fetched once on first use."""
+
+    def __init__(
+        self,
+        stored: Mapping[int, LocalFeatures],
+        owner_ids: set[int],
+        refetch: Any,
+    ) -> None:
+        self._stored = stored
+        self._owner_ids = owner_ids
+        self._refetch = refetch
+        self._fresh: dict[int, LocalFeatures | None] = {}
+
+    def __getitem__(self, owner_id: int) -> LocalFeatures:
+        if owner_id in self._stored:
+            return self._stored[owner_id]
+        if owner_id not in self._owner_ids:
+            raise KeyError(owner_id)
+        if owner_id not in self._fresh:
+            self._fresh[owner_id] = self._refetch(owner_id)
+        features = self._fresh[owner_id]
+        if features is None:
+            raise KeyError(owner_id)
+        return features
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._stored)  # only what is known without fetching
+
+    def __len__(self) -> int:
+        return len(self._stored)
+
+
+async def _fetch_and_extract(
+    fetching: RecheckFetch, url: str, crawled_sha256: str | None
+) -> tuple[str, str, LocalFeatures | None]:
+    """(verdict, reason, ORB features when the same bytes are still there) for one URL."""
+    async with fetching.fetcher() as fetcher:  # its body files live as long as it does
+        fetched = await fetcher.fetch(url)
+        try:
+            outcome = classify(fetched, crawled_sha256, None)
+            if outcome.replaced:
+                return "replaced", outcome.reason, None
+            if outcome.verdict != "online" or fetched.body_path is None:
+                return outcome.verdict, outcome.reason, None
+            features, error = _features_of(fetched.body_path)
+            if features is None:
+                return "undecodable", error or "no features", None
+            return "online", outcome.reason, features
+        finally:
+            fetched.discard()
+
+
+def _features_of(body: Path) -> tuple[LocalFeatures | None, str | None]:
+    """ORB features of a fetched body, under the image budget (any decoder error is its)."""
+    budgets = Budgets()
+    options = budgeted_options(HashOptions(), budgets).image
+
+    def extract(path: Path, budget: ItemBudget) -> LocalFeatures:
+        budget.begin("image")
+        return local_features_file(path, options)
+
+    [outcome] = run_in_process(extract, [(body, body)], budgets)
+    return outcome.value, outcome.error
 
 
 def hunt(
@@ -32,28 +185,50 @@ def hunt(
     reference_id: int,
     signals: MediaSignals,
     rules: MatchRules = MatchRules(),
-) -> list[ScanMatch]:
-    """Match one reference's signals against every crawled item and queue the hits."""
+    fetching: RecheckFetch | None = None,
+) -> HuntResult:
+    """Match one reference's signals against every crawled item and queue the hits.
+    `fetching`: how candidates are fetched again (default: as re-checks fetch, loopback
+    only where the settings allow it)."""
     reference = session.get(Reference, reference_id)
     if reference is None or reference.consent != "given":
-        return []
-    best = best_decisions(signals, StoreBankReader(session, history), rules)
-    matches = []
+        return HuntResult()
+    fetching = fetching or RecheckFetch(allow_loopback=workspace.settings.allow_loopback)
+    reader = RefetchingHistoryReader(session, history, fetching)
+    best = best_decisions(signals, reader, rules)
+    result = HuntResult()
     for item_id, decision in sorted(best.items()):
         item = session.get(ScannedItem, item_id)
         if item is None or "://" not in item.location:
             continue  # only crawled (URL) items have somewhere to take down
         finding = Finding(reference_id, reference.case_id, decision)
         takedown_id = queue_finding(session, workspace.actor, item, finding)
-        matches.append(
+        refetched = reader.refetched.get(item_id)
+        explanation = decision.explanation
+        if refetched is not None and refetched.verdict == "online":
+            explanation += "; verified on the bytes fetched again now"
+        result.matches.append(
             ScanMatch(
                 item.location,
                 reference.case_id,
                 reference_id,
                 decision.signal,
                 decision.distance,
-                decision.explanation,
+                explanation,
                 takedown_id,
             )
         )
-    return matches
+    for item_id, refetched in sorted(reader.refetched.items()):
+        if refetched.verdict == "online" or item_id in best:
+            continue
+        result.not_online.append(refetched)
+        # Ids and verdicts only: the audit chain is never purged, URLs are victim data.
+        audit.record(
+            session,
+            workspace.actor,
+            "retrohunt.refetch",
+            f"item:{item_id}",
+            {"reference": reference_id, "verdict": refetched.verdict},
+            case_id=reference.case_id,
+        )
+    return result

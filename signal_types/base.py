@@ -9,7 +9,7 @@ they ask a `BankReader` (implemented over the store by `ansim.pipeline.bank_read
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -94,7 +94,7 @@ class BankReader(Protocol):
         """Owners with a stored signal of this kind equal to `value` (exact digests)."""
         ...
 
-    def local_features_of(self, owner_ids: set[int]) -> dict[int, LocalFeatures]: ...
+    def local_features_of(self, owner_ids: set[int]) -> Mapping[int, LocalFeatures]: ...
 
     def video_frames_of(self, entry_ids: Iterable[int]) -> dict[int, tuple[int, float]]:
         """PDQ entry -> (owner, time of that frame in it) for frames of video owners (SCAN),

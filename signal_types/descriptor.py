@@ -6,7 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from ansim.detector.descriptor import DESCRIPTOR_DIM, Descriptor, load_descriptor_model
+from ansim.detector.descriptor import (
+    DESCRIPTOR_DIM,
+    Descriptor,
+    load_descriptor_model,
+    vector_from_blob,
+)
 from ansim.detector.descriptor import SIGNAL_KIND as NAME
 from ansim.detector.hashing import Media
 from ansim.detector.image_robust import ROBUST_OPTION
@@ -22,7 +27,7 @@ PROBE_NEIGHBOURS = 10
 
 
 def _add_rows(index: DescriptorIndex, rows: Sequence[StoredSignal]) -> None:
-    vectors = [np.frombuffer(row.blob or b"", dtype=np.float32) for row in rows]
+    vectors = [vector_from_blob(row.blob or b"", index.dim) for row in rows]
     odd = [row.id for row, vector in zip(rows, vectors, strict=True) if len(vector) != index.dim]
     if odd:
         raise ValueError(

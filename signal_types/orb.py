@@ -36,6 +36,11 @@ from ansim.indexer.local_feature_index import (
 from ansim.signal_types.base import BankReader, Direction, IndexSpec, SignalRecord, StoredSignal
 from ansim.signal_types.searches import LOCAL_FEATURE_CANDIDATES, ImageSearches
 
+# A retro-hunt is one query per new reference, not one per crawled item, and the history
+# keeps no ORB features: every candidate of the short list (PDQ near misses, descriptor
+# neighbours) may be fetched again and verified, not only the best two.
+RETRO_HUNT_VERIFICATIONS = 32
+
 
 @lru_cache(maxsize=1)
 def decision_thresholds() -> Thresholds:
@@ -99,14 +104,19 @@ class OrbType:
             candidates = [c for c in candidates if _without_verification(c).score > 0.0]
         if not candidates:
             return []
+        retro_hunt = bank.direction is Direction.RETRO_HUNT
         features = bank.local_features_of({c.owner_id for c in candidates})
+        # A retro-hunt fetches an item again to verify it: not one that matches without.
+        settled = {
+            c.owner_id for c in candidates if retro_hunt and _without_verification(c).matched
+        }
         decisions = judge_candidates(
             candidates,
             signals.extra.get(NAME),
-            features.get,
+            lambda owner_id: None if owner_id in settled else features.get(owner_id),
             decision_thresholds(),
-            VERIFICATION_BUDGET,
-            query_is_reference=bank.direction is Direction.RETRO_HUNT,
+            RETRO_HUNT_VERIFICATIONS if retro_hunt else VERIFICATION_BUDGET,
+            query_is_reference=retro_hunt,
         )
         return [_as_match(d) for d in decisions if d.matched]
 

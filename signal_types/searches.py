@@ -13,9 +13,12 @@ from ansim.detector.image_decision import PDQ_NO_EVIDENCE
 from ansim.detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
 from ansim.detector.local_verify import LocalFeatures
 from ansim.detector.signals import MediaSignals
-from ansim.signal_types.base import BankReader
+from ansim.signal_types.base import BankReader, Direction
 
 DESCRIPTOR_NEIGHBOURS = 10
+# A retro-hunt's short list is looser: the history keeps no ORB features to vote for the
+# copies the descriptor ranks low (screenshots, pastes), and the query is one reference.
+RETRO_HUNT_DESCRIPTOR_NEIGHBOURS = 32
 LOCAL_FEATURE_CANDIDATES = 10
 
 
@@ -82,9 +85,12 @@ class ImageSearches:
         descriptor: Descriptor | None = self.signals.extra.get(DESCRIPTOR_KIND)
         if descriptor is None:
             return similarities
-        hits = self.bank.index(DESCRIPTOR_KIND).search(
-            descriptor.vector[None], DESCRIPTOR_NEIGHBOURS
-        )[0]
+        neighbours = (
+            RETRO_HUNT_DESCRIPTOR_NEIGHBOURS
+            if self.bank.direction is Direction.RETRO_HUNT
+            else DESCRIPTOR_NEIGHBOURS
+        )
+        hits = self.bank.index(DESCRIPTOR_KIND).search(descriptor.vector[None], neighbours)[0]
         owners = self.bank.owners_of({h.entry_id for h in hits}, descriptor.model_id)
         for hit in hits:
             if hit.entry_id in owners:

@@ -9,14 +9,28 @@ next open (`Banks.ensure_consistent`), so a kill loses nothing but the rebuild's
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
+from ansim.detector.descriptor import SIGNAL_KIND as DESCRIPTOR_KIND
+from ansim.detector.local_verify import SIGNAL_KIND as LOCAL_FEATURES_KIND
+from ansim.detector.signals import MediaSignals
 from ansim.pipeline.banks import Banks
 from ansim.store.home import Home
 from sqlalchemy.orm import Session
 
 HISTORY_FLUSH_ROWS = 2000
+
+
+def history_signals(signals: MediaSignals) -> MediaSignals:
+    """What the crawl history keeps of a crawled file: under 1 KB an image (digests, PDQ,
+    an int8 descriptor). Not its ORB features (~16 KB): a retro-hunt re-fetches its few
+    candidates and computes them on the fresh bytes (`pipeline.retrohunt`)."""
+    extra = {name: value for name, value in signals.extra.items() if name != LOCAL_FEATURES_KIND}
+    if DESCRIPTOR_KIND in extra:
+        extra[DESCRIPTOR_KIND] = dataclasses.replace(extra[DESCRIPTOR_KIND], quantised=True)
+    return dataclasses.replace(signals, extra=extra)
 
 
 class HistoryFlushes:

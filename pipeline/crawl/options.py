@@ -36,12 +36,11 @@ class CrawlOptions:
     # Processes fingerprinting media: 0 one per CPU; 1 a thread (no start-up cost, for
     # small scans and tests).
     hash_processes: int = 0
-    # Local-feature verification of crawled images (ORB, the dearest image signal):
-    # "all" every image, features stored (as `ansim scan`; a later retro-hunt can verify
-    # crops against them), "triage" only images with a candidate that PDQ or the
-    # descriptor leave open now, "off" none (PDQ and descriptor decide alone). Triage and
-    # off store ORB features for few or no crawled images, so a later retro-hunt finds
-    # their crops by PDQ and descriptor only.
+    # Local-feature verification of crawled images against the references (ORB, the
+    # dearest image signal): "all" every image (as `ansim scan`), "triage" only images
+    # with a candidate that PDQ or the descriptor leave open now, "off" none (PDQ and
+    # descriptor decide alone). The history keeps no ORB features in any mode: a later
+    # retro-hunt fetches its candidates again and computes them (`pipeline.retrohunt`).
     image_verification: str = "all"
     # Where fetched items are hashed, matched and parsed: "local" worker processes, or
     # "ray" actors on the cluster at `ray_address` (None: a local Ray started by the crawl).

@@ -18,6 +18,7 @@ from ansim.crawler.evidence import evidence_key_context, seal_bundle
 from ansim.crawler.fetch import FetchResult
 from ansim.detector.decision import MatchRules
 from ansim.detector.signals import MediaSignals
+from ansim.pipeline.crawl.history import history_signals
 from ansim.pipeline.matching import Finding
 from ansim.pipeline.scanning import RecordedItem, ScanMatch, record_item
 from ansim.store.tables import CrawlRun, Evidence, utcnow
@@ -110,7 +111,7 @@ class Recorder:
         """A media item, its signals and matches, and for a match its takedowns and one
         evidence bundle (the page, if any, and the media). Returns (item id, matched)."""
         item, matches = record_item(
-            session, self.workspace, signals, location, self.rules, findings
+            session, self.workspace, history_signals(signals), location, self.rules, findings
         )
         if matches:
             fetches = ([("page", page)] if page is not None else []) + [("media", result)]

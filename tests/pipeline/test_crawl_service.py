@@ -22,7 +22,15 @@ from ansim.casework.errors import CaseworkError
 from ansim.pipeline import crawl as crawling
 from ansim.pipeline import evidence_service, intake
 from ansim.pipeline.workspaces import init_workspace, open_workspace
-from ansim.store.tables import CrawlRun, CrawlUrl, Evidence, ScannedItem, Takedown
+from ansim.store.tables import (
+    AuditEntry,
+    CrawlRun,
+    CrawlUrl,
+    Evidence,
+    ScannedItem,
+    Signal,
+    Takedown,
+)
 from PIL import Image
 from sqlalchemy import func, select
 
@@ -41,7 +49,9 @@ def site(tmp_path: Path):
 
 
 @pytest.fixture
-def workspace(ansim_home: Path):
+def workspace(ansim_home: Path, monkeypatch: pytest.MonkeyPatch):
+    # A retro-hunt fetches its candidates again: from the local site, on 127.0.0.1.
+    monkeypatch.setenv("ANSIM_ALLOW_LOOPBACK", "1")
     ws, _ = init_workspace()
     yield ws
     ws.close()
@@ -135,28 +145,96 @@ def test_retro_hunt_finds_what_was_crawled_before(site, workspace) -> None:
     assert unrelated[0].retro_matches == []
 
 
-def test_retro_hunt_finds_a_crawled_crop_in_a_screenshot_that_pdq_misses(
-    site, workspace, shared_data: Path, tmp_path: Path
-) -> None:
+def _plant_hard_copies(site, shared_data: Path) -> Path:
+    """Copies of one photo that PDQ misses at /m/4 (crop40), /m/5 (crop20 in a phone
+    screenshot) and /m/6 (pad20 then a camera tilt); returns the photo."""
     from ansim.benchmarks.image_transforms import HARD_TRANSFORMS
 
     folder = shared_data / "images" / "bsds500" / "test"
     photo, background = folder / "100007.jpg", folder / "100039.jpg"
     if not (photo.is_file() and background.is_file()):
         pytest.skip("bsds500/test photos missing")
-    copy = HARD_TRANSFORMS["crop20+screenshot"](
-        Image.open(photo).convert("RGB"), random.Random(1), [Image.open(background).convert("RGB")]
-    )
-    buffer = io.BytesIO()
-    copy.save(buffer, "JPEG", quality=85)
-    site.images[5] = buffer.getvalue()
+    source = Image.open(photo).convert("RGB")
+    backgrounds = [Image.open(background).convert("RGB")]
+    for n, name in ((4, "crop40"), (5, "crop20+screenshot"), (6, "pad20+perspective")):
+        copy = HARD_TRANSFORMS[name](source, random.Random(1), backgrounds)
+        buffer = io.BytesIO()
+        copy.save(buffer, "JPEG", quality=85)
+        site.images[n] = buffer.getvalue()
+    return photo
+
+
+def test_retro_hunt_finds_crawled_crops_pads_and_screenshots_that_pdq_misses(
+    site, workspace, shared_data: Path
+) -> None:
+    photo = _plant_hard_copies(site, shared_data)
     crawling.run_crawl(workspace, crawl_options(site))
+    fetched_by_crawl = site.hits["/m/5.img"]
 
     _case, results = add_refs(workspace, [photo])
     hunted = {m.location.split(site.server.base_url)[1]: m for m in results[0].retro_matches}
-    assert set(hunted) == {"/m/5.img"}
-    assert hunted["/m/5.img"].signal != "pdq"  # found by the robust matcher, not by PDQ
-    assert "fired" in hunted["/m/5.img"].explanation
+    assert set(hunted) == {"/m/4.img", "/m/5.img", "/m/6.img"}
+    for match in hunted.values():
+        assert match.signal != "pdq"  # found by the robust matcher, not by PDQ
+        assert "fired" in match.explanation
+    # The history keeps no ORB features: the screenshot was verified on its bytes fetched again.
+    assert "verification" in hunted["/m/5.img"].signal
+    assert "fetched again" in hunted["/m/5.img"].explanation
+    assert site.hits["/m/5.img"] == fetched_by_crawl + 1
+    assert results[0].retro_not_online == []
+
+
+def test_retro_hunt_records_a_candidate_gone_from_its_url(
+    site, workspace, shared_data: Path
+) -> None:
+    photo = _plant_hard_copies(site, shared_data)
+    crawling.run_crawl(workspace, crawl_options(site))
+    del site.images[5]  # taken down since the crawl: 404 when fetched again
+
+    _case, results = add_refs(workspace, [photo])
+    hunted = {m.location.split(site.server.base_url)[1] for m in results[0].retro_matches}
+    assert "/m/5.img" not in hunted
+    gone = {r.location.split(site.server.base_url)[1]: r for r in results[0].retro_not_online}
+    assert gone["/m/5.img"].verdict == "gone" and gone["/m/5.img"].reason == "HTTP 404"
+    assert gone["/m/5.img"].last_seen.startswith("20")
+    assert gone["/m/5.img"].evidence_bundles == []  # not matched when crawled: no bundle
+    assert results[0].as_dict()["crawled_not_online"][0]["verdict"] == "gone"
+    with workspace.session() as session:
+        actions = session.execute(
+            select(AuditEntry.action).where(AuditEntry.action == "retrohunt.refetch")
+        ).scalars()
+        assert list(actions) == ["retrohunt.refetch"]
+
+
+def test_crawl_history_keeps_no_orb_features_and_under_1kb_per_image(site, workspace) -> None:
+    crawling.run_crawl(workspace, crawl_options(site))  # "all": ORB for every image
+    with workspace.session() as session:
+        per_item = session.execute(
+            select(
+                Signal.item_id,
+                func.sum(
+                    func.length(func.coalesce(Signal.value, ""))
+                    + func.length(func.coalesce(Signal.blob, b""))
+                ),
+            )
+            .join(ScannedItem, Signal.item_id == ScannedItem.id)
+            .where(ScannedItem.modality == "image")
+            .group_by(Signal.item_id)
+        ).all()
+        kinds = set(
+            session.execute(select(Signal.kind).where(Signal.item_id.is_not(None))).scalars()
+        )
+        descriptor_blobs = set(
+            session.execute(
+                select(func.length(Signal.blob)).where(
+                    Signal.item_id.is_not(None), Signal.kind == "descriptor"
+                )
+            ).scalars()
+        )
+    assert len(per_item) >= 10
+    assert "orb" not in kinds and "pdq" in kinds
+    assert max(size for _item, size in per_item) <= 1024
+    assert descriptor_blobs <= {128}  # int8, where the descriptor model is installed
 
 
 def test_retro_hunt_finds_a_crawled_audio_clip_of_a_new_reference(
