@@ -33,6 +33,7 @@ FILE_MAGIC = b"ANSIM-DESC-IVF-1\n"
 MIN_TRAIN = 20_000
 # Training vectors per cell (FAISS warns below 39).
 TRAIN_PER_CELL = 64
+MIN_TRAIN_PER_CELL = 39
 # Cells probed: a 16th of them, at least 32. Measured at 1M isotropic synthetic vectors
 # (the worst case: real descriptors cluster), 4,000 cells, degraded copies as queries:
 # the copy found 91.6% of the time probing 32 cells, 98.8% at 128, 99.4% at 256.
@@ -82,9 +83,15 @@ class IvfDescriptorIndex(DescriptorIndex):
         if not len(entry_ids):
             return 0
         hit = np.isin(self._ids, np.asarray(entry_ids, dtype=np.int64)) & self._alive
+        if self._ivf is None:
+            # Untrained: drop the rows, so that the exact scan reads the matrix as it is
+            # (no copy of the live rows at every search).
+            keep = ~hit
+            self._ids, self._alive = self._ids[keep], self._alive[keep]
+            self._vectors = np.ascontiguousarray(self._vectors[keep])
+            return int(hit.sum())
         self._alive[hit] = False
-        if self._ivf is not None:
-            self._ivf.remove_ids(np.flatnonzero(hit).astype(np.int64))
+        self._ivf.remove_ids(np.flatnonzero(hit).astype(np.int64))
         return int(hit.sum())
 
     def __len__(self) -> int:
@@ -103,7 +110,8 @@ class IvfDescriptorIndex(DescriptorIndex):
         keep = np.flatnonzero(self._alive)
         self._ids, self._alive = self._ids[keep], self._alive[keep]
         self._vectors = np.ascontiguousarray(self._vectors[keep])
-        cells = cells_for(len(keep))
+        # No fewer training vectors a cell than FAISS asks for (a small bank's cells).
+        cells = min(cells_for(len(keep)), max(1, len(keep) // MIN_TRAIN_PER_CELL))
         quantizer = faiss.IndexFlatIP(self.dim)
         ivf = faiss.IndexIVFScalarQuantizer(
             quantizer, self.dim, cells, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
@@ -132,9 +140,8 @@ class IvfDescriptorIndex(DescriptorIndex):
         if self._ivf is None and len(self._ids) >= self._min_train:
             self.build()
         if self._ivf is None:
-            live = np.flatnonzero(self._alive)
-            similarities = queries @ self._vectors[live].T
-            return [_ranked(row, self._ids[live], min_similarity)[:k] for row in similarities]
+            similarities = queries @ self._vectors.T  # untrained: every row is alive
+            return [_exact_top(row, self._ids, k, min_similarity) for row in similarities]
         self._ivf.nprobe = min(self._ivf.nlist, self.probed_cells(self._ivf.nlist))
         wanted = max(k, self.shortlist)
         with faiss_threads_for(
@@ -188,4 +195,18 @@ class IvfDescriptorIndex(DescriptorIndex):
             )
         if cell_bytes:
             index._ivf = faiss.deserialize_index(cells)
+        elif not alive.all():  # untrained, rows removed marked dead (an older file)
+            index.remove(ids[~alive].tolist())
         return index
+
+
+def _exact_top(
+    similarities: np.ndarray, ids: np.ndarray, k: int, min_similarity: float
+) -> list[DescriptorHit]:
+    """The k best of one query's exact scores, without a hit object per entry: the rows
+    scoring at least the k-th best (ties at the cut kept, so the id order decides them)."""
+    if k < len(similarities):
+        cut = np.partition(similarities, len(similarities) - k)[len(similarities) - k]
+        keep = similarities >= max(cut, min_similarity)
+        similarities, ids = similarities[keep], ids[keep]
+    return _ranked(similarities, ids, min_similarity)[:k]
