@@ -122,6 +122,11 @@ class IvfDescriptorIndex(DescriptorIndex):
         ivf.add_with_ids(self._vectors, np.arange(len(keep), dtype=np.int64))
         self._ivf = ivf
 
+    @property
+    def cells(self) -> int:
+        """The IVF's cells (0 while untrained)."""
+        return self._ivf.nlist if self._ivf is not None else 0
+
     def memory_bytes(self) -> int:
         """Resident bytes beside the memory-mapped floats: codes, lists' ids, cells, ids."""
         if self._ivf is None:

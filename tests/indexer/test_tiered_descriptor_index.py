@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from ansim.indexer.descriptor_index import BruteForceDescriptorIndex, FaissDescriptorIndex
 from ansim.indexer.ivf_descriptor_index import IvfDescriptorIndex
+from ansim.indexer.persisted import PersistedIndex
 from ansim.indexer.tiered_descriptor_index import TieredDescriptorIndex
 
 DIM = 128
@@ -83,3 +84,43 @@ def test_the_untrained_ivf_scan_matches_its_twin_after_removals() -> None:
         index.remove(list(ids[::3]))
     assert not ivf.trained and len(ivf) == len(twin)
     assert ivf.search(queries[:50], 5, 0.3) == twin.search(queries[:50], 5, 0.3)
+
+
+def test_writes_are_delta_segments_that_another_reader_applies(tmp_path: Path) -> None:
+    vectors, ids, _, queries = planted_bank(seed=8)
+
+    def tiered() -> TieredDescriptorIndex:
+        return TieredDescriptorIndex(DIM, ivf_from=IVF_FROM)
+
+    def load(path: Path) -> TieredDescriptorIndex:
+        return TieredDescriptorIndex.load(path, ivf_from=IVF_FROM)
+
+    path = tmp_path / "descriptor.index"
+    writer = PersistedIndex(path, load, tiered)
+    with writer.write(int(ids[8999])) as index:
+        index.add(ids[:9000], vectors[:9000])  # the first write: a base
+    reader = PersistedIndex(path, load, tiered)
+    assert not reader.read().compressed
+    for start in range(9000, ENTRIES, 1000):  # past the threshold, one segment a write
+        with writer.write(int(ids[start + 999])) as index:
+            index.add(ids[start : start + 1000], vectors[start : start + 1000])
+    with writer.write() as index:
+        index.remove(list(ids[:100]))
+    manifest = writer.manifest()
+    assert manifest is not None and len(manifest.segments) == 4
+    assert all((tmp_path / name).stat().st_size < 600 * 1000 for name in manifest.segments)
+    opened = reader.read()  # the base it holds, then the four segments
+    assert opened.compressed and len(opened) == ENTRIES - 100
+    assert top_ids(opened, queries) == top_ids(writer.read(), queries)
+    merged = tmp_path / "merged.delta"
+    sources = [tmp_path / name for name in manifest.segments]
+    assert TieredDescriptorIndex.merge_changes(sources, merged) == 3000 + 100
+    fresh = load(tmp_path / manifest.base)
+    fresh.apply_changes(merged)
+    assert len(fresh) == ENTRIES - 100
+    # Trained at another point (all 3,000 added at once), so compared on recall.
+    exact = FaissDescriptorIndex(DIM)
+    exact.add(ids[100:], vectors[100:])
+    got, want = top_ids(fresh, queries), top_ids(exact, queries)
+    found = sum(len(set(g) & set(w)) for g, w in zip(got, want, strict=True))
+    assert found / sum(len(w) for w in want) >= 0.99
