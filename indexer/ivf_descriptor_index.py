@@ -61,6 +61,9 @@ class IvfDescriptorIndex(DescriptorIndex):
         self._min_train = min_train
         self._ids = np.zeros(0, dtype=np.int64)
         self._vectors: np.ndarray = np.zeros((0, dim), dtype=np.float32)
+        # Rows added after the cells were trained or the file was opened: the memory-mapped
+        # rows above are never copied into memory to append to them.
+        self._added: np.ndarray = np.zeros((0, dim), dtype=np.float32)
         self._alive = np.zeros(0, dtype=np.bool_)
         self._ivf: faiss.IndexIVFScalarQuantizer | None = None
 
@@ -74,7 +77,10 @@ class IvfDescriptorIndex(DescriptorIndex):
             raise ValueError(f"{len(entry_ids)} ids for {len(matrix)} vectors")
         first = len(self._ids)
         self._ids = np.concatenate([self._ids, np.asarray(entry_ids, dtype=np.int64)])
-        self._vectors = np.concatenate([self._vectors, matrix])
+        if self._ivf is None:
+            self._vectors = np.concatenate([self._vectors, matrix])
+        else:
+            self._added = np.concatenate([self._added, matrix])
         self._alive = np.concatenate([self._alive, np.ones(len(matrix), dtype=np.bool_)])
         if self._ivf is not None:
             self._ivf.add_with_ids(matrix, np.arange(first, len(self._ids), dtype=np.int64))
@@ -109,7 +115,8 @@ class IvfDescriptorIndex(DescriptorIndex):
         """Train the cells on a sample of the live vectors and file every vector in them."""
         keep = np.flatnonzero(self._alive)
         self._ids, self._alive = self._ids[keep], self._alive[keep]
-        self._vectors = np.ascontiguousarray(self._vectors[keep])
+        self._vectors = np.concatenate([self._vectors, self._added])[keep]
+        self._added = self._added[:0]
         # No fewer training vectors a cell than FAISS asks for (a small bank's cells).
         cells = min(cells_for(len(keep)), max(1, len(keep) // MIN_TRAIN_PER_CELL))
         quantizer = faiss.IndexFlatIP(self.dim)
@@ -131,7 +138,8 @@ class IvfDescriptorIndex(DescriptorIndex):
         """Resident bytes beside the memory-mapped floats: codes, lists' ids, cells, ids."""
         if self._ivf is None:
             return self._vectors.nbytes + self._ids.nbytes
-        codes = self._ivf.ntotal * (self._ivf.code_size + 8)
+        # (+ the rows added since the file was opened: in memory until it is next opened)
+        codes = self._added.nbytes + self._ivf.ntotal * (self._ivf.code_size + 8)
         return codes + self._ivf.nlist * self.dim * 4 + self._ids.nbytes + self._alive.nbytes
 
     # -- search --------------------------------------------------------------------------
@@ -157,9 +165,17 @@ class IvfDescriptorIndex(DescriptorIndex):
         results = []
         for query, row in zip(queries, rows, strict=True):
             candidates = np.unique(row[row >= 0])
-            exact = np.asarray(self._vectors[candidates], dtype=np.float32) @ query
+            exact = self._rows(candidates) @ query
             results.append(_ranked(exact, self._ids[candidates], min_similarity)[:k])
         return results
+
+    def _rows(self, rows: np.ndarray) -> np.ndarray:
+        """The float vectors of sorted row numbers (memory-mapped ones, then added ones)."""
+        mapped = len(self._vectors)
+        split = int(np.searchsorted(rows, mapped))
+        return np.concatenate(
+            [np.asarray(self._vectors[rows[:split]]), self._added[rows[split:] - mapped]]
+        ).astype(np.float32, copy=False)
 
     # -- files ---------------------------------------------------------------------------
 
@@ -175,6 +191,7 @@ class IvfDescriptorIndex(DescriptorIndex):
             out.write(self._ids.tobytes())
             out.write(self._alive.tobytes())
             out.write(np.ascontiguousarray(self._vectors, dtype=np.float32).tobytes())
+            out.write(self._added.tobytes())
             out.write(cells.tobytes())
 
     @classmethod

@@ -124,3 +124,18 @@ def test_writes_are_delta_segments_that_another_reader_applies(tmp_path: Path) -
     got, want = top_ids(fresh, queries), top_ids(exact, queries)
     found = sum(len(set(g) & set(w)) for g, w in zip(got, want, strict=True))
     assert found / sum(len(w) for w in want) >= 0.99
+
+
+def test_adds_to_an_opened_ivf_leave_its_file_mapped(tmp_path: Path) -> None:
+    vectors, ids, planted, queries = planted_bank(seed=9)
+    ivf = IvfDescriptorIndex(DIM, min_train=0)
+    ivf.add(ids[:10_000], vectors[:10_000])
+    ivf.build()
+    ivf.save(tmp_path / "ivf.index")
+    opened = IvfDescriptorIndex.load(tmp_path / "ivf.index")
+    opened.add(ids[10_000:], vectors[10_000:])
+    assert isinstance(opened._vectors, np.memmap)  # not copied to append the new rows
+    assert [row[:1] for row in top_ids(opened, queries)] == [[i] for i in ids[planted]]
+    opened.save(tmp_path / "again.index")
+    again = IvfDescriptorIndex.load(tmp_path / "again.index")
+    assert len(again) == ENTRIES and top_ids(again, queries) == top_ids(opened, queries)
