@@ -18,7 +18,9 @@ are its own:
 For each size in `--history`, the index alone (no store): build time, lookups/s and
 bytes per entry, as the crawl history's PDQ index would hold them. For each size in
 `--descriptors`, the compressed descriptor index (IvfDescriptorIndex) against the exact
-one: build time, queries/s, candidate recall, resident bytes per entry.
+one: build time, queries/s, candidate recall, resident bytes per entry. For each size in
+`--robust-descriptors`, the descriptor bank's index on the real queries of `ansim bench
+robust` planted among that many synthetic descriptors (`robust_descriptors`).
 
 For each size in `--text-refs`, a text reference bank (synthetic entries plus 200 real
 texts) saved, then opened in a fresh process: open time, first answer, queries/s of the
@@ -63,6 +65,8 @@ class ScaleConfig:
     entries: list[int]
     history: list[int] = field(default_factory=list)
     descriptors: list[int] = field(default_factory=list)
+    # Synthetic descriptors among which the robust benchmark's real ones are planted.
+    robust_descriptors: list[int] = field(default_factory=list)
     text_references: list[int] = field(default_factory=list)
     audio_hours: list[float] = field(default_factory=list)
     texts: Path | None = None  # real texts planted in the text bank (shared data's)
@@ -480,6 +484,7 @@ def run_scale_benchmark(config: ScaleConfig, log: Callable[[str], None]) -> dict
         "banks": [],
         "history": [],
         "descriptors": [],
+        "robust_descriptors": [],
         "text": [],
         "audio": [],
     }
@@ -524,4 +529,13 @@ def run_scale_benchmark(config: ScaleConfig, log: Callable[[str], None]) -> dict
     for entries in config.descriptors:
         log(f"descriptor index of {entries:,}")
         report["descriptors"].append(_in_child(descriptor_step, entries, config.seed))
+    for distractors in config.robust_descriptors:
+        from ansim.benchmarks.robust_descriptors import robust_descriptor_step
+
+        log(f"descriptor bank: robust queries among {distractors:,} distractors")
+        report["robust_descriptors"].append(
+            _in_child(
+                robust_descriptor_step, distractors, config.images, config.photos, config.seed
+            )
+        )
     return report

@@ -300,6 +300,13 @@ def bench_scale(
     descriptors: Annotated[
         str, typer.Option(help="Compressed descriptor index sizes (synthetic vectors).")
     ] = "",
+    robust_descriptors: Annotated[
+        str,
+        typer.Option(
+            help="Descriptor bank: the robust benchmark's real queries among this many "
+            "synthetic descriptors (--photos of its pool), recall against the exact index."
+        ),
+    ] = "",
     text_refs: Annotated[
         str, typer.Option(help="Text reference bank sizes: open time and queries/s.")
     ] = "",
@@ -336,6 +343,7 @@ def bench_scale(
         entries=sizes(entries),
         history=sizes(history),
         descriptors=sizes(descriptors),
+        robust_descriptors=sizes(robust_descriptors),
         text_references=sizes(text_refs),
         audio_hours=hours(audio_hours),
         texts=shared_data_dir() / "text",
@@ -345,11 +353,13 @@ def bench_scale(
         config.entries
         or config.history
         or config.descriptors
+        or config.robust_descriptors
         or config.text_references
         or config.audio_hours
     ):
         raise CaseworkError(
-            "give --entries, --history, --descriptors, --text-refs and/or --audio-hours sizes"
+            "give --entries, --history, --descriptors, --robust-descriptors, --text-refs and/or "
+            "--audio-hours sizes"
         )
     try:
         report = run_scale_benchmark(config, lambda line: err.print(line, highlight=False))

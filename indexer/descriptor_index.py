@@ -129,6 +129,11 @@ class FaissDescriptorIndex(DescriptorIndex):
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
+    @property
+    def faiss_index(self) -> faiss.IndexIDMap2:
+        """The FAISS index itself (its flat vectors and id map), to convert it."""
+        return self._index
+
     def save(self, path: Path) -> None:
         faiss.write_index(self._index, str(path))
 

@@ -33,6 +33,7 @@ FILE_MAGIC = b"ANSIM-DESC-IVF-1\n"
 MIN_TRAIN = 20_000
 # Training vectors per cell (FAISS warns below 39).
 TRAIN_PER_CELL = 64
+MIN_TRAIN_PER_CELL = 39
 # Cells probed: a 16th of them, at least 32. Measured at 1M isotropic synthetic vectors
 # (the worst case: real descriptors cluster), 4,000 cells, degraded copies as queries:
 # the copy found 91.6% of the time probing 32 cells, 98.8% at 128, 99.4% at 256.
@@ -60,6 +61,9 @@ class IvfDescriptorIndex(DescriptorIndex):
         self._min_train = min_train
         self._ids = np.zeros(0, dtype=np.int64)
         self._vectors: np.ndarray = np.zeros((0, dim), dtype=np.float32)
+        # Rows added after the cells were trained or the file was opened: the memory-mapped
+        # rows above are never copied into memory to append to them.
+        self._added: np.ndarray = np.zeros((0, dim), dtype=np.float32)
         self._alive = np.zeros(0, dtype=np.bool_)
         self._ivf: faiss.IndexIVFScalarQuantizer | None = None
 
@@ -73,7 +77,10 @@ class IvfDescriptorIndex(DescriptorIndex):
             raise ValueError(f"{len(entry_ids)} ids for {len(matrix)} vectors")
         first = len(self._ids)
         self._ids = np.concatenate([self._ids, np.asarray(entry_ids, dtype=np.int64)])
-        self._vectors = np.concatenate([self._vectors, matrix])
+        if self._ivf is None:
+            self._vectors = np.concatenate([self._vectors, matrix])
+        else:
+            self._added = np.concatenate([self._added, matrix])
         self._alive = np.concatenate([self._alive, np.ones(len(matrix), dtype=np.bool_)])
         if self._ivf is not None:
             self._ivf.add_with_ids(matrix, np.arange(first, len(self._ids), dtype=np.int64))
@@ -82,9 +89,15 @@ class IvfDescriptorIndex(DescriptorIndex):
         if not len(entry_ids):
             return 0
         hit = np.isin(self._ids, np.asarray(entry_ids, dtype=np.int64)) & self._alive
+        if self._ivf is None:
+            # Untrained: drop the rows, so that the exact scan reads the matrix as it is
+            # (no copy of the live rows at every search).
+            keep = ~hit
+            self._ids, self._alive = self._ids[keep], self._alive[keep]
+            self._vectors = np.ascontiguousarray(self._vectors[keep])
+            return int(hit.sum())
         self._alive[hit] = False
-        if self._ivf is not None:
-            self._ivf.remove_ids(np.flatnonzero(hit).astype(np.int64))
+        self._ivf.remove_ids(np.flatnonzero(hit).astype(np.int64))
         return int(hit.sum())
 
     def __len__(self) -> int:
@@ -102,8 +115,10 @@ class IvfDescriptorIndex(DescriptorIndex):
         """Train the cells on a sample of the live vectors and file every vector in them."""
         keep = np.flatnonzero(self._alive)
         self._ids, self._alive = self._ids[keep], self._alive[keep]
-        self._vectors = np.ascontiguousarray(self._vectors[keep])
-        cells = cells_for(len(keep))
+        self._vectors = np.concatenate([self._vectors, self._added])[keep]
+        self._added = self._added[:0]
+        # No fewer training vectors a cell than FAISS asks for (a small bank's cells).
+        cells = min(cells_for(len(keep)), max(1, len(keep) // MIN_TRAIN_PER_CELL))
         quantizer = faiss.IndexFlatIP(self.dim)
         ivf = faiss.IndexIVFScalarQuantizer(
             quantizer, self.dim, cells, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
@@ -114,11 +129,17 @@ class IvfDescriptorIndex(DescriptorIndex):
         ivf.add_with_ids(self._vectors, np.arange(len(keep), dtype=np.int64))
         self._ivf = ivf
 
+    @property
+    def cells(self) -> int:
+        """The IVF's cells (0 while untrained)."""
+        return self._ivf.nlist if self._ivf is not None else 0
+
     def memory_bytes(self) -> int:
         """Resident bytes beside the memory-mapped floats: codes, lists' ids, cells, ids."""
         if self._ivf is None:
             return self._vectors.nbytes + self._ids.nbytes
-        codes = self._ivf.ntotal * (self._ivf.code_size + 8)
+        # (+ the rows added since the file was opened: in memory until it is next opened)
+        codes = self._added.nbytes + self._ivf.ntotal * (self._ivf.code_size + 8)
         return codes + self._ivf.nlist * self.dim * 4 + self._ids.nbytes + self._alive.nbytes
 
     # -- search --------------------------------------------------------------------------
@@ -132,9 +153,8 @@ class IvfDescriptorIndex(DescriptorIndex):
         if self._ivf is None and len(self._ids) >= self._min_train:
             self.build()
         if self._ivf is None:
-            live = np.flatnonzero(self._alive)
-            similarities = queries @ self._vectors[live].T
-            return [_ranked(row, self._ids[live], min_similarity)[:k] for row in similarities]
+            similarities = queries @ self._vectors.T  # untrained: every row is alive
+            return [_exact_top(row, self._ids, k, min_similarity) for row in similarities]
         self._ivf.nprobe = min(self._ivf.nlist, self.probed_cells(self._ivf.nlist))
         wanted = max(k, self.shortlist)
         with faiss_threads_for(
@@ -145,9 +165,17 @@ class IvfDescriptorIndex(DescriptorIndex):
         results = []
         for query, row in zip(queries, rows, strict=True):
             candidates = np.unique(row[row >= 0])
-            exact = np.asarray(self._vectors[candidates], dtype=np.float32) @ query
+            exact = self._rows(candidates) @ query
             results.append(_ranked(exact, self._ids[candidates], min_similarity)[:k])
         return results
+
+    def _rows(self, rows: np.ndarray) -> np.ndarray:
+        """The float vectors of sorted row numbers (memory-mapped ones, then added ones)."""
+        mapped = len(self._vectors)
+        split = int(np.searchsorted(rows, mapped))
+        return np.concatenate(
+            [np.asarray(self._vectors[rows[:split]]), self._added[rows[split:] - mapped]]
+        ).astype(np.float32, copy=False)
 
     # -- files ---------------------------------------------------------------------------
 
@@ -163,6 +191,7 @@ class IvfDescriptorIndex(DescriptorIndex):
             out.write(self._ids.tobytes())
             out.write(self._alive.tobytes())
             out.write(np.ascontiguousarray(self._vectors, dtype=np.float32).tobytes())
+            out.write(self._added.tobytes())
             out.write(cells.tobytes())
 
     @classmethod
@@ -188,4 +217,18 @@ class IvfDescriptorIndex(DescriptorIndex):
             )
         if cell_bytes:
             index._ivf = faiss.deserialize_index(cells)
+        elif not alive.all():  # untrained, rows removed marked dead (an older file)
+            index.remove(ids[~alive].tolist())
         return index
+
+
+def _exact_top(
+    similarities: np.ndarray, ids: np.ndarray, k: int, min_similarity: float
+) -> list[DescriptorHit]:
+    """The k best of one query's exact scores, without a hit object per entry: the rows
+    scoring at least the k-th best (ties at the cut kept, so the id order decides them)."""
+    if k < len(similarities):
+        cut = np.partition(similarities, len(similarities) - k)[len(similarities) - k]
+        keep = similarities >= max(cut, min_similarity)
+        similarities, ids = similarities[keep], ids[keep]
+    return _ranked(similarities, ids, min_similarity)[:k]

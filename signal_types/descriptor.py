@@ -16,11 +16,8 @@ from ansim.detector.descriptor import SIGNAL_KIND as NAME
 from ansim.detector.hashing import Media
 from ansim.detector.image_robust import ROBUST_OPTION
 from ansim.detector.signals import MediaSignals
-from ansim.indexer.descriptor_index import (
-    BruteForceDescriptorIndex,
-    DescriptorIndex,
-    FaissDescriptorIndex,
-)
+from ansim.indexer.descriptor_index import BruteForceDescriptorIndex, DescriptorIndex
+from ansim.indexer.tiered_descriptor_index import TieredDescriptorIndex
 from ansim.signal_types.base import IndexSpec, SignalRecord, StoredSignal
 
 PROBE_NEIGHBOURS = 10
@@ -46,8 +43,9 @@ class DescriptorType:
     name = NAME
     modalities = frozenset({"image"})
     index = IndexSpec(
-        create=lambda: FaissDescriptorIndex(DESCRIPTOR_DIM),
-        load=FaissDescriptorIndex.load,
+        # Exact below `IVF_FROM` entries, then an IVF with an exact re-rank.
+        create=lambda: TieredDescriptorIndex(DESCRIPTOR_DIM),
+        load=TieredDescriptorIndex.load,
         add_rows=_add_rows,
         brute_force=lambda: BruteForceDescriptorIndex(DESCRIPTOR_DIM),
         probe=_probe,

@@ -5,10 +5,17 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
+import numpy as np
+import pytest
 from ansim.casework import cases
+from ansim.detector.descriptor import DESCRIPTOR_DIM
+from ansim.indexer import tiered_descriptor_index
+from ansim.indexer.descriptor_index import BruteForceDescriptorIndex
 from ansim.pipeline import intake, scanning
 from ansim.pipeline.workspaces import init_workspace, open_workspace
+from ansim.store.tables import Signal
 from PIL import Image
+from sqlalchemy import select
 
 from tests.helpers import photo_like
 
@@ -168,3 +175,32 @@ def test_a_missed_add_is_found_by_the_checkpoint_even_when_the_count_agrees(
         assert "pdq" in reopened.banks.ensure_consistent(session)
     matches = scanning.scan_paths(reopened, [images[3]], dry_run=True).matches
     assert [m.reference_id for m in matches] == [late.reference_id]
+
+
+def test_a_descriptor_bank_past_its_threshold_is_compressed_and_finds_what_the_twin_does(
+    ansim_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The threshold lowered so that a bank of six photos trains its IVF.
+    monkeypatch.setattr(tiered_descriptor_index, "IVF_FROM", 4)
+    workspace, _ = init_workspace()
+    case_id = cases.open_case(workspace, "other")
+    intake.add_reference_files(workspace, case_id, make_images(tmp_path / "refs", 3))
+    with workspace.store.read_session() as session:
+        assert not workspace.banks.index(session, "descriptor").compressed
+    intake.add_reference_files(workspace, case_id, make_images(tmp_path / "more", 3, 3))
+    reopened = open_workspace()  # read from its file
+    twin = BruteForceDescriptorIndex(DESCRIPTOR_DIM)
+    with reopened.store.read_session() as session:
+        bank = reopened.banks.index(session, "descriptor")
+        rows = session.execute(
+            select(Signal.id, Signal.blob).where(Signal.kind == "descriptor")
+        ).all()
+    assert bank.compressed and len(bank) == len(rows) == 6
+    vectors = np.stack([np.frombuffer(blob, dtype=np.float32) for _, blob in rows])
+    twin.add([signal_id for signal_id, _ in rows], vectors)
+    copies = vectors + 0.02 * np.random.default_rng(0).normal(size=vectors.shape)
+    got, want = bank.search(copies, 3, 0.5), twin.search(copies, 3, 0.5)
+    assert [[h.entry_id for h in hits] for hits in got] == [
+        [h.entry_id for h in hits] for hits in want
+    ]
+    assert [hits[0].entry_id for hits in got] == [signal_id for signal_id, _ in rows]
