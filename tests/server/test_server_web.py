@@ -429,3 +429,54 @@ def test_audio_match_shows_a_spectrogram(server_home, tmp_path) -> None:  # noqa
     answer = client.post(f"/item/{item_id}/reveal", headers={"X-CSRF-Token": csrf}).json()
     shown = np.asarray(Image.open(io.BytesIO(client.get(answer["src"]).content)).convert("L"))
     assert shown.shape == (200, 900) and shown.std() > 5  # a spectrogram, not a blank
+
+
+def test_local_feature_match_draws_where_the_reference_sits(
+    server_home, tmp_path, shared_data
+) -> None:  # noqa: ANN001, E501
+    """A cropped copy pasted into another photo is matched by verification; the queue item
+    keeps the reference's corners in the item and the item page outlines them over the
+    veiled image (an SVG polygon, no script)."""
+    from ansim.casework import cases, queue
+    from ansim.detector.hashing import HashOptions
+    from ansim.pipeline import intake
+
+    from tests.casework_fixtures import found_at
+    from tests.detector.test_robust_images import crop_and_paste, shared_photo
+    from tests.server_fixtures import seal_evidence
+
+    workspace = server_home.workspace
+    photo, background = (
+        shared_photo(shared_data, "100007.jpg"),
+        shared_photo(shared_data, "2018.jpg"),
+    )
+    reference = tmp_path / "reference.png"
+    photo.save(reference)
+    pasted = tmp_path / "pasted.png"
+    crop_and_paste(photo, background).save(pasted)
+    case_id = cases.open_case(workspace, "digital-sex-crime")
+    [added] = intake.add_reference_files(workspace, case_id, [reference], HashOptions())
+    [item_id] = found_at(workspace, pasted, "https://images.example/pasted.png")
+    seal_evidence(workspace, item_id, pasted, "https://images.example/pasted.png")
+    match = queue.show_item(workspace, item_id)["match"]
+    assert "verification" in match["signal"]
+    corners = match["region"]
+    # The pasted middle of the photo starts a third across and a fifth down the item.
+    top_left_visible = (1 / 3, 1 / 5)
+    xs, ys = [x for x, _ in corners], [y for _, y in corners]
+    assert min(xs) < top_left_visible[0] < max(xs) and min(ys) < top_left_visible[1] < max(ys)
+    assert 0.45 < (corners[1][0] - corners[0][0]) < 0.75  # about half the item's width, uncropped
+
+    client = client_for(ready_app(workspace))
+    sign_in(client, "alice")
+    page = client.get(f"/item/{item_id}").text
+    drawn = re.search(
+        r'<svg class="region" id="region" viewBox="0 0 100 100"[^>]*>'
+        r'<polygon points="([^"]+)"/></svg>',
+        page,
+    )
+    assert drawn, page
+    points = [tuple(float(v) / 100 for v in pair.split(",")) for pair in drawn.group(1).split()]
+    assert np.allclose(points, corners, atol=0.001)
+    # An item matched by PDQ alone has no outline.
+    assert 'id="region"' not in client.get(f"/item/{server_home.item_id}").text
