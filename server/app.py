@@ -569,6 +569,62 @@ def audit_page(request: Request, ctx: Ctx) -> Response:
     return render("audit.html.j2", ctx, entries=entries, checked=checked, problems=problems)
 
 
+def _report_query(request: Request) -> dict[str, str | None]:
+    params = request.query_params
+    return {name: params.get(name) or None for name in ("since", "until", "case")}
+
+
+@guarded("supervisor")
+def report_page(request: Request, ctx: Ctx) -> Response:
+    """`ansim report`'s figures for a period, with its plot (drawn on request, in memory)."""
+    from ansim.server import status_pages
+
+    wanted = _report_query(request)
+    shown = status_pages.report_figures(
+        ctx.workspace, wanted["since"], wanted["until"], wanted["case"]
+    )
+    query = "&".join(f"{k}={quote(v, safe='')}" for k, v in wanted.items() if v)
+    return render("report.html.j2", ctx, report=shown, wanted=wanted, plot_query=query)
+
+
+@guarded("supervisor")
+def report_plot(request: Request, ctx: Ctx) -> Response:
+    from ansim.server import status_pages
+
+    wanted = _report_query(request)
+    png = status_pages.report_png(ctx.workspace, wanted["since"], wanted["until"], wanted["case"])
+    return Response(png, media_type="image/png")
+
+
+@guarded("admin")
+def key_page(request: Request, ctx: Ctx) -> Response:
+    from ansim.server import status_pages
+
+    rotated = request.query_params.get("rotated")
+    return render(
+        "key.html.j2", ctx, key=status_pages.key_status(ctx.workspace),
+        rotated=int(rotated) if rotated and rotated.isdigit() else None,
+    )  # fmt: skip
+
+
+@guarded("admin")
+def key_rotate(request: Request, ctx: Ctx) -> Response:
+    from ansim.server import status_pages
+
+    result = status_pages.rotate_key(ctx.workspace)
+    return RedirectResponse(f"/admin/key?rotated={result['reencrypted']}", status_code=303)
+
+
+@guarded("admin")
+def indexes_page(request: Request, ctx: Ctx) -> Response:
+    from ansim.server import status_pages
+
+    return render(
+        "indexes.html.j2", ctx, banks=status_pages.index_status(ctx.workspace),
+        ready=ctx.state.index_ready.is_set(),
+    )  # fmt: skip
+
+
 @guarded("admin")
 def users_page(request: Request, ctx: Ctx) -> Response:
     return render(
@@ -970,6 +1026,11 @@ def routes() -> list[Route | Mount]:
         Route("/case/{case_id}", case_page),
         Route("/case/{case_id}/contact", case_contact, methods=["POST"]),
         Route("/audit", audit_page),
+        Route("/report", report_page),
+        Route("/report/plot.png", report_plot),
+        Route("/admin/key", key_page, methods=["GET"]),
+        Route("/admin/key/rotate", key_rotate, methods=["POST"]),
+        Route("/admin/indexes", indexes_page),
         Route("/admin/users", users_page, methods=["GET"]),
         Route("/admin/users", users_add, methods=["POST"]),
         Route("/admin/users/{name}/disable", users_disable, methods=["POST"]),

@@ -480,3 +480,68 @@ def test_local_feature_match_draws_where_the_reference_sits(
     assert np.allclose(points, corners, atol=0.001)
     # An item matched by PDQ alone has no outline.
     assert 'id="region"' not in client.get(f"/item/{server_home.item_id}").text
+
+
+def test_supervisor_report_page_and_its_plot(server_home) -> None:  # noqa: ANN001
+    """`ansim report`'s figures and plot in the console: the PNG is drawn in memory,
+    never cached, holds no case ids or victims' names, and each view is audited."""
+    app = ready_app(server_home.workspace)
+    client = client_for(app)
+    sign_in(client, "sue")
+    page = client.get("/report?since=2020-01-01")
+    assert page.status_code == 200
+    assert (
+        "2 items in 2 cases" in page.text and 'src="/report/plot.png?since=2020-01-01"' in page.text
+    )
+    assert server_home.case_id not in page.text and PSEUDONYM not in page.text
+    plot = client.get("/report/plot.png?since=2020-01-01")
+    assert plot.status_code == 200 and plot.headers["content-type"] == "image/png"
+    assert plot.headers["cache-control"] == "no-store" and plot.content[:4] == b"\x89PNG"
+    assert Image.open(io.BytesIO(plot.content)).size[0] > 1000
+    assert server_home.case_id.encode() not in plot.content
+    assert not list(server_home.workspace.home.root.rglob("*.png"))  # nothing written
+    assert len(audit_rows(server_home.workspace, "report.read")) == 2
+    assert "not a date" in client.get("/report?since=2026-13-01").text
+    alice = client_for(app)
+    sign_in(alice, "alice")
+    assert alice.get("/report/plot.png").status_code == 403
+
+
+def test_admin_key_page_rotates_with_csrf(server_home) -> None:  # noqa: ANN001
+    from ansim.casework import cases
+
+    app = ready_app(server_home.workspace)
+    admin = client_for(app)
+    csrf = sign_in(admin, "ada")
+    before = admin.get("/admin/key").text
+    assert 'id="key-check">matches the store' in before and "never" in before
+    old_check = re.search(r"<code>([^<]+)</code>", before).group(1)
+    assert admin.post("/admin/key/rotate", data={}).status_code == 403  # no CSRF token
+    rotated = admin.post("/admin/key/rotate", data={"csrf": csrf})
+    assert rotated.status_code == 303 and rotated.headers["location"].startswith("/admin/key?")
+    after = admin.get(rotated.headers["location"]).text
+    assert "Key rotated:" in after and 'id="key-check">matches the store' in after
+    assert old_check not in after and "by ada" in after
+    assert '<dd id="key-count">1' in after
+    shown = cases.show_case(server_home.workspace, server_home.case_id, reveal=True)
+    assert shown["contact"] == CONTACT  # still readable under the new key
+
+
+def test_admin_index_page_shows_each_bank(server_home) -> None:  # noqa: ANN001
+    app = ready_app(server_home.workspace)
+    admin = client_for(app)
+    sign_in(admin, "ada")
+    page = admin.get("/admin/indexes").text
+    reference = re.search(
+        r'<table class="indexes" id="indexes-reference">(.*?)</table>', page, re.S
+    )
+    assert reference and "<td>pdq</td><td>2</td><td>2</td>" in reference.group(1)
+    assert "Lookups are served" in page
+    # A signal added behind the index's back reads as stale until its next use.
+    from ansim.store.tables import Signal
+
+    with server_home.workspace.store.session() as session:
+        row = session.execute(select(Signal).where(Signal.kind == "pdq")).scalars().first()
+        session.add(Signal(reference_id=row.reference_id, kind="pdq", value=row.value))
+    stale = admin.get("/admin/indexes").text
+    assert "no: rebuilt on next use" in stale
