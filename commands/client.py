@@ -1,7 +1,8 @@
 """The command line as a client of `ansim serve`: with ANSIM_SERVER=URL set, `ansim login`
-gets a personal token and the queue commands act through the server as that account (so a
-two-person rule counts distinct accounts). Other commands that change state or show victim
-data are refused while ANSIM_SERVER is set rather than run embedded as nobody in particular.
+gets a personal token and the queue, case, report and audit commands act through the
+server as that account (so a two-person rule counts distinct accounts, and the server
+checks each command's role). Other commands that change state or show victim data are
+refused while ANSIM_SERVER is set rather than run embedded as nobody in particular.
 
 The token is kept in $ANSIM_CLIENT_FILE (default ~/.config/ansim/client.json, mode 0600);
 ANSIM_SERVER_CA names a CA file for a server with a private certificate.
@@ -21,16 +22,35 @@ from typing import Annotated, Any
 
 import typer
 from ansim.casework.errors import CaseworkError
-from ansim.commands.common import JsonFlag, emit_json, err, out, refusals
+from ansim.commands.common import (
+    AskContact,
+    ContactFile,
+    JsonFlag,
+    emit_json,
+    err,
+    out,
+    read_private_text,
+    refusals,
+)
+from ansim.i18n import _
 from ansim.settings import Settings
 from rich.table import Table
+from rich.text import Text
 
 # Command groups that keep working locally while ANSIM_SERVER is set (no victim data).
 LOCAL_COMMANDS = {"login", "logout", "serve", "bench", "hash", "model", "user", "token", "init",
                   "index", "--help", "-h"}  # fmt: skip
-ROUTED_QUEUE = {"list", "show", "confirm", "reject", "policy"}
-
 queue_client_app = typer.Typer(help="The takedown queue, through the server.", no_args_is_help=True)
+case_client_app = typer.Typer(help="Support cases, through the server.", no_args_is_help=True)
+audit_client_app = typer.Typer(help="The audit chain, through the server.", no_args_is_help=True)
+report_client_app = typer.Typer(help="Takedown figures, through the server.")
+# Group -> (its client app, the subcommands that go through the server; None: all of it).
+ROUTED: dict[str, tuple[typer.Typer, set[str] | None]] = {
+    "queue": (queue_client_app, {"list", "show", "confirm", "reject", "policy"}),
+    "case": (case_client_app, {"list", "show", "open"}),
+    "audit": (audit_client_app, {"verify", "list"}),
+    "report": (report_client_app, None),
+}
 
 
 def client_file() -> Path:
@@ -201,13 +221,117 @@ def remote_policy(
         out.print(f"{name}: {required} analyst(s)")
 
 
+def _query(**values: str | None) -> str:
+    chosen = {k: v for k, v in values.items() if v}
+    return "?" + urllib.parse.urlencode(chosen) if chosen else ""
+
+
+@case_client_app.command("list")
+@refusals
+def remote_case_list(
+    status: Annotated[str | None, typer.Option(help="open or closed")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """List cases (through the server; a supervisor account)."""
+    from ansim.commands.cases import print_case_list
+
+    summaries = call("GET", f"/api/cases{_query(status=status)}")
+    emit_json(summaries) if json_out else print_case_list(summaries)
+
+
+@case_client_app.command("show")
+@refusals
+def remote_case_show(
+    case_id: str,
+    reveal: Annotated[
+        bool, typer.Option("--reveal", help="Decrypt the contact (audited).")
+    ] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Show one case (through the server; a supervisor account)."""
+    from ansim.commands.cases import print_case
+
+    quoted = urllib.parse.quote(case_id, safe="")
+    shown = call("GET", f"/api/cases/{quoted}{_query(reveal='1' if reveal else None)}")
+    emit_json(shown) if json_out else print_case(shown)
+
+
+@case_client_app.command("open")
+@refusals
+def remote_case_open(
+    case_type: Annotated[str, typer.Option("--type")],
+    pseudonym: Annotated[str | None, typer.Option()] = None,
+    contact_file: ContactFile = None,
+    ask_contact: AskContact = False,
+    assigned_to: Annotated[str | None, typer.Option()] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Open a case (through the server; the contact is sent in the request body, never argv)."""
+    contact = read_private_text(contact_file, ask_contact, "Contact details")
+    body = {"type": case_type, "pseudonym": pseudonym, "contact": contact,
+            "assigned_to": assigned_to}  # fmt: skip
+    case_id = call("POST", "/api/cases", body)["case_id"]
+    emit_json({"case_id": case_id}) if json_out else out.print(
+        _("opened case {case_id}").format(case_id=case_id)
+    )
+
+
+@report_client_app.command()
+@refusals
+def remote_report(
+    since: Annotated[str | None, typer.Option()] = None,
+    until: Annotated[str | None, typer.Option()] = None,
+    case_id: Annotated[str | None, typer.Option("--case")] = None,
+    plot: Annotated[Path | None, typer.Option()] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Takedown figures (through the server; a supervisor account)."""
+    from ansim.commands.reporting import print_report
+
+    if plot is not None:
+        raise CaseworkError("--plot is drawn on the server: open its /report page")
+    shown = call("GET", f"/api/report{_query(since=since, until=until, case=case_id)}")
+    emit_json(shown) if json_out else print_report(shown)
+
+
+@audit_client_app.command("verify")
+@refusals
+def remote_audit_verify(
+    anchor: Annotated[Path | None, typer.Option()] = None, json_out: JsonFlag = False
+) -> None:
+    """Check the server's audit chain against its own anchor (a supervisor account)."""
+    from ansim.commands.admin import print_audit_verdict
+
+    if anchor is not None:
+        raise CaseworkError("--anchor is checked on the server's machine: unset ANSIM_SERVER there")
+    print_audit_verdict(call("GET", "/api/audit/verify"), json_out)
+
+
+@audit_client_app.command("list")
+@refusals
+def remote_audit_list(
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50, json_out: JsonFlag = False
+) -> None:
+    """The newest audit entries, newest first (a supervisor account)."""
+    entries = call("GET", f"/api/audit{_query(limit=str(limit))}")
+    if json_out:
+        emit_json(entries)
+        return
+    for e in entries:
+        line = f"{e['seq']:>6} {e['at'][:19]} {e['actor']:<12} {e['action']:<22} {e['subject']}"
+        out.print(Text(line), highlight=False)
+
+
 def route(args: list[str]) -> None:
     """With ANSIM_SERVER set: run routed commands through the server and exit; refuse the
     other state-changing and victim-data commands; let local ones through."""
     if not Settings.from_environment().server or not args or args[0] in LOCAL_COMMANDS:
         return
-    if args[0] == "queue" and len(args) > 1 and args[1] in ROUTED_QUEUE:
-        queue_client_app(args[1:], prog_name="ansim queue")
+    client_app, subcommands = ROUTED.get(args[0], (None, set()))
+    if client_app is not None and subcommands is None:
+        client_app(args[1:], prog_name=f"ansim {args[0]}")
+    if client_app is not None and len(args) > 1 and args[1] in (subcommands or set()):
+        client_app(args[1:], prog_name=f"ansim {args[0]}")
     err.print(
         f"[red]error:[/red] `ansim {args[0]}` does not go through the server yet; unset "
         "ANSIM_SERVER to run it embedded on this machine's store (one operator)",

@@ -1,16 +1,22 @@
 """The JSON API the command line uses as a client (`ANSIM_SERVER`, `ansim login`): the
-queue and confirmation rules, acting as the token's account."""
+queue and confirmation rules, cases, the report and the audit chain, acting as the
+token's account. Cases, the report and the audit log need a supervisor (the console's
+case, report and audit pages do too)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from ansim.casework import confirmations, queue
+from ansim.casework import cases, confirmations, queue
 from ansim.casework.errors import CaseworkError
 from ansim.server import accounts, review
 from ansim.server.accounts import LoginRefused
 from ansim.server.app import Ctx, api_error, guarded
 from ansim.server.hma_service import ApiError
+from ansim.store import audit
+from ansim.store.tables import AuditEntry
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -126,6 +132,92 @@ def rules_set(request: Request, ctx: Ctx) -> Response:
     return JSONResponse(confirmations.set_rule(ctx.workspace, str(body.get("case_type")), required))
 
 
+def _as_json(data: Any) -> Response:
+    """JSON with dates as ISO text (the shapes `--json` prints embedded)."""
+    return Response(
+        json.dumps(data, ensure_ascii=False, default=str), media_type="application/json"
+    )
+
+
+@guarded("supervisor", api=True)
+def cases_list(request: Request, ctx: Ctx) -> Response:
+    listed = cases.list_cases(ctx.workspace, request.query_params.get("status"))
+    return _as_json([summary.as_dict() for summary in listed])
+
+
+@guarded("supervisor", api=True)
+def case_open(request: Request, ctx: Ctx) -> Response:
+    """Open a case; the contact travels in the body (never the URL) and is stored encrypted."""
+    body = _body(ctx)
+
+    def text(name: str) -> str | None:
+        value = body.get(name)
+        return str(value) if value else None
+
+    case_id = cases.open_case(
+        ctx.workspace, str(body.get("type") or ""), text("pseudonym"), text("contact"),
+        text("assigned_to"),
+    )  # fmt: skip
+    return JSONResponse({"case_id": case_id}, status_code=201)
+
+
+@guarded("supervisor", api=True)
+def case_show(request: Request, ctx: Ctx) -> Response:
+    """One case; `reveal=1` decrypts the contact (audited as this account)."""
+    from ansim.casework.references import list_references
+    from ansim.signal_types import indexed_types
+
+    case_id = request.path_params["case_id"]
+    reveal = request.query_params.get("reveal") in ("1", "true", "yes")
+    shown = cases.show_case(ctx.workspace, case_id, reveal)
+    kinds = {signal_type.name for signal_type in indexed_types()}
+    shown["reference_list"] = list_references(ctx.workspace, case_id, None, kinds)
+    return _as_json(shown)
+
+
+@guarded("supervisor", api=True)
+def report(request: Request, ctx: Ctx) -> Response:
+    from ansim.server import status_pages
+
+    params = request.query_params
+    return _as_json(
+        status_pages.report_figures(
+            ctx.workspace, params.get("since"), params.get("until"), params.get("case")
+        )
+    )
+
+
+@guarded("supervisor", api=True)
+def audit_verify(request: Request, ctx: Ctx) -> Response:
+    """The whole chain checked against the server's own anchor of its head."""
+    with ctx.workspace.store.read_session() as session:
+        try:
+            checked, problems = audit.verify(session, ctx.workspace.home.audit_head_file)
+        except audit.AnchorProblem as exc:
+            checked, problems = 0, [audit.AuditProblem(None, str(exc))]
+    return JSONResponse(
+        {"entries": checked, "ok": not problems, "problems": [p.__dict__ for p in problems]}
+    )
+
+
+@guarded("supervisor", api=True)
+def audit_list(request: Request, ctx: Ctx) -> Response:
+    """The newest audit entries (`limit`, at most 1000), newest first."""
+    limit = request.query_params.get("limit", "50")
+    if not limit.isdigit() or not 0 < int(limit) <= 1000:
+        raise ApiError(400, "limit must be a number from 1 to 1000")
+    with ctx.workspace.store.read_session() as session:
+        entries = session.execute(
+            select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(int(limit))
+        ).scalars()
+        shown = [
+            {"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action,
+             "subject": e.subject, "detail": e.detail}
+            for e in entries
+        ]  # fmt: skip
+    return _as_json(shown)
+
+
 def routes() -> list[Route]:
     return [
         Route("/api/login", login, methods=["POST"]),
@@ -136,4 +228,10 @@ def routes() -> list[Route]:
         Route("/api/queue/{item_id}/reject", queue_reject, methods=["POST"]),
         Route("/api/rules", rules_get, methods=["GET"]),
         Route("/api/rules", rules_set, methods=["POST"]),
+        Route("/api/cases", cases_list, methods=["GET"]),
+        Route("/api/cases", case_open, methods=["POST"]),
+        Route("/api/cases/{case_id}", case_show),
+        Route("/api/report", report),
+        Route("/api/audit", audit_list),
+        Route("/api/audit/verify", audit_verify),
     ]

@@ -59,7 +59,7 @@ def test_cli_through_the_server(server_home, tmp_path) -> None:  # noqa: ANN001
         assert "confirmed" in ansim("bob", "queue", "confirm", item)
         refused = ansim("alice", "queue", "policy", "stalking", "--confirmations", "1", expect=2)
         assert "supervisor" in refused
-        assert "does not go through the server" in ansim("alice", "case", "list", expect=2)
+        assert "does not go through the server" in ansim("alice", "ref", "list", expect=2)
         ansim("alice", "logout")
         assert not (tmp_path / "alice.json").exists()
     with workspace.store.session() as session:
@@ -72,3 +72,68 @@ def test_cli_through_the_server(server_home, tmp_path) -> None:  # noqa: ANN001
             select(AuditEntry.actor).where(AuditEntry.action == "token.revoke")
         ).scalars()
         assert list(revoked) == ["alice"]
+
+
+def test_cases_report_and_audit_through_the_server(server_home, tmp_path) -> None:  # noqa: ANN001
+    """case list/show/open, report and audit verify/list act through the server as the
+    signed-in account: a supervisor may, an analyst is refused by the server (exit 2)."""
+    workspace = server_home.workspace
+    with LiveServer(ready_app(workspace)) as server:
+
+        def ansim(person: str, *args: str, stdin: str = "", expect: int = 0) -> str:
+            env = {
+                **os.environ,
+                "ANSIM_SERVER": server.url,
+                "ANSIM_CLIENT_FILE": str(tmp_path / f"{person}.json"),
+                "ANSIM_ANALYST": "somebody-else",
+                "ANSIM_HOME": str(tmp_path / "nowhere"),
+                "ANSIM_LANG": "en",
+            }
+            done = subprocess.run(
+                [ANSIM, *args], input=stdin, env=env, capture_output=True, text=True, timeout=120
+            )
+            assert done.returncode == expect, done.stdout + done.stderr
+            return done.stdout + done.stderr
+
+        for person in ("sue", "alice"):
+            ansim(person, "login", "--name", person, "--password-stdin", stdin=PASSWORD + "\n")
+        opened = json.loads(ansim("sue", "case", "open", "--type", "stalking", "--pseudonym",
+                                  "Green", "--contact-file", "-", "--json",
+                                  stdin="010-9999-0000\n"))  # fmt: skip
+        case_id = opened["case_id"]
+        listed = json.loads(ansim("sue", "case", "list", "--json"))
+        assert case_id in {c["case_id"] for c in listed} and server_home.case_id in {
+            c["case_id"] for c in listed
+        }
+        assert case_id in ansim("sue", "case", "list")  # the embedded table, from the server
+        shown = json.loads(ansim("sue", "case", "show", server_home.case_id, "--json"))
+        assert "contact" not in shown and shown["has_contact"] and len(shown["reference_list"]) == 1
+        revealed = json.loads(ansim("sue", "case", "show", case_id, "--reveal", "--json"))
+        assert revealed["contact"] == "010-9999-0000" and revealed["pseudonym"] == "Green"
+        assert "supervisor" in ansim("alice", "case", "list", expect=2)
+        assert "supervisor" in ansim("alice", "case", "show", case_id, "--reveal", expect=2)
+
+        report = json.loads(ansim("sue", "report", "--since", "2020-01-01", "--json"))
+        assert report["items"] == 2 and report["cases"] == 2
+        assert "Takedowns detected" in ansim("sue", "report", "--since", "2020-01-01")
+        assert "not a date" in ansim("sue", "report", "--since", "2026-13-01", expect=2)
+        assert "supervisor" in ansim("alice", "report", expect=2)
+
+        verdict = json.loads(ansim("sue", "audit", "verify", "--json"))
+        assert verdict["ok"] is True and verdict["entries"] > 5
+        assert "audit chain intact" in ansim("sue", "audit", "verify")
+        entries = json.loads(ansim("sue", "audit", "list", "--limit", "5", "--json"))
+        assert len(entries) == 5 and entries[0]["seq"] > entries[-1]["seq"]
+        assert "supervisor" in ansim("alice", "audit", "list", expect=2)
+        assert "does not go through the server" in ansim("sue", "ref", "list", expect=2)
+    with workspace.store.session() as session:
+        opened_by = session.execute(
+            select(AuditEntry.actor).where(AuditEntry.action == "case.open")
+        ).scalars()
+        assert "sue" in list(opened_by)
+        revealed_by = session.execute(
+            select(AuditEntry.actor).where(
+                AuditEntry.action == "case.reveal_contact", AuditEntry.subject == case_id
+            )
+        ).scalars()
+        assert list(revealed_by) == ["sue"]
