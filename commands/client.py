@@ -44,12 +44,14 @@ queue_client_app = typer.Typer(help="The takedown queue, through the server.", n
 case_client_app = typer.Typer(help="Support cases, through the server.", no_args_is_help=True)
 audit_client_app = typer.Typer(help="The audit chain, through the server.", no_args_is_help=True)
 report_client_app = typer.Typer(help="Takedown figures, through the server.")
+notice_client_app = typer.Typer(help="Removal notices, through the server.", no_args_is_help=True)
 # Group -> (its client app, the subcommands that go through the server; None: all of it).
 ROUTED: dict[str, tuple[typer.Typer, set[str] | None]] = {
     "queue": (queue_client_app, {"list", "show", "confirm", "reject", "policy"}),
     "case": (case_client_app, {"list", "show", "open"}),
     "audit": (audit_client_app, {"verify", "list"}),
     "report": (report_client_app, None),
+    "notice": (notice_client_app, {"draft", "list"}),
 }
 
 
@@ -320,6 +322,38 @@ def remote_audit_list(
     for e in entries:
         line = f"{e['seq']:>6} {e['at'][:19]} {e['actor']:<12} {e['action']:<22} {e['subject']}"
         out.print(Text(line), highlight=False)
+
+
+@notice_client_app.command("list")
+@refusals
+def remote_notice_list(
+    status: Annotated[str | None, typer.Option()] = None,
+    host: Annotated[str | None, typer.Option()] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """List removal notices, newest first (through the server)."""
+    from ansim.commands.notices import print_notice_list
+
+    listed = call("GET", f"/api/notices{_query(status=status, host=host)}")
+    emit_json(listed) if json_out else print_notice_list(listed)
+
+
+@notice_client_app.command("draft")
+@refusals
+def remote_notice_draft(
+    host: Annotated[str | None, typer.Option()] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out")] = None,
+    sender_email: Annotated[str | None, typer.Option("--sender")] = None,
+    org: Annotated[str | None, typer.Option()] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Draft notices for confirmed items on the server (files stay in its home; nothing sent)."""
+    from ansim.commands.notices import print_draft
+
+    if out_dir is not None:
+        raise CaseworkError("--out writes files on the server's machine: unset ANSIM_SERVER there")
+    body = {"host": host, "sender": sender_email, "org": org}
+    print_draft(call("POST", "/api/notices/draft", body), json_out)
 
 
 def route(args: list[str]) -> None:

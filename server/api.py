@@ -218,6 +218,32 @@ def audit_list(request: Request, ctx: Ctx) -> Response:
     return _as_json(shown)
 
 
+@guarded("analyst", api=True)
+def notices_list(request: Request, ctx: Ctx) -> Response:
+    from ansim.casework import notice_service
+
+    params = request.query_params
+    return _as_json(
+        notice_service.list_notices(ctx.workspace, params.get("status"), params.get("host"))
+    )
+
+
+@guarded("analyst", api=True)
+def notices_draft(request: Request, ctx: Ctx) -> Response:
+    """Draft notices for confirmed items: their files stay in the server's home, where
+    `notice send` sends them from; the sender defaults to the server's settings."""
+    from ansim.casework import notice_service
+
+    body = _body(ctx)
+
+    def text(name: str) -> str | None:
+        value = body.get(name)
+        return str(value) if value else None
+
+    sender = notice_service.notice_sender(ctx.workspace.settings, text("sender"), text("org"))
+    return _as_json(notice_service.draft(ctx.workspace, sender, None, text("host")).as_dict())
+
+
 def routes() -> list[Route]:
     return [
         Route("/api/login", login, methods=["POST"]),
@@ -234,4 +260,6 @@ def routes() -> list[Route]:
         Route("/api/report", report),
         Route("/api/audit", audit_list),
         Route("/api/audit/verify", audit_verify),
+        Route("/api/notices", notices_list, methods=["GET"]),
+        Route("/api/notices/draft", notices_draft, methods=["POST"]),
     ]

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from ansim.casework import confirmations
+from ansim.casework import confirmations, hosts
 from ansim.store.tables import AuditEntry, Takedown
 from sqlalchemy import select
 
@@ -126,6 +126,23 @@ def test_cases_report_and_audit_through_the_server(server_home, tmp_path) -> Non
         assert len(entries) == 5 and entries[0]["seq"] > entries[-1]["seq"]
         assert "supervisor" in ansim("alice", "audit", "list", expect=2)
         assert "does not go through the server" in ansim("sue", "ref", "list", expect=2)
+
+        # Notices: drafted on the server as the signed-in analyst, kept in its store.
+        ansim("alice", "queue", "confirm", str(server_home.item_id))
+        skipped = json.loads(ansim("alice", "notice", "draft", "--sender", "t@center.example",
+                                   "--json", expect=1))  # fmt: skip
+        assert [s["id"] for s in skipped["skipped"]] == [server_home.item_id]  # no host contact
+        hosts.set_host(workspace, "images.example", abuse_email="abuse@images.example")
+        drafted = json.loads(ansim("alice", "notice", "draft", "--sender", "t@center.example",
+                                   "--json"))  # fmt: skip
+        [notice] = drafted["notices"]
+        assert notice["takedowns"] == [server_home.item_id]
+        [eml] = [Path(f) for f in drafted["files"] if f.endswith(".eml")]  # in the server's home
+        assert eml.is_relative_to(workspace.home.root) and stat.S_IMODE(eml.stat().st_mode) == 0o600
+        listed = json.loads(ansim("alice", "notice", "list", "--json"))
+        assert [n["ref"] for n in listed] == [notice["ref"]]
+        assert notice["ref"] in ansim("alice", "notice", "list")
+        assert "--out" in ansim("alice", "notice", "draft", "--out", str(tmp_path), expect=2)
     with workspace.store.session() as session:
         opened_by = session.execute(
             select(AuditEntry.actor).where(AuditEntry.action == "case.open")
