@@ -44,6 +44,7 @@ queue_client_app = typer.Typer(help="The takedown queue, through the server.", n
 case_client_app = typer.Typer(help="Support cases, through the server.", no_args_is_help=True)
 audit_client_app = typer.Typer(help="The audit chain, through the server.", no_args_is_help=True)
 report_client_app = typer.Typer(help="Takedown figures, through the server.")
+ref_client_app = typer.Typer(help="References, through the server.", no_args_is_help=True)
 notice_client_app = typer.Typer(help="Removal notices, through the server.", no_args_is_help=True)
 # Group -> (its client app, the subcommands that go through the server; None: all of it).
 ROUTED: dict[str, tuple[typer.Typer, set[str] | None]] = {
@@ -52,6 +53,7 @@ ROUTED: dict[str, tuple[typer.Typer, set[str] | None]] = {
     "audit": (audit_client_app, {"verify", "list"}),
     "report": (report_client_app, None),
     "notice": (notice_client_app, {"draft", "list"}),
+    "ref": (ref_client_app, {"list", "add"}),
 }
 
 
@@ -78,8 +80,9 @@ def _token(server: str) -> str:
 
 
 def call(method: str, path: str, body: Any = None, token: str | None = None,
-         server: str | None = None) -> Any:  # fmt: skip
-    """One JSON request to the server; its refusals become CaseworkErrors (exit code 2)."""
+         server: str | None = None, upload: Path | None = None) -> Any:  # fmt: skip
+    """One JSON request to the server (or one file, multipart, with `upload`); its
+    refusals become CaseworkErrors (exit code 2)."""
     base = _server(server)
     headers = {"Accept": "application/json"}
     if token is None:
@@ -90,6 +93,8 @@ def call(method: str, path: str, body: Any = None, token: str | None = None,
     if body is not None:
         data = json.dumps(body).encode()
         headers["Content-Type"] = "application/json"
+    if upload is not None:
+        data, headers["Content-Type"] = _multipart(upload)
     request = urllib.request.Request(base + path, data=data, headers=headers, method=method)
     ca_file = Settings.from_environment().server_ca
     context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
@@ -104,6 +109,19 @@ def call(method: str, path: str, body: Any = None, token: str | None = None,
         raise CaseworkError(f"server refused ({exc.code}): {message}") from exc
     except urllib.error.URLError as exc:
         raise CaseworkError(f"cannot reach {base}: {exc.reason}") from exc
+
+
+def _multipart(path: Path) -> tuple[bytes, str]:
+    """One file as multipart/form-data (field `file`), in memory: never a temporary file."""
+    boundary = "ansim-" + os.urandom(12).hex()
+    name = path.name.replace('"', "_").replace("\r", "_").replace("\n", "_")
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    return head + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode(), (
+        f"multipart/form-data; boundary={boundary}"
+    )
 
 
 @refusals
@@ -354,6 +372,59 @@ def remote_notice_draft(
         raise CaseworkError("--out writes files on the server's machine: unset ANSIM_SERVER there")
     body = {"host": host, "sender": sender_email, "org": org}
     print_draft(call("POST", "/api/notices/draft", body), json_out)
+
+
+@ref_client_app.command("list")
+@refusals
+def remote_ref_list(
+    case_id: Annotated[str | None, typer.Option("--case")] = None,
+    modality: Annotated[str | None, typer.Option()] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """List references (through the server; a supervisor account)."""
+    from ansim.commands.references import references_table
+
+    listed = call("GET", f"/api/references{_query(case=case_id, modality=modality)}")
+    emit_json(listed) if json_out else out.print(references_table(listed))
+
+
+@ref_client_app.command("add")
+@refusals
+def remote_ref_add(
+    case_id: str,
+    paths: Annotated[list[Path], typer.Argument()],
+    json_out: JsonFlag = False,
+) -> None:
+    """Upload reported files to be fingerprinted into the case's references, one request per
+    file (through the server; a supervisor account). The server keeps only the signals."""
+    from ansim.casework.files import expand_paths
+
+    case_path = f"/api/cases/{urllib.parse.quote(case_id, safe='')}/references"
+    results = [
+        call("POST", case_path, upload=path)
+        if path.is_file()
+        else {"path": str(path), "reference_id": None, "modality": None, "error": "no such file"}
+        for path in expand_paths(paths)
+    ]
+    failed = [r for r in results if r["error"]]
+    if json_out:
+        emit_json(results)
+    else:
+        for r in results:
+            line = (
+                f"{r['path']}: {r['error']}"
+                if r["error"]
+                else _("reference {id} ({modality}) <- {path}").format(
+                    id=r["reference_id"], modality=_(r["modality"]), path=r["path"]
+                )
+            )
+            out.print(Text(line), highlight=False)
+        out.print(
+            _("{added} added, {failed} failed").format(
+                added=len(results) - len(failed), failed=len(failed)
+            )
+        )
+    raise typer.Exit(1 if failed else 0)
 
 
 def route(args: list[str]) -> None:

@@ -244,6 +244,41 @@ def notices_draft(request: Request, ctx: Ctx) -> Response:
     return _as_json(notice_service.draft(ctx.workspace, sender, None, text("host")).as_dict())
 
 
+@guarded("supervisor", api=True)
+def references_list(request: Request, ctx: Ctx) -> Response:
+    from ansim.casework.references import list_references
+    from ansim.signal_types import indexed_types
+
+    params = request.query_params
+    kinds = {signal_type.name for signal_type in indexed_types()}
+    return _as_json(
+        list_references(ctx.workspace, params.get("case"), params.get("modality"), kinds)
+    )
+
+
+@guarded("supervisor", api=True)
+def reference_add(request: Request, ctx: Ctx) -> Response:
+    """Fingerprint one uploaded file into the case's references (`ansim ref add` sends one
+    request per file). The upload lives in a 0600 file in memory-backed /dev/shm while it
+    is hashed, then is deleted: only the signals are kept, as embedded."""
+    from ansim.detector.hashing import HashOptions
+    from ansim.detector.video import REFERENCE_SECONDS_PER_HASH, reference_options
+    from ansim.pipeline import intake
+    from ansim.server.app import one_upload, private_copy, upload_name
+
+    case_id = request.path_params["case_id"]
+    with ctx.workspace.store.read_session() as session:
+        cases.get_case(session, case_id)  # 404 before any hashing
+    _, upload = one_upload(ctx)
+    name = upload_name(upload)
+    options = HashOptions(video=reference_options(REFERENCE_SECONDS_PER_HASH))
+    with private_copy(upload, name) as path:
+        [result] = intake.add_reference_files(ctx.workspace, case_id, [path], options)
+    shown = result.as_dict()
+    shown["path"] = name  # the caller's file, not the server's temporary copy
+    return _as_json(shown)
+
+
 def routes() -> list[Route]:
     return [
         Route("/api/login", login, methods=["POST"]),
@@ -260,6 +295,8 @@ def routes() -> list[Route]:
         Route("/api/report", report),
         Route("/api/audit", audit_list),
         Route("/api/audit/verify", audit_verify),
+        Route("/api/references", references_list, methods=["GET"]),
+        Route("/api/cases/{case_id}/references", reference_add, methods=["POST"]),
         Route("/api/notices", notices_list, methods=["GET"]),
         Route("/api/notices/draft", notices_draft, methods=["POST"]),
     ]

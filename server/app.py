@@ -725,7 +725,7 @@ async def status(request: Request) -> Response:
 status.required_role = None  # type: ignore[attr-defined]
 
 
-def _upload(ctx: Ctx) -> tuple[str, UploadFile]:
+def one_upload(ctx: Ctx) -> tuple[str, UploadFile]:
     uploads = [
         (name, value)
         for name, value in (ctx.form or FormData()).multi_items()
@@ -740,24 +740,33 @@ def _upload(ctx: Ctx) -> tuple[str, UploadFile]:
 
 def _hash_upload(ctx: Ctx) -> dict[str, str]:
     """Hash the one uploaded file, whose field name is its content type (photo, video)."""
-    content_type, upload = _upload(ctx)
+    content_type, upload = one_upload(ctx)
     if content_type not in hma_service.CONTENT_TYPES:
         raise ApiError(400, f"no such content_type: '{content_type}'")
-    with _private_copy(upload) as path:
+    with private_copy(upload) as path:
         return hma_service.hash_path(path, content_type)
 
 
-class _private_copy:
+def upload_name(upload: UploadFile) -> str:
+    """The uploaded file's own name, as a plain file name (a reference's label is its file
+    name): no folders, no control or path characters, at most 120 characters."""
+    base = re.split(r"[/\\]", upload.filename or "")[-1]
+    cleaned = "".join(c for c in base if c.isprintable() and c not in '<>:"|?*').strip(" .")
+    return cleaned[:120] or "upload"
+
+
+class private_copy:
     """The upload in a 0600 file in a 0700 folder (memory-backed /dev/shm where there is
     one), deleted when the block ends: the hashers read files."""
 
-    def __init__(self, upload: UploadFile) -> None:
+    def __init__(self, upload: UploadFile, name: str = "upload") -> None:
         self.upload = upload
+        self.name = name
 
     def __enter__(self) -> Path:
         base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
         self.folder = tempfile.TemporaryDirectory(prefix="ansim-upload-", dir=base)
-        path = Path(self.folder.name) / "upload"
+        path = Path(self.folder.name) / self.name
         self.upload.file.seek(0)
         data = self.upload.file.read(MAX_UPLOAD_BYTES + 1)
         if len(data) > MAX_UPLOAD_BYTES:
@@ -936,10 +945,10 @@ def bank_content_add(request: Request, ctx: Ctx) -> Response:
     hma_service.get_bank(ctx.workspace, bank)  # 404 before any hashing
     if request.query_params.get("url"):
         raise ApiError(400, "banking by url is not offered here: upload the file")
-    content_type, upload = _upload(ctx)
+    content_type, upload = one_upload(ctx)
     if content_type not in hma_service.CONTENT_TYPES:
         raise ApiError(400, f"no such content_type: '{content_type}'")
-    with _private_copy(upload) as path:
+    with private_copy(upload) as path:
         return JSONResponse(hma_service.add_content_file(ctx.workspace, bank, path))
 
 

@@ -16,6 +16,7 @@ from ansim.casework import confirmations, hosts
 from ansim.store.tables import AuditEntry, Takedown
 from sqlalchemy import select
 
+from tests.helpers import photo_like
 from tests.server_fixtures import PASSWORD, LiveServer, ready_app, served_home
 
 ANSIM = str(Path(sys.executable).parent / "ansim")
@@ -59,7 +60,7 @@ def test_cli_through_the_server(server_home, tmp_path) -> None:  # noqa: ANN001
         assert "confirmed" in ansim("bob", "queue", "confirm", item)
         refused = ansim("alice", "queue", "policy", "stalking", "--confirmations", "1", expect=2)
         assert "supervisor" in refused
-        assert "does not go through the server" in ansim("alice", "ref", "list", expect=2)
+        assert "does not go through the server" in ansim("alice", "scan", ".", expect=2)
         ansim("alice", "logout")
         assert not (tmp_path / "alice.json").exists()
     with workspace.store.session() as session:
@@ -125,7 +126,27 @@ def test_cases_report_and_audit_through_the_server(server_home, tmp_path) -> Non
         entries = json.loads(ansim("sue", "audit", "list", "--limit", "5", "--json"))
         assert len(entries) == 5 and entries[0]["seq"] > entries[-1]["seq"]
         assert "supervisor" in ansim("alice", "audit", "list", expect=2)
-        assert "does not go through the server" in ansim("sue", "ref", "list", expect=2)
+        assert "does not go through the server" in ansim("sue", "scan", ".", expect=2)
+
+        # References: uploaded, fingerprinted on the server, listed; an analyst is refused.
+        photo = tmp_path / "uploads" / "reported-new.png"
+        photo.parent.mkdir()
+        photo_like(photo, seed=31)
+        added = json.loads(ansim("sue", "ref", "add", case_id, str(photo.parent), "--json"))
+        assert [(a["path"], a["modality"], a["error"]) for a in added] == [
+            ("reported-new.png", "image", None)
+        ]
+        refs = json.loads(ansim("sue", "ref", "list", "--case", case_id, "--json"))
+        assert [(r["id"], r["label"]) for r in refs] == [
+            (added[0]["reference_id"], "reported-new.png")
+        ]
+        assert refs[0]["bank_entries"] > 0  # in the server's banks at once
+        assert "reported-new.png" in ansim("sue", "ref", "list")
+        missing = ansim("sue", "ref", "add", case_id, str(tmp_path / "gone.png"), expect=1)
+        assert "no such" in missing and "0 added, 1 failed" in missing
+        assert "supervisor" in ansim("alice", "ref", "add", case_id, str(photo), expect=2)
+        assert "unknown case" in ansim("sue", "ref", "add", "C-1999-0001", str(photo), expect=2)
+        assert not list(Path("/dev/shm").glob("ansim-upload-*"))  # the upload is gone
 
         # Notices: drafted on the server as the signed-in analyst, kept in its store.
         ansim("alice", "queue", "confirm", str(server_home.item_id))
