@@ -45,6 +45,7 @@ case_client_app = typer.Typer(help="Support cases, through the server.", no_args
 audit_client_app = typer.Typer(help="The audit chain, through the server.", no_args_is_help=True)
 report_client_app = typer.Typer(help="Takedown figures, through the server.")
 ref_client_app = typer.Typer(help="References, through the server.", no_args_is_help=True)
+scan_client_app = typer.Typer(help="Scanning collected files, through the server.")
 notice_client_app = typer.Typer(help="Removal notices, through the server.", no_args_is_help=True)
 # Group -> (its client app, the subcommands that go through the server; None: all of it).
 ROUTED: dict[str, tuple[typer.Typer, set[str] | None]] = {
@@ -54,6 +55,7 @@ ROUTED: dict[str, tuple[typer.Typer, set[str] | None]] = {
     "report": (report_client_app, None),
     "notice": (notice_client_app, {"draft", "list"}),
     "ref": (ref_client_app, {"list", "add"}),
+    "scan": (scan_client_app, None),
 }
 
 
@@ -425,6 +427,56 @@ def remote_ref_add(
             )
         )
     raise typer.Exit(1 if failed else 0)
+
+
+@scan_client_app.command()
+@refusals
+def remote_scan(
+    targets: Annotated[list[str], typer.Argument()],
+    dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Upload collected files to be matched against every reference; matches are queued as
+    your account (through the server; URLs are not scanned through it yet)."""
+    from ansim.casework.files import expand_paths
+
+    if any("://" in target for target in targets):
+        raise CaseworkError("URLs are not scanned through the server yet: give files or folders")
+    report: dict[str, Any] = {"scanned": 0, "errors": 0, "matches": [], "failures": []}
+    for path in expand_paths([Path(t) for t in targets]):
+        report["scanned"] += 1
+        if not path.is_file():
+            report["errors"] += 1
+            report["failures"].append({"path": str(path), "error": "no such file"})
+            continue
+        query = _query(location=str(path), dry_run="1" if dry_run else None)
+        answer = call("POST", f"/api/scan{query}", upload=path)
+        if answer["error"]:
+            report["errors"] += 1
+            report["failures"].append({"path": str(path), "error": answer["error"]})
+        report["matches"] += answer["matches"]
+    if json_out:
+        emit_json(report)
+    else:
+        for failure in report["failures"]:
+            out.print(Text(f"{failure['path']}: {failure['error']}"), highlight=False)
+        for m in report["matches"]:
+            queued = (
+                _("queue item {item}").format(item=m["takedown_id"])
+                if m["takedown_id"]
+                else _("not recorded (dry run)")
+            )
+            out.print(Text(_("match") + " ", style="bold") + Text(m["path"]), highlight=False)
+            line = _("case {case}, reference {reference}: {why}; {queued}").format(
+                case=m["case_id"], reference=m["reference_id"], why=m["explanation"], queued=queued
+            )
+            out.print(Text("  " + line), highlight=False)
+        out.print(
+            _("{scanned} scanned, {matches} matches, {errors} errors").format(
+                scanned=report["scanned"], matches=len(report["matches"]), errors=report["errors"]
+            )
+        )
+    raise typer.Exit(1 if report["errors"] else 0)
 
 
 def route(args: list[str]) -> None:

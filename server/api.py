@@ -279,6 +279,30 @@ def reference_add(request: Request, ctx: Ctx) -> Response:
     return _as_json(shown)
 
 
+@guarded("analyst", api=True)
+def scan_upload(request: Request, ctx: Ctx) -> Response:
+    """Scan one uploaded file found at `location` (the caller's path; `ansim scan` sends one
+    request per file): matched against every reference, matches queued as this account.
+    `dry_run=1` matches and records nothing."""
+    from ansim.detector.decision import MatchRules
+    from ansim.detector.hashing import HashOptions
+    from ansim.pipeline import scanning
+    from ansim.server.app import one_upload, private_copy, upload_name
+
+    location = (request.query_params.get("location") or "").strip()
+    if not location or "://" in location or len(location) > 2000:
+        raise ApiError(400, "location: the file's path where it was collected (not a URL)")
+    dry_run = request.query_params.get("dry_run") in ("1", "true", "yes")
+    _, upload = one_upload(ctx)
+    with private_copy(upload, upload_name(upload)) as path:
+        matches, error = scanning.scan_file(
+            ctx.workspace, path, location, dry_run, HashOptions(), MatchRules()
+        )
+    return _as_json(
+        {"location": location, "error": error, "matches": [m.as_dict() for m in matches]}
+    )
+
+
 def routes() -> list[Route]:
     return [
         Route("/api/login", login, methods=["POST"]),
@@ -297,6 +321,7 @@ def routes() -> list[Route]:
         Route("/api/audit/verify", audit_verify),
         Route("/api/references", references_list, methods=["GET"]),
         Route("/api/cases/{case_id}/references", reference_add, methods=["POST"]),
+        Route("/api/scan", scan_upload, methods=["POST"]),
         Route("/api/notices", notices_list, methods=["GET"]),
         Route("/api/notices/draft", notices_draft, methods=["POST"]),
     ]

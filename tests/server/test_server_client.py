@@ -16,6 +16,7 @@ from ansim.casework import confirmations, hosts
 from ansim.store.tables import AuditEntry, Takedown
 from sqlalchemy import select
 
+from tests.casework_fixtures import reposted_copy
 from tests.helpers import photo_like
 from tests.server_fixtures import PASSWORD, LiveServer, ready_app, served_home
 
@@ -60,7 +61,7 @@ def test_cli_through_the_server(server_home, tmp_path) -> None:  # noqa: ANN001
         assert "confirmed" in ansim("bob", "queue", "confirm", item)
         refused = ansim("alice", "queue", "policy", "stalking", "--confirmations", "1", expect=2)
         assert "supervisor" in refused
-        assert "does not go through the server" in ansim("alice", "scan", ".", expect=2)
+        assert "does not go through the server" in ansim("alice", "evidence", "list", expect=2)
         ansim("alice", "logout")
         assert not (tmp_path / "alice.json").exists()
     with workspace.store.session() as session:
@@ -126,7 +127,7 @@ def test_cases_report_and_audit_through_the_server(server_home, tmp_path) -> Non
         entries = json.loads(ansim("sue", "audit", "list", "--limit", "5", "--json"))
         assert len(entries) == 5 and entries[0]["seq"] > entries[-1]["seq"]
         assert "supervisor" in ansim("alice", "audit", "list", expect=2)
-        assert "does not go through the server" in ansim("sue", "scan", ".", expect=2)
+        assert "does not go through the server" in ansim("sue", "crawl", "x", expect=2)
 
         # References: uploaded, fingerprinted on the server, listed; an analyst is refused.
         photo = tmp_path / "uploads" / "reported-new.png"
@@ -147,6 +148,21 @@ def test_cases_report_and_audit_through_the_server(server_home, tmp_path) -> Non
         assert "supervisor" in ansim("alice", "ref", "add", case_id, str(photo), expect=2)
         assert "unknown case" in ansim("sue", "ref", "add", "C-1999-0001", str(photo), expect=2)
         assert not list(Path("/dev/shm").glob("ansim-upload-*"))  # the upload is gone
+
+        # Scans: each file uploaded, matched on the server, queued as the analyst.
+        collected = tmp_path / "collected"
+        collected.mkdir()
+        reposted_copy(photo, collected / "repost.jpg")
+        photo_like(collected / "unrelated.png", seed=77)
+        dry = json.loads(ansim("alice", "scan", str(collected), "--dry-run", "--json"))
+        assert dry["scanned"] == 2 and [m["takedown_id"] for m in dry["matches"]] == [None]
+        scanned = json.loads(ansim("alice", "scan", str(collected), "--json"))
+        [match] = scanned["matches"]
+        assert match["path"] == str(collected / "repost.jpg") and match["case_id"] == case_id
+        assert match["takedown_id"] and match["reference_id"] == added[0]["reference_id"]
+        assert "1 matches" in ansim("alice", "scan", str(collected / "repost.jpg"))
+        assert "URLs" in ansim("alice", "scan", "https://x.example/a.jpg", expect=2)
+        assert not list(Path("/dev/shm").glob("ansim-upload-*"))
 
         # Notices: drafted on the server as the signed-in analyst, kept in its store.
         ansim("alice", "queue", "confirm", str(server_home.item_id))
