@@ -46,6 +46,7 @@ audit_client_app = typer.Typer(help="The audit chain, through the server.", no_a
 report_client_app = typer.Typer(help="Takedown figures, through the server.")
 ref_client_app = typer.Typer(help="References, through the server.", no_args_is_help=True)
 scan_client_app = typer.Typer(help="Scanning collected files, through the server.")
+evidence_client_app = typer.Typer(help="Sealed evidence, through the server.", no_args_is_help=True)
 notice_client_app = typer.Typer(help="Removal notices, through the server.", no_args_is_help=True)
 # Group -> (its client app, the subcommands that go through the server; None: all of it).
 ROUTED: dict[str, tuple[typer.Typer, set[str] | None]] = {
@@ -56,6 +57,7 @@ ROUTED: dict[str, tuple[typer.Typer, set[str] | None]] = {
     "notice": (notice_client_app, {"draft", "list"}),
     "ref": (ref_client_app, {"list", "add"}),
     "scan": (scan_client_app, None),
+    "evidence": (evidence_client_app, {"export"}),
 }
 
 
@@ -477,6 +479,44 @@ def remote_scan(
             )
         )
     raise typer.Exit(1 if report["errors"] else 0)
+
+
+@evidence_client_app.callback()
+def evidence_group() -> None:
+    """Sealed evidence, through the server (a group, even with one command in it)."""
+
+
+@evidence_client_app.command("export")
+@refusals
+def remote_evidence_export(
+    evidence_id: int,
+    out_dir: Annotated[Path, typer.Argument(help="Folder for the WARC file and its manifest.")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Decrypt one evidence bundle on the server (a supervisor account) and write it here:
+    0600 files in a 0700 folder; the WARC's SHA-256 is checked again on arrival."""
+    import base64
+    import hashlib
+
+    from ansim.store.private_files import private_dir, write_private
+
+    answer = call("POST", f"/api/evidence/{evidence_id}/export", {"to": str(out_dir.resolve())})
+    private_dir(out_dir)
+    written = []
+    for file in answer["files"]:
+        name = Path(file["name"]).name  # never a path from the server
+        data = base64.b64decode(file["data"])
+        damaged = hashlib.sha256(data).hexdigest() != answer["warc_sha256"]
+        if name.endswith(".warc.gz") and damaged:
+            raise CaseworkError(f"evidence {evidence_id}: the WARC arrived damaged")
+        written.append(str(write_private(out_dir / name, data)))
+    result = {**answer, "files": written}
+    if json_out:
+        emit_json(result)
+    else:
+        out.print(Text(_("wrote") + ": " + ", ".join(written)), highlight=False)
+        out.print(Text("WARC SHA-256: " + _("{digest} (verified)").format(
+            digest=answer["warc_sha256"])), highlight=False)  # fmt: skip
 
 
 def route(args: list[str]) -> None:

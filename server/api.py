@@ -6,6 +6,7 @@ case, report and audit pages do too)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from ansim.casework import cases, confirmations, queue
@@ -303,6 +304,34 @@ def scan_upload(request: Request, ctx: Ctx) -> Response:
     )
 
 
+@guarded("supervisor", api=True)
+def evidence_export(request: Request, ctx: Ctx) -> Response:
+    """One evidence bundle decrypted (digests checked) into a 0700 folder in memory-backed
+    /dev/shm, read back and deleted: the files travel in the answer, for the client to
+    write into the 0600 files its user asked for. `to` (the client's folder) is audited."""
+    import base64
+    import os
+    import tempfile
+
+    from ansim.pipeline import evidence_service
+
+    try:
+        evidence_id = int(request.path_params["evidence_id"])
+    except ValueError as exc:
+        raise ApiError(404, "no such evidence") from exc
+    recorded_to = str(_body(ctx).get("to") or "")[:1000] or "(the client)"
+    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    with tempfile.TemporaryDirectory(prefix="ansim-export-", dir=base) as folder:
+        result = evidence_service.export_evidence(
+            ctx.workspace, evidence_id, Path(folder) / "out", recorded_to
+        )
+        files = [
+            {"name": Path(p).name, "data": base64.b64encode(Path(p).read_bytes()).decode()}
+            for p in result["files"]
+        ]
+    return JSONResponse({**result, "files": files})
+
+
 def routes() -> list[Route]:
     return [
         Route("/api/login", login, methods=["POST"]),
@@ -322,6 +351,7 @@ def routes() -> list[Route]:
         Route("/api/references", references_list, methods=["GET"]),
         Route("/api/cases/{case_id}/references", reference_add, methods=["POST"]),
         Route("/api/scan", scan_upload, methods=["POST"]),
+        Route("/api/evidence/{evidence_id}/export", evidence_export, methods=["POST"]),
         Route("/api/notices", notices_list, methods=["GET"]),
         Route("/api/notices/draft", notices_draft, methods=["POST"]),
     ]

@@ -4,6 +4,7 @@ refusal of commands that do not go through the server yet, and `ansim logout`.""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -61,7 +62,7 @@ def test_cli_through_the_server(server_home, tmp_path) -> None:  # noqa: ANN001
         assert "confirmed" in ansim("bob", "queue", "confirm", item)
         refused = ansim("alice", "queue", "policy", "stalking", "--confirmations", "1", expect=2)
         assert "supervisor" in refused
-        assert "does not go through the server" in ansim("alice", "evidence", "list", expect=2)
+        assert "does not go through the server" in ansim("alice", "crawl", "x", expect=2)
         ansim("alice", "logout")
         assert not (tmp_path / "alice.json").exists()
     with workspace.store.session() as session:
@@ -163,6 +164,23 @@ def test_cases_report_and_audit_through_the_server(server_home, tmp_path) -> Non
         assert "1 matches" in ansim("alice", "scan", str(collected / "repost.jpg"))
         assert "URLs" in ansim("alice", "scan", "https://x.example/a.jpg", expect=2)
         assert not list(Path("/dev/shm").glob("ansim-upload-*"))
+
+        # Evidence export: decrypted on the server, written here 0600 in a 0700 folder.
+        item = json.loads(ansim("sue", "queue", "show", str(server_home.item_id), "--json"))
+        [evidence_id] = [e["id"] for e in item["evidence"]]
+        handover = tmp_path / "handover" / "C"
+        exported = json.loads(ansim("sue", "evidence", "export", str(evidence_id), str(handover),
+                                    "--json"))  # fmt: skip
+        assert stat.S_IMODE(handover.stat().st_mode) == 0o700
+        files = sorted(Path(f) for f in exported["files"])
+        assert [f.parent for f in files] == [handover, handover] and len(files) == 2
+        assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
+        warc = next(f for f in files if f.name.endswith(".warc.gz"))
+        assert hashlib.sha256(warc.read_bytes()).hexdigest() == exported["warc_sha256"]
+        assert "supervisor" in ansim("alice", "evidence", "export", str(evidence_id),
+                                     str(tmp_path / "no"), expect=2)  # fmt: skip
+        assert not (tmp_path / "no").exists()
+        assert not list(Path("/dev/shm").glob("ansim-export-*"))
 
         # Notices: drafted on the server as the signed-in analyst, kept in its store.
         ansim("alice", "queue", "confirm", str(server_home.item_id))
