@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -67,6 +68,8 @@ def show_item(workspace: Workspace, takedown_id: int) -> dict[str, Any]:
                 "score": match.score,
                 "explanation": match.explanation,
             }
+            if match.region:
+                shown["match"]["region"] = json.loads(match.region)
         if item is not None:
             shown["item"] = {"sha256": item.sha256, "mime": item.mime, "size": item.size}
         shown["evidence"] = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import matplotlib
 
@@ -36,8 +36,10 @@ def plot_report(
     items: Sequence[ItemHistory],
     since: datetime,
     until: datetime,
-    path: Path,
-) -> Path:
+    path: Path | BinaryIO,
+) -> Path | BinaryIO:
+    """Draw the four figures into `path`: a file, or a buffer for a page served from
+    memory (`ansim serve`'s report page)."""
     chosen = [item for item in items if in_window(item.detected_at, since, until)]
     figure, axes = plt.subplots(2, 2, figsize=(13, 8.5), constrained_layout=True)
     _status_bars(axes[0][0], report["by_status"])
@@ -49,8 +51,9 @@ def plot_report(
         f"Takedowns detected {window}: {report['items']} items, {report['cases']} cases",
         fontsize=14,
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    if isinstance(path, Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110, format="png")
     plt.close(figure)
     return path
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ansim.casework.cases import get_case
 from ansim.casework.errors import CaseworkError
@@ -72,8 +72,9 @@ def build_report(
     since: datetime | None = None,
     until: datetime | None = None,
     case_id: str | None = None,
-    plot: Path | None = None,
+    plot: Path | BinaryIO | None = None,
 ) -> dict[str, Any]:
+    """The report's figures; with `plot`, also its PNG (into a file, or a buffer)."""
     until = until or utcnow()
     if since is not None and since >= until:
         raise CaseworkError(f"--since ({since:%Y-%m-%d %H:%M}) must be before --until")
@@ -95,5 +96,7 @@ def build_report(
         from ansim.casework.report_plot import plot_report  # matplotlib: only when asked for
 
         start = since or min((i.detected_at for i in items), default=until)
-        report["plot"] = str(plot_report(report, items, start, until, plot))
+        drawn = plot_report(report, items, start, until, plot)
+        if isinstance(drawn, Path):
+            report["plot"] = str(drawn)
     return report

@@ -213,7 +213,7 @@ def _purge(session: Session, case_id: str, plan: _PurgePlan) -> dict[str, Any]:
     for match in session.execute(
         select(Match).where(Match.reference_id.in_(reference_ids))
     ).scalars():
-        match.explanation = ""
+        match.explanation, match.region = "", None
     notices = list(
         session.execute(
             select(Notice)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from ansim.commands.common import JsonFlag, emit_json, err, out, refusals
@@ -75,13 +75,19 @@ def audit_verify(
         except audit.AnchorProblem as exc:
             checked, problems = 0, [audit.AuditProblem(None, str(exc))]
     result = {"entries": checked, "ok": not problems, "problems": [p.__dict__ for p in problems]}
+    print_audit_verdict(result, json_out)
+
+
+def print_audit_verdict(result: dict[str, Any], json_out: bool) -> None:
+    """The chain's verdict; exits 1 when it is broken."""
+    problems, checked = result["problems"], result["entries"]
     if json_out:
         emit_json(result)
     elif problems:
         for p in problems:
             out.print(
                 _("entry {seq}: {problem}").format(
-                    seq=p.seq if p.seq is not None else "-", problem=p.message
+                    seq=p["seq"] if p["seq"] is not None else "-", problem=p["message"]
                 ),
                 style="red",
                 highlight=False,

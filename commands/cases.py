@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from ansim.commands.common import (
@@ -77,6 +77,10 @@ def case_list(
     if json_out:
         emit_json(summaries)
         return
+    print_case_list(summaries)
+
+
+def print_case_list(summaries: list[dict[str, Any]]) -> None:
     columns = [
         Column(_("case"), key=True),
         Column(_("type"), keep=4),
@@ -119,6 +123,11 @@ def case_show(
     if json_out:
         emit_json(shown)
         return
+    print_case(shown)
+
+
+def print_case(shown: dict[str, Any]) -> None:
+    """One case as labelled fields, then its references."""
     if "contact" in shown:
         contact = text_or_dash(shown["contact"])
     elif shown["has_contact"]:

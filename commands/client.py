@@ -1,7 +1,8 @@
 """The command line as a client of `ansim serve`: with ANSIM_SERVER=URL set, `ansim login`
-gets a personal token and the queue commands act through the server as that account (so a
-two-person rule counts distinct accounts). Other commands that change state or show victim
-data are refused while ANSIM_SERVER is set rather than run embedded as nobody in particular.
+gets a personal token and the queue, case, report and audit commands act through the
+server as that account (so a two-person rule counts distinct accounts, and the server
+checks each command's role). Other commands that change state or show victim data are
+refused while ANSIM_SERVER is set rather than run embedded as nobody in particular.
 
 The token is kept in $ANSIM_CLIENT_FILE (default ~/.config/ansim/client.json, mode 0600);
 ANSIM_SERVER_CA names a CA file for a server with a private certificate.
@@ -18,16 +19,43 @@ from typing import Annotated, Any
 
 import typer
 from ansim.casework.errors import CaseworkError
-from ansim.commands.common import JsonFlag, emit_json, err, out, refusals
+from ansim.commands.common import (
+    AskContact,
+    ContactFile,
+    JsonFlag,
+    emit_json,
+    err,
+    out,
+    read_private_text,
+    refusals,
+)
+from ansim.i18n import _
 from ansim.settings import Settings
 from rich.table import Table
+from rich.text import Text
 
 # Command groups that keep working locally while ANSIM_SERVER is set (no victim data).
 LOCAL_COMMANDS = {"login", "logout", "serve", "bench", "hash", "model", "user", "token", "init",
                   "index", "--help", "-h"}  # fmt: skip
-ROUTED_QUEUE = {"list", "show", "confirm", "reject", "policy"}
-
 queue_client_app = typer.Typer(help="The takedown queue, through the server.", no_args_is_help=True)
+case_client_app = typer.Typer(help="Support cases, through the server.", no_args_is_help=True)
+audit_client_app = typer.Typer(help="The audit chain, through the server.", no_args_is_help=True)
+report_client_app = typer.Typer(help="Takedown figures, through the server.")
+ref_client_app = typer.Typer(help="References, through the server.", no_args_is_help=True)
+scan_client_app = typer.Typer(help="Scanning collected files, through the server.")
+evidence_client_app = typer.Typer(help="Sealed evidence, through the server.", no_args_is_help=True)
+notice_client_app = typer.Typer(help="Removal notices, through the server.", no_args_is_help=True)
+# Group -> (its client app, the subcommands that go through the server; None: all of it).
+ROUTED: dict[str, tuple[typer.Typer, set[str] | None]] = {
+    "queue": (queue_client_app, {"list", "show", "confirm", "reject", "policy"}),
+    "case": (case_client_app, {"list", "show", "open"}),
+    "audit": (audit_client_app, {"verify", "list"}),
+    "report": (report_client_app, None),
+    "notice": (notice_client_app, {"draft", "list"}),
+    "ref": (ref_client_app, {"list", "add"}),
+    "scan": (scan_client_app, None),
+    "evidence": (evidence_client_app, {"export"}),
+}
 
 
 def client_file() -> Path:
@@ -53,8 +81,9 @@ def _token(server: str) -> str:
 
 
 def call(method: str, path: str, body: Any = None, token: str | None = None,
-         server: str | None = None) -> Any:  # fmt: skip
-    """One JSON request to the server; its refusals become CaseworkErrors (exit code 2)."""
+         server: str | None = None, upload: Path | None = None) -> Any:  # fmt: skip
+    """One JSON request to the server (or one file, multipart, with `upload`); its
+    refusals become CaseworkErrors (exit code 2)."""
     # Imported here: every command loads this module (`route`), few of them call a server.
     import ssl
     import urllib.error
@@ -70,6 +99,8 @@ def call(method: str, path: str, body: Any = None, token: str | None = None,
     if body is not None:
         data = json.dumps(body).encode()
         headers["Content-Type"] = "application/json"
+    if upload is not None:
+        data, headers["Content-Type"] = _multipart(upload)
     request = urllib.request.Request(base + path, data=data, headers=headers, method=method)
     ca_file = Settings.from_environment().server_ca
     context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
@@ -84,6 +115,19 @@ def call(method: str, path: str, body: Any = None, token: str | None = None,
         raise CaseworkError(f"server refused ({exc.code}): {message}") from exc
     except urllib.error.URLError as exc:
         raise CaseworkError(f"cannot reach {base}: {exc.reason}") from exc
+
+
+def _multipart(path: Path) -> tuple[bytes, str]:
+    """One file as multipart/form-data (field `file`), in memory: never a temporary file."""
+    boundary = "ansim-" + os.urandom(12).hex()
+    name = path.name.replace('"', "_").replace("\r", "_").replace("\n", "_")
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    return head + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode(), (
+        f"multipart/form-data; boundary={boundary}"
+    )
 
 
 @refusals
@@ -203,13 +247,290 @@ def remote_policy(
         out.print(f"{name}: {required} analyst(s)")
 
 
+def _query(**values: str | None) -> str:
+    chosen = {k: v for k, v in values.items() if v}
+    return "?" + urllib.parse.urlencode(chosen) if chosen else ""
+
+
+@case_client_app.command("list")
+@refusals
+def remote_case_list(
+    status: Annotated[str | None, typer.Option(help="open or closed")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """List cases (through the server; a supervisor account)."""
+    from ansim.commands.cases import print_case_list
+
+    summaries = call("GET", f"/api/cases{_query(status=status)}")
+    emit_json(summaries) if json_out else print_case_list(summaries)
+
+
+@case_client_app.command("show")
+@refusals
+def remote_case_show(
+    case_id: str,
+    reveal: Annotated[
+        bool, typer.Option("--reveal", help="Decrypt the contact (audited).")
+    ] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Show one case (through the server; a supervisor account)."""
+    from ansim.commands.cases import print_case
+
+    quoted = urllib.parse.quote(case_id, safe="")
+    shown = call("GET", f"/api/cases/{quoted}{_query(reveal='1' if reveal else None)}")
+    emit_json(shown) if json_out else print_case(shown)
+
+
+@case_client_app.command("open")
+@refusals
+def remote_case_open(
+    case_type: Annotated[str, typer.Option("--type")],
+    pseudonym: Annotated[str | None, typer.Option()] = None,
+    contact_file: ContactFile = None,
+    ask_contact: AskContact = False,
+    assigned_to: Annotated[str | None, typer.Option()] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Open a case (through the server; the contact is sent in the request body, never argv)."""
+    contact = read_private_text(contact_file, ask_contact, "Contact details")
+    body = {"type": case_type, "pseudonym": pseudonym, "contact": contact,
+            "assigned_to": assigned_to}  # fmt: skip
+    case_id = call("POST", "/api/cases", body)["case_id"]
+    emit_json({"case_id": case_id}) if json_out else out.print(
+        _("opened case {case_id}").format(case_id=case_id)
+    )
+
+
+@report_client_app.command()
+@refusals
+def remote_report(
+    since: Annotated[str | None, typer.Option()] = None,
+    until: Annotated[str | None, typer.Option()] = None,
+    case_id: Annotated[str | None, typer.Option("--case")] = None,
+    plot: Annotated[Path | None, typer.Option()] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Takedown figures (through the server; a supervisor account)."""
+    from ansim.commands.reporting import print_report
+
+    if plot is not None:
+        raise CaseworkError("--plot is drawn on the server: open its /report page")
+    shown = call("GET", f"/api/report{_query(since=since, until=until, case=case_id)}")
+    emit_json(shown) if json_out else print_report(shown)
+
+
+@audit_client_app.command("verify")
+@refusals
+def remote_audit_verify(
+    anchor: Annotated[Path | None, typer.Option()] = None, json_out: JsonFlag = False
+) -> None:
+    """Check the server's audit chain against its own anchor (a supervisor account)."""
+    from ansim.commands.admin import print_audit_verdict
+
+    if anchor is not None:
+        raise CaseworkError("--anchor is checked on the server's machine: unset ANSIM_SERVER there")
+    print_audit_verdict(call("GET", "/api/audit/verify"), json_out)
+
+
+@audit_client_app.command("list")
+@refusals
+def remote_audit_list(
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50, json_out: JsonFlag = False
+) -> None:
+    """The newest audit entries, newest first (a supervisor account)."""
+    entries = call("GET", f"/api/audit{_query(limit=str(limit))}")
+    if json_out:
+        emit_json(entries)
+        return
+    for e in entries:
+        line = f"{e['seq']:>6} {e['at'][:19]} {e['actor']:<12} {e['action']:<22} {e['subject']}"
+        out.print(Text(line), highlight=False)
+
+
+@notice_client_app.command("list")
+@refusals
+def remote_notice_list(
+    status: Annotated[str | None, typer.Option()] = None,
+    host: Annotated[str | None, typer.Option()] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """List removal notices, newest first (through the server)."""
+    from ansim.commands.notices import print_notice_list
+
+    listed = call("GET", f"/api/notices{_query(status=status, host=host)}")
+    emit_json(listed) if json_out else print_notice_list(listed)
+
+
+@notice_client_app.command("draft")
+@refusals
+def remote_notice_draft(
+    host: Annotated[str | None, typer.Option()] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out")] = None,
+    sender_email: Annotated[str | None, typer.Option("--sender")] = None,
+    org: Annotated[str | None, typer.Option()] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Draft notices for confirmed items on the server (files stay in its home; nothing sent)."""
+    from ansim.commands.notices import print_draft
+
+    if out_dir is not None:
+        raise CaseworkError("--out writes files on the server's machine: unset ANSIM_SERVER there")
+    body = {"host": host, "sender": sender_email, "org": org}
+    print_draft(call("POST", "/api/notices/draft", body), json_out)
+
+
+@ref_client_app.command("list")
+@refusals
+def remote_ref_list(
+    case_id: Annotated[str | None, typer.Option("--case")] = None,
+    modality: Annotated[str | None, typer.Option()] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """List references (through the server; a supervisor account)."""
+    from ansim.commands.references import references_table
+
+    listed = call("GET", f"/api/references{_query(case=case_id, modality=modality)}")
+    emit_json(listed) if json_out else out.print(references_table(listed))
+
+
+@ref_client_app.command("add")
+@refusals
+def remote_ref_add(
+    case_id: str,
+    paths: Annotated[list[Path], typer.Argument()],
+    json_out: JsonFlag = False,
+) -> None:
+    """Upload reported files to be fingerprinted into the case's references, one request per
+    file (through the server; a supervisor account). The server keeps only the signals."""
+    from ansim.casework.files import expand_paths
+
+    case_path = f"/api/cases/{urllib.parse.quote(case_id, safe='')}/references"
+    results = [
+        call("POST", case_path, upload=path)
+        if path.is_file()
+        else {"path": str(path), "reference_id": None, "modality": None, "error": "no such file"}
+        for path in expand_paths(paths)
+    ]
+    failed = [r for r in results if r["error"]]
+    if json_out:
+        emit_json(results)
+    else:
+        for r in results:
+            line = (
+                f"{r['path']}: {r['error']}"
+                if r["error"]
+                else _("reference {id} ({modality}) <- {path}").format(
+                    id=r["reference_id"], modality=_(r["modality"]), path=r["path"]
+                )
+            )
+            out.print(Text(line), highlight=False)
+        out.print(
+            _("{added} added, {failed} failed").format(
+                added=len(results) - len(failed), failed=len(failed)
+            )
+        )
+    raise typer.Exit(1 if failed else 0)
+
+
+@scan_client_app.command()
+@refusals
+def remote_scan(
+    targets: Annotated[list[str], typer.Argument()],
+    dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Upload collected files to be matched against every reference; matches are queued as
+    your account (through the server; URLs are not scanned through it yet)."""
+    from ansim.casework.files import expand_paths
+
+    if any("://" in target for target in targets):
+        raise CaseworkError("URLs are not scanned through the server yet: give files or folders")
+    report: dict[str, Any] = {"scanned": 0, "errors": 0, "matches": [], "failures": []}
+    for path in expand_paths([Path(t) for t in targets]):
+        report["scanned"] += 1
+        if not path.is_file():
+            report["errors"] += 1
+            report["failures"].append({"path": str(path), "error": "no such file"})
+            continue
+        query = _query(location=str(path), dry_run="1" if dry_run else None)
+        answer = call("POST", f"/api/scan{query}", upload=path)
+        if answer["error"]:
+            report["errors"] += 1
+            report["failures"].append({"path": str(path), "error": answer["error"]})
+        report["matches"] += answer["matches"]
+    if json_out:
+        emit_json(report)
+    else:
+        for failure in report["failures"]:
+            out.print(Text(f"{failure['path']}: {failure['error']}"), highlight=False)
+        for m in report["matches"]:
+            queued = (
+                _("queue item {item}").format(item=m["takedown_id"])
+                if m["takedown_id"]
+                else _("not recorded (dry run)")
+            )
+            out.print(Text(_("match") + " ", style="bold") + Text(m["path"]), highlight=False)
+            line = _("case {case}, reference {reference}: {why}; {queued}").format(
+                case=m["case_id"], reference=m["reference_id"], why=m["explanation"], queued=queued
+            )
+            out.print(Text("  " + line), highlight=False)
+        out.print(
+            _("{scanned} scanned, {matches} matches, {errors} errors").format(
+                scanned=report["scanned"], matches=len(report["matches"]), errors=report["errors"]
+            )
+        )
+    raise typer.Exit(1 if report["errors"] else 0)
+
+
+@evidence_client_app.callback()
+def evidence_group() -> None:
+    """Sealed evidence, through the server (a group, even with one command in it)."""
+
+
+@evidence_client_app.command("export")
+@refusals
+def remote_evidence_export(
+    evidence_id: int,
+    out_dir: Annotated[Path, typer.Argument(help="Folder for the WARC file and its manifest.")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Decrypt one evidence bundle on the server (a supervisor account) and write it here:
+    0600 files in a 0700 folder; the WARC's SHA-256 is checked again on arrival."""
+    import base64
+    import hashlib
+
+    from ansim.store.private_files import private_dir, write_private
+
+    answer = call("POST", f"/api/evidence/{evidence_id}/export", {"to": str(out_dir.resolve())})
+    private_dir(out_dir)
+    written = []
+    for file in answer["files"]:
+        name = Path(file["name"]).name  # never a path from the server
+        data = base64.b64decode(file["data"])
+        damaged = hashlib.sha256(data).hexdigest() != answer["warc_sha256"]
+        if name.endswith(".warc.gz") and damaged:
+            raise CaseworkError(f"evidence {evidence_id}: the WARC arrived damaged")
+        written.append(str(write_private(out_dir / name, data)))
+    result = {**answer, "files": written}
+    if json_out:
+        emit_json(result)
+    else:
+        out.print(Text(_("wrote") + ": " + ", ".join(written)), highlight=False)
+        out.print(Text("WARC SHA-256: " + _("{digest} (verified)").format(
+            digest=answer["warc_sha256"])), highlight=False)  # fmt: skip
+
+
 def route(args: list[str]) -> None:
     """With ANSIM_SERVER set: run routed commands through the server and exit; refuse the
     other state-changing and victim-data commands; let local ones through."""
     if not Settings.from_environment().server or not args or args[0] in LOCAL_COMMANDS:
         return
-    if args[0] == "queue" and len(args) > 1 and args[1] in ROUTED_QUEUE:
-        queue_client_app(args[1:], prog_name="ansim queue")
+    client_app, subcommands = ROUTED.get(args[0], (None, set()))
+    if client_app is not None and subcommands is None:
+        client_app(args[1:], prog_name=f"ansim {args[0]}")
+    if client_app is not None and len(args) > 1 and args[1] in (subcommands or set()):
+        client_app(args[1:], prog_name=f"ansim {args[0]}")
     err.print(
         f"[red]error:[/red] `ansim {args[0]}` does not go through the server yet; unset "
         "ANSIM_SERVER to run it embedded on this machine's store (one operator)",

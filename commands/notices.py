@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from ansim.commands.common import JsonFlag, emit_json, out, refusals, shown
@@ -117,17 +117,22 @@ def notice_draft(
     workspace = open_workspace()
     sender = notice_service.notice_sender(workspace.settings, sender_email, org)
     result = notice_service.draft(workspace, sender, out_dir, host)
+    print_draft(result.as_dict(), json_out)
+
+
+def print_draft(result: dict[str, Any], json_out: bool) -> None:
+    """The drafted notices and the skipped items; exits 1 when an item was skipped."""
     if json_out:
-        emit_json(result.as_dict())
+        emit_json(result)
     else:
-        for n in result.notices:
+        for n in result["notices"]:
             out.print(
                 _("{ref}: notice to {to} ({lang}) for items {items}").format(
                     ref=n["ref"], to=n["to"], lang=n["lang"], items=item_list(n["takedowns"])
                 ),
                 highlight=False,
             )
-        for skipped in result.skipped:
+        for skipped in result["skipped"]:
             out.print(
                 _("skipped item {id}: {reason}").format(
                     id=skipped["id"], reason=shown(skipped["reason"])
@@ -135,11 +140,11 @@ def notice_draft(
                 style="yellow",
                 highlight=False,
             )
-        if result.csv:
+        if result["csv"]:
             out.print(
-                _("files in {folder}").format(folder=Path(result.csv).parent), highlight=False
+                _("files in {folder}").format(folder=Path(result["csv"]).parent), highlight=False
             )
-    raise typer.Exit(1 if result.skipped else 0)
+    raise typer.Exit(1 if result["skipped"] else 0)
 
 
 @notice_app.command("send")
@@ -212,6 +217,10 @@ def notice_list(
     if json_out:
         emit_json(listed)
         return
+    print_notice_list(listed)
+
+
+def print_notice_list(listed: list[dict[str, Any]]) -> None:
     columns = [
         Column(_("notice"), key=True),
         Column(_("host"), keep=4),

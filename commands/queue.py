@@ -13,6 +13,7 @@ from ansim.commands.common import (
     NoteFile,
     ReasonFile,
     emit_json,
+    err,
     out,
     progress_bar,
     read_private_text,
@@ -175,7 +176,9 @@ def queue_confirm(
     from ansim.casework import confirmations
 
     note = read_private_text(note_file, ask_note, "Why it is a copy")
-    shown = confirmations.confirm(open_workspace(), item_id, note)
+    workspace = open_workspace()
+    shown = confirmations.confirm(workspace, item_id, note)
+    warn_single_operator(confirmations.list_rules(workspace), workspace.actor)
     if json_out:
         emit_json(shown)
     elif shown["status"] == "confirmed":
@@ -237,11 +240,31 @@ def queue_policy(
         )
     else:
         current = confirmations.set_rule(workspace, case_type, confirmations_required)
+    warn_single_operator(current, workspace.actor)
     if json_out:
         emit_json(current)
         return
     for name, required in current.items():
         out.print(_("{case_type}: {count} analyst(s)").format(case_type=_(name), count=required))
+
+
+def warn_single_operator(rules: dict[str, int], actor: str) -> None:
+    """Embedded mode knows no accounts: whoever runs `ansim` is `actor` (ANSIM_ANALYST or
+    the login name), so a rule needing several analysts is only as good as everyone's
+    honesty. Say so, on stderr (JSON on stdout stays clean), whenever such a rule is set."""
+    several = [case_type for case_type, required in rules.items() if required > 1]
+    if not several:
+        return
+    err.print(
+        Text(
+            _(
+                "warning: {case_types} need more than one analyst, but without ANSIM_SERVER "
+                "this machine acts for one operator (now {actor}) and cannot tell people apart; "
+                "run `ansim serve` and set ANSIM_SERVER to enforce the rule"
+            ).format(case_types=", ".join(_(c) for c in several), actor=actor)
+        ),
+        soft_wrap=True,  # one line, however narrow the terminal
+    )
 
 
 @queue_app.command("recheck")

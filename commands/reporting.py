@@ -41,7 +41,7 @@ def report(
     if json_out:
         emit_json(shown)
         return
-    _print_report(shown)
+    print_report(shown)
 
 
 def _hours(value: float | None) -> str:
@@ -56,7 +56,7 @@ def _share(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
-def _print_report(shown: dict[str, Any]) -> None:
+def print_report(shown: dict[str, Any]) -> None:
     since, until = (shown["window"][key] for key in ("since", "until"))
     out.print(
         Text(

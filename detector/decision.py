@@ -55,6 +55,9 @@ class Decision:
     distance: float
     score: float
     explanation: str
+    # Where the reference sits in the item, for local-feature matches: four corners as
+    # shares of the item's width and height (`Verification.corners`); () otherwise.
+    region: tuple[tuple[float, float], ...] = ()
 
 
 def best_pdq_evidence(

@@ -163,6 +163,10 @@ class Verification:
     # Share of the reference's frame spanned by the inliers' convex hull.
     inlier_spread: float = 0.0
     geometry_ok: bool = False
+    # The reference's corners (top-left, top-right, bottom-right, bottom-left) projected
+    # into the query, as shares of the query's width and height (outside 0..1 where the
+    # copy is cropped); empty without a sane geometry.
+    corners: tuple[tuple[float, float], ...] = ()
 
     def describe(self) -> str:
         if not self.geometry_ok:
@@ -189,6 +193,7 @@ class Verification:
             "rotation_degrees": round(self.rotation_degrees, 1),
             "scale": round(self.scale, 3),
             "geometry_ok": self.geometry_ok,
+            "corners": [list(corner) for corner in self.corners],
             "explanation": self.describe(),
         }
 
@@ -330,4 +335,11 @@ def _describe_geometry(
         scale=scale,
         inlier_spread=hull_area / reference_area if reference_area else 0.0,
         geometry_ok=geometry_ok,
+        corners=_normalised(projected, query.width, query.height) if geometry_ok else (),
+    )
+
+
+def _normalised(points: np.ndarray, width: int, height: int) -> tuple[tuple[float, float], ...]:
+    return tuple(
+        (round(float(x) / max(width, 1), 4), round(float(y) / max(height, 1), 4)) for x, y in points
     )

@@ -416,4 +416,10 @@ MESSAGES: dict[str, str] = {
     "Only this user's tokens.": "이 사용자의 토큰만.",
     "Revoke a token at once.": "토큰을 즉시 폐기합니다.",
     "... and {count} more rejected lines": "... 그리고 거부된 줄 {count} 개 더",
+    "warning: {case_types} need more than one analyst, but without ANSIM_SERVER "
+    "this machine acts for one operator (now {actor}) and cannot tell people apart; "
+    "run `ansim serve` and set ANSIM_SERVER to enforce the rule": "경고: {case_types} 유형은 "
+    "분석 담당자 여러 명의 확인이 필요하지만, ANSIM_SERVER 없이 이 컴퓨터는 운영자 한 명"
+    "(지금은 {actor})으로 동작하므로 사람을 구별하지 못합니다. 규칙을 지키게 하려면 "
+    "`ansim serve`를 실행하고 ANSIM_SERVER를 설정하십시오",
 }

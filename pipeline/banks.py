@@ -233,6 +233,30 @@ class Banks:
                     removed += index.remove(ids)
         return removed
 
+    def status(self, session: Session) -> list[dict[str, Any]]:
+        """Per signal type, without rebuilding anything: entries in the index and in the
+        store, the index's checkpoint against the store's newest signal, and whether the
+        index is fresh (a stale one is rebuilt on its next use)."""
+        shown = []
+        for name, persisted in self._persisted.items():
+            expected, store_last_id = self._store_checkpoint(session, name)
+            exists = persisted.exists()
+            entries = len(persisted.read()) if exists else 0
+            checkpoint = persisted.last_id() if exists else None
+            behind = expected > 0 and (checkpoint is None or store_last_id > checkpoint)
+            shown.append(
+                {
+                    "signal_type": name,
+                    "entries": entries,
+                    "store_entries": expected,
+                    "checkpoint": checkpoint,
+                    "store_last_id": store_last_id,
+                    "fresh": not behind and entries == expected,
+                    "saved_at": persisted.path.stat().st_mtime if exists else None,
+                }
+            )
+        return shown
+
     def sizes(self) -> dict[str, int]:
         return {name: len(persisted.read()) for name, persisted in self._persisted.items()}
 

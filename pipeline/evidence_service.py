@@ -15,8 +15,12 @@ from ansim.store.tables import Evidence, Takedown
 from cryptography.fernet import Fernet
 
 
-def export_evidence(workspace: Workspace, evidence_id: int, out_dir: Path) -> dict[str, Any]:
-    """Decrypt one evidence bundle (WARC + manifest) into `out_dir`, digests checked; audited."""
+def export_evidence(
+    workspace: Workspace, evidence_id: int, out_dir: Path, recorded_to: str | None = None
+) -> dict[str, Any]:
+    """Decrypt one evidence bundle (WARC + manifest) into `out_dir`, digests checked; audited
+    as written to `recorded_to` (where the files end up: the client's folder when the
+    server exports into memory and hands them over), else to `out_dir`."""
     with workspace.session() as session:
         row = session.get(Evidence, evidence_id)
         if row is None:
@@ -40,7 +44,7 @@ def export_evidence(workspace: Workspace, evidence_id: int, out_dir: Path) -> di
             "evidence.export",
             f"evidence:{evidence_id}",
             {"takedown": row.takedown_id},
-            private={"to": str(out_dir), "warc_sha256": row.warc_sha256},
+            private={"to": recorded_to or str(out_dir), "warc_sha256": row.warc_sha256},
             case_id=case_id,
         )
         return {

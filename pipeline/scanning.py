@@ -7,6 +7,7 @@ before the interruption and a re-run adds no duplicate queue items.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -284,6 +285,7 @@ def queue_finding(session: Session, actor: str, item: ScannedItem, finding: Find
         distance=decision.distance,
         score=decision.score,
         explanation=decision.explanation,
+        region=json.dumps(decision.region) if decision.region else None,
     )
     session.add(match)
     session.flush()

@@ -1,16 +1,23 @@
 """The JSON API the command line uses as a client (`ANSIM_SERVER`, `ansim login`): the
-queue and confirmation rules, acting as the token's account."""
+queue and confirmation rules, cases, the report and the audit chain, acting as the
+token's account. Cases, the report and the audit log need a supervisor (the console's
+case, report and audit pages do too)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-from ansim.casework import confirmations, queue
+from ansim.casework import cases, confirmations, queue
 from ansim.casework.errors import CaseworkError
 from ansim.server import accounts, review
 from ansim.server.accounts import LoginRefused
 from ansim.server.app import Ctx, api_error, guarded
 from ansim.server.hma_service import ApiError
+from ansim.store import audit
+from ansim.store.tables import AuditEntry
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -126,6 +133,205 @@ def rules_set(request: Request, ctx: Ctx) -> Response:
     return JSONResponse(confirmations.set_rule(ctx.workspace, str(body.get("case_type")), required))
 
 
+def _as_json(data: Any) -> Response:
+    """JSON with dates as ISO text (the shapes `--json` prints embedded)."""
+    return Response(
+        json.dumps(data, ensure_ascii=False, default=str), media_type="application/json"
+    )
+
+
+@guarded("supervisor", api=True)
+def cases_list(request: Request, ctx: Ctx) -> Response:
+    listed = cases.list_cases(ctx.workspace, request.query_params.get("status"))
+    return _as_json([summary.as_dict() for summary in listed])
+
+
+@guarded("supervisor", api=True)
+def case_open(request: Request, ctx: Ctx) -> Response:
+    """Open a case; the contact travels in the body (never the URL) and is stored encrypted."""
+    body = _body(ctx)
+
+    def text(name: str) -> str | None:
+        value = body.get(name)
+        return str(value) if value else None
+
+    case_id = cases.open_case(
+        ctx.workspace, str(body.get("type") or ""), text("pseudonym"), text("contact"),
+        text("assigned_to"),
+    )  # fmt: skip
+    return JSONResponse({"case_id": case_id}, status_code=201)
+
+
+@guarded("supervisor", api=True)
+def case_show(request: Request, ctx: Ctx) -> Response:
+    """One case; `reveal=1` decrypts the contact (audited as this account)."""
+    from ansim.casework.references import list_references
+    from ansim.signal_types import indexed_types
+
+    case_id = request.path_params["case_id"]
+    reveal = request.query_params.get("reveal") in ("1", "true", "yes")
+    shown = cases.show_case(ctx.workspace, case_id, reveal)
+    kinds = {signal_type.name for signal_type in indexed_types()}
+    shown["reference_list"] = list_references(ctx.workspace, case_id, None, kinds)
+    return _as_json(shown)
+
+
+@guarded("supervisor", api=True)
+def report(request: Request, ctx: Ctx) -> Response:
+    from ansim.server import status_pages
+
+    params = request.query_params
+    return _as_json(
+        status_pages.report_figures(
+            ctx.workspace, params.get("since"), params.get("until"), params.get("case")
+        )
+    )
+
+
+@guarded("supervisor", api=True)
+def audit_verify(request: Request, ctx: Ctx) -> Response:
+    """The whole chain checked against the server's own anchor of its head."""
+    with ctx.workspace.store.read_session() as session:
+        try:
+            checked, problems = audit.verify(session, ctx.workspace.home.audit_head_file)
+        except audit.AnchorProblem as exc:
+            checked, problems = 0, [audit.AuditProblem(None, str(exc))]
+    return JSONResponse(
+        {"entries": checked, "ok": not problems, "problems": [p.__dict__ for p in problems]}
+    )
+
+
+@guarded("supervisor", api=True)
+def audit_list(request: Request, ctx: Ctx) -> Response:
+    """The newest audit entries (`limit`, at most 1000), newest first."""
+    limit = request.query_params.get("limit", "50")
+    if not limit.isdigit() or not 0 < int(limit) <= 1000:
+        raise ApiError(400, "limit must be a number from 1 to 1000")
+    with ctx.workspace.store.read_session() as session:
+        entries = session.execute(
+            select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(int(limit))
+        ).scalars()
+        shown = [
+            {"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action,
+             "subject": e.subject, "detail": e.detail}
+            for e in entries
+        ]  # fmt: skip
+    return _as_json(shown)
+
+
+@guarded("analyst", api=True)
+def notices_list(request: Request, ctx: Ctx) -> Response:
+    from ansim.casework import notice_service
+
+    params = request.query_params
+    return _as_json(
+        notice_service.list_notices(ctx.workspace, params.get("status"), params.get("host"))
+    )
+
+
+@guarded("analyst", api=True)
+def notices_draft(request: Request, ctx: Ctx) -> Response:
+    """Draft notices for confirmed items: their files stay in the server's home, where
+    `notice send` sends them from; the sender defaults to the server's settings."""
+    from ansim.casework import notice_service
+
+    body = _body(ctx)
+
+    def text(name: str) -> str | None:
+        value = body.get(name)
+        return str(value) if value else None
+
+    sender = notice_service.notice_sender(ctx.workspace.settings, text("sender"), text("org"))
+    return _as_json(notice_service.draft(ctx.workspace, sender, None, text("host")).as_dict())
+
+
+@guarded("supervisor", api=True)
+def references_list(request: Request, ctx: Ctx) -> Response:
+    from ansim.casework.references import list_references
+    from ansim.signal_types import indexed_types
+
+    params = request.query_params
+    kinds = {signal_type.name for signal_type in indexed_types()}
+    return _as_json(
+        list_references(ctx.workspace, params.get("case"), params.get("modality"), kinds)
+    )
+
+
+@guarded("supervisor", api=True)
+def reference_add(request: Request, ctx: Ctx) -> Response:
+    """Fingerprint one uploaded file into the case's references (`ansim ref add` sends one
+    request per file). The upload lives in a 0600 file in memory-backed /dev/shm while it
+    is hashed, then is deleted: only the signals are kept, as embedded."""
+    from ansim.detector.hashing import HashOptions
+    from ansim.detector.video import REFERENCE_SECONDS_PER_HASH, reference_options
+    from ansim.pipeline import intake
+    from ansim.server.app import one_upload, private_copy, upload_name
+
+    case_id = request.path_params["case_id"]
+    with ctx.workspace.store.read_session() as session:
+        cases.get_case(session, case_id)  # 404 before any hashing
+    _, upload = one_upload(ctx)
+    name = upload_name(upload)
+    options = HashOptions(video=reference_options(REFERENCE_SECONDS_PER_HASH))
+    with private_copy(upload, name) as path:
+        [result] = intake.add_reference_files(ctx.workspace, case_id, [path], options)
+    shown = result.as_dict()
+    shown["path"] = name  # the caller's file, not the server's temporary copy
+    return _as_json(shown)
+
+
+@guarded("analyst", api=True)
+def scan_upload(request: Request, ctx: Ctx) -> Response:
+    """Scan one uploaded file found at `location` (the caller's path; `ansim scan` sends one
+    request per file): matched against every reference, matches queued as this account.
+    `dry_run=1` matches and records nothing."""
+    from ansim.detector.decision import MatchRules
+    from ansim.detector.hashing import HashOptions
+    from ansim.pipeline import scanning
+    from ansim.server.app import one_upload, private_copy, upload_name
+
+    location = (request.query_params.get("location") or "").strip()
+    if not location or "://" in location or len(location) > 2000:
+        raise ApiError(400, "location: the file's path where it was collected (not a URL)")
+    dry_run = request.query_params.get("dry_run") in ("1", "true", "yes")
+    _, upload = one_upload(ctx)
+    with private_copy(upload, upload_name(upload)) as path:
+        matches, error = scanning.scan_file(
+            ctx.workspace, path, location, dry_run, HashOptions(), MatchRules()
+        )
+    return _as_json(
+        {"location": location, "error": error, "matches": [m.as_dict() for m in matches]}
+    )
+
+
+@guarded("supervisor", api=True)
+def evidence_export(request: Request, ctx: Ctx) -> Response:
+    """One evidence bundle decrypted (digests checked) into a 0700 folder in memory-backed
+    /dev/shm, read back and deleted: the files travel in the answer, for the client to
+    write into the 0600 files its user asked for. `to` (the client's folder) is audited."""
+    import base64
+    import os
+    import tempfile
+
+    from ansim.pipeline import evidence_service
+
+    try:
+        evidence_id = int(request.path_params["evidence_id"])
+    except ValueError as exc:
+        raise ApiError(404, "no such evidence") from exc
+    recorded_to = str(_body(ctx).get("to") or "")[:1000] or "(the client)"
+    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    with tempfile.TemporaryDirectory(prefix="ansim-export-", dir=base) as folder:
+        result = evidence_service.export_evidence(
+            ctx.workspace, evidence_id, Path(folder) / "out", recorded_to
+        )
+        files = [
+            {"name": Path(p).name, "data": base64.b64encode(Path(p).read_bytes()).decode()}
+            for p in result["files"]
+        ]
+    return JSONResponse({**result, "files": files})
+
+
 def routes() -> list[Route]:
     return [
         Route("/api/login", login, methods=["POST"]),
@@ -136,4 +342,16 @@ def routes() -> list[Route]:
         Route("/api/queue/{item_id}/reject", queue_reject, methods=["POST"]),
         Route("/api/rules", rules_get, methods=["GET"]),
         Route("/api/rules", rules_set, methods=["POST"]),
+        Route("/api/cases", cases_list, methods=["GET"]),
+        Route("/api/cases", case_open, methods=["POST"]),
+        Route("/api/cases/{case_id}", case_show),
+        Route("/api/report", report),
+        Route("/api/audit", audit_list),
+        Route("/api/audit/verify", audit_verify),
+        Route("/api/references", references_list, methods=["GET"]),
+        Route("/api/cases/{case_id}/references", reference_add, methods=["POST"]),
+        Route("/api/scan", scan_upload, methods=["POST"]),
+        Route("/api/evidence/{evidence_id}/export", evidence_export, methods=["POST"]),
+        Route("/api/notices", notices_list, methods=["GET"]),
+        Route("/api/notices/draft", notices_draft, methods=["POST"]),
     ]

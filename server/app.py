@@ -569,6 +569,62 @@ def audit_page(request: Request, ctx: Ctx) -> Response:
     return render("audit.html.j2", ctx, entries=entries, checked=checked, problems=problems)
 
 
+def _report_query(request: Request) -> dict[str, str | None]:
+    params = request.query_params
+    return {name: params.get(name) or None for name in ("since", "until", "case")}
+
+
+@guarded("supervisor")
+def report_page(request: Request, ctx: Ctx) -> Response:
+    """`ansim report`'s figures for a period, with its plot (drawn on request, in memory)."""
+    from ansim.server import status_pages
+
+    wanted = _report_query(request)
+    shown = status_pages.report_figures(
+        ctx.workspace, wanted["since"], wanted["until"], wanted["case"]
+    )
+    query = "&".join(f"{k}={quote(v, safe='')}" for k, v in wanted.items() if v)
+    return render("report.html.j2", ctx, report=shown, wanted=wanted, plot_query=query)
+
+
+@guarded("supervisor")
+def report_plot(request: Request, ctx: Ctx) -> Response:
+    from ansim.server import status_pages
+
+    wanted = _report_query(request)
+    png = status_pages.report_png(ctx.workspace, wanted["since"], wanted["until"], wanted["case"])
+    return Response(png, media_type="image/png")
+
+
+@guarded("admin")
+def key_page(request: Request, ctx: Ctx) -> Response:
+    from ansim.server import status_pages
+
+    rotated = request.query_params.get("rotated")
+    return render(
+        "key.html.j2", ctx, key=status_pages.key_status(ctx.workspace),
+        rotated=int(rotated) if rotated and rotated.isdigit() else None,
+    )  # fmt: skip
+
+
+@guarded("admin")
+def key_rotate(request: Request, ctx: Ctx) -> Response:
+    from ansim.server import status_pages
+
+    result = status_pages.rotate_key(ctx.workspace)
+    return RedirectResponse(f"/admin/key?rotated={result['reencrypted']}", status_code=303)
+
+
+@guarded("admin")
+def indexes_page(request: Request, ctx: Ctx) -> Response:
+    from ansim.server import status_pages
+
+    return render(
+        "indexes.html.j2", ctx, banks=status_pages.index_status(ctx.workspace),
+        ready=ctx.state.index_ready.is_set(),
+    )  # fmt: skip
+
+
 @guarded("admin")
 def users_page(request: Request, ctx: Ctx) -> Response:
     return render(
@@ -669,7 +725,7 @@ async def status(request: Request) -> Response:
 status.required_role = None  # type: ignore[attr-defined]
 
 
-def _upload(ctx: Ctx) -> tuple[str, UploadFile]:
+def one_upload(ctx: Ctx) -> tuple[str, UploadFile]:
     uploads = [
         (name, value)
         for name, value in (ctx.form or FormData()).multi_items()
@@ -684,24 +740,33 @@ def _upload(ctx: Ctx) -> tuple[str, UploadFile]:
 
 def _hash_upload(ctx: Ctx) -> dict[str, str]:
     """Hash the one uploaded file, whose field name is its content type (photo, video)."""
-    content_type, upload = _upload(ctx)
+    content_type, upload = one_upload(ctx)
     if content_type not in hma_service.CONTENT_TYPES:
         raise ApiError(400, f"no such content_type: '{content_type}'")
-    with _private_copy(upload) as path:
+    with private_copy(upload) as path:
         return hma_service.hash_path(path, content_type)
 
 
-class _private_copy:
+def upload_name(upload: UploadFile) -> str:
+    """The uploaded file's own name, as a plain file name (a reference's label is its file
+    name): no folders, no control or path characters, at most 120 characters."""
+    base = re.split(r"[/\\]", upload.filename or "")[-1]
+    cleaned = "".join(c for c in base if c.isprintable() and c not in '<>:"|?*').strip(" .")
+    return cleaned[:120] or "upload"
+
+
+class private_copy:
     """The upload in a 0600 file in a 0700 folder (memory-backed /dev/shm where there is
     one), deleted when the block ends: the hashers read files."""
 
-    def __init__(self, upload: UploadFile) -> None:
+    def __init__(self, upload: UploadFile, name: str = "upload") -> None:
         self.upload = upload
+        self.name = name
 
     def __enter__(self) -> Path:
         base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
         self.folder = tempfile.TemporaryDirectory(prefix="ansim-upload-", dir=base)
-        path = Path(self.folder.name) / "upload"
+        path = Path(self.folder.name) / self.name
         self.upload.file.seek(0)
         data = self.upload.file.read(MAX_UPLOAD_BYTES + 1)
         if len(data) > MAX_UPLOAD_BYTES:
@@ -880,10 +945,10 @@ def bank_content_add(request: Request, ctx: Ctx) -> Response:
     hma_service.get_bank(ctx.workspace, bank)  # 404 before any hashing
     if request.query_params.get("url"):
         raise ApiError(400, "banking by url is not offered here: upload the file")
-    content_type, upload = _upload(ctx)
+    content_type, upload = one_upload(ctx)
     if content_type not in hma_service.CONTENT_TYPES:
         raise ApiError(400, f"no such content_type: '{content_type}'")
-    with _private_copy(upload) as path:
+    with private_copy(upload) as path:
         return JSONResponse(hma_service.add_content_file(ctx.workspace, bank, path))
 
 
@@ -970,6 +1035,11 @@ def routes() -> list[Route | Mount]:
         Route("/case/{case_id}", case_page),
         Route("/case/{case_id}/contact", case_contact, methods=["POST"]),
         Route("/audit", audit_page),
+        Route("/report", report_page),
+        Route("/report/plot.png", report_plot),
+        Route("/admin/key", key_page, methods=["GET"]),
+        Route("/admin/key/rotate", key_rotate, methods=["POST"]),
+        Route("/admin/indexes", indexes_page),
         Route("/admin/users", users_page, methods=["GET"]),
         Route("/admin/users", users_add, methods=["POST"]),
         Route("/admin/users/{name}/disable", users_disable, methods=["POST"]),

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -230,6 +232,7 @@ def item_facts(workspace: Workspace, takedown_id: int) -> dict[str, Any]:
             "distance": match.distance if match else None,
             "score": match.score if match else None,
             "explanation": match.explanation if match else "",
+            "region": region_points(match.region if match else None),
             "host": takedown.host,
             "location": takedown.location,
             "first_seen": _aware(takedown.detected_at),
@@ -244,6 +247,23 @@ def item_facts(workspace: Workspace, takedown_id: int) -> dict[str, Any]:
             ],
             "has_media": evidence is not None,
         }
+
+
+def region_points(stored: str | None) -> str | None:
+    """The stored region as an SVG polygon's points in a 0..100 viewBox over the item, or
+    None. Points come from the store (numbers only), are re-checked as numbers and clipped
+    a little outside the frame so a wildly off corner cannot stretch the drawing."""
+    if not stored:
+        return None
+    try:
+        corners = [(float(x), float(y)) for x, y in json.loads(stored)]
+    except (TypeError, ValueError):
+        return None
+    if len(corners) != 4 or not all(math.isfinite(v) for c in corners for v in c):
+        return None
+    return " ".join(
+        f"{min(max(x, -0.5), 1.5) * 100:.2f},{min(max(y, -0.5), 1.5) * 100:.2f}" for x, y in corners
+    )
 
 
 def claim(workspace: Workspace, takedown_id: int, account: str) -> dict[str, Any]:

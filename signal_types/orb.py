@@ -172,10 +172,12 @@ def needs_local_features(signals: MediaSignals, searches: ImageSearches) -> bool
 
 
 def _as_match(decision: ImageDecision) -> Decision:
+    verification = decision.evidence.verification
     return Decision(
         owner_id=decision.owner_id,
         signal="+".join(decision.fired),  # e.g. "descriptor+verification"
         distance=round(1.0 - decision.score, 4),
         score=decision.score,
         explanation=decision.explanation,
+        region=verification.corners if verification and verification.geometry_ok else (),
     )

@@ -161,6 +161,9 @@ class Match(Base):
     distance: Mapped[float | None] = mapped_column(Float)
     score: Mapped[float | None] = mapped_column(Float)
     explanation: Mapped[str] = mapped_column(Text, default="")
+    # Local-feature matches: where the reference sits in the item, JSON [[x, y] x 4] as
+    # shares of the item's width and height (see detector.decision.Decision.region).
+    region: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

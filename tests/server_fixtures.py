@@ -3,6 +3,7 @@ URL with sealed evidence of it (written by the real EvidenceStore), and helpers 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import socket
 import threading
@@ -52,6 +53,7 @@ def seal_evidence(workspace: Workspace, takedown_id: int, media: Path, url: str)
         reason="OK", http_version="HTTP/1.1",
         response_headers=[("Content-Type", "image/jpeg"), ("Content-Length", str(size))],
         fetched_at=now, resolved_ip="127.0.0.1", raw_path=media, raw_size=size,
+        raw_sha256=hashlib.sha256(media.read_bytes()).hexdigest(),  # the manifest's digest
     )  # fmt: skip
     fetch = FetchResult(url=url, outcome="ok", status=200, content_type="image/jpeg",
                         body_path=media, size=size, exchanges=[exchange])  # fmt: skip

@@ -63,8 +63,10 @@ def test_host_notice_recheck_report_close(
         "ANSIM_ALLOW_LOOPBACK": "1",
     }
 
-    run(env, "queue", "policy", "digital-sex-crime", "--confirmations", "2")
-    assert run(env, "queue", "confirm", str(online), "--json")["status"] == "new"
+    set_rule = run(env, "queue", "policy", "digital-sex-crime", "--confirmations", "2")
+    assert "without ANSIM_SERVER" in set_rule and "(now kim)" in set_rule  # one operator
+    first = run(env, "queue", "confirm", str(online))
+    assert "confirmation 1 of 2 recorded" in first and "without ANSIM_SERVER" in first
     run(env, "queue", "confirm", str(online), expect=2)  # the same analyst twice
     assert (
         run(env, "queue", "confirm", str(online), "--json", analyst="lee")["status"] == "confirmed"
@@ -103,3 +105,24 @@ def test_host_notice_recheck_report_close(
     closed = run(env, "case", "close", case_id, "--purge", "--yes", "--json")
     assert closed["deleted"]["contact"] is True and closed["index_entries_removed"] >= 1
     assert run(env, "audit", "verify", "--json")["ok"] is True
+
+
+def test_embedded_mode_says_it_cannot_enforce_a_two_person_rule(ansim_home: Path) -> None:
+    """Without ANSIM_SERVER every command acts as whoever ANSIM_ANALYST names: the rule
+    display and rule changes say so once a rule needs two people, and only then."""
+    init_workspace()[0].close()
+    env = {**os.environ, "ANSIM_LANG": "en"}
+    env.pop("ANSIM_SERVER", None)
+    assert "ANSIM_SERVER" not in run(env, "queue", "policy")
+    shown = run(env, "queue", "policy", "digital-sex-crime", "--confirmations", "2")
+    assert "warning: digital-sex-crime need more than one analyst" in shown
+    assert "ANSIM_SERVER" in run(env, "queue", "policy", analyst="lee")
+    as_json = subprocess.run(
+        [ANSIM, "queue", "policy", "--json"], env=env, capture_output=True, text=True, check=True
+    )
+    assert json.loads(as_json.stdout)["digital-sex-crime"] == 2  # the warning is on stderr
+    assert "ANSIM_SERVER" in as_json.stderr
+    korean = run({**env, "ANSIM_LANG": "ko"}, "queue", "policy")
+    assert "경고:" in korean and "ANSIM_SERVER" in korean
+    run(env, "queue", "policy", "digital-sex-crime", "--confirmations", "1")
+    assert "ANSIM_SERVER" not in run(env, "queue", "policy")

@@ -336,6 +336,37 @@ def test_verification_finds_a_cropped_and_pasted_copy_and_says_where(shared_data
     assert "cropped about" in result.describe()
 
 
+def test_verification_places_the_reference_where_it_was_pasted(shared_data: Path) -> None:
+    """The reference's frame projected into the item lands where `crop_and_paste` put it:
+    its visible middle on the pasted box, its cropped-away margins beyond the box."""
+    from ansim.detector.local_verify import extract_local_features, verify
+
+    reference = shared_photo(shared_data, "100007.jpg")
+    background = shared_photo(shared_data, "2018.jpg")
+    query = crop_and_paste(reference, background)
+    result = verify(
+        extract_local_features(np.asarray(query)), extract_local_features(np.asarray(reference))
+    )
+    assert result.geometry_ok and len(result.corners) == 4
+    # Where crop_and_paste puts the reference's corners (as shares of the item's sides).
+    width, height = reference.size
+    side = 0.7**0.5
+    left, top = round(width * (1 - side) / 3), round(height * (1 - side) / 2)
+    scale = background.width * 0.5 / round(width * side)
+    x0, y0 = background.width // 3 - left * scale, background.height // 5 - top * scale
+    expected = [(x0, y0), (x0 + width * scale, y0), (x0 + width * scale, y0 + height * scale)]
+    expected.append((x0, y0 + height * scale))
+    for (x, y), (ex, ey) in zip(result.corners, expected, strict=True):
+        assert abs(x - ex / query.width) < 0.03 and abs(y - ey / query.height) < 0.03
+    assert result.summary()["corners"] == [list(c) for c in result.corners]
+    # No geometry, no region.
+    other = shared_photo(shared_data, "16068.jpg")
+    unrelated = verify(
+        extract_local_features(np.asarray(other)), extract_local_features(np.asarray(reference))
+    )
+    assert not unrelated.geometry_ok and unrelated.corners == ()
+
+
 def test_verification_rejects_look_alikes_that_are_not_copies(shared_data: Path) -> None:
     from ansim.detector.local_verify import extract_local_features, verify
 

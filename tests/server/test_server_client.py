@@ -4,6 +4,7 @@ refusal of commands that do not go through the server yet, and `ansim logout`.""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -12,10 +13,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from ansim.casework import confirmations
+from ansim.casework import confirmations, hosts
 from ansim.store.tables import AuditEntry, Takedown
 from sqlalchemy import select
 
+from tests.casework_fixtures import reposted_copy
+from tests.helpers import photo_like
 from tests.server_fixtures import PASSWORD, LiveServer, ready_app, served_home
 
 ANSIM = str(Path(sys.executable).parent / "ansim")
@@ -59,7 +62,7 @@ def test_cli_through_the_server(server_home, tmp_path) -> None:  # noqa: ANN001
         assert "confirmed" in ansim("bob", "queue", "confirm", item)
         refused = ansim("alice", "queue", "policy", "stalking", "--confirmations", "1", expect=2)
         assert "supervisor" in refused
-        assert "does not go through the server" in ansim("alice", "case", "list", expect=2)
+        assert "does not go through the server" in ansim("alice", "crawl", "x", expect=2)
         ansim("alice", "logout")
         assert not (tmp_path / "alice.json").exists()
     with workspace.store.session() as session:
@@ -72,3 +75,137 @@ def test_cli_through_the_server(server_home, tmp_path) -> None:  # noqa: ANN001
             select(AuditEntry.actor).where(AuditEntry.action == "token.revoke")
         ).scalars()
         assert list(revoked) == ["alice"]
+
+
+def test_cases_report_and_audit_through_the_server(server_home, tmp_path) -> None:  # noqa: ANN001
+    """case list/show/open, report and audit verify/list act through the server as the
+    signed-in account: a supervisor may, an analyst is refused by the server (exit 2)."""
+    workspace = server_home.workspace
+    with LiveServer(ready_app(workspace)) as server:
+
+        def ansim(person: str, *args: str, stdin: str = "", expect: int = 0) -> str:
+            env = {
+                **os.environ,
+                "ANSIM_SERVER": server.url,
+                "ANSIM_CLIENT_FILE": str(tmp_path / f"{person}.json"),
+                "ANSIM_ANALYST": "somebody-else",
+                "ANSIM_HOME": str(tmp_path / "nowhere"),
+                "ANSIM_LANG": "en",
+            }
+            done = subprocess.run(
+                [ANSIM, *args], input=stdin, env=env, capture_output=True, text=True, timeout=120
+            )
+            assert done.returncode == expect, done.stdout + done.stderr
+            return done.stdout + done.stderr
+
+        for person in ("sue", "alice"):
+            ansim(person, "login", "--name", person, "--password-stdin", stdin=PASSWORD + "\n")
+        opened = json.loads(ansim("sue", "case", "open", "--type", "stalking", "--pseudonym",
+                                  "Green", "--contact-file", "-", "--json",
+                                  stdin="010-9999-0000\n"))  # fmt: skip
+        case_id = opened["case_id"]
+        listed = json.loads(ansim("sue", "case", "list", "--json"))
+        assert case_id in {c["case_id"] for c in listed} and server_home.case_id in {
+            c["case_id"] for c in listed
+        }
+        assert case_id in ansim("sue", "case", "list")  # the embedded table, from the server
+        shown = json.loads(ansim("sue", "case", "show", server_home.case_id, "--json"))
+        assert "contact" not in shown and shown["has_contact"] and len(shown["reference_list"]) == 1
+        revealed = json.loads(ansim("sue", "case", "show", case_id, "--reveal", "--json"))
+        assert revealed["contact"] == "010-9999-0000" and revealed["pseudonym"] == "Green"
+        assert "supervisor" in ansim("alice", "case", "list", expect=2)
+        assert "supervisor" in ansim("alice", "case", "show", case_id, "--reveal", expect=2)
+
+        report = json.loads(ansim("sue", "report", "--since", "2020-01-01", "--json"))
+        assert report["items"] == 2 and report["cases"] == 2
+        assert "Takedowns detected" in ansim("sue", "report", "--since", "2020-01-01")
+        assert "not a date" in ansim("sue", "report", "--since", "2026-13-01", expect=2)
+        assert "supervisor" in ansim("alice", "report", expect=2)
+
+        verdict = json.loads(ansim("sue", "audit", "verify", "--json"))
+        assert verdict["ok"] is True and verdict["entries"] > 5
+        assert "audit chain intact" in ansim("sue", "audit", "verify")
+        entries = json.loads(ansim("sue", "audit", "list", "--limit", "5", "--json"))
+        assert len(entries) == 5 and entries[0]["seq"] > entries[-1]["seq"]
+        assert "supervisor" in ansim("alice", "audit", "list", expect=2)
+        assert "does not go through the server" in ansim("sue", "crawl", "x", expect=2)
+
+        # References: uploaded, fingerprinted on the server, listed; an analyst is refused.
+        photo = tmp_path / "uploads" / "reported-new.png"
+        photo.parent.mkdir()
+        photo_like(photo, seed=31)
+        added = json.loads(ansim("sue", "ref", "add", case_id, str(photo.parent), "--json"))
+        assert [(a["path"], a["modality"], a["error"]) for a in added] == [
+            ("reported-new.png", "image", None)
+        ]
+        refs = json.loads(ansim("sue", "ref", "list", "--case", case_id, "--json"))
+        assert [(r["id"], r["label"]) for r in refs] == [
+            (added[0]["reference_id"], "reported-new.png")
+        ]
+        assert refs[0]["bank_entries"] > 0  # in the server's banks at once
+        assert "reported-new.png" in ansim("sue", "ref", "list")
+        missing = ansim("sue", "ref", "add", case_id, str(tmp_path / "gone.png"), expect=1)
+        assert "no such" in missing and "0 added, 1 failed" in missing
+        assert "supervisor" in ansim("alice", "ref", "add", case_id, str(photo), expect=2)
+        assert "unknown case" in ansim("sue", "ref", "add", "C-1999-0001", str(photo), expect=2)
+        assert not list(Path("/dev/shm").glob("ansim-upload-*"))  # the upload is gone
+
+        # Scans: each file uploaded, matched on the server, queued as the analyst.
+        collected = tmp_path / "collected"
+        collected.mkdir()
+        reposted_copy(photo, collected / "repost.jpg")
+        photo_like(collected / "unrelated.png", seed=77)
+        dry = json.loads(ansim("alice", "scan", str(collected), "--dry-run", "--json"))
+        assert dry["scanned"] == 2 and [m["takedown_id"] for m in dry["matches"]] == [None]
+        scanned = json.loads(ansim("alice", "scan", str(collected), "--json"))
+        [match] = scanned["matches"]
+        assert match["path"] == str(collected / "repost.jpg") and match["case_id"] == case_id
+        assert match["takedown_id"] and match["reference_id"] == added[0]["reference_id"]
+        assert "1 matches" in ansim("alice", "scan", str(collected / "repost.jpg"))
+        assert "URLs" in ansim("alice", "scan", "https://x.example/a.jpg", expect=2)
+        assert not list(Path("/dev/shm").glob("ansim-upload-*"))
+
+        # Evidence export: decrypted on the server, written here 0600 in a 0700 folder.
+        item = json.loads(ansim("sue", "queue", "show", str(server_home.item_id), "--json"))
+        [evidence_id] = [e["id"] for e in item["evidence"]]
+        handover = tmp_path / "handover" / "C"
+        exported = json.loads(ansim("sue", "evidence", "export", str(evidence_id), str(handover),
+                                    "--json"))  # fmt: skip
+        assert stat.S_IMODE(handover.stat().st_mode) == 0o700
+        files = sorted(Path(f) for f in exported["files"])
+        assert [f.parent for f in files] == [handover, handover] and len(files) == 2
+        assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
+        warc = next(f for f in files if f.name.endswith(".warc.gz"))
+        assert hashlib.sha256(warc.read_bytes()).hexdigest() == exported["warc_sha256"]
+        assert "supervisor" in ansim("alice", "evidence", "export", str(evidence_id),
+                                     str(tmp_path / "no"), expect=2)  # fmt: skip
+        assert not (tmp_path / "no").exists()
+        assert not list(Path("/dev/shm").glob("ansim-export-*"))
+
+        # Notices: drafted on the server as the signed-in analyst, kept in its store.
+        ansim("alice", "queue", "confirm", str(server_home.item_id))
+        skipped = json.loads(ansim("alice", "notice", "draft", "--sender", "t@center.example",
+                                   "--json", expect=1))  # fmt: skip
+        assert [s["id"] for s in skipped["skipped"]] == [server_home.item_id]  # no host contact
+        hosts.set_host(workspace, "images.example", abuse_email="abuse@images.example")
+        drafted = json.loads(ansim("alice", "notice", "draft", "--sender", "t@center.example",
+                                   "--json"))  # fmt: skip
+        [notice] = drafted["notices"]
+        assert notice["takedowns"] == [server_home.item_id]
+        [eml] = [Path(f) for f in drafted["files"] if f.endswith(".eml")]  # in the server's home
+        assert eml.is_relative_to(workspace.home.root) and stat.S_IMODE(eml.stat().st_mode) == 0o600
+        listed = json.loads(ansim("alice", "notice", "list", "--json"))
+        assert [n["ref"] for n in listed] == [notice["ref"]]
+        assert notice["ref"] in ansim("alice", "notice", "list")
+        assert "--out" in ansim("alice", "notice", "draft", "--out", str(tmp_path), expect=2)
+    with workspace.store.session() as session:
+        opened_by = session.execute(
+            select(AuditEntry.actor).where(AuditEntry.action == "case.open")
+        ).scalars()
+        assert "sue" in list(opened_by)
+        revealed_by = session.execute(
+            select(AuditEntry.actor).where(
+                AuditEntry.action == "case.reveal_contact", AuditEntry.subject == case_id
+            )
+        ).scalars()
+        assert list(revealed_by) == ["sue"]

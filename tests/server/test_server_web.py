@@ -429,3 +429,119 @@ def test_audio_match_shows_a_spectrogram(server_home, tmp_path) -> None:  # noqa
     answer = client.post(f"/item/{item_id}/reveal", headers={"X-CSRF-Token": csrf}).json()
     shown = np.asarray(Image.open(io.BytesIO(client.get(answer["src"]).content)).convert("L"))
     assert shown.shape == (200, 900) and shown.std() > 5  # a spectrogram, not a blank
+
+
+def test_local_feature_match_draws_where_the_reference_sits(
+    server_home, tmp_path, shared_data
+) -> None:  # noqa: ANN001, E501
+    """A cropped copy pasted into another photo is matched by verification; the queue item
+    keeps the reference's corners in the item and the item page outlines them over the
+    veiled image (an SVG polygon, no script)."""
+    from ansim.casework import cases, queue
+    from ansim.detector.hashing import HashOptions
+    from ansim.pipeline import intake
+
+    from tests.casework_fixtures import found_at
+    from tests.detector.test_robust_images import crop_and_paste, shared_photo
+    from tests.server_fixtures import seal_evidence
+
+    workspace = server_home.workspace
+    photo, background = (
+        shared_photo(shared_data, "100007.jpg"),
+        shared_photo(shared_data, "2018.jpg"),
+    )
+    reference = tmp_path / "reference.png"
+    photo.save(reference)
+    pasted = tmp_path / "pasted.png"
+    crop_and_paste(photo, background).save(pasted)
+    case_id = cases.open_case(workspace, "digital-sex-crime")
+    [added] = intake.add_reference_files(workspace, case_id, [reference], HashOptions())
+    [item_id] = found_at(workspace, pasted, "https://images.example/pasted.png")
+    seal_evidence(workspace, item_id, pasted, "https://images.example/pasted.png")
+    match = queue.show_item(workspace, item_id)["match"]
+    assert "verification" in match["signal"]
+    corners = match["region"]
+    # The pasted middle of the photo starts a third across and a fifth down the item.
+    top_left_visible = (1 / 3, 1 / 5)
+    xs, ys = [x for x, _ in corners], [y for _, y in corners]
+    assert min(xs) < top_left_visible[0] < max(xs) and min(ys) < top_left_visible[1] < max(ys)
+    assert 0.45 < (corners[1][0] - corners[0][0]) < 0.75  # about half the item's width, uncropped
+
+    client = client_for(ready_app(workspace))
+    sign_in(client, "alice")
+    page = client.get(f"/item/{item_id}").text
+    drawn = re.search(
+        r'<svg class="region" id="region" viewBox="0 0 100 100"[^>]*>'
+        r'<polygon points="([^"]+)"/></svg>',
+        page,
+    )
+    assert drawn, page
+    points = [tuple(float(v) / 100 for v in pair.split(",")) for pair in drawn.group(1).split()]
+    assert np.allclose(points, corners, atol=0.001)
+    # An item matched by PDQ alone has no outline.
+    assert 'id="region"' not in client.get(f"/item/{server_home.item_id}").text
+
+
+def test_supervisor_report_page_and_its_plot(server_home) -> None:  # noqa: ANN001
+    """`ansim report`'s figures and plot in the console: the PNG is drawn in memory,
+    never cached, holds no case ids or victims' names, and each view is audited."""
+    app = ready_app(server_home.workspace)
+    client = client_for(app)
+    sign_in(client, "sue")
+    page = client.get("/report?since=2020-01-01")
+    assert page.status_code == 200
+    assert (
+        "2 items in 2 cases" in page.text and 'src="/report/plot.png?since=2020-01-01"' in page.text
+    )
+    assert server_home.case_id not in page.text and PSEUDONYM not in page.text
+    plot = client.get("/report/plot.png?since=2020-01-01")
+    assert plot.status_code == 200 and plot.headers["content-type"] == "image/png"
+    assert plot.headers["cache-control"] == "no-store" and plot.content[:4] == b"\x89PNG"
+    assert Image.open(io.BytesIO(plot.content)).size[0] > 1000
+    assert server_home.case_id.encode() not in plot.content
+    assert not list(server_home.workspace.home.root.rglob("*.png"))  # nothing written
+    assert len(audit_rows(server_home.workspace, "report.read")) == 2
+    assert "not a date" in client.get("/report?since=2026-13-01").text
+    alice = client_for(app)
+    sign_in(alice, "alice")
+    assert alice.get("/report/plot.png").status_code == 403
+
+
+def test_admin_key_page_rotates_with_csrf(server_home) -> None:  # noqa: ANN001
+    from ansim.casework import cases
+
+    app = ready_app(server_home.workspace)
+    admin = client_for(app)
+    csrf = sign_in(admin, "ada")
+    before = admin.get("/admin/key").text
+    assert 'id="key-check">matches the store' in before and "never" in before
+    old_check = re.search(r"<code>([^<]+)</code>", before).group(1)
+    assert admin.post("/admin/key/rotate", data={}).status_code == 403  # no CSRF token
+    rotated = admin.post("/admin/key/rotate", data={"csrf": csrf})
+    assert rotated.status_code == 303 and rotated.headers["location"].startswith("/admin/key?")
+    after = admin.get(rotated.headers["location"]).text
+    assert "Key rotated:" in after and 'id="key-check">matches the store' in after
+    assert old_check not in after and "by ada" in after
+    assert '<dd id="key-count">1' in after
+    shown = cases.show_case(server_home.workspace, server_home.case_id, reveal=True)
+    assert shown["contact"] == CONTACT  # still readable under the new key
+
+
+def test_admin_index_page_shows_each_bank(server_home) -> None:  # noqa: ANN001
+    app = ready_app(server_home.workspace)
+    admin = client_for(app)
+    sign_in(admin, "ada")
+    page = admin.get("/admin/indexes").text
+    reference = re.search(
+        r'<table class="indexes" id="indexes-reference">(.*?)</table>', page, re.S
+    )
+    assert reference and "<td>pdq</td><td>2</td><td>2</td>" in reference.group(1)
+    assert "Lookups are served" in page
+    # A signal added behind the index's back reads as stale until its next use.
+    from ansim.store.tables import Signal
+
+    with server_home.workspace.store.session() as session:
+        row = session.execute(select(Signal).where(Signal.kind == "pdq")).scalars().first()
+        session.add(Signal(reference_id=row.reference_id, kind="pdq", value=row.value))
+    stale = admin.get("/admin/indexes").text
+    assert "no: rebuilt on next use" in stale
