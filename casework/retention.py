@@ -106,8 +106,8 @@ def close_case(
     deleted["notice_files"] = _unlink(plan.notice_files)
     # Tracebacks cannot be told apart by case, and a message may quote this one's data.
     deleted["error_log"] = clear_error_log(workspace.home.log_dir)
-    index_entries_removed = workspace.banks.remove(plan.reference_signals)
-    index_entries_removed += workspace.history.remove(plan.item_signals)
+    index_entries_removed = workspace.banks.remove(plan.reference_signals, erase=True)
+    index_entries_removed += workspace.history.remove(plan.item_signals, erase=True)
     checkpointed = workspace.store.flush_deleted()
     result: dict[str, Any] = {
         "case_id": case_id,

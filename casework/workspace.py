@@ -32,7 +32,7 @@ class NotInitialized(Exception):
 class SignalBanks(Protocol):
     """What casework needs of a set of signal banks: dropping entries (purge, withdrawal)."""
 
-    def remove(self, signal_ids_by_kind: dict[str, list[int]]) -> int: ...
+    def remove(self, signal_ids_by_kind: dict[str, list[int]], erase: bool = False) -> int: ...
 
 
 class BankOpener(Protocol):

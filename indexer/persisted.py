@@ -247,9 +247,12 @@ class PersistedIndex(Generic[IndexT]):
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     @contextmanager
-    def write(self, last_added: int = 0) -> Iterator[IndexT]:
+    def write(self, last_added: int = 0, erase: bool = False) -> Iterator[IndexT]:
         """Change the index; the change is published when the block ends without error,
-        with the checkpoint moved on to `last_added` (the newest entry id added)."""
+        with the checkpoint moved on to `last_added` (the newest entry id added).
+
+        `erase`: removed entries must leave no bytes behind (a purge), so the change is
+        saved as a new base and the old base and segments, which still hold them, deleted."""
         with self._locked():
             index = self._fresh()
             manifest = self._manifest
@@ -267,7 +270,8 @@ class PersistedIndex(Generic[IndexT]):
             if changes == 0 and last_id == manifest.last_id:
                 index.stop_recording()  # type: ignore[attr-defined]
                 return
-            if changes is not None and manifest.count is not None and self._fits(manifest, changes):
+            fits = changes is not None and manifest.count is not None
+            if fits and not erase and self._fits(manifest, changes):
                 self._append_segment(index, manifest, changes, last_id)
             else:
                 if segmentable:
@@ -285,6 +289,13 @@ class PersistedIndex(Generic[IndexT]):
             index = self._fresh()
             assert self._manifest is not None
             self._compact(index, self._manifest, self._manifest.last_id)
+
+    def erase_removed(self) -> None:
+        """Compact when segments exist: a removal recorded there leaves the removed entry's
+        bytes in the base until then."""
+        manifest = self.manifest()
+        if manifest is not None and manifest.segments:
+            self.compact()
 
     @staticmethod
     def _fits(manifest: Manifest, changes: int) -> bool:

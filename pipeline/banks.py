@@ -223,14 +223,20 @@ class Banks:
         with self._persisted[name].write(int(np.max(entry_ids))) as index:
             index.add_codes(entry_ids, codes)
 
-    def remove(self, signal_ids_by_kind: dict[str, list[int]]) -> int:
-        """Take entries out of their indexes at once (consent withdrawn, case purged)."""
+    def remove(self, signal_ids_by_kind: dict[str, list[int]], erase: bool = False) -> int:
+        """Take entries out of their indexes at once (consent withdrawn, case purged).
+
+        A withdrawal is a small delta segment; `erase` (a purge) rewrites every index
+        whose files may still hold removed values (these, or earlier withdrawals' still
+        in the base), so that no file of the home keeps them."""
         removed = 0
-        for name in self._persisted:
+        for name, persisted in self._persisted.items():
             ids = signal_ids_by_kind.get(name)
             if ids:
-                with self._persisted[name].write() as index:
+                with persisted.write(erase=erase) as index:
                     removed += index.remove(ids)
+            elif erase and persisted.exists():
+                persisted.erase_removed()
         return removed
 
     def status(self, session: Session) -> list[dict[str, Any]]:

@@ -280,3 +280,30 @@ def test_many_small_writes_merge_segments_without_rewriting_the_base(
     assert answers(reader.read(), queries) == answers(twin, queries)
     listed = {"pdq.index", "pdq.index.lock", base_name, *manifest.segments}
     assert {p.name for p in path.parent.iterdir()} == listed
+
+
+def home_bytes(folder: Path) -> bytes:
+    return b"".join(path.read_bytes() for path in sorted(folder.iterdir()) if path.is_file())
+
+
+def test_a_purge_erases_removed_entries_from_every_file(base: tuple[Path, np.ndarray]) -> None:
+    """A withdrawal leaves the removed hash in the base (a tombstone in a segment); an
+    erasing removal, and `erase_removed` after earlier withdrawals, leave no file with it."""
+    path, codes = base
+    files = pdq_files(path)
+    withdrawn, purged = bytes(codes[99]), bytes(codes[199])
+    with files.write() as index:
+        index.remove([100])
+    assert withdrawn in home_bytes(path.parent)  # fast, and still on disk
+    with files.write(erase=True) as index:
+        index.remove([200])
+    assert purged not in home_bytes(path.parent)
+    assert withdrawn not in home_bytes(path.parent)  # the same compaction took it too
+    with files.write() as index:
+        index.remove([300])
+    assert bytes(codes[299]) in home_bytes(path.parent)
+    files.erase_removed()
+    assert bytes(codes[299]) not in home_bytes(path.parent)
+    assert answers(files.read(), codes[[99, 199, 299, 399]]) == answers(
+        twin_of([400], codes[[399]]), codes[[99, 199, 299, 399]]
+    )
