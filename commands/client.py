@@ -21,8 +21,12 @@ import typer
 from ansim.casework.errors import CaseworkError
 from ansim.commands.common import (
     AskContact,
+    AskNote,
+    AskReason,
     ContactFile,
     JsonFlag,
+    NoteFile,
+    ReasonFile,
     emit_json,
     err,
     out,
@@ -48,11 +52,11 @@ notice_client_app = typer.Typer(help="Removal notices, through the server.", no_
 # Group -> (its client app, the subcommands that go through the server; None: all of it).
 ROUTED: dict[str, tuple[typer.Typer, set[str] | None]] = {
     "queue": (queue_client_app, {"list", "show", "confirm", "reject", "policy"}),
-    "case": (case_client_app, {"list", "show", "open"}),
+    "case": (case_client_app, {"list", "show", "open", "service", "close"}),
     "audit": (audit_client_app, {"verify", "list"}),
     "report": (report_client_app, None),
-    "notice": (notice_client_app, {"draft", "list"}),
-    "ref": (ref_client_app, {"list", "add"}),
+    "notice": (notice_client_app, {"draft", "list", "show", "send", "settle"}),
+    "ref": (ref_client_app, {"list", "add", "withdraw"}),
     "scan": (scan_client_app, None),
     "evidence": (evidence_client_app, {"export"}),
 }
@@ -302,6 +306,45 @@ def remote_case_open(
     )
 
 
+@case_client_app.command("service")
+@refusals
+def remote_case_service(
+    case_id: str,
+    kind: Annotated[str, typer.Option()],
+    note_file: NoteFile = None,
+    ask_note: AskNote = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Record a support service given to a case (through the server; a supervisor account).
+    The note travels in the request body and is stored encrypted."""
+    from ansim.commands.cases import print_service
+
+    note = read_private_text(note_file, ask_note, "Note") or ""
+    quoted = urllib.parse.quote(case_id, safe="")
+    answer = call("POST", f"/api/cases/{quoted}/services", {"kind": kind, "note": note})
+    print_service(case_id, answer["service_id"], json_out)
+
+
+@case_client_app.command("close")
+@refusals
+def remote_case_close(
+    case_id: str,
+    purge: Annotated[bool, typer.Option("--purge")] = False,
+    yes: Annotated[bool, typer.Option("--yes")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Close a case; with --purge, delete what identifies it (through the server; a
+    supervisor account; cannot be undone, audited)."""
+    from ansim.commands.cases import print_closed
+
+    if purge and not yes:
+        typer.confirm(
+            _("Purge {case_id}? This cannot be undone.").format(case_id=case_id), abort=True
+        )
+    quoted = urllib.parse.quote(case_id, safe="")
+    print_closed(call("POST", f"/api/cases/{quoted}/close", {"purge": purge}), json_out)
+
+
 @report_client_app.command()
 @refusals
 def remote_report(
@@ -378,6 +421,61 @@ def remote_notice_draft(
         raise CaseworkError("--out writes files on the server's machine: unset ANSIM_SERVER there")
     body = {"host": host, "sender": sender_email, "org": org}
     print_draft(call("POST", "/api/notices/draft", body), json_out)
+
+
+@notice_client_app.command("show")
+@refusals
+def remote_notice_show(ref: str, json_out: JsonFlag = False) -> None:
+    """Show one removal notice (through the server)."""
+    from ansim.commands.notices import print_notice
+
+    print_notice(call("GET", f"/api/notices/{urllib.parse.quote(ref, safe='')}"), json_out)
+
+
+@notice_client_app.command("send")
+@refusals
+def remote_notice_send(
+    host: Annotated[str | None, typer.Option()] = None,
+    smtp_url: Annotated[str | None, typer.Option("--smtp")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Send drafted notices from the server, by its SMTP settings (as your account)."""
+    from ansim.commands.notices import print_send
+
+    if smtp_url is not None:
+        raise CaseworkError("--smtp: the server sends with its own SMTP settings (ANSIM_SMTP_URL)")
+    print_send(call("POST", "/api/notices/send", {"host": host}), json_out)
+
+
+@notice_client_app.command("settle")
+@refusals
+def remote_notice_settle(
+    ref: str,
+    delivered: Annotated[bool, typer.Option("--delivered/--not-delivered")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Settle a notice an interrupted send left in `sending` (through the server)."""
+    from ansim.commands.notices import print_settled
+
+    quoted = urllib.parse.quote(ref, safe="")
+    print_settled(call("POST", f"/api/notices/{quoted}/settle", {"delivered": delivered}), json_out)
+
+
+@ref_client_app.command("withdraw")
+@refusals
+def remote_ref_withdraw(
+    reference_id: int,
+    reason_file: ReasonFile = None,
+    ask_reason: AskReason = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """The victim withdrew consent (through the server; a supervisor account): the reason
+    travels in the request body and is kept encrypted with the audit log."""
+    from ansim.commands.references import print_withdrawn
+
+    reason = read_private_text(reason_file, ask_reason, "Why")
+    answer = call("POST", f"/api/references/{reference_id}/withdraw", {"reason": reason})
+    print_withdrawn(reference_id, answer["signals_removed"], json_out)
 
 
 @ref_client_app.command("list")

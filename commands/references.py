@@ -277,7 +277,12 @@ def ref_withdraw(
     from ansim.pipeline import intake
 
     reason = read_private_text(reason_file, ask_reason, "Why")
-    removed = intake.withdraw_reference(open_workspace(), reference_id, reason)
+    print_withdrawn(
+        reference_id, intake.withdraw_reference(open_workspace(), reference_id, reason), json_out
+    )
+
+
+def print_withdrawn(reference_id: int, removed: int, json_out: bool) -> None:
     if json_out:
         emit_json({"reference_id": reference_id, "signals_removed": removed})
     else:

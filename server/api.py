@@ -1,7 +1,9 @@
 """The JSON API the command line uses as a client (`ANSIM_SERVER`, `ansim login`): the
-queue and confirmation rules, cases, the report and the audit chain, acting as the
-token's account. Cases, the report and the audit log need a supervisor (the console's
-case, report and audit pages do too)."""
+queue and confirmation rules, cases (their services, closing and purging), references
+(adding, withdrawing consent), scans, evidence export, notices (drafting, sending,
+settling), the report and the audit chain, acting as the token's account. Cases,
+references, evidence, the report and the audit log need a supervisor (the console's case,
+report and audit pages do too); the queue, scans and notices an analyst."""
 
 from __future__ import annotations
 
@@ -177,6 +179,26 @@ def case_show(request: Request, ctx: Ctx) -> Response:
 
 
 @guarded("supervisor", api=True)
+def case_service(request: Request, ctx: Ctx) -> Response:
+    """Record a service given to a case; the note travels in the body and is stored
+    encrypted. A supervisor, like every other case record."""
+    body = _body(ctx)
+    case_id = request.path_params["case_id"]
+    note = str(body.get("note") or "")
+    service_id = cases.add_service(ctx.workspace, case_id, str(body.get("kind") or ""), note)
+    return JSONResponse({"case_id": case_id, "service_id": service_id}, status_code=201)
+
+
+@guarded("supervisor", api=True)
+def case_close(request: Request, ctx: Ctx) -> Response:
+    """Close a case; `purge: true` in the body also deletes what identifies it."""
+    from ansim.casework import retention
+
+    purge = _body(ctx).get("purge") is True
+    return _as_json(retention.close_case(ctx.workspace, request.path_params["case_id"], purge))
+
+
+@guarded("supervisor", api=True)
 def report(request: Request, ctx: Ctx) -> Response:
     from ansim.server import status_pages
 
@@ -245,6 +267,45 @@ def notices_draft(request: Request, ctx: Ctx) -> Response:
     return _as_json(notice_service.draft(ctx.workspace, sender, None, text("host")).as_dict())
 
 
+@guarded("analyst", api=True)
+def notice_show(request: Request, ctx: Ctx) -> Response:
+    from ansim.casework import notice_service
+
+    ref = request.path_params["ref"]
+    found = [n for n in notice_service.list_notices(ctx.workspace) if n["ref"] == ref]
+    if not found:
+        raise ApiError(404, f"unknown notice {ref}")
+    return _as_json(found[0])
+
+
+@guarded("analyst", api=True)
+def notices_send(request: Request, ctx: Ctx) -> Response:
+    """Send drafted notices by the server's configured SMTP server (its settings, its
+    password file: nothing of it travels); items move to notice_sent as this account."""
+    from ansim.casework import notice_service
+    from ansim.casework.smtp import SmtpSettings
+
+    host = _body(ctx).get("host")
+    try:
+        smtp = SmtpSettings.configured(ctx.workspace.settings.smtp_url)
+    except ValueError as exc:
+        raise ApiError(409, f"the server has no usable SMTP settings: {exc}") from exc
+    sent = notice_service.send(ctx.workspace, smtp, str(host) if host else None)
+    return _as_json(sent.as_dict())
+
+
+@guarded("analyst", api=True)
+def notice_settle(request: Request, ctx: Ctx) -> Response:
+    """Settle a notice an interrupted send left `sending`: `delivered` (true or false) is
+    what the analyst found in the mail log."""
+    from ansim.casework import notice_service
+
+    delivered = _body(ctx).get("delivered")
+    if not isinstance(delivered, bool):
+        raise ApiError(400, "delivered: true or false (what the mail log says)")
+    return _as_json(notice_service.settle(ctx.workspace, request.path_params["ref"], delivered))
+
+
 @guarded("supervisor", api=True)
 def references_list(request: Request, ctx: Ctx) -> Response:
     from ansim.casework.references import list_references
@@ -255,6 +316,23 @@ def references_list(request: Request, ctx: Ctx) -> Response:
     return _as_json(
         list_references(ctx.workspace, params.get("case"), params.get("modality"), kinds)
     )
+
+
+@guarded("supervisor", api=True)
+def reference_withdraw(request: Request, ctx: Ctx) -> Response:
+    """Consent withdrawn: the reference's signals leave every index now. The reason
+    travels in the body and is kept encrypted with the audit log."""
+    from ansim.pipeline import intake
+
+    try:
+        reference_id = int(request.path_params["reference_id"])
+    except ValueError as exc:
+        raise ApiError(404, "no such reference") from exc
+    reason = _body(ctx).get("reason")
+    removed = intake.withdraw_reference(
+        ctx.workspace, reference_id, str(reason) if reason else None
+    )
+    return JSONResponse({"reference_id": reference_id, "signals_removed": removed})
 
 
 @guarded("supervisor", api=True)
@@ -345,13 +423,19 @@ def routes() -> list[Route]:
         Route("/api/cases", cases_list, methods=["GET"]),
         Route("/api/cases", case_open, methods=["POST"]),
         Route("/api/cases/{case_id}", case_show),
+        Route("/api/cases/{case_id}/services", case_service, methods=["POST"]),
+        Route("/api/cases/{case_id}/close", case_close, methods=["POST"]),
         Route("/api/report", report),
         Route("/api/audit", audit_list),
         Route("/api/audit/verify", audit_verify),
         Route("/api/references", references_list, methods=["GET"]),
         Route("/api/cases/{case_id}/references", reference_add, methods=["POST"]),
+        Route("/api/references/{reference_id}/withdraw", reference_withdraw, methods=["POST"]),
         Route("/api/scan", scan_upload, methods=["POST"]),
         Route("/api/evidence/{evidence_id}/export", evidence_export, methods=["POST"]),
         Route("/api/notices", notices_list, methods=["GET"]),
         Route("/api/notices/draft", notices_draft, methods=["POST"]),
+        Route("/api/notices/send", notices_send, methods=["POST"]),
+        Route("/api/notices/{ref}", notice_show, methods=["GET"]),
+        Route("/api/notices/{ref}/settle", notice_settle, methods=["POST"]),
     ]

@@ -4,6 +4,7 @@ refusal of commands that do not go through the server yet, and `ansim logout`.""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from ansim.casework import confirmations, hosts
-from ansim.store.tables import AuditEntry, Takedown
-from sqlalchemy import select
+from ansim.store.tables import AuditEntry, Notice, Takedown
+from sqlalchemy import select, update
 
 from tests.casework_fixtures import reposted_copy
 from tests.helpers import photo_like
@@ -209,3 +210,103 @@ def test_cases_report_and_audit_through_the_server(server_home, tmp_path) -> Non
             )
         ).scalars()
         assert list(revealed_by) == ["sue"]
+
+
+def test_services_closing_withdrawal_and_notices_through_the_server(
+    server_home,
+    tmp_path,
+    smtp_server,  # noqa: ANN001
+) -> None:
+    """case service/close, ref withdraw and notice show/send/settle act through the server
+    as the signed-in account: the server's role checks refuse an analyst where a supervisor
+    is needed, and the audit names the account, not the machine's analyst."""
+    smtp_url, smtp = smtp_server
+    workspace = server_home.workspace
+    workspace.settings = dataclasses.replace(workspace.settings, smtp_url=smtp_url)
+    hosts.set_host(workspace, "images.example", abuse_email="abuse@images.example")
+    with LiveServer(ready_app(workspace)) as server:
+
+        def ansim(person: str, *args: str, stdin: str = "", expect: int = 0) -> str:
+            env = {
+                **os.environ,
+                "ANSIM_SERVER": server.url,
+                "ANSIM_CLIENT_FILE": str(tmp_path / f"{person}.json"),
+                "ANSIM_ANALYST": "somebody-else",
+                "ANSIM_HOME": str(tmp_path / "nowhere"),
+                "ANSIM_LANG": "en",
+            }
+            done = subprocess.run(
+                [ANSIM, *args], input=stdin, env=env, capture_output=True, text=True, timeout=120
+            )
+            assert done.returncode == expect, done.stdout + done.stderr
+            return done.stdout + done.stderr
+
+        for person in ("sue", "alice"):
+            ansim(person, "login", "--name", person, "--password-stdin", stdin=PASSWORD + "\n")
+
+        # Notices: shown, a send interrupted earlier is reported stuck and settled by the
+        # analyst who checked, then sent by the server's SMTP settings.
+        ansim("alice", "queue", "confirm", str(server_home.item_id))
+        drafted = json.loads(ansim("alice", "notice", "draft", "--sender", "t@center.example",
+                                   "--json"))  # fmt: skip
+        [ref] = [n["ref"] for n in drafted["notices"]]
+        shown = json.loads(ansim("alice", "notice", "show", ref, "--json"))
+        assert (shown["status"], shown["takedowns"]) == ("drafted", [server_home.item_id])
+        assert "abuse@images.example" in ansim("alice", "notice", "show", ref)
+        assert "unknown notice" in ansim("alice", "notice", "show", "N-1999-00001", expect=2)
+        with workspace.store.session() as session:
+            session.execute(update(Notice).where(Notice.ref == ref).values(status="sending"))
+        stuck = json.loads(ansim("alice", "notice", "send", "--json", expect=1))
+        assert stuck["stuck_sending"] == [ref] and not stuck["sent"] and not smtp.messages
+        settled = json.loads(ansim("alice", "notice", "settle", ref, "--not-delivered", "--json"))
+        assert settled["status"] == "failed"
+        assert "only a notice stuck" in ansim("alice", "notice", "settle", ref, "--delivered",
+                                              expect=2)  # fmt: skip
+        assert "--smtp" in ansim("alice", "notice", "send", "--smtp", smtp_url, expect=2)
+        sent = json.loads(ansim("alice", "notice", "send", "--json"))
+        assert [n["ref"] for n in sent["sent"]] == [ref] and len(smtp.messages) == 1
+        assert smtp.messages[0][1] == ["abuse@images.example"]
+
+        # A service, a withdrawal and a purge: a supervisor's, refused to an analyst.
+        case_id = server_home.case_id
+        assert "supervisor" in ansim("alice", "case", "service", case_id, "--kind", "legal",
+                                     "--note-file", "-", stdin="x\n", expect=2)  # fmt: skip
+        service = json.loads(ansim("sue", "case", "service", case_id, "--kind", "legal",
+                                   "--note-file", "-", "--json",
+                                   stdin="filed a complaint\n"))  # fmt: skip
+        assert service["case_id"] == case_id and service["service_id"] > 0
+        assert "must be one of" in ansim("sue", "case", "service", case_id, "--kind", "nope",
+                                         "--note-file", "-", stdin="x\n", expect=2)  # fmt: skip
+        [reference] = json.loads(ansim("sue", "ref", "list", "--case", case_id, "--json"))
+        assert "supervisor" in ansim("alice", "ref", "withdraw", str(reference["id"]),
+                                     "--reason-file", "-", stdin="x\n", expect=2)  # fmt: skip
+        withdrawn = json.loads(ansim("sue", "ref", "withdraw", str(reference["id"]),
+                                     "--reason-file", "-", "--json",
+                                     stdin="the victim asked\n"))  # fmt: skip
+        assert withdrawn["signals_removed"] > 0
+        again = ansim("sue", "ref", "withdraw", str(reference["id"]), "--reason-file", "-",
+                      stdin="x\n", expect=2)  # fmt: skip
+        assert "already withdrawn" in again
+        [after] = json.loads(ansim("sue", "ref", "list", "--case", case_id, "--json"))
+        assert after["bank_entries"] == 0
+        assert "supervisor" in ansim("alice", "case", "close", case_id, expect=2)
+        assert "closed" in ansim("sue", "case", "close", case_id)
+        purged = json.loads(ansim("sue", "case", "close", case_id, "--purge", "--yes", "--json"))
+        assert purged["purged"] and purged["deleted"]["contact"] is True
+        assert "already purged" in ansim("sue", "case", "close", case_id, "--purge", "--yes",
+                                         expect=2)  # fmt: skip
+    with workspace.store.session() as session:
+        actors = set(
+            session.execute(
+                select(AuditEntry.action, AuditEntry.actor).where(
+                    AuditEntry.action.in_(
+                        ["notice.settle", "notice.sent", "case.service", "ref.withdraw",
+                         "case.close", "case.purge"]
+                    )
+                )
+            ).all()
+        )  # fmt: skip
+        assert actors == {
+            ("notice.settle", "alice"), ("notice.sent", "alice"), ("case.service", "sue"),
+            ("ref.withdraw", "sue"), ("case.close", "sue"), ("case.purge", "sue"),
+        }  # fmt: skip
