@@ -1,8 +1,9 @@
 """The command line as a client of `ansim serve`: with ANSIM_SERVER=URL set, `ansim login`
-gets a personal token and the queue, case, report and audit commands act through the
-server as that account (so a two-person rule counts distinct accounts, and the server
-checks each command's role). Other commands that change state or show victim data are
-refused while ANSIM_SERVER is set rather than run embedded as nobody in particular.
+gets a personal token and the queue, case, ref, scan, evidence, notice, report and audit
+commands (those in ROUTED) act through the server as that account (so a two-person rule
+counts distinct accounts, and the server checks each command's role). Other commands that
+change state or show victim data are refused while ANSIM_SERVER is set rather than run
+embedded as nobody in particular.
 
 The token is kept in $ANSIM_CLIENT_FILE (default ~/.config/ansim/client.json, mode 0600);
 ANSIM_SERVER_CA names a CA file for a server with a private certificate.
@@ -538,14 +539,23 @@ def remote_scan(
     dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
     json_out: JsonFlag = False,
 ) -> None:
-    """Upload collected files to be matched against every reference; matches are queued as
-    your account (through the server; URLs are not scanned through it yet)."""
+    """Upload collected files to be matched against every reference, or have the server
+    fetch URLs with its crawler's guards; matches are queued as your account."""
     from ansim.casework.files import expand_paths
 
-    if any("://" in target for target in targets):
-        raise CaseworkError("URLs are not scanned through the server yet: give files or folders")
+    urls = [t for t in targets if "://" in t]
+    if urls:
+        from ansim.commands.crawl import print_crawl_summary
+
+        if dry_run:
+            raise CaseworkError(_("--dry-run applies to files only, not URLs"))
+        summary = call("POST", "/api/scan/urls", {"urls": urls})
+        print_crawl_summary(summary, json_out, verb=_("scanned"))
+        failed = sum(v for k, v in summary["outcomes"].items() if k not in ("ok", "not_html"))
+        if len(urls) == len(targets):
+            raise typer.Exit(1 if failed else 0)
     report: dict[str, Any] = {"scanned": 0, "errors": 0, "matches": [], "failures": []}
-    for path in expand_paths([Path(t) for t in targets]):
+    for path in expand_paths([Path(t) for t in targets if "://" not in t]):
         report["scanned"] += 1
         if not path.is_file():
             report["errors"] += 1

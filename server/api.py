@@ -382,6 +382,30 @@ def scan_upload(request: Request, ctx: Ctx) -> Response:
     )
 
 
+MAX_SCAN_URLS = 100
+
+
+@guarded("analyst", api=True)
+def scan_urls(request: Request, ctx: Ctx) -> Response:
+    """Scan http(s) URLs (`urls` in the body, never the query): the server fetches them
+    with the crawler's fetcher and guards, under its own loopback setting, and queues the
+    matches with sealed evidence as this account."""
+    from ansim.pipeline import crawl as crawling
+
+    urls = _body(ctx).get("urls")
+    if (
+        not isinstance(urls, list)
+        or not 0 < len(urls) <= MAX_SCAN_URLS
+        or not all(
+            isinstance(u, str) and u.startswith(("http://", "https://")) and len(u) <= 2000
+            for u in urls
+        )
+    ):
+        raise ApiError(400, f"urls: 1 to {MAX_SCAN_URLS} http(s) URLs")
+    summary = crawling.scan_urls(ctx.workspace, urls, ctx.workspace.settings.allow_loopback)
+    return _as_json(summary.as_dict())
+
+
 @guarded("supervisor", api=True)
 def evidence_export(request: Request, ctx: Ctx) -> Response:
     """One evidence bundle decrypted (digests checked) into a 0700 folder in memory-backed
@@ -432,6 +456,7 @@ def routes() -> list[Route]:
         Route("/api/cases/{case_id}/references", reference_add, methods=["POST"]),
         Route("/api/references/{reference_id}/withdraw", reference_withdraw, methods=["POST"]),
         Route("/api/scan", scan_upload, methods=["POST"]),
+        Route("/api/scan/urls", scan_urls, methods=["POST"]),
         Route("/api/evidence/{evidence_id}/export", evidence_export, methods=["POST"]),
         Route("/api/notices", notices_list, methods=["GET"]),
         Route("/api/notices/draft", notices_draft, methods=["POST"]),

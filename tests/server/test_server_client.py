@@ -18,11 +18,34 @@ from ansim.casework import confirmations, hosts
 from ansim.store.tables import AuditEntry, Notice, Takedown
 from sqlalchemy import select, update
 
+from tests.casework.test_casework_workflow import media_server  # noqa: F401 - fixture
 from tests.casework_fixtures import reposted_copy
 from tests.helpers import photo_like
 from tests.server_fixtures import PASSWORD, LiveServer, ready_app, served_home
 
 ANSIM = str(Path(sys.executable).parent / "ansim")
+
+
+def client_runner(server_url: str, tmp_path: Path):  # noqa: ANN201
+    """`ansim(person, *args)`: the CLI as `person`, signed in to `server_url` (their own
+    client file); asserts the exit code and returns what it printed."""
+
+    def ansim(person: str, *args: str, stdin: str = "", expect: int = 0) -> str:
+        env = {
+            **os.environ,
+            "ANSIM_SERVER": server_url,
+            "ANSIM_CLIENT_FILE": str(tmp_path / f"{person}.json"),
+            "ANSIM_ANALYST": "somebody-else",
+            "ANSIM_HOME": str(tmp_path / "nowhere"),
+            "ANSIM_LANG": "en",
+        }
+        done = subprocess.run(
+            [ANSIM, *args], input=stdin, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == expect, done.stdout + done.stderr
+        return done.stdout + done.stderr
+
+    return ansim
 
 
 @pytest.fixture
@@ -163,7 +186,6 @@ def test_cases_report_and_audit_through_the_server(server_home, tmp_path) -> Non
         assert match["path"] == str(collected / "repost.jpg") and match["case_id"] == case_id
         assert match["takedown_id"] and match["reference_id"] == added[0]["reference_id"]
         assert "1 matches" in ansim("alice", "scan", str(collected / "repost.jpg"))
-        assert "URLs" in ansim("alice", "scan", "https://x.example/a.jpg", expect=2)
         assert not list(Path("/dev/shm").glob("ansim-upload-*"))
 
         # Evidence export: decrypted on the server, written here 0600 in a 0700 folder.
@@ -225,21 +247,7 @@ def test_services_closing_withdrawal_and_notices_through_the_server(
     workspace.settings = dataclasses.replace(workspace.settings, smtp_url=smtp_url)
     hosts.set_host(workspace, "images.example", abuse_email="abuse@images.example")
     with LiveServer(ready_app(workspace)) as server:
-
-        def ansim(person: str, *args: str, stdin: str = "", expect: int = 0) -> str:
-            env = {
-                **os.environ,
-                "ANSIM_SERVER": server.url,
-                "ANSIM_CLIENT_FILE": str(tmp_path / f"{person}.json"),
-                "ANSIM_ANALYST": "somebody-else",
-                "ANSIM_HOME": str(tmp_path / "nowhere"),
-                "ANSIM_LANG": "en",
-            }
-            done = subprocess.run(
-                [ANSIM, *args], input=stdin, env=env, capture_output=True, text=True, timeout=120
-            )
-            assert done.returncode == expect, done.stdout + done.stderr
-            return done.stdout + done.stderr
+        ansim = client_runner(server.url, tmp_path)
 
         for person in ("sue", "alice"):
             ansim(person, "login", "--name", person, "--password-stdin", stdin=PASSWORD + "\n")
@@ -310,3 +318,34 @@ def test_services_closing_withdrawal_and_notices_through_the_server(
             ("notice.settle", "alice"), ("notice.sent", "alice"), ("case.service", "sue"),
             ("ref.withdraw", "sue"), ("case.close", "sue"), ("case.purge", "sue"),
         }  # fmt: skip
+
+
+def test_url_scans_through_the_server(server_home, tmp_path, media_server) -> None:  # noqa: ANN001, F811
+    """`ansim scan URL` through the server: the server fetches with its own guards (its
+    loopback setting, never the client's), queues the match as the signed-in analyst."""
+    base, files = media_server
+    workspace = server_home.workspace
+    repost = reposted_copy(server_home.reference, tmp_path / "repost.jpg")
+    files["/repost.jpg"] = (200, repost.read_bytes(), "image/jpeg")
+    url = f"{base}/repost.jpg"
+    with LiveServer(ready_app(workspace)) as server:
+        ansim = client_runner(server.url, tmp_path)
+        ansim("alice", "login", "--name", "alice", "--password-stdin", stdin=PASSWORD + "\n")
+        guarded = json.loads(ansim("alice", "scan", url, "--json", expect=1))
+        assert guarded["matches"] == 0 and guarded["outcomes"] == {"blocked_address": 1}
+        workspace.settings = dataclasses.replace(workspace.settings, allow_loopback=True)
+        scanned = json.loads(ansim("alice", "scan", url, "--json"))
+        [match] = scanned["match_list"]
+        assert match["url"] == url and match["case_id"] == server_home.case_id
+        assert "--dry-run" in ansim("alice", "scan", url, "--dry-run", expect=2)
+        assert f"match {url}" in ansim("alice", "scan", url)  # the embedded summary
+    with workspace.store.session() as session:
+        takedown = session.get(Takedown, match["takedown_id"])
+        assert (takedown.case_id, takedown.status) == (server_home.case_id, "new")
+        queued_by = session.execute(
+            select(AuditEntry.actor).where(
+                AuditEntry.action == "queue.new",
+                AuditEntry.subject == f"takedown:{match['takedown_id']}",
+            )
+        ).scalars()
+        assert list(queued_by) == ["alice"]
