@@ -11,10 +11,13 @@ ANSIM_SERVER_CA names a CA file for a server with a private certificate.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import sys
 import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -57,7 +60,7 @@ ROUTED: dict[str, tuple[typer.Typer, set[str] | None]] = {
     "audit": (audit_client_app, {"verify", "list"}),
     "report": (report_client_app, None),
     "notice": (notice_client_app, {"draft", "list", "show", "send", "settle"}),
-    "ref": (ref_client_app, {"list", "add", "withdraw"}),
+    "ref": (ref_client_app, {"list", "add", "withdraw", "import", "export"}),
     "scan": (scan_client_app, None),
     "evidence": (evidence_client_app, {"export"}),
 }
@@ -89,6 +92,31 @@ def call(method: str, path: str, body: Any = None, token: str | None = None,
          server: str | None = None, upload: Path | None = None) -> Any:  # fmt: skip
     """One JSON request to the server (or one file, multipart, with `upload`); its
     refusals become CaseworkErrors (exit code 2)."""
+    with _opened(method, path, body, token, server, upload) as answer:
+        return json.loads(answer.read() or b"null")
+
+
+def download(path: str, write: Callable[[bytes], Any]) -> int:
+    """A GET whose answer is streamed to `write` in chunks as it arrives; returns its bytes."""
+    size = 0
+    with _opened("GET", path) as answer:
+        while chunk := _read_chunk(answer):
+            write(chunk)
+            size += len(chunk)
+    return size
+
+
+def _read_chunk(answer: Any) -> bytes:
+    try:
+        return answer.read(1 << 16)
+    except (OSError, http.client.HTTPException) as exc:
+        raise CaseworkError(f"the server's answer broke off: {exc}") from exc
+
+
+@contextmanager
+def _opened(method: str, path: str, body: Any = None, token: str | None = None,
+            server: str | None = None, upload: Path | None = None) -> Iterator[Any]:  # fmt: skip
+    """The server's answer, open for reading; refusals and failures as CaseworkErrors."""
     # Imported here: every command loads this module (`route`), few of them call a server.
     import ssl
     import urllib.error
@@ -110,8 +138,7 @@ def call(method: str, path: str, body: Any = None, token: str | None = None,
     ca_file = Settings.from_environment().server_ca
     context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
     try:
-        with urllib.request.urlopen(request, timeout=60, context=context) as answer:
-            return json.loads(answer.read() or b"null")
+        answer = urllib.request.urlopen(request, timeout=60, context=context)
     except urllib.error.HTTPError as exc:
         try:
             message = json.loads(exc.read()).get("message", exc.reason)
@@ -120,6 +147,8 @@ def call(method: str, path: str, body: Any = None, token: str | None = None,
         raise CaseworkError(f"server refused ({exc.code}): {message}") from exc
     except urllib.error.URLError as exc:
         raise CaseworkError(f"cannot reach {base}: {exc.reason}") from exc
+    with answer:
+        yield answer
 
 
 def _multipart(path: Path) -> tuple[bytes, str]:
@@ -530,6 +559,71 @@ def remote_ref_add(
             )
         )
     raise typer.Exit(1 if failed else 0)
+
+
+@ref_client_app.command("import")
+@refusals
+def remote_ref_import(
+    case_id: str,
+    list_file: Path,
+    hash_format: Annotated[str, typer.Option("--format")] = "pdq",
+    json_out: JsonFlag = False,
+) -> None:
+    """Upload a shared hash list to be imported into the case's references (through the
+    server; a supervisor account). `--format vpdq`: one request per video's hash file."""
+    from ansim.casework.files import expand_paths
+    from ansim.commands.references import print_import, print_vpdq_imports
+
+    case_path = f"/api/cases/{urllib.parse.quote(case_id, safe='')}/references/import"
+    if hash_format != "vpdq":
+        if not list_file.is_file():
+            raise CaseworkError(f"cannot read hash list {list_file}")
+        print_import(call("POST", case_path + _query(format=hash_format), upload=list_file),
+                     json_out)  # fmt: skip
+    imported = []
+    for path in expand_paths([list_file]):
+        if not path.is_file():
+            imported.append({"path": str(path), "reference_id": None, "modality": None,
+                             "error": "no such file"})  # fmt: skip
+            continue
+        for result in call("POST", case_path + "?format=vpdq", upload=path):
+            imported.append({**result, "path": str(path)})
+    print_vpdq_imports(imported, json_out)
+
+
+@ref_client_app.command("export")
+@refusals
+def remote_ref_export(
+    hash_format: Annotated[str, typer.Option("--format")] = "pdq",
+    case_id: Annotated[str | None, typer.Option("--case")] = None,
+    output: Annotated[Path | None, typer.Option("--out")] = None,
+) -> None:
+    """Export reference hashes from the server (a supervisor account), streamed into a 0600
+    file (--out) or to stdout as they arrive."""
+    from ansim.commands.references import write_vpdq_videos
+    from ansim.store.private_files import open_private
+
+    path = f"/api/references/export{_query(format=hash_format, case=case_id)}"
+    if hash_format == "vpdq":
+        write_vpdq_videos([(label, text) for label, text in call("GET", path)], output)
+        return
+    if output is None:
+        download(path, sys.stdout.buffer.write)
+        return
+    lines = 0
+
+    def write(chunk: bytes) -> None:
+        nonlocal lines
+        sink.write(chunk)
+        lines += chunk.count(b"\n")
+
+    try:
+        with open_private(output) as sink:
+            download(path, write)
+    except BaseException:
+        output.unlink(missing_ok=True)  # a refusal or a broken answer leaves no part behind
+        raise
+    err.print(f"wrote {lines} hashes to {output}")
 
 
 @scan_client_app.command()

@@ -8,6 +8,7 @@ report and audit pages do too); the queue, scans and notices an analyst."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from ansim.store.tables import AuditEntry
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 
@@ -319,6 +320,95 @@ def references_list(request: Request, ctx: Ctx) -> Response:
 
 
 @guarded("supervisor", api=True)
+def references_import(request: Request, ctx: Ctx) -> Response:
+    """Import one uploaded hash list into the case's references (`format`: pdq or md5, one
+    transaction; vpdq: one video's hash file). The upload is hashed from a 0600 copy in
+    /dev/shm and deleted, as `ref add`'s are."""
+    from ansim.pipeline import intake
+    from ansim.server.app import one_upload, private_copy, upload_name
+
+    case_id = request.path_params["case_id"]
+    hash_format = request.query_params.get("format", "pdq")
+    _, upload = one_upload(ctx)
+    name = upload_name(upload)
+    with private_copy(upload, name) as path:
+        if hash_format != "vpdq":
+            return _as_json(
+                intake.import_hash_list(ctx.workspace, case_id, path, hash_format).as_dict()
+            )
+        imported = intake.import_vpdq_files(ctx.workspace, case_id, [path])
+    return _as_json([{**r.as_dict(), "path": name} for r in imported])
+
+
+@guarded("supervisor", api=True)
+def references_export(request: Request, ctx: Ctx) -> Response:
+    """Consented references' hashes as `hash,ref-ID` lines (`format` pdq or md5), streamed
+    from the store as they are read; vpdq: one JSON list of [label, text] per video."""
+    from ansim.pipeline import intake
+    from ansim.pipeline.hash_lists import HASH_FORMATS
+
+    hash_format = request.query_params.get("format", "pdq")
+    case_id = request.query_params.get("case") or None
+    if case_id:
+        with ctx.workspace.store.read_session() as session:
+            cases.get_case(session, case_id)  # 404 before the stream starts
+    if hash_format == "vpdq":
+        return _as_json(intake.export_vpdq(ctx.workspace, case_id))
+    if hash_format not in HASH_FORMATS:
+        raise ApiError(400, f"format must be one of {', '.join(HASH_FORMATS)} or vpdq")
+    return StreamingResponse(
+        _streamed_export(ctx, hash_format, case_id), media_type="text/plain; charset=utf-8"
+    )
+
+
+def _streamed_export(ctx: Ctx, hash_format: str, case_id: str | None) -> Iterator[bytes]:
+    """The export runs in its own thread, handing lines over a short queue: the store is
+    read as the client takes them, never gathered whole. A client gone away stops it
+    (the export then rolls back, and no `ref.export` is audited)."""
+    import queue as queues
+    import threading
+
+    from ansim.pipeline import intake
+
+    lines: queues.Queue[bytes | BaseException | None] = queues.Queue(maxsize=64)
+    gone = threading.Event()
+
+    def hand_over(item: bytes | BaseException | None) -> None:
+        while not gone.is_set():
+            try:
+                lines.put(item, timeout=1)
+                return
+            except queues.Full:
+                continue
+        raise ConnectionAbortedError("the client went away")
+
+    def export() -> None:
+        try:
+            try:
+                intake.export_hash_list(
+                    ctx.workspace, hash_format, lambda text: hand_over(text.encode()), case_id
+                )
+                hand_over(None)
+            except ConnectionAbortedError:
+                raise
+            except Exception as exc:  # handed to the response's thread, which raises it
+                hand_over(exc)
+        except ConnectionAbortedError:
+            pass  # nobody is left to tell
+
+    worker = threading.Thread(target=export, name="ansim-ref-export", daemon=True)
+    worker.start()
+    try:
+        while (item := lines.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        gone.set()
+        worker.join(timeout=5)
+
+
+@guarded("supervisor", api=True)
 def reference_withdraw(request: Request, ctx: Ctx) -> Response:
     """Consent withdrawn: the reference's signals leave every index now. The reason
     travels in the body and is kept encrypted with the audit log."""
@@ -453,6 +543,8 @@ def routes() -> list[Route]:
         Route("/api/audit", audit_list),
         Route("/api/audit/verify", audit_verify),
         Route("/api/references", references_list, methods=["GET"]),
+        Route("/api/references/export", references_export, methods=["GET"]),
+        Route("/api/cases/{case_id}/references/import", references_import, methods=["POST"]),
         Route("/api/cases/{case_id}/references", reference_add, methods=["POST"]),
         Route("/api/references/{reference_id}/withdraw", reference_withdraw, methods=["POST"]),
         Route("/api/scan", scan_upload, methods=["POST"]),

@@ -349,3 +349,57 @@ def test_url_scans_through_the_server(server_home, tmp_path, media_server) -> No
             )
         ).scalars()
         assert list(queued_by) == ["alice"]
+
+
+def test_hash_lists_through_the_server(server_home, tmp_path) -> None:  # noqa: ANN001
+    """`ref import` uploads a hash list to the server, `ref export` streams the hashes back
+    into a 0600 file or stdout: a supervisor's commands, refused to an analyst."""
+    workspace = server_home.workspace
+    hashes = [hashlib.sha256(f"shared-{n}".encode()).hexdigest() for n in range(3)]
+    shared = tmp_path / "shared.csv"
+    shared.write_text(f"{hashes[0]},first\n{hashes[1]}\nnot-a-hash\n")
+    video = tmp_path / "videos" / "clip.txt"
+    video.parent.mkdir()
+    video.write_text("".join(f"{n},100,{hashes[2]},{n}.000\n" for n in range(3)))
+    with LiveServer(ready_app(workspace)) as server:
+        ansim = client_runner(server.url, tmp_path)
+        for person in ("sue", "alice"):
+            ansim(person, "login", "--name", person, "--password-stdin", stdin=PASSWORD + "\n")
+        case_id = server_home.case_id
+        assert "supervisor" in ansim("alice", "ref", "import", case_id, str(shared), expect=2)
+        report = json.loads(ansim("sue", "ref", "import", case_id, str(shared), "--json",
+                                  expect=1))  # fmt: skip
+        assert (report["imported"], report["rejected"]) == (2, 1)
+        assert [r["line"] for r in report["rejections"]] == [3]
+        first, last = report["reference_ids"]
+        assert "cannot read" in ansim("sue", "ref", "import", case_id, str(tmp_path / "no.csv"),
+                                      expect=2)  # fmt: skip
+        videos = json.loads(ansim("sue", "ref", "import", case_id, str(video.parent),
+                                  "--format", "vpdq", "--json"))  # fmt: skip
+        assert [(v["path"], v["modality"], v["error"]) for v in videos] == [
+            (str(video), "video", None)
+        ]
+        assert not list(Path("/dev/shm").glob("ansim-upload-*"))
+
+        out = tmp_path / "exported.csv"
+        assert "supervisor" in ansim("alice", "ref", "export", "--out", str(out), expect=2)
+        assert not out.exists()
+        assert "wrote" in ansim("sue", "ref", "export", "--case", case_id, "--out", str(out))
+        assert stat.S_IMODE(out.stat().st_mode) == 0o600
+        lines = out.read_text().splitlines()
+        assert {f"{hashes[0]},ref-{first}", f"{hashes[1]},ref-{last}"} <= set(lines)
+        streamed = ansim("sue", "ref", "export").splitlines()
+        assert set(lines) <= set(streamed)
+        exported_videos = ansim("sue", "ref", "export", "--format", "vpdq", "--case", case_id)
+        assert hashes[2] in exported_videos
+        assert "unknown case" in ansim("sue", "ref", "export", "--case", "C-1999-0001", expect=2)
+        assert "format" in ansim("sue", "ref", "export", "--format", "sha1", expect=2)
+    with workspace.store.session() as session:
+        actors = set(
+            session.execute(
+                select(AuditEntry.action, AuditEntry.actor).where(
+                    AuditEntry.action.in_(["ref.import", "ref.export"])
+                )
+            ).all()
+        )
+        assert actors == {("ref.import", "sue"), ("ref.export", "sue")}
