@@ -176,7 +176,10 @@ def case_service(
     from ansim.casework import cases
 
     note = read_private_text(note_file, ask_note, "Note") or ""
-    service_id = cases.add_service(open_workspace(), case_id, kind, note)
+    print_service(case_id, cases.add_service(open_workspace(), case_id, kind, note), json_out)
+
+
+def print_service(case_id: str, service_id: int, json_out: bool) -> None:
     if json_out:
         emit_json({"case_id": case_id, "service_id": service_id})
     else:
@@ -211,10 +214,15 @@ def case_close(
         typer.confirm(
             _("Purge {case_id}? This cannot be undone.").format(case_id=case_id), abort=True
         )
-    shown = retention.close_case(open_workspace(), case_id, purge)
+    print_closed(retention.close_case(open_workspace(), case_id, purge), json_out)
+
+
+def print_closed(shown: dict[str, Any], json_out: bool) -> None:
+    """A closed case, and with a purge what it deleted."""
+    case_id = shown["case_id"]
     if json_out:
         emit_json(shown)
-    elif purge:
+    elif shown["purged"]:
         out.print(_("case {case_id} closed and purged; deleted:").format(case_id=case_id))
         print_fields(
             out,

@@ -1,8 +1,9 @@
 """The command line as a client of `ansim serve`: with ANSIM_SERVER=URL set, `ansim login`
-gets a personal token and the queue, case, report and audit commands act through the
-server as that account (so a two-person rule counts distinct accounts, and the server
-checks each command's role). Other commands that change state or show victim data are
-refused while ANSIM_SERVER is set rather than run embedded as nobody in particular.
+gets a personal token and the queue, case, ref, scan, evidence, notice, report and audit
+commands (those in ROUTED) act through the server as that account (so a two-person rule
+counts distinct accounts, and the server checks each command's role). Other commands that
+change state or show victim data are refused while ANSIM_SERVER is set rather than run
+embedded as nobody in particular.
 
 The token is kept in $ANSIM_CLIENT_FILE (default ~/.config/ansim/client.json, mode 0600);
 ANSIM_SERVER_CA names a CA file for a server with a private certificate.
@@ -10,10 +11,13 @@ ANSIM_SERVER_CA names a CA file for a server with a private certificate.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import sys
 import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,8 +25,12 @@ import typer
 from ansim.casework.errors import CaseworkError
 from ansim.commands.common import (
     AskContact,
+    AskNote,
+    AskReason,
     ContactFile,
     JsonFlag,
+    NoteFile,
+    ReasonFile,
     emit_json,
     err,
     out,
@@ -48,11 +56,11 @@ notice_client_app = typer.Typer(help="Removal notices, through the server.", no_
 # Group -> (its client app, the subcommands that go through the server; None: all of it).
 ROUTED: dict[str, tuple[typer.Typer, set[str] | None]] = {
     "queue": (queue_client_app, {"list", "show", "confirm", "reject", "policy"}),
-    "case": (case_client_app, {"list", "show", "open"}),
+    "case": (case_client_app, {"list", "show", "open", "service", "close"}),
     "audit": (audit_client_app, {"verify", "list"}),
     "report": (report_client_app, None),
-    "notice": (notice_client_app, {"draft", "list"}),
-    "ref": (ref_client_app, {"list", "add"}),
+    "notice": (notice_client_app, {"draft", "list", "show", "send", "settle"}),
+    "ref": (ref_client_app, {"list", "add", "withdraw", "import", "export"}),
     "scan": (scan_client_app, None),
     "evidence": (evidence_client_app, {"export"}),
 }
@@ -84,6 +92,31 @@ def call(method: str, path: str, body: Any = None, token: str | None = None,
          server: str | None = None, upload: Path | None = None) -> Any:  # fmt: skip
     """One JSON request to the server (or one file, multipart, with `upload`); its
     refusals become CaseworkErrors (exit code 2)."""
+    with _opened(method, path, body, token, server, upload) as answer:
+        return json.loads(answer.read() or b"null")
+
+
+def download(path: str, write: Callable[[bytes], Any]) -> int:
+    """A GET whose answer is streamed to `write` in chunks as it arrives; returns its bytes."""
+    size = 0
+    with _opened("GET", path) as answer:
+        while chunk := _read_chunk(answer):
+            write(chunk)
+            size += len(chunk)
+    return size
+
+
+def _read_chunk(answer: Any) -> bytes:
+    try:
+        return answer.read(1 << 16)
+    except (OSError, http.client.HTTPException) as exc:
+        raise CaseworkError(f"the server's answer broke off: {exc}") from exc
+
+
+@contextmanager
+def _opened(method: str, path: str, body: Any = None, token: str | None = None,
+            server: str | None = None, upload: Path | None = None) -> Iterator[Any]:  # fmt: skip
+    """The server's answer, open for reading; refusals and failures as CaseworkErrors."""
     # Imported here: every command loads this module (`route`), few of them call a server.
     import ssl
     import urllib.error
@@ -105,8 +138,7 @@ def call(method: str, path: str, body: Any = None, token: str | None = None,
     ca_file = Settings.from_environment().server_ca
     context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
     try:
-        with urllib.request.urlopen(request, timeout=60, context=context) as answer:
-            return json.loads(answer.read() or b"null")
+        answer = urllib.request.urlopen(request, timeout=60, context=context)
     except urllib.error.HTTPError as exc:
         try:
             message = json.loads(exc.read()).get("message", exc.reason)
@@ -115,6 +147,8 @@ def call(method: str, path: str, body: Any = None, token: str | None = None,
         raise CaseworkError(f"server refused ({exc.code}): {message}") from exc
     except urllib.error.URLError as exc:
         raise CaseworkError(f"cannot reach {base}: {exc.reason}") from exc
+    with answer:
+        yield answer
 
 
 def _multipart(path: Path) -> tuple[bytes, str]:
@@ -302,6 +336,45 @@ def remote_case_open(
     )
 
 
+@case_client_app.command("service")
+@refusals
+def remote_case_service(
+    case_id: str,
+    kind: Annotated[str, typer.Option()],
+    note_file: NoteFile = None,
+    ask_note: AskNote = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Record a support service given to a case (through the server; a supervisor account).
+    The note travels in the request body and is stored encrypted."""
+    from ansim.commands.cases import print_service
+
+    note = read_private_text(note_file, ask_note, "Note") or ""
+    quoted = urllib.parse.quote(case_id, safe="")
+    answer = call("POST", f"/api/cases/{quoted}/services", {"kind": kind, "note": note})
+    print_service(case_id, answer["service_id"], json_out)
+
+
+@case_client_app.command("close")
+@refusals
+def remote_case_close(
+    case_id: str,
+    purge: Annotated[bool, typer.Option("--purge")] = False,
+    yes: Annotated[bool, typer.Option("--yes")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Close a case; with --purge, delete what identifies it (through the server; a
+    supervisor account; cannot be undone, audited)."""
+    from ansim.commands.cases import print_closed
+
+    if purge and not yes:
+        typer.confirm(
+            _("Purge {case_id}? This cannot be undone.").format(case_id=case_id), abort=True
+        )
+    quoted = urllib.parse.quote(case_id, safe="")
+    print_closed(call("POST", f"/api/cases/{quoted}/close", {"purge": purge}), json_out)
+
+
 @report_client_app.command()
 @refusals
 def remote_report(
@@ -380,6 +453,61 @@ def remote_notice_draft(
     print_draft(call("POST", "/api/notices/draft", body), json_out)
 
 
+@notice_client_app.command("show")
+@refusals
+def remote_notice_show(ref: str, json_out: JsonFlag = False) -> None:
+    """Show one removal notice (through the server)."""
+    from ansim.commands.notices import print_notice
+
+    print_notice(call("GET", f"/api/notices/{urllib.parse.quote(ref, safe='')}"), json_out)
+
+
+@notice_client_app.command("send")
+@refusals
+def remote_notice_send(
+    host: Annotated[str | None, typer.Option()] = None,
+    smtp_url: Annotated[str | None, typer.Option("--smtp")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Send drafted notices from the server, by its SMTP settings (as your account)."""
+    from ansim.commands.notices import print_send
+
+    if smtp_url is not None:
+        raise CaseworkError("--smtp: the server sends with its own SMTP settings (ANSIM_SMTP_URL)")
+    print_send(call("POST", "/api/notices/send", {"host": host}), json_out)
+
+
+@notice_client_app.command("settle")
+@refusals
+def remote_notice_settle(
+    ref: str,
+    delivered: Annotated[bool, typer.Option("--delivered/--not-delivered")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Settle a notice an interrupted send left in `sending` (through the server)."""
+    from ansim.commands.notices import print_settled
+
+    quoted = urllib.parse.quote(ref, safe="")
+    print_settled(call("POST", f"/api/notices/{quoted}/settle", {"delivered": delivered}), json_out)
+
+
+@ref_client_app.command("withdraw")
+@refusals
+def remote_ref_withdraw(
+    reference_id: int,
+    reason_file: ReasonFile = None,
+    ask_reason: AskReason = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """The victim withdrew consent (through the server; a supervisor account): the reason
+    travels in the request body and is kept encrypted with the audit log."""
+    from ansim.commands.references import print_withdrawn
+
+    reason = read_private_text(reason_file, ask_reason, "Why")
+    answer = call("POST", f"/api/references/{reference_id}/withdraw", {"reason": reason})
+    print_withdrawn(reference_id, answer["signals_removed"], json_out)
+
+
 @ref_client_app.command("list")
 @refusals
 def remote_ref_list(
@@ -433,6 +561,71 @@ def remote_ref_add(
     raise typer.Exit(1 if failed else 0)
 
 
+@ref_client_app.command("import")
+@refusals
+def remote_ref_import(
+    case_id: str,
+    list_file: Path,
+    hash_format: Annotated[str, typer.Option("--format")] = "pdq",
+    json_out: JsonFlag = False,
+) -> None:
+    """Upload a shared hash list to be imported into the case's references (through the
+    server; a supervisor account). `--format vpdq`: one request per video's hash file."""
+    from ansim.casework.files import expand_paths
+    from ansim.commands.references import print_import, print_vpdq_imports
+
+    case_path = f"/api/cases/{urllib.parse.quote(case_id, safe='')}/references/import"
+    if hash_format != "vpdq":
+        if not list_file.is_file():
+            raise CaseworkError(f"cannot read hash list {list_file}")
+        print_import(call("POST", case_path + _query(format=hash_format), upload=list_file),
+                     json_out)  # fmt: skip
+    imported = []
+    for path in expand_paths([list_file]):
+        if not path.is_file():
+            imported.append({"path": str(path), "reference_id": None, "modality": None,
+                             "error": "no such file"})  # fmt: skip
+            continue
+        for result in call("POST", case_path + "?format=vpdq", upload=path):
+            imported.append({**result, "path": str(path)})
+    print_vpdq_imports(imported, json_out)
+
+
+@ref_client_app.command("export")
+@refusals
+def remote_ref_export(
+    hash_format: Annotated[str, typer.Option("--format")] = "pdq",
+    case_id: Annotated[str | None, typer.Option("--case")] = None,
+    output: Annotated[Path | None, typer.Option("--out")] = None,
+) -> None:
+    """Export reference hashes from the server (a supervisor account), streamed into a 0600
+    file (--out) or to stdout as they arrive."""
+    from ansim.commands.references import write_vpdq_videos
+    from ansim.store.private_files import open_private
+
+    path = f"/api/references/export{_query(format=hash_format, case=case_id)}"
+    if hash_format == "vpdq":
+        write_vpdq_videos([(label, text) for label, text in call("GET", path)], output)
+        return
+    if output is None:
+        download(path, sys.stdout.buffer.write)
+        return
+    lines = 0
+
+    def write(chunk: bytes) -> None:
+        nonlocal lines
+        sink.write(chunk)
+        lines += chunk.count(b"\n")
+
+    try:
+        with open_private(output) as sink:
+            download(path, write)
+    except BaseException:
+        output.unlink(missing_ok=True)  # a refusal or a broken answer leaves no part behind
+        raise
+    err.print(f"wrote {lines} hashes to {output}")
+
+
 @scan_client_app.command()
 @refusals
 def remote_scan(
@@ -440,14 +633,23 @@ def remote_scan(
     dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
     json_out: JsonFlag = False,
 ) -> None:
-    """Upload collected files to be matched against every reference; matches are queued as
-    your account (through the server; URLs are not scanned through it yet)."""
+    """Upload collected files to be matched against every reference, or have the server
+    fetch URLs with its crawler's guards; matches are queued as your account."""
     from ansim.casework.files import expand_paths
 
-    if any("://" in target for target in targets):
-        raise CaseworkError("URLs are not scanned through the server yet: give files or folders")
+    urls = [t for t in targets if "://" in t]
+    if urls:
+        from ansim.commands.crawl import print_crawl_summary
+
+        if dry_run:
+            raise CaseworkError(_("--dry-run applies to files only, not URLs"))
+        summary = call("POST", "/api/scan/urls", {"urls": urls})
+        print_crawl_summary(summary, json_out, verb=_("scanned"))
+        failed = sum(v for k, v in summary["outcomes"].items() if k not in ("ok", "not_html"))
+        if len(urls) == len(targets):
+            raise typer.Exit(1 if failed else 0)
     report: dict[str, Any] = {"scanned": 0, "errors": 0, "matches": [], "failures": []}
-    for path in expand_paths([Path(t) for t in targets]):
+    for path in expand_paths([Path(t) for t in targets if "://" not in t]):
         report["scanned"] += 1
         if not path.is_file():
             report["errors"] += 1

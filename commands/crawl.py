@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from ansim.casework.errors import CaseworkError
@@ -32,8 +32,8 @@ crawl_app = typer.Typer(
 evidence_app = typer.Typer(help="Sealed WARC evidence of matches.", no_args_is_help=True)
 
 
-def print_crawl_summary(summary: CrawlSummary, json_out: bool, verb: str) -> None:
-    data = summary.as_dict()
+def print_crawl_summary(data: dict[str, Any], json_out: bool, verb: str) -> None:
+    """A crawl's or URL scan's summary (`CrawlSummary.as_dict()`, here or from a server)."""
     if json_out:
         emit_json(data)
         return
@@ -188,7 +188,7 @@ def crawl_run(
             progress.update(task, stats=stats)
 
         summary = crawling.run_crawl(workspace, options, resume=resume, on_progress=show)
-    print_crawl_summary(summary, json_out, verb=_("crawled"))
+    print_crawl_summary(summary.as_dict(), json_out, verb=_("crawled"))
     failures = {"internal_error", "media_error"}
     raise typer.Exit(1 if any(summary.outcomes.get(k) for k in failures) else 0)
 

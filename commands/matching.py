@@ -166,7 +166,7 @@ def scan(
         summary = crawling.scan_urls(
             workspace, urls, allow_loopback or workspace.settings.allow_loopback
         )
-        print_crawl_summary(summary, json_out, verb=_("scanned"))
+        print_crawl_summary(summary.as_dict(), json_out, verb=_("scanned"))
         failed = sum(v for k, v in summary.outcomes.items() if k not in ("ok", "not_html"))
         if len(urls) == len(targets):
             raise typer.Exit(1 if failed else 0)

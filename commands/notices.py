@@ -162,17 +162,22 @@ def notice_send(
 
     workspace = open_workspace()
     result = notice_service.send(workspace, smtp_settings(smtp_url, workspace.settings), host)
+    print_send(result.as_dict(), json_out)
+
+
+def print_send(result: dict[str, Any], json_out: bool) -> None:
+    """What a send did; exits 1 when a notice failed or was left stuck in `sending`."""
     if json_out:
-        emit_json(result.as_dict())
+        emit_json(result)
     else:
-        for n in result.sent:
+        for n in result["sent"]:
             out.print(
                 _("sent {ref} to {to}: items {items} -> notice_sent").format(
                     ref=n["ref"], to=n["to"], items=item_list(n["takedowns"])
                 ),
                 highlight=False,
             )
-        for n in result.failed:
+        for n in result["failed"]:
             out.print(
                 _("failed {ref} to {to}: {error}").format(
                     ref=n["ref"], to=n["to"], error=shown(n["error"])
@@ -180,13 +185,13 @@ def notice_send(
                 style="red",
                 highlight=False,
             )
-        for n in result.skipped:
+        for n in result["skipped"]:
             out.print(
                 _("skipped {ref}: {reason}").format(ref=n["ref"], reason=n["reason"]),
                 style="yellow",
                 highlight=False,
             )
-        for ref in result.stuck:
+        for ref in result["stuck_sending"]:
             out.print(
                 _(
                     "stuck: {ref} was left sending by an interrupted send: check the mail log, "
@@ -195,7 +200,7 @@ def notice_send(
                 style="yellow",
                 highlight=False,
             )
-    raise typer.Exit(1 if result.failed or result.stuck else 0)
+    raise typer.Exit(1 if result["failed"] or result["stuck_sending"] else 0)
 
 
 @notice_app.command("list")
@@ -259,6 +264,10 @@ def notice_show(
     if not found:
         raise NotFound(_("unknown notice {ref}").format(ref=ref))
     [notice] = found
+    print_notice(notice, json_out)
+
+
+def print_notice(notice: dict[str, Any], json_out: bool) -> None:
     if json_out:
         emit_json(notice)
         return
@@ -300,7 +309,10 @@ def notice_settle(
     """
     from ansim.casework import notice_service
 
-    settled = notice_service.settle(open_workspace(), ref, delivered)
+    print_settled(notice_service.settle(open_workspace(), ref, delivered), json_out)
+
+
+def print_settled(settled: dict[str, Any], json_out: bool) -> None:
     if json_out:
         emit_json(settled)
     else:

@@ -174,26 +174,7 @@ def ref_import(
 
     if hash_format == "vpdq":
         imported = intake.import_vpdq_files(open_workspace(), case_id, [list_file])
-        bad = [r for r in imported if r.error]
-        if json_out:
-            emit_json([r.as_dict() for r in imported])
-        else:
-            for r in imported:
-                if r.error:
-                    print_failed(r.path, r.error)
-                else:
-                    out.print(
-                        _("reference {id} ({modality}) <- {path}").format(
-                            id=r.reference_id, modality=_("video"), path=shown(r.path)
-                        ),
-                        highlight=False,
-                    )
-            out.print(
-                _("{imported} imported, {rejected} rejected").format(
-                    imported=len(imported) - len(bad), rejected=len(bad)
-                )
-            )
-        raise typer.Exit(1 if bad else 0)
+        print_vpdq_imports([r.as_dict() for r in imported], json_out)
     workspace = open_workspace()
     with progress_bar() as progress:
         task = progress.add_task("importing", total=None, current=list_file.name)
@@ -202,27 +183,56 @@ def ref_import(
             progress.update(task, completed=bytes_read, total=total)
 
         report = intake.import_hash_list(workspace, case_id, list_file, hash_format, advance)
+    print_import(report.as_dict(), json_out)
+
+
+def print_vpdq_imports(imported: list[dict[str, Any]], json_out: bool) -> None:
+    """Video references imported from vPDQ files; exits 1 when a file was refused."""
+    bad = [r for r in imported if r["error"]]
     if json_out:
-        emit_json(report.as_dict())
+        emit_json(imported)
     else:
-        for r in report.rejections:
+        for r in imported:
+            if r["error"]:
+                print_failed(r["path"], r["error"])
+            else:
+                out.print(
+                    _("reference {id} ({modality}) <- {path}").format(
+                        id=r["reference_id"], modality=_("video"), path=shown(r["path"])
+                    ),
+                    highlight=False,
+                )
+        out.print(
+            _("{imported} imported, {rejected} rejected").format(
+                imported=len(imported) - len(bad), rejected=len(bad)
+            )
+        )
+    raise typer.Exit(1 if bad else 0)
+
+
+def print_import(report: dict[str, Any], json_out: bool) -> None:
+    """A hash list's import: its rejected lines; exits 1 when a line was rejected."""
+    if json_out:
+        emit_json(report)
+    else:
+        for r in report["rejections"]:
             out.print(
-                _("line {line}: {error}").format(line=r.line, error=shown(r.error)),
+                _("line {line}: {error}").format(line=r["line"], error=shown(r["error"])),
                 style="red",
                 highlight=False,
             )
-        if report.rejected > len(report.rejections):
+        if report["rejected"] > len(report["rejections"]):
             out.print(
                 _("... and {count} more rejected lines").format(
-                    count=report.rejected - len(report.rejections)
+                    count=report["rejected"] - len(report["rejections"])
                 )
             )
         out.print(
             _("{imported} imported, {rejected} rejected").format(
-                imported=report.imported, rejected=report.rejected
+                imported=report["imported"], rejected=report["rejected"]
             )
         )
-    raise typer.Exit(1 if report.rejected else 0)
+    raise typer.Exit(1 if report["rejected"] else 0)
 
 
 @ref_app.command("export")
@@ -240,19 +250,10 @@ def ref_export(
     video, `# ref-ID` headed blocks for several, one `ref-ID.txt` each when --out is a folder.
     """
     from ansim.pipeline import intake
-    from ansim.store.private_files import open_private, write_private
+    from ansim.store.private_files import open_private
 
     if hash_format == "vpdq":
-        videos = intake.export_vpdq(open_workspace(), case_id)
-        if output and output.is_dir():
-            for label, text in videos:
-                write_private(output / f"{label}.txt", text.encode())
-            err.print(f"wrote {len(videos)} vPDQ files to {output}")
-        elif output:
-            write_private(output, format_vpdq_texts(videos).encode())
-            err.print(f"wrote {len(videos)} videos to {output}")
-        else:
-            sys.stdout.write(format_vpdq_texts(videos))
+        write_vpdq_videos(intake.export_vpdq(open_workspace(), case_id), output)
         return
     workspace = open_workspace()
     if output:
@@ -262,6 +263,22 @@ def ref_export(
         err.print(f"wrote {written} hashes to {output}")
     else:
         intake.export_hash_list(workspace, hash_format, sys.stdout.write, case_id)
+
+
+def write_vpdq_videos(videos: list[tuple[str, str]], output: Path | None) -> None:
+    """Exported vPDQ texts: one 0600 file each into a folder, all in one 0600 file, or
+    to stdout."""
+    from ansim.store.private_files import write_private
+
+    if output and output.is_dir():
+        for label, text in videos:
+            write_private(output / f"{Path(label).name}.txt", text.encode())
+        err.print(f"wrote {len(videos)} vPDQ files to {output}")
+    elif output:
+        write_private(output, format_vpdq_texts(videos).encode())
+        err.print(f"wrote {len(videos)} videos to {output}")
+    else:
+        sys.stdout.write(format_vpdq_texts(videos))
 
 
 @ref_app.command("withdraw")
@@ -277,7 +294,12 @@ def ref_withdraw(
     from ansim.pipeline import intake
 
     reason = read_private_text(reason_file, ask_reason, "Why")
-    removed = intake.withdraw_reference(open_workspace(), reference_id, reason)
+    print_withdrawn(
+        reference_id, intake.withdraw_reference(open_workspace(), reference_id, reason), json_out
+    )
+
+
+def print_withdrawn(reference_id: int, removed: int, json_out: bool) -> None:
     if json_out:
         emit_json({"reference_id": reference_id, "signals_removed": removed})
     else:

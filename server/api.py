@@ -1,11 +1,14 @@
 """The JSON API the command line uses as a client (`ANSIM_SERVER`, `ansim login`): the
-queue and confirmation rules, cases, the report and the audit chain, acting as the
-token's account. Cases, the report and the audit log need a supervisor (the console's
-case, report and audit pages do too)."""
+queue and confirmation rules, cases (their services, closing and purging), references
+(adding, withdrawing consent), scans, evidence export, notices (drafting, sending,
+settling), the report and the audit chain, acting as the token's account. Cases,
+references, evidence, the report and the audit log need a supervisor (the console's case,
+report and audit pages do too); the queue, scans and notices an analyst."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,7 @@ from ansim.store.tables import AuditEntry
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 
@@ -177,6 +180,26 @@ def case_show(request: Request, ctx: Ctx) -> Response:
 
 
 @guarded("supervisor", api=True)
+def case_service(request: Request, ctx: Ctx) -> Response:
+    """Record a service given to a case; the note travels in the body and is stored
+    encrypted. A supervisor, like every other case record."""
+    body = _body(ctx)
+    case_id = request.path_params["case_id"]
+    note = str(body.get("note") or "")
+    service_id = cases.add_service(ctx.workspace, case_id, str(body.get("kind") or ""), note)
+    return JSONResponse({"case_id": case_id, "service_id": service_id}, status_code=201)
+
+
+@guarded("supervisor", api=True)
+def case_close(request: Request, ctx: Ctx) -> Response:
+    """Close a case; `purge: true` in the body also deletes what identifies it."""
+    from ansim.casework import retention
+
+    purge = _body(ctx).get("purge") is True
+    return _as_json(retention.close_case(ctx.workspace, request.path_params["case_id"], purge))
+
+
+@guarded("supervisor", api=True)
 def report(request: Request, ctx: Ctx) -> Response:
     from ansim.server import status_pages
 
@@ -245,6 +268,45 @@ def notices_draft(request: Request, ctx: Ctx) -> Response:
     return _as_json(notice_service.draft(ctx.workspace, sender, None, text("host")).as_dict())
 
 
+@guarded("analyst", api=True)
+def notice_show(request: Request, ctx: Ctx) -> Response:
+    from ansim.casework import notice_service
+
+    ref = request.path_params["ref"]
+    found = [n for n in notice_service.list_notices(ctx.workspace) if n["ref"] == ref]
+    if not found:
+        raise ApiError(404, f"unknown notice {ref}")
+    return _as_json(found[0])
+
+
+@guarded("analyst", api=True)
+def notices_send(request: Request, ctx: Ctx) -> Response:
+    """Send drafted notices by the server's configured SMTP server (its settings, its
+    password file: nothing of it travels); items move to notice_sent as this account."""
+    from ansim.casework import notice_service
+    from ansim.casework.smtp import SmtpSettings
+
+    host = _body(ctx).get("host")
+    try:
+        smtp = SmtpSettings.configured(ctx.workspace.settings.smtp_url)
+    except ValueError as exc:
+        raise ApiError(409, f"the server has no usable SMTP settings: {exc}") from exc
+    sent = notice_service.send(ctx.workspace, smtp, str(host) if host else None)
+    return _as_json(sent.as_dict())
+
+
+@guarded("analyst", api=True)
+def notice_settle(request: Request, ctx: Ctx) -> Response:
+    """Settle a notice an interrupted send left `sending`: `delivered` (true or false) is
+    what the analyst found in the mail log."""
+    from ansim.casework import notice_service
+
+    delivered = _body(ctx).get("delivered")
+    if not isinstance(delivered, bool):
+        raise ApiError(400, "delivered: true or false (what the mail log says)")
+    return _as_json(notice_service.settle(ctx.workspace, request.path_params["ref"], delivered))
+
+
 @guarded("supervisor", api=True)
 def references_list(request: Request, ctx: Ctx) -> Response:
     from ansim.casework.references import list_references
@@ -255,6 +317,112 @@ def references_list(request: Request, ctx: Ctx) -> Response:
     return _as_json(
         list_references(ctx.workspace, params.get("case"), params.get("modality"), kinds)
     )
+
+
+@guarded("supervisor", api=True)
+def references_import(request: Request, ctx: Ctx) -> Response:
+    """Import one uploaded hash list into the case's references (`format`: pdq or md5, one
+    transaction; vpdq: one video's hash file). The upload is hashed from a 0600 copy in
+    /dev/shm and deleted, as `ref add`'s are."""
+    from ansim.pipeline import intake
+    from ansim.server.app import one_upload, private_copy, upload_name
+
+    case_id = request.path_params["case_id"]
+    hash_format = request.query_params.get("format", "pdq")
+    _, upload = one_upload(ctx)
+    name = upload_name(upload)
+    with private_copy(upload, name) as path:
+        if hash_format != "vpdq":
+            return _as_json(
+                intake.import_hash_list(ctx.workspace, case_id, path, hash_format).as_dict()
+            )
+        imported = intake.import_vpdq_files(ctx.workspace, case_id, [path])
+    return _as_json([{**r.as_dict(), "path": name} for r in imported])
+
+
+@guarded("supervisor", api=True)
+def references_export(request: Request, ctx: Ctx) -> Response:
+    """Consented references' hashes as `hash,ref-ID` lines (`format` pdq or md5), streamed
+    from the store as they are read; vpdq: one JSON list of [label, text] per video."""
+    from ansim.pipeline import intake
+    from ansim.pipeline.hash_lists import HASH_FORMATS
+
+    hash_format = request.query_params.get("format", "pdq")
+    case_id = request.query_params.get("case") or None
+    if case_id:
+        with ctx.workspace.store.read_session() as session:
+            cases.get_case(session, case_id)  # 404 before the stream starts
+    if hash_format == "vpdq":
+        return _as_json(intake.export_vpdq(ctx.workspace, case_id))
+    if hash_format not in HASH_FORMATS:
+        raise ApiError(400, f"format must be one of {', '.join(HASH_FORMATS)} or vpdq")
+    return StreamingResponse(
+        _streamed_export(ctx, hash_format, case_id), media_type="text/plain; charset=utf-8"
+    )
+
+
+def _streamed_export(ctx: Ctx, hash_format: str, case_id: str | None) -> Iterator[bytes]:
+    """The export runs in its own thread, handing lines over a short queue: the store is
+    read as the client takes them, never gathered whole. A client gone away stops it
+    (the export then rolls back, and no `ref.export` is audited)."""
+    import queue as queues
+    import threading
+
+    from ansim.pipeline import intake
+
+    lines: queues.Queue[bytes | BaseException | None] = queues.Queue(maxsize=64)
+    gone = threading.Event()
+
+    def hand_over(item: bytes | BaseException | None) -> None:
+        while not gone.is_set():
+            try:
+                lines.put(item, timeout=1)
+                return
+            except queues.Full:
+                continue
+        raise ConnectionAbortedError("the client went away")
+
+    def export() -> None:
+        try:
+            try:
+                intake.export_hash_list(
+                    ctx.workspace, hash_format, lambda text: hand_over(text.encode()), case_id
+                )
+                hand_over(None)
+            except ConnectionAbortedError:
+                raise
+            except Exception as exc:  # handed to the response's thread, which raises it
+                hand_over(exc)
+        except ConnectionAbortedError:
+            pass  # nobody is left to tell
+
+    worker = threading.Thread(target=export, name="ansim-ref-export", daemon=True)
+    worker.start()
+    try:
+        while (item := lines.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        gone.set()
+        worker.join(timeout=5)
+
+
+@guarded("supervisor", api=True)
+def reference_withdraw(request: Request, ctx: Ctx) -> Response:
+    """Consent withdrawn: the reference's signals leave every index now. The reason
+    travels in the body and is kept encrypted with the audit log."""
+    from ansim.pipeline import intake
+
+    try:
+        reference_id = int(request.path_params["reference_id"])
+    except ValueError as exc:
+        raise ApiError(404, "no such reference") from exc
+    reason = _body(ctx).get("reason")
+    removed = intake.withdraw_reference(
+        ctx.workspace, reference_id, str(reason) if reason else None
+    )
+    return JSONResponse({"reference_id": reference_id, "signals_removed": removed})
 
 
 @guarded("supervisor", api=True)
@@ -304,6 +472,30 @@ def scan_upload(request: Request, ctx: Ctx) -> Response:
     )
 
 
+MAX_SCAN_URLS = 100
+
+
+@guarded("analyst", api=True)
+def scan_urls(request: Request, ctx: Ctx) -> Response:
+    """Scan http(s) URLs (`urls` in the body, never the query): the server fetches them
+    with the crawler's fetcher and guards, under its own loopback setting, and queues the
+    matches with sealed evidence as this account."""
+    from ansim.pipeline import crawl as crawling
+
+    urls = _body(ctx).get("urls")
+    if (
+        not isinstance(urls, list)
+        or not 0 < len(urls) <= MAX_SCAN_URLS
+        or not all(
+            isinstance(u, str) and u.startswith(("http://", "https://")) and len(u) <= 2000
+            for u in urls
+        )
+    ):
+        raise ApiError(400, f"urls: 1 to {MAX_SCAN_URLS} http(s) URLs")
+    summary = crawling.scan_urls(ctx.workspace, urls, ctx.workspace.settings.allow_loopback)
+    return _as_json(summary.as_dict())
+
+
 @guarded("supervisor", api=True)
 def evidence_export(request: Request, ctx: Ctx) -> Response:
     """One evidence bundle decrypted (digests checked) into a 0700 folder in memory-backed
@@ -345,13 +537,22 @@ def routes() -> list[Route]:
         Route("/api/cases", cases_list, methods=["GET"]),
         Route("/api/cases", case_open, methods=["POST"]),
         Route("/api/cases/{case_id}", case_show),
+        Route("/api/cases/{case_id}/services", case_service, methods=["POST"]),
+        Route("/api/cases/{case_id}/close", case_close, methods=["POST"]),
         Route("/api/report", report),
         Route("/api/audit", audit_list),
         Route("/api/audit/verify", audit_verify),
         Route("/api/references", references_list, methods=["GET"]),
+        Route("/api/references/export", references_export, methods=["GET"]),
+        Route("/api/cases/{case_id}/references/import", references_import, methods=["POST"]),
         Route("/api/cases/{case_id}/references", reference_add, methods=["POST"]),
+        Route("/api/references/{reference_id}/withdraw", reference_withdraw, methods=["POST"]),
         Route("/api/scan", scan_upload, methods=["POST"]),
+        Route("/api/scan/urls", scan_urls, methods=["POST"]),
         Route("/api/evidence/{evidence_id}/export", evidence_export, methods=["POST"]),
         Route("/api/notices", notices_list, methods=["GET"]),
         Route("/api/notices/draft", notices_draft, methods=["POST"]),
+        Route("/api/notices/send", notices_send, methods=["POST"]),
+        Route("/api/notices/{ref}", notice_show, methods=["GET"]),
+        Route("/api/notices/{ref}/settle", notice_settle, methods=["POST"]),
     ]

@@ -4,6 +4,7 @@ refusal of commands that do not go through the server yet, and `ansim logout`.""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -14,14 +15,37 @@ from pathlib import Path
 
 import pytest
 from ansim.casework import confirmations, hosts
-from ansim.store.tables import AuditEntry, Takedown
-from sqlalchemy import select
+from ansim.store.tables import AuditEntry, Notice, Takedown
+from sqlalchemy import select, update
 
+from tests.casework.test_casework_workflow import media_server  # noqa: F401 - fixture
 from tests.casework_fixtures import reposted_copy
 from tests.helpers import photo_like
 from tests.server_fixtures import PASSWORD, LiveServer, ready_app, served_home
 
 ANSIM = str(Path(sys.executable).parent / "ansim")
+
+
+def client_runner(server_url: str, tmp_path: Path):  # noqa: ANN201
+    """`ansim(person, *args)`: the CLI as `person`, signed in to `server_url` (their own
+    client file); asserts the exit code and returns what it printed."""
+
+    def ansim(person: str, *args: str, stdin: str = "", expect: int = 0) -> str:
+        env = {
+            **os.environ,
+            "ANSIM_SERVER": server_url,
+            "ANSIM_CLIENT_FILE": str(tmp_path / f"{person}.json"),
+            "ANSIM_ANALYST": "somebody-else",
+            "ANSIM_HOME": str(tmp_path / "nowhere"),
+            "ANSIM_LANG": "en",
+        }
+        done = subprocess.run(
+            [ANSIM, *args], input=stdin, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == expect, done.stdout + done.stderr
+        return done.stdout + done.stderr
+
+    return ansim
 
 
 @pytest.fixture
@@ -162,7 +186,6 @@ def test_cases_report_and_audit_through_the_server(server_home, tmp_path) -> Non
         assert match["path"] == str(collected / "repost.jpg") and match["case_id"] == case_id
         assert match["takedown_id"] and match["reference_id"] == added[0]["reference_id"]
         assert "1 matches" in ansim("alice", "scan", str(collected / "repost.jpg"))
-        assert "URLs" in ansim("alice", "scan", "https://x.example/a.jpg", expect=2)
         assert not list(Path("/dev/shm").glob("ansim-upload-*"))
 
         # Evidence export: decrypted on the server, written here 0600 in a 0700 folder.
@@ -209,3 +232,174 @@ def test_cases_report_and_audit_through_the_server(server_home, tmp_path) -> Non
             )
         ).scalars()
         assert list(revealed_by) == ["sue"]
+
+
+def test_services_closing_withdrawal_and_notices_through_the_server(
+    server_home,
+    tmp_path,
+    smtp_server,  # noqa: ANN001
+) -> None:
+    """case service/close, ref withdraw and notice show/send/settle act through the server
+    as the signed-in account: the server's role checks refuse an analyst where a supervisor
+    is needed, and the audit names the account, not the machine's analyst."""
+    smtp_url, smtp = smtp_server
+    workspace = server_home.workspace
+    workspace.settings = dataclasses.replace(workspace.settings, smtp_url=smtp_url)
+    hosts.set_host(workspace, "images.example", abuse_email="abuse@images.example")
+    with LiveServer(ready_app(workspace)) as server:
+        ansim = client_runner(server.url, tmp_path)
+
+        for person in ("sue", "alice"):
+            ansim(person, "login", "--name", person, "--password-stdin", stdin=PASSWORD + "\n")
+
+        # Notices: shown, a send interrupted earlier is reported stuck and settled by the
+        # analyst who checked, then sent by the server's SMTP settings.
+        ansim("alice", "queue", "confirm", str(server_home.item_id))
+        drafted = json.loads(ansim("alice", "notice", "draft", "--sender", "t@center.example",
+                                   "--json"))  # fmt: skip
+        [ref] = [n["ref"] for n in drafted["notices"]]
+        shown = json.loads(ansim("alice", "notice", "show", ref, "--json"))
+        assert (shown["status"], shown["takedowns"]) == ("drafted", [server_home.item_id])
+        assert "abuse@images.example" in ansim("alice", "notice", "show", ref)
+        assert "unknown notice" in ansim("alice", "notice", "show", "N-1999-00001", expect=2)
+        with workspace.store.session() as session:
+            session.execute(update(Notice).where(Notice.ref == ref).values(status="sending"))
+        stuck = json.loads(ansim("alice", "notice", "send", "--json", expect=1))
+        assert stuck["stuck_sending"] == [ref] and not stuck["sent"] and not smtp.messages
+        settled = json.loads(ansim("alice", "notice", "settle", ref, "--not-delivered", "--json"))
+        assert settled["status"] == "failed"
+        assert "only a notice stuck" in ansim("alice", "notice", "settle", ref, "--delivered",
+                                              expect=2)  # fmt: skip
+        assert "--smtp" in ansim("alice", "notice", "send", "--smtp", smtp_url, expect=2)
+        sent = json.loads(ansim("alice", "notice", "send", "--json"))
+        assert [n["ref"] for n in sent["sent"]] == [ref] and len(smtp.messages) == 1
+        assert smtp.messages[0][1] == ["abuse@images.example"]
+
+        # A service, a withdrawal and a purge: a supervisor's, refused to an analyst.
+        case_id = server_home.case_id
+        assert "supervisor" in ansim("alice", "case", "service", case_id, "--kind", "legal",
+                                     "--note-file", "-", stdin="x\n", expect=2)  # fmt: skip
+        service = json.loads(ansim("sue", "case", "service", case_id, "--kind", "legal",
+                                   "--note-file", "-", "--json",
+                                   stdin="filed a complaint\n"))  # fmt: skip
+        assert service["case_id"] == case_id and service["service_id"] > 0
+        assert "must be one of" in ansim("sue", "case", "service", case_id, "--kind", "nope",
+                                         "--note-file", "-", stdin="x\n", expect=2)  # fmt: skip
+        [reference] = json.loads(ansim("sue", "ref", "list", "--case", case_id, "--json"))
+        assert "supervisor" in ansim("alice", "ref", "withdraw", str(reference["id"]),
+                                     "--reason-file", "-", stdin="x\n", expect=2)  # fmt: skip
+        withdrawn = json.loads(ansim("sue", "ref", "withdraw", str(reference["id"]),
+                                     "--reason-file", "-", "--json",
+                                     stdin="the victim asked\n"))  # fmt: skip
+        assert withdrawn["signals_removed"] > 0
+        again = ansim("sue", "ref", "withdraw", str(reference["id"]), "--reason-file", "-",
+                      stdin="x\n", expect=2)  # fmt: skip
+        assert "already withdrawn" in again
+        [after] = json.loads(ansim("sue", "ref", "list", "--case", case_id, "--json"))
+        assert after["bank_entries"] == 0
+        assert "supervisor" in ansim("alice", "case", "close", case_id, expect=2)
+        assert "closed" in ansim("sue", "case", "close", case_id)
+        purged = json.loads(ansim("sue", "case", "close", case_id, "--purge", "--yes", "--json"))
+        assert purged["purged"] and purged["deleted"]["contact"] is True
+        assert "already purged" in ansim("sue", "case", "close", case_id, "--purge", "--yes",
+                                         expect=2)  # fmt: skip
+    with workspace.store.session() as session:
+        actors = set(
+            session.execute(
+                select(AuditEntry.action, AuditEntry.actor).where(
+                    AuditEntry.action.in_(
+                        ["notice.settle", "notice.sent", "case.service", "ref.withdraw",
+                         "case.close", "case.purge"]
+                    )
+                )
+            ).all()
+        )  # fmt: skip
+        assert actors == {
+            ("notice.settle", "alice"), ("notice.sent", "alice"), ("case.service", "sue"),
+            ("ref.withdraw", "sue"), ("case.close", "sue"), ("case.purge", "sue"),
+        }  # fmt: skip
+
+
+def test_url_scans_through_the_server(server_home, tmp_path, media_server) -> None:  # noqa: ANN001, F811
+    """`ansim scan URL` through the server: the server fetches with its own guards (its
+    loopback setting, never the client's), queues the match as the signed-in analyst."""
+    base, files = media_server
+    workspace = server_home.workspace
+    repost = reposted_copy(server_home.reference, tmp_path / "repost.jpg")
+    files["/repost.jpg"] = (200, repost.read_bytes(), "image/jpeg")
+    url = f"{base}/repost.jpg"
+    with LiveServer(ready_app(workspace)) as server:
+        ansim = client_runner(server.url, tmp_path)
+        ansim("alice", "login", "--name", "alice", "--password-stdin", stdin=PASSWORD + "\n")
+        guarded = json.loads(ansim("alice", "scan", url, "--json", expect=1))
+        assert guarded["matches"] == 0 and guarded["outcomes"] == {"blocked_address": 1}
+        workspace.settings = dataclasses.replace(workspace.settings, allow_loopback=True)
+        scanned = json.loads(ansim("alice", "scan", url, "--json"))
+        [match] = scanned["match_list"]
+        assert match["url"] == url and match["case_id"] == server_home.case_id
+        assert "--dry-run" in ansim("alice", "scan", url, "--dry-run", expect=2)
+        assert f"match {url}" in ansim("alice", "scan", url)  # the embedded summary
+    with workspace.store.session() as session:
+        takedown = session.get(Takedown, match["takedown_id"])
+        assert (takedown.case_id, takedown.status) == (server_home.case_id, "new")
+        queued_by = session.execute(
+            select(AuditEntry.actor).where(
+                AuditEntry.action == "queue.new",
+                AuditEntry.subject == f"takedown:{match['takedown_id']}",
+            )
+        ).scalars()
+        assert list(queued_by) == ["alice"]
+
+
+def test_hash_lists_through_the_server(server_home, tmp_path) -> None:  # noqa: ANN001
+    """`ref import` uploads a hash list to the server, `ref export` streams the hashes back
+    into a 0600 file or stdout: a supervisor's commands, refused to an analyst."""
+    workspace = server_home.workspace
+    hashes = [hashlib.sha256(f"shared-{n}".encode()).hexdigest() for n in range(3)]
+    shared = tmp_path / "shared.csv"
+    shared.write_text(f"{hashes[0]},first\n{hashes[1]}\nnot-a-hash\n")
+    video = tmp_path / "videos" / "clip.txt"
+    video.parent.mkdir()
+    video.write_text("".join(f"{n},100,{hashes[2]},{n}.000\n" for n in range(3)))
+    with LiveServer(ready_app(workspace)) as server:
+        ansim = client_runner(server.url, tmp_path)
+        for person in ("sue", "alice"):
+            ansim(person, "login", "--name", person, "--password-stdin", stdin=PASSWORD + "\n")
+        case_id = server_home.case_id
+        assert "supervisor" in ansim("alice", "ref", "import", case_id, str(shared), expect=2)
+        report = json.loads(ansim("sue", "ref", "import", case_id, str(shared), "--json",
+                                  expect=1))  # fmt: skip
+        assert (report["imported"], report["rejected"]) == (2, 1)
+        assert [r["line"] for r in report["rejections"]] == [3]
+        first, last = report["reference_ids"]
+        assert "cannot read" in ansim("sue", "ref", "import", case_id, str(tmp_path / "no.csv"),
+                                      expect=2)  # fmt: skip
+        videos = json.loads(ansim("sue", "ref", "import", case_id, str(video.parent),
+                                  "--format", "vpdq", "--json"))  # fmt: skip
+        assert [(v["path"], v["modality"], v["error"]) for v in videos] == [
+            (str(video), "video", None)
+        ]
+        assert not list(Path("/dev/shm").glob("ansim-upload-*"))
+
+        out = tmp_path / "exported.csv"
+        assert "supervisor" in ansim("alice", "ref", "export", "--out", str(out), expect=2)
+        assert not out.exists()
+        assert "wrote" in ansim("sue", "ref", "export", "--case", case_id, "--out", str(out))
+        assert stat.S_IMODE(out.stat().st_mode) == 0o600
+        lines = out.read_text().splitlines()
+        assert {f"{hashes[0]},ref-{first}", f"{hashes[1]},ref-{last}"} <= set(lines)
+        streamed = ansim("sue", "ref", "export").splitlines()
+        assert set(lines) <= set(streamed)
+        exported_videos = ansim("sue", "ref", "export", "--format", "vpdq", "--case", case_id)
+        assert hashes[2] in exported_videos
+        assert "unknown case" in ansim("sue", "ref", "export", "--case", "C-1999-0001", expect=2)
+        assert "format" in ansim("sue", "ref", "export", "--format", "sha1", expect=2)
+    with workspace.store.session() as session:
+        actors = set(
+            session.execute(
+                select(AuditEntry.action, AuditEntry.actor).where(
+                    AuditEntry.action.in_(["ref.import", "ref.export"])
+                )
+            ).all()
+        )
+        assert actors == {("ref.import", "sue"), ("ref.export", "sue")}

@@ -54,6 +54,9 @@ def concrete(path: str, home) -> str:  # noqa: ANN001
         .replace("{name}", "temp")
         .replace("{case_id}", home.case_id)
         .replace("{token_id}", "999999")
+        .replace("{reference_id}", "999999")
+        .replace("{evidence_id}", "999999")
+        .replace("{ref}", "N-1999-00001")
     )
 
 
