@@ -198,7 +198,11 @@ def _anonymous_allowed(state: ServerState, request: Request, role: str) -> bool:
 
 
 def _too_large(request: Request) -> bool:
-    length = request.headers.get("content-length") or "0"
+    """Over the limit, or a body of unstated length (chunked): past the parser's spool size
+    an upload would be written to a temporary file on disk, and it may be victim media."""
+    length = request.headers.get("content-length")
+    if length is None:
+        return "chunked" in request.headers.get("transfer-encoding", "").lower()
     return not length.isdigit() or int(length) > MAX_UPLOAD_BYTES + (1 << 20)
 
 

@@ -369,6 +369,12 @@ def test_login_redirects_only_to_local_paths_and_bodies_are_bounded(server_home)
     )
     assert huge.status_code == 413
 
+    def chunks():  # a body of unstated length would spill past the spool onto disk
+        yield b"{}"
+
+    chunked = client.post("/c/bank/X/signal", headers=token, content=chunks())
+    assert chunked.status_code == 413
+
 
 def test_admin_creates_and_revokes_partner_tokens(server_home) -> None:  # noqa: ANN001
     client = client_for(ready_app(server_home.workspace))
