@@ -55,9 +55,9 @@ evidence_client_app = typer.Typer(help="Sealed evidence, through the server.", n
 notice_client_app = typer.Typer(help="Removal notices, through the server.", no_args_is_help=True)
 # Group -> (its client app, the subcommands that go through the server; None: all of it).
 ROUTED: dict[str, tuple[typer.Typer, set[str] | None]] = {
-    "queue": (queue_client_app, {"list", "show", "confirm", "reject", "policy"}),
+    "queue": (queue_client_app, {"list", "show", "confirm", "reject", "policy", "recheck"}),
     "case": (case_client_app, {"list", "show", "open", "service", "close"}),
-    "audit": (audit_client_app, {"verify", "list"}),
+    "audit": (audit_client_app, {"verify", "list", "anchor"}),
     "report": (report_client_app, None),
     "notice": (notice_client_app, {"draft", "list", "show", "send", "settle"}),
     "ref": (ref_client_app, {"list", "add", "withdraw", "import", "export"}),
@@ -225,12 +225,13 @@ def remote_list(
 @refusals
 def remote_show(item_id: int, json_out: JsonFlag = False) -> None:
     """Show one takedown item (through the server)."""
+    from ansim.commands.queue import print_item
+
     shown = call("GET", f"/api/queue/{item_id}")
     if json_out:
         emit_json(shown)
         return
-    for key, value in shown.items():
-        out.print(f"[bold]{key}[/bold]: {value}", highlight=False)
+    print_item(shown)
 
 
 @queue_client_app.command("confirm")
@@ -279,6 +280,50 @@ def remote_policy(
         return
     for name, required in current.items():
         out.print(f"{name}: {required} analyst(s)")
+
+
+@queue_client_app.command("recheck")
+@refusals
+def remote_recheck(
+    resend_after: Annotated[float, typer.Option(help="Hours before a notice is resent.")] = 24,
+    escalate_after: Annotated[float, typer.Option(help="Days online before escalation.")] = 7,
+    resend: Annotated[bool, typer.Option(help="Resend due notices now.")] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds per URL.")] = 15,
+    gone_days: Annotated[int, typer.Option(min=1, max=30)] = 2,
+    json_out: JsonFlag = False,
+) -> None:
+    """Re-check every notified URL from the server (its fetcher, guards and SMTP settings),
+    acting as your account. Exits 1 when a URL could not be checked or a resend failed."""
+    from ansim.commands.queue import print_recheck
+
+    body = {
+        "resend_after_hours": resend_after,
+        "escalate_after_days": escalate_after,
+        "resend": resend,
+        "timeout_s": timeout,
+        "gone_days": gone_days,
+    }
+    answer = call("POST", "/api/queue/recheck", body)
+    raise typer.Exit(print_recheck(answer["report"], answer["resend_configured"], json_out))
+
+
+@audit_client_app.command("anchor")
+@refusals
+def remote_audit_anchor(
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the head (0600).")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Write the server's audit head to a 0600 file here, to keep off the server's machine
+    (a supervisor account); `audit verify --anchor FILE` on the server checks it later."""
+    from ansim.store.private_files import write_private
+
+    anchor = call("GET", "/api/audit/anchor")
+    write_private(out_file, anchor["text"].encode())
+    result = {"file": str(out_file), "seq": anchor["seq"], "hash": anchor["hash"]}
+    if json_out:
+        emit_json(result)
+    else:
+        out.print(f"anchored entry {anchor['seq']} in {out_file}", highlight=False, markup=False)
 
 
 def _query(**values: str | None) -> str:

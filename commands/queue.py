@@ -330,7 +330,11 @@ def queue_recheck(
             sender,
             on_item=lambda c: progress.update(task, advance=1, current=c["url"][-40:]),
         )
-    report = result.as_dict()
+    raise typer.Exit(print_recheck(result.as_dict(), smtp is not None, json_out))
+
+
+def print_recheck(report: dict[str, Any], resend_configured: bool, json_out: bool) -> int:
+    """Print a re-check's report; returns its exit code (1: a URL unchecked, a resend failed)."""
     if json_out:
         emit_json(report)
     else:
@@ -338,7 +342,7 @@ def queue_recheck(
             change = f"{c['before']} -> {c['after']}" if c["before"] != c["after"] else c["after"]
             line = f"{c['id']:>5} {c['verdict']:<11} {change:<28} "
             out.print(Text(line + c["url"]), highlight=False)
-        unsent = "" if smtp else _(" (no --smtp: not resent)")
+        unsent = "" if resend_configured else _(" (no --smtp: not resent)")
         out.print(
             _(
                 "{gone} gone, {online} online, {unreachable} unreachable; "
@@ -352,4 +356,4 @@ def queue_recheck(
                 resent=len(report["resent"]),
             )
         )
-    raise typer.Exit(1 if report["unreachable"] or report["resend_failed"] else 0)
+    return 1 if report["unreachable"] or report["resend_failed"] else 0

@@ -225,6 +225,65 @@ def audit_verify(request: Request, ctx: Ctx) -> Response:
 
 
 @guarded("supervisor", api=True)
+def audit_anchor(request: Request, ctx: Ctx) -> Response:
+    """The chain's head as the text `audit anchor` ships off the machine."""
+    from ansim.store.tables import AuditHead
+
+    with ctx.workspace.store.read_session() as session:
+        head = session.get(AuditHead, 1)
+        seq, head_hash = (head.seq, head.entry_hash) if head is not None else (0, "")
+    if not seq:
+        raise ApiError(409, "the audit log is empty; nothing to anchor")
+    text = audit.shipped_anchor_text(seq, head_hash)
+    return JSONResponse({"seq": seq, "hash": head_hash, "text": text})
+
+
+@guarded("analyst", api=True)
+def queue_recheck(request: Request, ctx: Ctx) -> Response:
+    """The nightly re-check, run by the server with its own fetcher settings (loopback,
+    user agent) and SMTP settings; status changes are recorded as this account."""
+    from datetime import timedelta
+
+    from ansim.casework import notice_service
+    from ansim.casework.recheck import RecheckPolicy
+    from ansim.casework.smtp import SmtpSettings
+    from ansim.pipeline import recheck_service
+
+    body = _body(ctx)
+    try:
+        policy = RecheckPolicy(
+            resend_after=timedelta(hours=float(body.get("resend_after_hours", 24))),
+            escalate_after=timedelta(days=float(body.get("escalate_after_days", 7))),
+            gone_days_required=int(body.get("gone_days", 2)),
+        )
+        timeout_s = float(body.get("timeout_s", 15))
+    except (TypeError, ValueError) as exc:
+        raise ApiError(400, f"bad re-check option: {exc}") from exc
+    if not 1 <= policy.gone_days_required <= 30 or not 0 < timeout_s <= 120:
+        raise ApiError(400, "gone_days must be 1 to 30 and timeout_s 0 to 120")
+    settings = ctx.workspace.settings
+    smtp = sender = None
+    if body.get("resend", True) and settings.smtp_url:
+        try:
+            smtp = SmtpSettings.configured(settings.smtp_url)
+        except ValueError as exc:
+            raise ApiError(409, f"the server has no usable SMTP settings: {exc}") from exc
+        sender = notice_service.notice_sender(settings, None, None)
+    result = recheck_service.recheck(
+        ctx.workspace,
+        recheck_service.RecheckFetch(
+            timeout_s=timeout_s,
+            allow_loopback=settings.allow_loopback,
+            user_agent=settings.recheck_user_agent or recheck_service.BROWSER_USER_AGENT,
+        ),
+        policy,
+        smtp,
+        sender,
+    )
+    return _as_json({"report": result.as_dict(), "resend_configured": smtp is not None})
+
+
+@guarded("supervisor", api=True)
 def audit_list(request: Request, ctx: Ctx) -> Response:
     """The newest audit entries (`limit`, at most 1000), newest first."""
     limit = request.query_params.get("limit", "50")
@@ -529,6 +588,7 @@ def routes() -> list[Route]:
         Route("/api/login", login, methods=["POST"]),
         Route("/api/logout", logout, methods=["POST"]),
         Route("/api/queue", queue_list),
+        Route("/api/queue/recheck", queue_recheck, methods=["POST"]),
         Route("/api/queue/{item_id}", queue_show),
         Route("/api/queue/{item_id}/confirm", queue_confirm, methods=["POST"]),
         Route("/api/queue/{item_id}/reject", queue_reject, methods=["POST"]),
@@ -542,6 +602,7 @@ def routes() -> list[Route]:
         Route("/api/report", report),
         Route("/api/audit", audit_list),
         Route("/api/audit/verify", audit_verify),
+        Route("/api/audit/anchor", audit_anchor),
         Route("/api/references", references_list, methods=["GET"]),
         Route("/api/references/export", references_export, methods=["GET"]),
         Route("/api/cases/{case_id}/references/import", references_import, methods=["POST"]),

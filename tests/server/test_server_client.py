@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 from ansim.casework import confirmations, hosts
-from ansim.store.tables import AuditEntry, Notice, Takedown
+from ansim.store import audit
+from ansim.store.tables import AuditEntry, AuditHead, Notice, Takedown
 from sqlalchemy import select, update
 
 from tests.casework.test_casework_workflow import media_server  # noqa: F401 - fixture
@@ -403,3 +404,33 @@ def test_hash_lists_through_the_server(server_home, tmp_path) -> None:  # noqa: 
             ).all()
         )
         assert actors == {("ref.import", "sue"), ("ref.export", "sue")}
+
+
+def test_recheck_anchor_and_item_view_through_the_server(server_home, tmp_path) -> None:  # noqa: ANN001
+    """queue recheck runs on the server as the analyst; audit anchor writes the server's
+    head into a 0600 file here (supervisors only); queue show prints labelled fields."""
+    workspace = server_home.workspace
+    with LiveServer(ready_app(workspace)) as server:
+        ansim = client_runner(server.url, tmp_path)
+        for person in ("sue", "alice"):
+            ansim(person, "login", "--name", person, "--password-stdin", stdin=PASSWORD + "\n")
+
+        shown = ansim("alice", "queue", "show", str(server_home.item_id))
+        assert "status" in shown and "{'" not in shown  # fields, not a Python repr
+
+        report = json.loads(ansim("alice", "queue", "recheck", "--json"))
+        assert report["checked"] == [] and report["unreachable"] == 0  # nothing notified yet
+        assert "0 gone" in ansim("alice", "queue", "recheck")
+
+        anchor_file = tmp_path / "anchor.txt"
+        assert "supervisor" in ansim("alice", "audit", "anchor", "--out", str(anchor_file),
+                                     expect=2)  # fmt: skip
+        anchored = json.loads(ansim("sue", "audit", "anchor", "--out", str(anchor_file),
+                                    "--json"))  # fmt: skip
+        assert stat.S_IMODE(anchor_file.stat().st_mode) == 0o600
+        with workspace.store.read_session() as session:
+            head = session.get(AuditHead, 1)
+            assert head is not None and anchored["seq"] <= head.seq
+        magic, seq, head_hash, _written = anchor_file.read_text().split()
+        assert (int(seq), head_hash) == (anchored["seq"], anchored["hash"])
+        assert magic == audit.ANCHOR_MAGIC
