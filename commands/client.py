@@ -432,9 +432,14 @@ def remote_report(
     """Takedown figures (through the server; a supervisor account)."""
     from ansim.commands.reporting import print_report
 
+    query = _query(since=since, until=until, case=case_id)
+    shown = call("GET", f"/api/report{query}")
     if plot is not None:
-        raise CaseworkError("--plot is drawn on the server: open its /report page")
-    shown = call("GET", f"/api/report{_query(since=since, until=until, case=case_id)}")
+        from ansim.store.private_files import open_private
+
+        with open_private(plot) as handle:  # figures of cases: 0600, where the user asked
+            download(f"/api/report/plot.png{query}", handle.write)
+        shown["plot"] = str(plot)
     emit_json(shown) if json_out else print_report(shown)
 
 
@@ -443,12 +448,19 @@ def remote_report(
 def remote_audit_verify(
     anchor: Annotated[Path | None, typer.Option()] = None, json_out: JsonFlag = False
 ) -> None:
-    """Check the server's audit chain against its own anchor (a supervisor account)."""
+    """Check the server's audit chain against its own anchor, and against a head shipped
+    off earlier (`--anchor FILE`, read here and sent to the server); a supervisor account."""
     from ansim.commands.admin import print_audit_verdict
 
-    if anchor is not None:
-        raise CaseworkError("--anchor is checked on the server's machine: unset ANSIM_SERVER there")
-    print_audit_verdict(call("GET", "/api/audit/verify"), json_out)
+    if anchor is None:
+        verdict = call("GET", "/api/audit/verify")
+    else:
+        try:
+            text = anchor.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CaseworkError(f"cannot read the anchor {anchor}: {exc}") from exc
+        verdict = call("POST", "/api/audit/verify", {"anchor": text})
+    print_audit_verdict(verdict, json_out)
 
 
 @audit_client_app.command("list")

@@ -8,6 +8,7 @@ report and audit pages do too); the queue, scans and notices an analyst."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from ansim.server.accounts import LoginRefused
 from ansim.server.app import Ctx, api_error, guarded
 from ansim.server.hma_service import ApiError
 from ansim.store import audit
+from ansim.store.private_files import private_dir, write_private
 from ansim.store.tables import AuditEntry
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -212,13 +214,41 @@ def report(request: Request, ctx: Ctx) -> Response:
 
 
 @guarded("supervisor", api=True)
+def report_plot(request: Request, ctx: Ctx) -> Response:
+    """The report's plot as PNG, drawn in memory (`ansim report --plot` through the server)."""
+    from ansim.server import status_pages
+
+    params = request.query_params
+    png = status_pages.report_png(
+        ctx.workspace, params.get("since"), params.get("until"), params.get("case")
+    )
+    return Response(png, media_type="image/png")
+
+
+@guarded("supervisor", api=True)
 def audit_verify(request: Request, ctx: Ctx) -> Response:
-    """The whole chain checked against the server's own anchor of its head."""
-    with ctx.workspace.store.read_session() as session:
-        try:
-            checked, problems = audit.verify(session, ctx.workspace.home.audit_head_file)
-        except audit.AnchorProblem as exc:
-            checked, problems = 0, [audit.AuditProblem(None, str(exc))]
+    """The whole chain checked against the server's own anchor of its head (GET), and
+    against a head shipped off earlier whose text travels in the body (POST `anchor`)."""
+    shipped = None
+    if request.method == "POST":
+        text = _body(ctx).get("anchor")
+        if not isinstance(text, str) or len(text) > 1024:
+            raise ApiError(400, "anchor: the text of an `audit anchor` file")
+        shipped = (
+            private_dir(ctx.workspace.home.work_dir) / f"anchor-{os.getpid()}-{id(request)}.txt"
+        )
+        write_private(shipped, text.encode())
+    try:
+        with ctx.workspace.store.read_session() as session:
+            try:
+                checked, problems = audit.verify(
+                    session, ctx.workspace.home.audit_head_file, shipped
+                )
+            except audit.AnchorProblem as exc:
+                checked, problems = 0, [audit.AuditProblem(None, str(exc))]
+    finally:
+        if shipped is not None:
+            shipped.unlink(missing_ok=True)
     return JSONResponse(
         {"entries": checked, "ok": not problems, "problems": [p.__dict__ for p in problems]}
     )
@@ -600,8 +630,9 @@ def routes() -> list[Route]:
         Route("/api/cases/{case_id}/services", case_service, methods=["POST"]),
         Route("/api/cases/{case_id}/close", case_close, methods=["POST"]),
         Route("/api/report", report),
+        Route("/api/report/plot.png", report_plot),
         Route("/api/audit", audit_list),
-        Route("/api/audit/verify", audit_verify),
+        Route("/api/audit/verify", audit_verify, methods=["GET", "POST"]),
         Route("/api/audit/anchor", audit_anchor),
         Route("/api/references", references_list, methods=["GET"]),
         Route("/api/references/export", references_export, methods=["GET"]),

@@ -434,3 +434,16 @@ def test_recheck_anchor_and_item_view_through_the_server(server_home, tmp_path) 
         magic, seq, head_hash, _written = anchor_file.read_text().split()
         assert (int(seq), head_hash) == (anchored["seq"], anchored["hash"])
         assert magic == audit.ANCHOR_MAGIC
+        verdict = json.loads(ansim("sue", "audit", "verify", "--anchor", str(anchor_file),
+                                   "--json"))  # fmt: skip
+        assert verdict["ok"], verdict
+        forged = tmp_path / "forged.txt"
+        forged.write_text(f"{magic} {seq} {'0' * len(head_hash)} {_written}\n")
+        refused = json.loads(ansim("sue", "audit", "verify", "--anchor", str(forged), "--json",
+                                   expect=1))  # fmt: skip
+        assert not refused["ok"]
+
+        plot = tmp_path / "month.png"
+        ansim("sue", "report", "--plot", str(plot))
+        assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert stat.S_IMODE(plot.stat().st_mode) == 0o600
