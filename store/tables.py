@@ -423,3 +423,17 @@ class NoticeFile(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     notice_id: Mapped[int] = mapped_column(ForeignKey("notice.id"), index=True)
     path: Mapped[str] = mapped_column(Text)
+
+
+class BankCounter(Base):
+    """Entries and the last signal id ever held of one signal bank (signal kind x owner,
+    "reference" or "item"): the checkpoint a bank's index is checked against. Kept by
+    triggers on `signal` and `reference` (migration 0007); only a bulk hash-list import on
+    SQLite, which drops the triggers for its transaction, writes it itself."""
+
+    __tablename__ = "bank_counter"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(16), primary_key=True)
+    entries: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    last_id: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
