@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Callable, Iterator
+import json
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
@@ -234,9 +235,6 @@ class _RowWriter:
         count = len(values)
         first_ref, first_signal = self.next_reference_id, self.next_signal_id
         reference_ids = range(first_ref, first_ref + count)
-        signals = list(
-            zip(range(first_signal, first_signal + count), reference_ids, repeat(kind), values)
-        )
         shared = (case_id, modality, "import", actor, self.added_at, "given")
         if self.dialect == "postgresql":
             self._copy(
@@ -244,7 +242,7 @@ class _RowWriter:
                     (ref_id, case_id, modality, label, "import", actor, self.added_at, "given")
                     for ref_id, label in zip(reference_ids, labels or repeat(None), strict=False)
                 ],
-                signals,
+                zip(range(first_signal, first_signal + count), reference_ids, repeat(kind), values),
             )
         else:
             cursor = self.driver.cursor()
@@ -267,15 +265,19 @@ class _RowWriter:
                         for ref_id, label in zip(reference_ids, labels, strict=True)
                     ],
                 )
-            cursor.executemany(
-                "INSERT INTO signal (id, reference_id, kind, value) VALUES (?, ?, ?, ?)", signals
+            # The batch's hashes as one JSON array, unpacked by SQLite's json_each: a
+            # third of executemany's CPU, which binds four values a row from Python.
+            cursor.execute(
+                "INSERT INTO signal (id, reference_id, kind, value) "
+                "SELECT ? + key, ? + key, ?, value FROM json_each(?)",
+                (first_signal, first_ref, kind, json.dumps(values)),
             )
             if self._dropped_triggers and count:
                 self._count_in_bank(kind, count, first_signal + count - 1)
         self.next_reference_id += count
         self.next_signal_id += count
 
-    def _copy(self, references: list[tuple], signals: list[tuple]) -> None:
+    def _copy(self, references: list[tuple], signals: Iterable[tuple]) -> None:
         with self.driver.cursor() as cursor:
             with cursor.copy(
                 "COPY reference (id, case_id, modality, label_encrypted, origin, added_by, "
