@@ -1,7 +1,8 @@
 """Hash lists at a national center's volume: streamed in and out, millions of lines a minute.
 
 `ref import` reads the list line by line and writes rows straight through the database
-driver (SQLite: batched `executemany`; PostgreSQL: `COPY`), never building an ORM object
+driver (SQLite: a batch's signals in one `INSERT ... SELECT` from `json_each`; PostgreSQL:
+`COPY`), never building an ORM object
 per line. Each valid line becomes one reference with one signal, as before, so withdrawing
 or purging one hash stays exact. Reference and signal ids are handed out as one
 contiguous block under the write lock: line k of the valid lines is reference
