@@ -20,8 +20,8 @@ from ansim.detector.local_verify import LocalFeatures
 from ansim.detector.signals import MediaSignals
 from ansim.indexer.persisted import PersistedIndex
 from ansim.signal_types import Direction, SignalType, indexed_types, records_of
-from ansim.store.tables import Reference, Signal
-from sqlalchemy import func, select
+from ansim.store.tables import BankCounter, Reference, Signal
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 # Decoded ORB features kept per Banks: the references a crawl verifies against.
@@ -129,12 +129,14 @@ class Banks:
         yield from result.partitions()
 
     def _store_checkpoint(self, session: Session, kind: str) -> tuple[int, int]:
-        """(entries, last signal id) of this bank in the store."""
-        query = self._owner_filter(
-            select(func.count(Signal.id), func.max(Signal.id)).where(Signal.kind == kind)
-        )
-        count, last_id = session.execute(query).one()
-        return int(count), int(last_id or 0)
+        """(entries, last signal id ever held) of this bank in the store: one row that the
+        store's triggers keep (migration 0007), not a count over millions of signal rows."""
+        found = session.execute(
+            select(BankCounter.entries, BankCounter.last_id).where(
+                BankCounter.kind == kind, BankCounter.owner == self.owner
+            )
+        ).one_or_none()
+        return (int(found[0]), int(found[1])) if found else (0, 0)
 
     def index(self, session: Session, name: str) -> Any:
         """The named index, rebuilt first if it disagrees with the store. Only this one is
@@ -190,10 +192,12 @@ class Banks:
         spec = self._types[name].index
         assert spec is not None
         index = spec.factories(self.direction)[0]()
-        entries = last_id = 0
+        # The store's checkpoint, read first: the newest id it ever held, which a withdrawn
+        # newest row leaves above the rows streamed (the index then is not "behind").
+        entries, last_id = 0, self._store_checkpoint(session, name)[1]
         for batch in self._stream_rows(session, name):
             spec.add_rows(index, batch)
-            entries, last_id = entries + len(batch), batch[-1].id
+            entries, last_id = entries + len(batch), max(last_id, batch[-1].id)
         self._persisted[name].replace(index, last_id)
         return entries
 

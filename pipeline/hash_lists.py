@@ -1,7 +1,8 @@
 """Hash lists at a national center's volume: streamed in and out, millions of lines a minute.
 
 `ref import` reads the list line by line and writes rows straight through the database
-driver (SQLite: batched `executemany`; PostgreSQL: `COPY`), never building an ORM object
+driver (SQLite: a batch's signals in one `INSERT ... SELECT` from `json_each`; PostgreSQL:
+`COPY`), never building an ORM object
 per line. Each valid line becomes one reference with one signal, as before, so withdrawing
 or purging one hash stays exact. Reference and signal ids are handed out as one
 contiguous block under the write lock: line k of the valid lines is reference
@@ -22,7 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Callable, Iterator
+import json
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
@@ -153,9 +155,11 @@ class _RowWriter:
         self.dialect = self.connection.dialect.name
         self.driver = self.connection.connection.driver_connection
         self._dropped_indexes: list[str] = []
+        self._dropped_triggers: list[str] = []
         self._pragmas_before: dict[str, Any] = {}
         if self.dialect == "sqlite" and bulk:
             self._drop_secondary_indexes()
+            self._drop_signal_triggers()
             self._set_bulk_pragmas()
         elif self.dialect == "postgresql":
             # Others may read meanwhile; writers of references wait, so the id block is ours.
@@ -196,6 +200,29 @@ class _RowWriter:
             cursor.execute(f'DROP INDEX "{name}"')
             self._dropped_indexes.append(sql)
 
+    def _drop_signal_triggers(self) -> None:
+        """SQLite's row triggers keeping `bank_counter` cost ~3.5 us a row (35 s at 10M):
+        a bulk import drops them in its transaction (SQLite's DDL is transactional, and
+        no other writer can run meanwhile), counts its rows itself (`write`), and creates
+        them again from their stored text in `finish`."""
+        cursor = self.driver.cursor()
+        found = cursor.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'signal'"
+        ).fetchall()
+        for name, sql in found:
+            cursor.execute(f'DROP TRIGGER "{name}"')
+            self._dropped_triggers.append(sql)
+
+    def _count_in_bank(self, kind: str, count: int, last_id: int) -> None:
+        """What the dropped triggers would have done for `count` consented rows of `kind`."""
+        self.driver.cursor().execute(
+            "INSERT INTO bank_counter (kind, owner, entries, last_id) "
+            "VALUES (?, 'reference', ?, ?) ON CONFLICT (kind, owner) DO UPDATE "
+            "SET entries = entries + excluded.entries, "
+            "last_id = max(last_id, excluded.last_id)",
+            (kind, count, last_id),
+        )
+
     def write(
         self,
         values: list[str],
@@ -209,9 +236,6 @@ class _RowWriter:
         count = len(values)
         first_ref, first_signal = self.next_reference_id, self.next_signal_id
         reference_ids = range(first_ref, first_ref + count)
-        signals = list(
-            zip(range(first_signal, first_signal + count), reference_ids, repeat(kind), values)
-        )
         shared = (case_id, modality, "import", actor, self.added_at, "given")
         if self.dialect == "postgresql":
             self._copy(
@@ -219,7 +243,7 @@ class _RowWriter:
                     (ref_id, case_id, modality, label, "import", actor, self.added_at, "given")
                     for ref_id, label in zip(reference_ids, labels or repeat(None), strict=False)
                 ],
-                signals,
+                zip(range(first_signal, first_signal + count), reference_ids, repeat(kind), values),
             )
         else:
             cursor = self.driver.cursor()
@@ -242,13 +266,19 @@ class _RowWriter:
                         for ref_id, label in zip(reference_ids, labels, strict=True)
                     ],
                 )
-            cursor.executemany(
-                "INSERT INTO signal (id, reference_id, kind, value) VALUES (?, ?, ?, ?)", signals
+            # The batch's hashes as one JSON array, unpacked by SQLite's json_each: a
+            # third of executemany's CPU, which binds four values a row from Python.
+            cursor.execute(
+                "INSERT INTO signal (id, reference_id, kind, value) "
+                "SELECT ? + key, ? + key, ?, value FROM json_each(?)",
+                (first_signal, first_ref, kind, json.dumps(values)),
             )
+            if self._dropped_triggers and count:
+                self._count_in_bank(kind, count, first_signal + count - 1)
         self.next_reference_id += count
         self.next_signal_id += count
 
-    def _copy(self, references: list[tuple], signals: list[tuple]) -> None:
+    def _copy(self, references: list[tuple], signals: Iterable[tuple]) -> None:
         with self.driver.cursor() as cursor:
             with cursor.copy(
                 "COPY reference (id, case_id, modality, label_encrypted, origin, added_by, "
@@ -262,7 +292,7 @@ class _RowWriter:
 
     def finish(self) -> None:
         cursor = self.driver.cursor()
-        for sql in self._dropped_indexes:
+        for sql in self._dropped_indexes + self._dropped_triggers:
             cursor.execute(sql)
         if self.dialect == "postgresql":
             # Ids were handed out past the sequences: move them on.

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -129,17 +130,32 @@ class Signal(Base):
     __tablename__ = "signal"
     __table_args__ = (
         Index("ix_signal_kind_value", "kind", "value"),
-        # Covers the crawl-history size check (kind, item_id IS NOT NULL) without row reads.
-        Index("ix_signal_kind_item", "kind", "item_id"),
+        # The owner indexes hold only rows with that owner (migration 0008): a row has one
+        # owner, and a bulk import of reference signals need not build item indexes of NULLs.
+        Index(
+            "ix_signal_kind_item",
+            "kind",
+            "item_id",
+            sqlite_where=text("item_id IS NOT NULL"),
+            postgresql_where=text("item_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_signal_item_id",
+            "item_id",
+            sqlite_where=text("item_id IS NOT NULL"),
+            postgresql_where=text("item_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_signal_reference_id",
+            "reference_id",
+            sqlite_where=text("reference_id IS NOT NULL"),
+            postgresql_where=text("reference_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    reference_id: Mapped[int | None] = mapped_column(
-        ForeignKey("reference.id", ondelete="CASCADE"), index=True
-    )
-    item_id: Mapped[int | None] = mapped_column(
-        ForeignKey("scanned_item.id", ondelete="CASCADE"), index=True
-    )
+    reference_id: Mapped[int | None] = mapped_column(ForeignKey("reference.id", ondelete="CASCADE"))
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("scanned_item.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(32))  # sha256 | md5 | pdq | ...
     value: Mapped[str | None] = mapped_column(String(128))
     quality: Mapped[int | None] = mapped_column(Integer)
@@ -423,3 +439,17 @@ class NoticeFile(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     notice_id: Mapped[int] = mapped_column(ForeignKey("notice.id"), index=True)
     path: Mapped[str] = mapped_column(Text)
+
+
+class BankCounter(Base):
+    """Entries and the last signal id ever held of one signal bank (signal kind x owner,
+    "reference" or "item"): the checkpoint a bank's index is checked against. Kept by
+    triggers on `signal` and `reference` (migration 0007); only a bulk hash-list import on
+    SQLite, which drops the triggers for its transaction, writes it itself."""
+
+    __tablename__ = "bank_counter"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(16), primary_key=True)
+    entries: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    last_id: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
