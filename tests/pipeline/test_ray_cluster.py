@@ -307,8 +307,9 @@ def test_a_node_killed_mid_crawl_loses_nothing_and_duplicates_nothing(
     summary = json.loads(stdout)
     assert crawl_findings(home, site) == local  # every URL as the local engine has it
     assert "worker_lost" not in summary["outcomes"]
-    log = Path(summary["log_path"]).read_text()
-    assert "a Ray actor was lost" in log  # the node's actor held calls, and they went on
+    # Whether the dead node's actor held calls at that instant is up to timing (in one
+    # full-suite run it held none): the log's "a Ray actor was lost" line is not asserted.
+    # What must hold either way is above: every URL as the local engine has it, once.
 
 
 def test_a_node_killed_mid_scan_loses_nothing_and_duplicates_nothing(
