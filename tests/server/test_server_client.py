@@ -59,20 +59,7 @@ def test_cli_through_the_server(server_home, tmp_path) -> None:  # noqa: ANN001
     workspace = server_home.workspace
     confirmations.set_rule(workspace, "digital-sex-crime", 2)
     with LiveServer(ready_app(workspace)) as server:
-
-        def ansim(person: str, *args: str, stdin: str = "", expect: int = 0) -> str:
-            env = {
-                **os.environ,
-                "ANSIM_SERVER": server.url,
-                "ANSIM_CLIENT_FILE": str(tmp_path / f"{person}.json"),
-                "ANSIM_ANALYST": "somebody-else",
-                "ANSIM_HOME": str(tmp_path / "nowhere"),
-            }
-            done = subprocess.run(
-                [ANSIM, *args], input=stdin, env=env, capture_output=True, text=True, timeout=120
-            )
-            assert done.returncode == expect, done.stdout + done.stderr
-            return done.stdout + done.stderr
+        ansim = client_runner(server.url, tmp_path)
 
         assert "signed in" in ansim("alice", "login", "--name", "alice", "--password-stdin",
                                     stdin=PASSWORD + "\n")  # fmt: skip
@@ -107,21 +94,7 @@ def test_cases_report_and_audit_through_the_server(server_home, tmp_path) -> Non
     signed-in account: a supervisor may, an analyst is refused by the server (exit 2)."""
     workspace = server_home.workspace
     with LiveServer(ready_app(workspace)) as server:
-
-        def ansim(person: str, *args: str, stdin: str = "", expect: int = 0) -> str:
-            env = {
-                **os.environ,
-                "ANSIM_SERVER": server.url,
-                "ANSIM_CLIENT_FILE": str(tmp_path / f"{person}.json"),
-                "ANSIM_ANALYST": "somebody-else",
-                "ANSIM_HOME": str(tmp_path / "nowhere"),
-                "ANSIM_LANG": "en",
-            }
-            done = subprocess.run(
-                [ANSIM, *args], input=stdin, env=env, capture_output=True, text=True, timeout=120
-            )
-            assert done.returncode == expect, done.stdout + done.stderr
-            return done.stdout + done.stderr
+        ansim = client_runner(server.url, tmp_path)
 
         for person in ("sue", "alice"):
             ansim(person, "login", "--name", person, "--password-stdin", stdin=PASSWORD + "\n")
