@@ -145,6 +145,11 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
+Engine = Annotated[str, typer.Option(help="local (worker processes here) or ray (a Ray cluster).")]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(help="--engine ray: the cluster's HOST:PORT (default: start a local Ray)."),
+]
 Workers = Annotated[
     int | None,
     typer.Option(

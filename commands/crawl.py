@@ -9,8 +9,10 @@ import typer
 from ansim.casework.errors import CaseworkError
 from ansim.commands.common import (
     AllowLoopback,
+    Engine,
     ImageVerification,
     JsonFlag,
+    RayAddress,
     emit_json,
     err,
     out,
@@ -118,13 +120,8 @@ def crawl_run(
     max_response_mb: Annotated[int, typer.Option(help="Cap per response, MiB.")] = 64,
     max_crawl_gb: Annotated[float, typer.Option(help="Cap on bytes fetched per crawl, GiB.")] = 20,
     image_verification: ImageVerification = "all",
-    engine: Annotated[
-        str, typer.Option(help="local (worker processes here) or ray (a Ray cluster).")
-    ] = "local",
-    address: Annotated[
-        str | None,
-        typer.Option(help="--engine ray: the cluster's HOST:PORT (default: start a local Ray)."),
-    ] = None,
+    engine: Engine = "local",
+    address: RayAddress = None,
     allow_loopback: AllowLoopback = False,
     json_out: JsonFlag = False,
 ) -> None:

@@ -11,7 +11,9 @@ import typer
 from ansim.casework.errors import CaseworkError
 from ansim.commands.common import (
     AllowLoopback,
+    Engine,
     JsonFlag,
+    RayAddress,
     Workers,
     budgets,
     count_files,
@@ -130,13 +132,8 @@ def scan(
     full_decode: Annotated[bool, typer.Option(help="Decode images at full size (slower).")] = False,
     allow_loopback: AllowLoopback = False,
     workers: Workers = None,
-    engine: Annotated[
-        str, typer.Option(help="local (worker processes here) or ray (a Ray cluster).")
-    ] = "local",
-    address: Annotated[
-        str | None,
-        typer.Option(help="--engine ray: the cluster's HOST:PORT (default: start a local Ray)."),
-    ] = None,
+    engine: Engine = "local",
+    address: RayAddress = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Fingerprint collected files or URLs, match them against every reference, queue the copies.
