@@ -101,6 +101,7 @@ def _distance(codes: np.ndarray, row: np.int64, query: np.ndarray) -> np.int64:
 
 @numba.njit(cache=True, nogil=True)
 def search_tables(
+    heads: np.ndarray,
     codes: np.ndarray,
     alive: np.ndarray,
     queries: np.ndarray,
@@ -121,7 +122,12 @@ def search_tables(
 ) -> np.int64:
     """Every (query, row, distance) within `radius`; returns how many (may exceed the
     buffers' length, in which case the caller retries with bigger ones). Chunk c is probed
-    at every key within chunk_flips[c] bits of the query's chunk."""
+    at every key within chunk_flips[c] bits of the query's chunk.
+
+    A candidate is first compared on its first 128 bits, `heads[row, 0:2]` (`heads` may be
+    `codes` itself, or a separate copy of those two words): a random pair is within 31
+    bits there about once in 10^8, so the full hash, which may sit in a memory-mapped file
+    that is mostly not resident, is read only for the true hits and a rare near miss."""
     found = 0
     capacity = out_row.shape[0]
     chunks = chunk_offsets.shape[0]
@@ -163,13 +169,22 @@ def search_tables(
             c = bucket_chunk[m]
             for k in range(bucket_from[m], bucket_to[m]):
                 row = np.int64(rows[c, k])
-                _prefetch(codes, row)
+                _prefetch(heads, row)
                 candidates[j] = row
                 candidate_chunk[j] = c
                 j += 1
         for j in range(total):
             row = candidates[j]
-            distance = _distance(codes, row, query)
+            head_distance = _popcount(heads[row, 0] ^ query[0]) + _popcount(
+                heads[row, 1] ^ query[1]
+            )
+            if head_distance > radius:
+                continue
+            distance = (
+                head_distance
+                + _popcount(codes[row, 2] ^ query[2])
+                + _popcount(codes[row, 3] ^ query[3])
+            )
             if distance > radius or not alive[row]:
                 continue
             # Kept only where first found: in no earlier chunk within its flips.

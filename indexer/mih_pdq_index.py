@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from itertools import combinations
@@ -69,9 +69,13 @@ THREADED_ABOVE = 1_000_000
 # Chunk widths whose dense offsets table stays <= 256 MB (2^26 x 4 bytes).
 MAX_CHUNK_BITS = 26
 # The dense offsets tables (4 bytes per possible key) may take this many bytes per entry,
-# or 64 MB, whichever is more: wide chunks pay off only once the bank fills them.
+# or 64 MB, whichever is more: wide chunks pay off only once the bank fills them. Past
+# 1 GB they may not grow: at 100M entries ten chunks of 25-26 bits would take 2.1 GB
+# (21 B an entry) for ~12 % fewer reads than eleven of 23-24 bits in 0.47 GB, and the
+# crawl history must fit in 8 GB.
 OFFSET_BYTES_PER_ENTRY = 48
 OFFSET_BYTES_FLOOR = 64 << 20
+OFFSET_BYTES_CAP = 1 << 30
 # A probed key or a candidate is a random memory read; a scanned hash is a sequential one.
 RANDOM_READ_COST = 8
 
@@ -137,7 +141,7 @@ def probe_cost(entries: int, chunks: int, radius: int) -> float:
 @lru_cache(maxsize=256)
 def best_chunk_count(entries: int, radius: int = 31) -> int:
     """The chunk count with the fewest random reads per query for a bank of this size."""
-    budget = max(OFFSET_BYTES_FLOOR, entries * OFFSET_BYTES_PER_ENTRY)
+    budget = min(OFFSET_BYTES_CAP, max(OFFSET_BYTES_FLOOR, entries * OFFSET_BYTES_PER_ENTRY))
     usable = [
         m
         for m in range(8, 33)
@@ -146,10 +150,11 @@ def best_chunk_count(entries: int, radius: int = 31) -> int:
     return min(usable, key=lambda m: probe_cost(entries, m, radius))
 
 
-def _collect(
-    run: Callable[[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]], int],
-    words: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+# A compiled search over some queries, writing (query, row, distance) into the buffers.
+KernelRun = Callable[[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]], int]
+
+
+def _collect(run: KernelRun, words: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(query, row, distance) arrays of one kernel run, retried with room for every hit."""
     capacity = 64 + 16 * len(words)
     while True:
@@ -163,6 +168,49 @@ def _collect(
 @lru_cache(maxsize=4)
 def _thread_pool(threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(threads, thread_name_prefix="pdq-search")
+
+
+def run_split(
+    run: KernelRun, query_words: np.ndarray, threads: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(query, row, distance) of a kernel run over every query. The compiled loops release
+    the GIL: a batch (an image's 8 dihedral hashes) is split over `threads`."""
+    parts = min(threads, len(query_words))
+    if parts <= 1:
+        return _collect(run, query_words)
+    bounds = np.linspace(0, len(query_words), parts + 1).astype(int)
+    pieces = list(
+        _thread_pool(parts).map(
+            lambda i: _collect(run, query_words[bounds[i] : bounds[i + 1]]), range(parts)
+        )
+    )
+    return (
+        np.concatenate([q + bounds[i] for i, (q, _, _) in enumerate(pieces)]),
+        np.concatenate([rows for _, rows, _ in pieces]),
+        np.concatenate([d for _, _, d in pieces]),
+    )
+
+
+def hits_per_query(
+    queries: int, out_query: np.ndarray, entry_ids: np.ndarray, distances: np.ndarray
+) -> list[list[PdqHit]]:
+    """A kernel's flat (query, entry id, distance) arrays as each query's sorted hits."""
+    results: list[list[PdqHit]] = [[] for _ in range(queries)]
+    for q, entry_id, distance in zip(
+        out_query.tolist(), entry_ids.tolist(), distances.tolist(), strict=True
+    ):
+        results[q].append(PdqHit(distance, entry_id))
+    for hits in results:
+        hits.sort()
+    return results
+
+
+def probe_masks(widths: np.ndarray, flips: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Every chunk's flip masks end to end, and where each chunk's start (the kernel's
+    `masks` and `mask_starts`)."""
+    mask_sets = [flip_masks(int(w), f) for w, f in zip(widths, flips, strict=True)]
+    starts = np.concatenate([[0], np.cumsum([len(m) for m in mask_sets])]).astype(np.int64)
+    return np.concatenate(mask_sets), starts
 
 
 class MihPdqIndex(PdqIndex):
@@ -374,14 +422,11 @@ class MihPdqIndex(PdqIndex):
 
         if use_tables:
             flips = chunk_flips(self._indexed, len(self._chunk_widths), max_distance)
-            mask_sets = [
-                flip_masks(int(w), f) for w, f in zip(self._chunk_widths, flips, strict=True)
-            ]
-            masks = np.concatenate(mask_sets)
-            mask_starts = np.concatenate([[0], np.cumsum([len(m) for m in mask_sets])])
+            masks, mask_starts = probe_masks(self._chunk_widths, flips)
 
             def run(words: np.ndarray, out: tuple[np.ndarray, np.ndarray, np.ndarray]) -> int:
                 return mih_kernels.search_tables(
+                    self._codes,
                     self._codes,
                     self._alive,
                     words,
@@ -390,7 +435,7 @@ class MihPdqIndex(PdqIndex):
                     self._chunk_widths,
                     np.asarray(flips, dtype=np.int64),
                     masks,
-                    mask_starts.astype(np.int64),
+                    mask_starts,
                     self._starts,
                     self._start_bases,
                     self._rows,
@@ -405,30 +450,10 @@ class MihPdqIndex(PdqIndex):
                     self._codes, self._alive, words, max_distance, self._count, *out
                 )
 
-        # The compiled loops release the GIL: a batch (an image's 8 dihedral hashes) is
-        # split over threads when the bank is big enough for that to pay.
-        parts = min(self._threads, len(queries))
-        if parts > 1 and self._count >= THREADED_ABOVE:
-            bounds = np.linspace(0, len(queries), parts + 1).astype(int)
-            pieces = list(
-                _thread_pool(parts).map(
-                    lambda i: _collect(run, query_words[bounds[i] : bounds[i + 1]]), range(parts)
-                )
-            )
-            out_query = np.concatenate([q + bounds[i] for i, (q, _, _) in enumerate(pieces)])
-            out_row = np.concatenate([rows for _, rows, _ in pieces])
-            out_distance = np.concatenate([d for _, _, d in pieces])
-        else:
-            out_query, out_row, out_distance = _collect(run, query_words)
-        results: list[list[PdqHit]] = [[] for _ in range(len(queries))]
-        ids = self._ids[out_row]
-        for q, entry_id, distance in zip(
-            out_query.tolist(), ids.tolist(), out_distance.tolist(), strict=True
-        ):
-            results[q].append(PdqHit(distance, entry_id))
-        for hits in results:
-            hits.sort()
-        return results
+        out_query, out_row, out_distance = run_split(
+            run, query_words, self._threads if self._count >= THREADED_ABOVE else 1
+        )
+        return hits_per_query(len(queries), out_query, self._ids[out_row], out_distance)
 
     def _numpy_scan(self, query_words: np.ndarray, max_distance: int) -> list[list[PdqHit]]:
         codes, alive = self._codes[: self._count], self._alive[: self._count]
@@ -466,16 +491,27 @@ class MihPdqIndex(PdqIndex):
 
     def save_changes(self, path: Path) -> None:
         """The recorded write as a delta segment: 40 bytes an added entry, 8 a removed one."""
+        write_changes(path, *self.take_recorded())
+
+    def take_recorded(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(added ids, their hashes as (n, 4) words, removed ids) of the recorded write;
+        recording stops."""
         if self._recording_from is None:
             raise RuntimeError("no changes are being recorded")
         added = slice(self._recording_from, self._count)
         removed = np.concatenate([np.zeros(0, dtype=np.int64), *self._removed_log])
-        _write_changes(path, self._ids[added], self._codes[added], removed)
+        taken = self._ids[added].copy(), self._codes[added].copy(), removed
         self.stop_recording()
+        return taken
+
+    def live_batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The live entries' (ids, hashes as (n, 4) words), in row order."""
+        live = self._alive[: self._count]
+        yield self._ids[: self._count][live], self._codes[: self._count][live]
 
     def apply_changes(self, path: Path) -> None:
         """Apply a segment `save_changes` wrote (adds first: a write may add then remove)."""
-        ids, codes, gone = _read_changes(path)
+        ids, codes, gone = read_changes(path)
         self.add_codes(ids, codes.view(np.uint8).reshape(len(ids), PDQ_BYTES))
         self.remove(gone)
 
@@ -483,13 +519,13 @@ class MihPdqIndex(PdqIndex):
     def merge_changes(sources: list[Path], target: Path) -> int:
         """Write the segments `sources` (in order) as one; returns its entries + removals.
         An entry added and removed within them leaves no trace."""
-        parts = [_read_changes(path) for path in sources]
+        parts = [read_changes(path) for path in sources]
         ids = np.concatenate([np.zeros(0, np.int64), *(p[0] for p in parts)])
         codes = np.concatenate([np.zeros((0, WORDS), np.uint64), *(p[1] for p in parts)])
         gone = np.concatenate([np.zeros(0, np.int64), *(p[2] for p in parts)])
         kept = ~np.isin(ids, gone)
         gone_before = gone[~np.isin(gone, ids)]  # removals of entries older than the segments
-        _write_changes(target, ids[kept], codes[kept], gone_before)
+        write_changes(target, ids[kept], codes[kept], gone_before)
         return int(kept.sum()) + len(gone_before)
 
     @classmethod
@@ -526,7 +562,7 @@ class MihPdqIndex(PdqIndex):
         return cls._of_arrays(ids, np.ascontiguousarray(codes).view("<u8").copy())
 
 
-def _write_changes(path: Path, ids: np.ndarray, words: np.ndarray, removed: np.ndarray) -> None:
+def write_changes(path: Path, ids: np.ndarray, words: np.ndarray, removed: np.ndarray) -> None:
     with open(path, "wb") as out:
         out.write(CHANGES_MAGIC)
         out.write(np.asarray([len(ids), len(removed)], np.int64).tobytes())
@@ -535,7 +571,7 @@ def _write_changes(path: Path, ids: np.ndarray, words: np.ndarray, removed: np.n
         out.write(np.ascontiguousarray(removed, dtype=np.int64).tobytes())
 
 
-def _read_changes(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def read_changes(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(added ids, their hashes as (n, 4) words, removed ids) of a delta segment."""
     with open(path, "rb") as source:
         if source.read(len(CHANGES_MAGIC)) != CHANGES_MAGIC:

@@ -18,6 +18,7 @@ from ansim.detector.hashing import Media
 from ansim.detector.image import hash_rgb
 from ansim.detector.signals import FrameHash, MediaSignals
 from ansim.detector.video_match import format_time
+from ansim.indexer.layered_pdq_index import HistoryPdqIndex, load_history_pdq
 from ansim.indexer.mih_pdq_index import MihPdqIndex
 from ansim.indexer.pdq_index import BruteForcePdqIndex, PdqIndex
 from ansim.signal_types.base import BankReader, IndexSpec, SignalRecord, StoredSignal
@@ -46,6 +47,7 @@ class PdqType:
         add_rows=_add_rows,
         brute_force=BruteForcePdqIndex,
         probe=_probe,
+        history=(HistoryPdqIndex, load_history_pdq),
     )
 
     def hash(self, media: Media, signals: MediaSignals) -> None:
