@@ -15,8 +15,11 @@ are its own:
   with the bytes of index files each one wrote (a delta segment and the manifest);
 - bytes per entry: the index in memory (hashes, ids, tables) and on disk.
 
-For each size in `--history`, the index alone (no store): build time, lookups/s and
-bytes per entry, as the crawl history's PDQ index would hold them. For each size in
+For each size in `--history`, the crawl history's PDQ index alone (no store), as a
+compaction writes it (a table file, `indexer/mih_table_file.py`) and a retro-hunt opens
+it (mapped, in a fresh process): build time, open time, lookups/s, one image and one
+10-minute video retro-hunted, resident bytes per entry and the process's memory (heap and
+mapped file pages apart). For each size in
 `--descriptors`, the compressed descriptor index (IvfDescriptorIndex) against the exact
 one: build time, queries/s, candidate recall, resident bytes per entry. For each size in
 `--robust-descriptors`, the descriptor bank's index on the real queries of `ansim bench
@@ -33,7 +36,7 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -45,6 +48,9 @@ import numpy as np
 RADIUS = 31
 PLANTED_BITS = (4, 16, 28, 36)
 RANDOM_QUERIES = 200
+# Frame hashes a 10-minute reference video puts to the history: 10 a second (usable frames
+# and their crop variants; RESULTS.md "scale" has the range, 6,000-90,000).
+VIDEO_FRAME_HASHES = 6_000
 LIST_CHUNK = 1_000_000
 TEXT_PLANTED = 200
 
@@ -271,34 +277,87 @@ def _written(
     return sum(state[2] for name, state in after.items() if before.get(name) != state)
 
 
-def history_step(entries: int, photos: list[list[str]], seed: int) -> dict[str, Any]:
-    from ansim.indexer.mih_pdq_index import MihPdqIndex
+def history_build_step(path: Path, entries: int, seed: int) -> dict[str, Any]:
+    """The history's table file written from random hashes, a batch at a time (as a
+    compaction streams the bank's two layers into it)."""
+    from ansim.indexer.mih_table_file import write_table_file
 
-    rng = np.random.default_rng(seed)
-    index = MihPdqIndex()
-    for start in range(0, entries, LIST_CHUNK):
-        count = min(LIST_CHUNK, entries - start)
-        codes = rng.integers(0, 256, (count, 32), dtype=np.uint8)
-        index.add_codes(np.arange(start + 1, start + count + 1), codes)
+    def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        rng = np.random.default_rng(seed)
+        for start in range(0, entries, LIST_CHUNK):
+            count = min(LIST_CHUNK, entries - start)
+            ids = np.arange(start + 1, start + count + 1, dtype=np.int64)
+            yield ids, rng.integers(0, 256, (count, 32), dtype=np.uint8)
+
     started = time.perf_counter()
-    index.build()
-    built = time.perf_counter() - started
-    index.search(photos[0], RADIUS)  # the compiled loops loaded before the clock starts
-    randoms = [bytes(c).hex() for c in rng.integers(0, 256, (RANDOM_QUERIES, 32), dtype=np.uint8)]
+    write_table_file(path, entries, batches())
+    return {"build_s": round(time.perf_counter() - started, 1), "build_peak_rss_mb": _rss()["peak"]}
+
+
+def history_open_step(
+    path: Path, entries: int, photos: list[list[str]], seed: int
+) -> dict[str, Any]:
+    """The history opened in a fresh process as a retro-hunt opens it: lookups at the
+    matching radius, one image retro-hunted (its 8 dihedral hashes at 31 bits and at the
+    robust decision's 90, which scans every hash), a 10-minute video's worth of frame
+    hashes, and the memory all that left resident."""
+    from ansim.detector.image_decision import PDQ_NO_EVIDENCE
+    from ansim.indexer.layered_pdq_index import load_history_pdq
+
+    started = time.perf_counter()
+    index = load_history_pdq(path)
+    opened = time.perf_counter() - started
+    rng = np.random.default_rng(seed + 1)
+
+    def random_hashes(count: int) -> list[str]:
+        return [bytes(c).hex() for c in rng.integers(0, 256, (count, 32), dtype=np.uint8)]
+
+    index.search(photos[0], RADIUS)  # the compiled loops loaded before the clocks start
+    randoms = random_hashes(RANDOM_QUERIES)
     batches = photos + [randoms[i : i + 8] for i in range(0, len(randoms), 8)]
     wall, cpu = time.perf_counter(), time.process_time()
     for batch in batches:
         index.search(batch, RADIUS)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     lookups = sum(len(b) for b in batches)
+    image = photos[-1]
+    hunt = time.perf_counter()
+    index.search(image, RADIUS)
+    index.search(image, PDQ_NO_EVIDENCE)
+    hunt = time.perf_counter() - hunt
+    video = time.perf_counter()
+    index.search(random_hashes(VIDEO_FRAME_HASHES), RADIUS)
+    video = time.perf_counter() - video
+    memory = _rss()
+    resident = getattr(index, "memory_bytes", lambda: 0)()
     return {
         "history_entries": entries,
-        "build_s": round(built, 1),
+        "open_s": round(opened, 3),
         "lookups_per_s": round(lookups / wall),
         "lookups_per_cpu_s": round(lookups / max(cpu, 1e-9)),
-        "index_bytes_per_entry": round(index.memory_bytes() / entries, 1),
-        "peak_rss_mb": round(_peak_rss_mb()),
+        "image_retro_hunt_s": round(hunt, 2),
+        "video_lookups": VIDEO_FRAME_HASHES,
+        "video_retro_hunt_s": round(video, 1),
+        "index_bytes_per_entry": round(resident / entries, 1),
+        "file_bytes_per_entry": round(path.stat().st_size / entries, 1),
+        "rss_mb": memory["now"],
+        "rss_anonymous_mb": memory["anonymous"],
+        "rss_file_mb": memory["file"],
+        "peak_rss_mb": memory["peak"],
     }
+
+
+def _rss() -> dict[str, int]:
+    """This process's resident memory now (all, anonymous, mapped files) and at its peak,
+    in MB, from /proc (ru_maxrss alone cannot tell mapped file pages from the heap)."""
+    fields = {"VmRSS": "now", "RssAnon": "anonymous", "RssFile": "file", "VmHWM": "peak"}
+    found: dict[str, int] = {}
+    with open("/proc/self/status") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            if name in fields:
+                found[fields[name]] = round(int(value.split()[0]) / 1024)
+    return found
 
 
 def descriptor_step(entries: int, seed: int) -> dict[str, Any]:
@@ -509,7 +568,13 @@ def run_scale_benchmark(config: ScaleConfig, log: Callable[[str], None]) -> dict
         report["banks"].append(row)
     for entries in config.history:
         log(f"history index of {entries:,}")
-        report["history"].append(_in_child(history_step, entries, photos, config.seed))
+        path = config.out / f"history-{entries}.tables"
+        built = _in_child(history_build_step, path, entries, config.seed)
+        log(f"history index of {entries:,}: opening and searching")
+        report["history"].append(
+            {**built, **_in_child(history_open_step, path, entries, photos, config.seed)}
+        )
+        path.unlink()
     for references in config.text_references:
         path = config.out / f"text-{references}.index"
         log(f"text bank of {references:,} references: building")
