@@ -78,6 +78,8 @@ class ScaleConfig:
     texts: Path | None = None  # real texts planted in the text bank (shared data's)
     photos: int = 60
     seed: int = 0
+    # The history's open step runs inside a memory cgroup of this many bytes (None: not).
+    history_memory_limit: int | None = None
 
 
 def photo_hashes(images: Path, limit: int) -> list[list[str]]:
@@ -571,9 +573,15 @@ def run_scale_benchmark(config: ScaleConfig, log: Callable[[str], None]) -> dict
         path = config.out / f"history-{entries}.tables"
         built = _in_child(history_build_step, path, entries, config.seed)
         log(f"history index of {entries:,}: opening and searching")
-        report["history"].append(
-            {**built, **_in_child(history_open_step, path, entries, photos, config.seed)}
-        )
+        step_args = (history_open_step, path, entries, photos, config.seed)
+        if config.history_memory_limit:
+            from ansim.benchmarks.memory_limit import forget_cached_pages, run_limited
+
+            forget_cached_pages(path)
+            opened = run_limited(config.history_memory_limit, *step_args)
+        else:
+            opened = _in_child(*step_args)
+        report["history"].append({**built, **opened})
         path.unlink()
     for references in config.text_references:
         path = config.out / f"text-{references}.index"

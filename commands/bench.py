@@ -314,6 +314,13 @@ def bench_scale(
         str, typer.Option(help="Audio bank sizes in hours: open time and queries/s.")
     ] = "",
     photos: Annotated[int, typer.Option(help="Real photos whose near copies are planted.")] = 60,
+    history_memory_limit: Annotated[
+        float,
+        typer.Option(
+            help="Open and search each history inside a memory cgroup of this many GB "
+            "(needs a writable /sys/fs/cgroup; 0: no limit)."
+        ),
+    ] = 0,
     json_out: JsonFlag = False,
 ) -> None:
     """The PDQ bank at scale: import time and RSS, open time, lookups/s with recall against
@@ -321,7 +328,9 @@ def bench_scale(
     banks' open time and queries/s.
 
     Example: `nice ansim bench scale --out bench-out/scale --entries 1e6,1e7` (1M: a few
-    minutes on 2 cores; 10M: about 20 and 4 GB of disk).
+    minutes on 2 cores; 10M: about 20 and 4 GB of disk); the crawl history at 100M inside
+    8 GB: `ansim bench scale --out OUT --entries '' --history 1e8 --history-memory-limit 8`
+    (~5 minutes, 11 GB of disk).
     """
     from ansim.benchmarks.scale import ScaleConfig, run_scale_benchmark
 
@@ -348,6 +357,7 @@ def bench_scale(
         audio_hours=hours(audio_hours),
         texts=shared_data_dir() / "text",
         photos=photos,
+        history_memory_limit=int(history_memory_limit * 2**30) or None,
     )
     if not (
         config.entries

@@ -192,7 +192,10 @@ class MappedMihTables:
             if size != layout.size:
                 raise ValueError(f"{path} is truncated ({size} of {layout.size} bytes)")
             self._mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        self._mapped.madvise(mmap.MADV_RANDOM)  # probes are random: no read-ahead
+        # Probes read the heads, offsets and rows (and a hit's id) at random: no read-ahead
+        # there. The hashes are read in full, in order, by a wide search's scan.
+        for start, end in ((layout.ids_at, layout.codes_at), (layout.starts_at, layout.size)):
+            self._mapped.madvise(mmap.MADV_RANDOM, start, end - start)
         self.layout = layout
         self.ids, self.heads, self.codes, self._starts, self._rows = _sections(self._mapped, layout)
         self._widths = np.asarray(layout.widths, dtype=np.int64)
