@@ -50,6 +50,8 @@ MAX_CHUNKS = 32
 HEADER_BYTES = len(TABLE_FILE_MAGIC) + 8 * (HEADER_FIELDS + MAX_CHUNKS)
 # Entries written per batch while filling the file (bounded memory while writing).
 WRITE_BATCH = 1 << 20
+# Entries a wide search scans between dropping the pages it has read (64 MB of hashes).
+SCAN_BLOCK = 1 << 21
 
 
 def _aligned(offset: int) -> int:
@@ -193,9 +195,14 @@ class MappedMihTables:
                 raise ValueError(f"{path} is truncated ({size} of {layout.size} bytes)")
             self._mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         # Probes read the heads, offsets and rows (and a hit's id) at random: no read-ahead
-        # there. The hashes are read in full, in order, by a wide search's scan.
+        # there, but the heads and tables are asked for now, in order, in the background:
+        # the first lookups would otherwise fault them in page by page. The hashes are
+        # read in full, in order, only by a wide search's scan.
         for start, end in ((layout.ids_at, layout.codes_at), (layout.starts_at, layout.size)):
             self._mapped.madvise(mmap.MADV_RANDOM, start, end - start)
+        for start, end in ((layout.heads_at, layout.codes_at), (layout.starts_at, layout.size)):
+            self._mapped.madvise(mmap.MADV_WILLNEED, start, end - start)
+        self.path = path
         self.layout = layout
         self.ids, self.heads, self.codes, self._starts, self._rows = _sections(self._mapped, layout)
         self._widths = np.asarray(layout.widths, dtype=np.int64)
@@ -229,38 +236,70 @@ class MappedMihTables:
     def search_codes(self, query_words: np.ndarray, radius: int) -> list[list[PdqHit]]:
         from ansim.indexer import mih_kernels
 
-        if self._probing_pays(radius):
-            flips = chunk_flips(self.layout.entries, len(self._widths), radius)
-            masks, mask_starts = probe_masks(self._widths, flips)
+        if not self._probing_pays(radius):
+            return self._scan(query_words, radius)
+        flips = chunk_flips(self.layout.entries, len(self._widths), radius)
+        masks, mask_starts = probe_masks(self._widths, flips)
 
-            def run(words: np.ndarray, out: tuple[np.ndarray, np.ndarray, np.ndarray]) -> int:
-                return mih_kernels.search_tables(
-                    self.heads,
-                    self.codes,
-                    self.alive,
-                    words,
-                    radius,
-                    self.layout.chunk_offsets,
-                    self._widths,
-                    np.asarray(flips, dtype=np.int64),
-                    masks,
-                    mask_starts,
-                    self._starts,
-                    self._start_bases,
-                    self._rows,
-                    0,
-                    0,
-                    *out,
-                )
-        else:
-
-            def run(words: np.ndarray, out: tuple[np.ndarray, np.ndarray, np.ndarray]) -> int:
-                return mih_kernels.scan_rows(
-                    self.codes, self.alive, words, radius, self.layout.entries, *out
-                )
+        def run(words: np.ndarray, out: tuple[np.ndarray, np.ndarray, np.ndarray]) -> int:
+            return mih_kernels.search_tables(
+                self.heads,
+                self.codes,
+                self.alive,
+                words,
+                radius,
+                self.layout.chunk_offsets,
+                self._widths,
+                np.asarray(flips, dtype=np.int64),
+                masks,
+                mask_starts,
+                self._starts,
+                self._start_bases,
+                self._rows,
+                0,
+                0,
+                *out,
+            )
 
         out_query, out_row, out_distance = run_split(run, query_words, self._threads)
         return hits_per_query(len(query_words), out_query, self.ids[out_row], out_distance)
+
+    def _scan(self, query_words: np.ndarray, radius: int) -> list[list[PdqHit]]:
+        """Every hash compared, a block at a time; each block's pages are dropped once
+        read, so that a scan of the 32 bytes an entry does not push the heads and tables
+        out of memory (or out of a machine's budget: they are what lookups need)."""
+        from ansim.indexer import mih_kernels
+
+        found = []
+        for start in range(0, self.layout.entries, SCAN_BLOCK):
+            end = min(start + SCAN_BLOCK, self.layout.entries)
+            codes, alive = self.codes[start:end], self.alive[start:end]
+
+            def run(
+                words: np.ndarray,
+                out: tuple[np.ndarray, np.ndarray, np.ndarray],
+                codes: np.ndarray = codes,
+                alive: np.ndarray = alive,
+            ) -> int:
+                return mih_kernels.scan_rows(codes, alive, words, radius, len(codes), *out)
+
+            out_query, out_row, out_distance = run_split(run, query_words, self._threads)
+            found.append((out_query, out_row + start, out_distance))
+            self._drop_pages(self.layout.codes_at + PDQ_BYTES * start, PDQ_BYTES * (end - start))
+        out_query, out_row, out_distance = (
+            np.concatenate(part) for part in zip(*found, strict=True)
+        )
+        return hits_per_query(len(query_words), out_query, self.ids[out_row], out_distance)
+
+    def _drop_pages(self, offset: int, length: int) -> None:
+        """Unmap a range from this process and drop it from the page cache (clean pages:
+        read again from the file when next needed)."""
+        self._mapped.madvise(mmap.MADV_DONTNEED, offset, length)
+        descriptor = os.open(self.path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(descriptor, offset, length, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(descriptor)
 
     def _probing_pays(self, radius: int) -> bool:
         from ansim.indexer.mih_pdq_index import RANDOM_READ_COST, probe_cost

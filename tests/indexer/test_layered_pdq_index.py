@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ansim.indexer import mih_table_file
 from ansim.indexer.layered_pdq_index import HistoryPdqIndex, LayeredPdqIndex, load_history_pdq
 from ansim.indexer.mih_table_file import TABLE_FILE_MAGIC, MappedMihTables, write_table_file
 from ansim.indexer.pdq_index import BruteForcePdqIndex, PdqIndex
@@ -50,8 +51,11 @@ def written(path: Path, ids: np.ndarray, codes: np.ndarray, chunks: int) -> Laye
 
 
 @pytest.mark.parametrize("chunks", [16, 12])
-def test_table_file_finds_exactly_what_brute_force_finds(bank, tmp_path: Path, chunks: int) -> None:  # type: ignore[no-untyped-def]
+def test_table_file_finds_exactly_what_brute_force_finds(
+    bank, tmp_path: Path, chunks: int, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     ids, codes = bank
+    monkeypatch.setattr(mih_table_file, "SCAN_BLOCK", 1_000)  # the wide scan in 9 blocks
     index = written(tmp_path / "history.tables", ids, codes, chunks)
     queries = planted_queries(codes, np.random.default_rng(chunks))
     twin = twin_of(ids, codes)
