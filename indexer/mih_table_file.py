@@ -50,7 +50,8 @@ MAX_CHUNKS = 32
 HEADER_BYTES = len(TABLE_FILE_MAGIC) + 8 * (HEADER_FIELDS + MAX_CHUNKS)
 # Entries written per batch while filling the file (bounded memory while writing).
 WRITE_BATCH = 1 << 20
-# Entries a wide search scans between dropping the pages it has read (64 MB of hashes).
+# Entries a wide search scans between dropping the pages it has read (64 MB of hashes; a
+# multiple of 128, so that every block starts on a page).
 SCAN_BLOCK = 1 << 21
 
 

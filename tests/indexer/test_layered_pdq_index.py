@@ -55,7 +55,7 @@ def test_table_file_finds_exactly_what_brute_force_finds(
     bank, tmp_path: Path, chunks: int, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     ids, codes = bank
-    monkeypatch.setattr(mih_table_file, "SCAN_BLOCK", 1_000)  # the wide scan in 9 blocks
+    monkeypatch.setattr(mih_table_file, "SCAN_BLOCK", 1024)  # the wide scan in 9 blocks
     index = written(tmp_path / "history.tables", ids, codes, chunks)
     queries = planted_queries(codes, np.random.default_rng(chunks))
     twin = twin_of(ids, codes)
