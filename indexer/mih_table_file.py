@@ -8,12 +8,14 @@ rather than read:
     header | ids (int64) | heads (the first 128 bits of each hash) | hashes (256 bits)
            | offsets of every chunk's keys (uint32) | every chunk's rows (uint32)
 
-Opening maps the file and reads nothing else. A search touches the offsets and rows of
-the keys it probes and each candidate's head; the full hash and the id of a candidate
-are read only when its head is within the radius (about once in 10^8 for a random pair
-at 31 bits). So what stays resident is the heads and the tables, ~66 bytes an entry at
-100M, while ids and full hashes (40 bytes an entry) stay on disk; a wide search (the
-robust decision's 90 bits) scans the hashes once from start to end.
+Opening maps the file and reads in the heads and the tables, in file order (a lookup
+reads them at random: faulting them in one page at a time would cost minutes at 100M on
+a cold cache). A search touches the offsets and rows of the keys it probes and each
+candidate's head; the full hash and the id of a candidate are read only when its head is
+within the radius (about once in 10^8 for a random pair at 31 bits). So what stays
+resident is the heads and the tables, ~66 bytes an entry at 100M, while ids and full
+hashes (40 bytes an entry) stay on disk; a wide search (the robust decision's 90 bits)
+scans the hashes block by block, dropping each block's pages once read.
 
 Rows are sorted by id when the file is written (they usually arrive in order), so a
 removal finds its rows by binary search. Removed rows are only marked (in memory): the
@@ -186,7 +188,10 @@ def _fsync(path: Path) -> None:
 
 
 class MappedMihTables:
-    """A table file opened for searching: nothing is read until a search needs it."""
+    """A table file opened for searching. The heads and tables (what every lookup reads,
+    at random) are read in when it opens, in file order: faulted in page by page by the
+    first lookups they would cost a random read each (minutes at 100M on a cold cache).
+    Ids and hashes are mapped and read only where a search needs them."""
 
     def __init__(self, path: Path, threads: int) -> None:
         with open(path, "rb") as handle:
@@ -194,18 +199,34 @@ class MappedMihTables:
             layout, self.ids_sorted = Layout.of_header(handle.read(HEADER_BYTES))
             if size != layout.size:
                 raise ValueError(f"{path} is truncated ({size} of {layout.size} bytes)")
-            self._mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        # Probes read the heads, offsets and rows (and a hit's id) at random: no read-ahead
-        # there, but the heads and tables are asked for now, in order, in the background:
-        # the first lookups would otherwise fault them in page by page. The hashes are
-        # read in full, in order, only by a wide search's scan.
-        for start, end in ((layout.ids_at, layout.codes_at), (layout.starts_at, layout.size)):
-            self._mapped.madvise(mmap.MADV_RANDOM, start, end - start)
-        for start, end in ((layout.heads_at, layout.codes_at), (layout.starts_at, layout.size)):
-            self._mapped.madvise(mmap.MADV_WILLNEED, start, end - start)
+
+            def mapped(start: int, end: int, hot: bool) -> mmap.mmap:
+                flags = mmap.MAP_SHARED | (mmap.MAP_POPULATE if hot else 0)
+                section = mmap.mmap(
+                    handle.fileno(), end - start, flags, mmap.PROT_READ, offset=start
+                )
+                if start != layout.codes_at:  # the hashes are scanned in order
+                    section.madvise(mmap.MADV_RANDOM)
+                return section
+
+            n, chunks = layout.entries, len(layout.widths)
+            self._ids_map = mapped(layout.ids_at, layout.ids_at + 8 * n, hot=False)
+            self._heads_map = mapped(layout.heads_at, layout.heads_at + 16 * n, hot=True)
+            self._codes_map = mapped(layout.codes_at, layout.codes_at + PDQ_BYTES * n, hot=False)
+            self._tables_map = mapped(layout.starts_at, layout.size, hot=True)
         self.path = path
         self.layout = layout
-        self.ids, self.heads, self.codes, self._starts, self._rows = _sections(self._mapped, layout)
+        self.ids = np.frombuffer(self._ids_map, np.int64, n)
+        self.heads = np.frombuffer(self._heads_map, np.uint64, n * HEAD_WORDS).reshape(
+            n, HEAD_WORDS
+        )
+        self.codes = np.frombuffer(self._codes_map, np.uint64, n * WORDS).reshape(n, WORDS)
+        keys = sum(layout.key_counts)
+        self._starts = np.frombuffer(self._tables_map, np.uint32, keys)
+        rows_at = layout.rows_at - layout.starts_at
+        self._rows = np.frombuffer(self._tables_map, np.uint32, n * chunks, rows_at).reshape(
+            chunks, n
+        )
         self._widths = np.asarray(layout.widths, dtype=np.int64)
         self._start_bases = np.concatenate([[0], np.cumsum(layout.key_counts)[:-1]]).astype(
             np.int64
@@ -286,19 +307,21 @@ class MappedMihTables:
 
             out_query, out_row, out_distance = run_split(run, query_words, self._threads)
             found.append((out_query, out_row + start, out_distance))
-            self._drop_pages(self.layout.codes_at + PDQ_BYTES * start, PDQ_BYTES * (end - start))
+            self._drop_pages(PDQ_BYTES * start, PDQ_BYTES * (end - start))
         out_query, out_row, out_distance = (
             np.concatenate(part) for part in zip(*found, strict=True)
         )
         return hits_per_query(len(query_words), out_query, self.ids[out_row], out_distance)
 
     def _drop_pages(self, offset: int, length: int) -> None:
-        """Unmap a range from this process and drop it from the page cache (clean pages:
-        read again from the file when next needed)."""
-        self._mapped.madvise(mmap.MADV_DONTNEED, offset, length)
+        """Unmap a range of the hashes from this process and drop it from the page cache
+        (clean pages: read again from the file when next needed)."""
+        self._codes_map.madvise(mmap.MADV_DONTNEED, offset, length)
         descriptor = os.open(self.path, os.O_RDONLY)
         try:
-            os.posix_fadvise(descriptor, offset, length, os.POSIX_FADV_DONTNEED)
+            os.posix_fadvise(
+                descriptor, self.layout.codes_at + offset, length, os.POSIX_FADV_DONTNEED
+            )
         finally:
             os.close(descriptor)
 
