@@ -110,6 +110,17 @@ class StoreBankReader:
                 sides[owner_id] = VideoSide(step, usable_duration(times, usable, step))
         return sides
 
+    def pdq_entries_of(self, owner_ids: Iterable[int]) -> list[tuple[int, str]]:
+        owner_column = self._banks.owner_column
+        entries: list[tuple[int, str]] = []
+        for chunk in _chunks(owner_ids):
+            entries += self._session.execute(
+                select(Signal.id, Signal.value).where(
+                    owner_column.in_(chunk), Signal.kind == "pdq", Signal.value.is_not(None)
+                )
+            ).tuples()
+        return entries
+
     def reference_frame_of(self, entry_id: int) -> tuple[float, int] | None:
         if self.direction is not Direction.SCAN:
             return None

@@ -105,6 +105,10 @@ class BankReader(Protocol):
         """Sampling step and usable duration of the video owners among `owner_ids`."""
         ...
 
+    def pdq_entries_of(self, owner_ids: Iterable[int]) -> list[tuple[int, str]]:
+        """(entry id, PDQ hex) of every PDQ entry these owners have in the bank."""
+        ...
+
     def reference_frame_of(self, entry_id: int) -> tuple[float, int] | None:
         """(time, frame number) when a PDQ entry is a frame of a reference video."""
         ...

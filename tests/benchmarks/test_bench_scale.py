@@ -36,7 +36,7 @@ def test_small_scale_run_is_exact(shared_data: Path, tmp_path: Path) -> None:
     assert history["history_entries"] == 5000
     # A table file: ids and hashes (40 bytes), heads (16) and rows, mapped in a new process.
     assert history["file_bytes_per_entry"] > 56 and history["index_bytes_per_entry"] > 16
-    assert history["lookups_per_s"] > 0 and history["video_lookups"] == 6000
+    assert history["lookups_per_s"] > 0 and history["video_one_step_lookup_ms"] > 0
     assert 0 < history["rss_file_mb"] <= history["rss_mb"] <= history["peak_rss_mb"]
     assert report["descriptors"][0]["candidate_recall"] >= 0.95  # held to 0.99 elsewhere
     # The text and audio banks open from their files and find their planted copies.
