@@ -25,7 +25,7 @@ from ansim.indexer.mih_pdq_index import (
     write_changes,
 )
 from ansim.indexer.mih_table_file import MappedMihTables, is_table_file, write_table_file
-from ansim.indexer.pdq_index import PdqHit, PdqIndex, hashes_to_array
+from ansim.indexer.pdq_index import CodeSearchingPdqIndex, PdqHit, PdqIndex
 
 # From this many entries the history's base is saved as a table file: below it a
 # `MihPdqIndex` file (40 bytes an entry) loads and builds its tables in ~2 s at most.
@@ -47,7 +47,7 @@ class HistoryPdqIndex(MihPdqIndex):
         write_table_file(path, len(self), self.live_batches())
 
 
-class LayeredPdqIndex(PdqIndex):
+class LayeredPdqIndex(CodeSearchingPdqIndex):
     """A table file's entries (`base`) plus those added since it was written (`recent`)."""
 
     def __init__(self, base: MappedMihTables, recent: MihPdqIndex | None = None) -> None:
@@ -80,11 +80,6 @@ class LayeredPdqIndex(PdqIndex):
         return len(removed) + self.recent.remove(entry_ids)
 
     # -- search --------------------------------------------------------------------------
-
-    def search(self, pdq_hexes: list[str], max_distance: int) -> list[list[PdqHit]]:
-        if not pdq_hexes:
-            return []
-        return self.search_codes(hashes_to_array(pdq_hexes), max_distance)
 
     def search_codes(self, queries: np.ndarray, max_distance: int) -> list[list[PdqHit]]:
         queries = np.ascontiguousarray(queries, dtype=np.uint8).reshape(-1, PDQ_BYTES)

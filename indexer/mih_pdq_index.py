@@ -40,7 +40,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 from ansim.detector.pdq import PDQ_BITS, PDQ_BYTES
-from ansim.indexer.pdq_index import PdqHit, PdqIndex, hashes_to_array
+from ansim.indexer.pdq_index import CodeSearchingPdqIndex, PdqHit, hashes_to_array
 
 WORDS = PDQ_BYTES // 8
 FILE_MAGIC = b"ANSIM-PDQ-MIH-1\n"
@@ -205,6 +205,60 @@ def hits_per_query(
     return results
 
 
+def table_search(
+    heads: np.ndarray,
+    codes: np.ndarray,
+    alive: np.ndarray,
+    radius: int,
+    chunk_offsets: np.ndarray,
+    chunk_widths: np.ndarray,
+    entries: int,
+    starts: np.ndarray,
+    start_bases: np.ndarray,
+    rows: np.ndarray,
+    tail: tuple[int, int],
+) -> KernelRun:
+    """The compiled probe of chunk tables built over `entries` rows (plus an exhaustive
+    look at the rows tail[0]..tail[1]-1 added since), as a run for `run_split`."""
+    from ansim.indexer import mih_kernels
+
+    flips = chunk_flips(entries, len(chunk_widths), radius)
+    masks, mask_starts = probe_masks(chunk_widths, flips)
+    flips_array = np.asarray(flips, dtype=np.int64)
+
+    def run(words: np.ndarray, out: tuple[np.ndarray, np.ndarray, np.ndarray]) -> int:
+        return mih_kernels.search_tables(
+            heads,
+            codes,
+            alive,
+            words,
+            radius,
+            chunk_offsets,
+            chunk_widths,
+            flips_array,
+            masks,
+            mask_starts,
+            starts,
+            start_bases,
+            rows,
+            tail[0],
+            tail[1],
+            *out,
+        )
+
+    return run
+
+
+def scan_search(codes: np.ndarray, alive: np.ndarray, radius: int) -> KernelRun:
+    """The compiled exhaustive comparison of every row of `codes`, as a run for `run_split`."""
+    from ansim.indexer import mih_kernels
+
+    def run(words: np.ndarray, out: tuple[np.ndarray, np.ndarray, np.ndarray]) -> int:
+        return mih_kernels.scan_rows(codes, alive, words, radius, len(codes), *out)
+
+    return run
+
+
 def probe_masks(widths: np.ndarray, flips: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Every chunk's flip masks end to end, and where each chunk's start (the kernel's
     `masks` and `mask_starts`)."""
@@ -213,7 +267,7 @@ def probe_masks(widths: np.ndarray, flips: tuple[int, ...]) -> tuple[np.ndarray,
     return np.concatenate(mask_sets), starts
 
 
-class MihPdqIndex(PdqIndex):
+class MihPdqIndex(CodeSearchingPdqIndex):
     """Exact radius search over PDQ hashes by multi-index hashing (see the module doc).
 
     `chunks` fixes the number of tables (tests use it to force probing on small banks);
@@ -391,11 +445,6 @@ class MihPdqIndex(PdqIndex):
 
     # -- search --------------------------------------------------------------------------
 
-    def search(self, pdq_hexes: list[str], max_distance: int) -> list[list[PdqHit]]:
-        if not pdq_hexes:
-            return []
-        return self.search_codes(hashes_to_array(pdq_hexes), max_distance)
-
     def search_codes(self, queries: np.ndarray, max_distance: int) -> list[list[PdqHit]]:
         queries = np.ascontiguousarray(queries, dtype=np.uint8).reshape(-1, PDQ_BYTES)
         query_words = queries.view("<u8").reshape(-1, WORDS)
@@ -418,38 +467,22 @@ class MihPdqIndex(PdqIndex):
             ):
                 self._numpy_work += work
                 return self._numpy_scan(query_words, max_distance)
-        from ansim.indexer import mih_kernels
-
         if use_tables:
-            flips = chunk_flips(self._indexed, len(self._chunk_widths), max_distance)
-            masks, mask_starts = probe_masks(self._chunk_widths, flips)
-
-            def run(words: np.ndarray, out: tuple[np.ndarray, np.ndarray, np.ndarray]) -> int:
-                return mih_kernels.search_tables(
-                    self._codes,
-                    self._codes,
-                    self._alive,
-                    words,
-                    max_distance,
-                    self._chunk_offsets,
-                    self._chunk_widths,
-                    np.asarray(flips, dtype=np.int64),
-                    masks,
-                    mask_starts,
-                    self._starts,
-                    self._start_bases,
-                    self._rows,
-                    self._indexed,
-                    self._count,
-                    *out,
-                )
+            run = table_search(
+                self._codes,
+                self._codes,
+                self._alive,
+                max_distance,
+                self._chunk_offsets,
+                self._chunk_widths,
+                self._indexed,
+                self._starts,
+                self._start_bases,
+                self._rows,
+                tail=(self._indexed, self._count),
+            )
         else:
-
-            def run(words: np.ndarray, out: tuple[np.ndarray, np.ndarray, np.ndarray]) -> int:
-                return mih_kernels.scan_rows(
-                    self._codes, self._alive, words, max_distance, self._count, *out
-                )
-
+            run = scan_search(self._codes[: self._count], self._alive[: self._count], max_distance)
         out_query, out_row, out_distance = run_split(
             run, query_words, self._threads if self._count >= THREADED_ABOVE else 1
         )

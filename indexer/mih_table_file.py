@@ -34,13 +34,14 @@ from ansim.detector.pdq import PDQ_BYTES
 from ansim.indexer.mih_pdq_index import (
     WORDS,
     best_chunk_count,
-    chunk_flips,
     chunk_widths,
     hits_per_query,
-    probe_masks,
     run_split,
+    scan_search,
+    table_search,
 )
 from ansim.indexer.pdq_index import PdqHit
+from ansim.indexer.persisted import fsync_path
 
 TABLE_FILE_MAGIC = b"ANSIM-PDQ-MIH-TABLES-1\n"
 HEAD_WORDS = 2
@@ -131,7 +132,7 @@ def write_table_file(
         raise
     finally:
         whole = ids = heads = codes = starts_section = rows_section = None  # unmapped
-    _fsync(path)
+    fsync_path(path)
 
 
 def _fill_rows(
@@ -177,14 +178,6 @@ def _sections(
         section(np.uint32, sum(layout.key_counts), layout.starts_at),
         section(np.uint32, n * chunks, layout.rows_at).reshape(chunks, n),
     )
-
-
-def _fsync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 class MappedMihTables:
@@ -256,33 +249,21 @@ class MappedMihTables:
         return self.ids[rows]
 
     def search_codes(self, query_words: np.ndarray, radius: int) -> list[list[PdqHit]]:
-        from ansim.indexer import mih_kernels
-
         if not self._probing_pays(radius):
             return self._scan(query_words, radius)
-        flips = chunk_flips(self.layout.entries, len(self._widths), radius)
-        masks, mask_starts = probe_masks(self._widths, flips)
-
-        def run(words: np.ndarray, out: tuple[np.ndarray, np.ndarray, np.ndarray]) -> int:
-            return mih_kernels.search_tables(
-                self.heads,
-                self.codes,
-                self.alive,
-                words,
-                radius,
-                self.layout.chunk_offsets,
-                self._widths,
-                np.asarray(flips, dtype=np.int64),
-                masks,
-                mask_starts,
-                self._starts,
-                self._start_bases,
-                self._rows,
-                0,
-                0,
-                *out,
-            )
-
+        run = table_search(
+            self.heads,
+            self.codes,
+            self.alive,
+            radius,
+            self.layout.chunk_offsets,
+            self._widths,
+            self.layout.entries,
+            self._starts,
+            self._start_bases,
+            self._rows,
+            tail=(0, 0),
+        )
         out_query, out_row, out_distance = run_split(run, query_words, self._threads)
         return hits_per_query(len(query_words), out_query, self.ids[out_row], out_distance)
 
@@ -290,21 +271,10 @@ class MappedMihTables:
         """Every hash compared, a block at a time; each block's pages are dropped once
         read, so that a scan of the 32 bytes an entry does not push the heads and tables
         out of memory (or out of a machine's budget: they are what lookups need)."""
-        from ansim.indexer import mih_kernels
-
         found = []
         for start in range(0, self.layout.entries, SCAN_BLOCK):
             end = min(start + SCAN_BLOCK, self.layout.entries)
-            codes, alive = self.codes[start:end], self.alive[start:end]
-
-            def run(
-                words: np.ndarray,
-                out: tuple[np.ndarray, np.ndarray, np.ndarray],
-                codes: np.ndarray = codes,
-                alive: np.ndarray = alive,
-            ) -> int:
-                return mih_kernels.scan_rows(codes, alive, words, radius, len(codes), *out)
-
+            run = scan_search(self.codes[start:end], self.alive[start:end], radius)
             out_query, out_row, out_distance = run_split(run, query_words, self._threads)
             found.append((out_query, out_row + start, out_distance))
             self._drop_pages(PDQ_BYTES * start, PDQ_BYTES * (end - start))

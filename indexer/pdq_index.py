@@ -50,6 +50,18 @@ class PdqIndex(ABC):
     def __len__(self) -> int: ...
 
 
+class CodeSearchingPdqIndex(PdqIndex):
+    """An index that searches raw hashes ((n, 32) uint8): hex queries are parsed once."""
+
+    def search(self, pdq_hexes: list[str], max_distance: int) -> list[list[PdqHit]]:
+        if not pdq_hexes:
+            return []
+        return self.search_codes(hashes_to_array(pdq_hexes), max_distance)
+
+    @abstractmethod
+    def search_codes(self, queries: np.ndarray, max_distance: int) -> list[list[PdqHit]]: ...
+
+
 class BruteForcePdqIndex(PdqIndex):
     """Numpy popcount over every entry: obviously right, O(n) per query."""
 

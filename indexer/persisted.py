@@ -114,7 +114,7 @@ class Manifest:
         return cls(**data)
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
     descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)
@@ -318,13 +318,13 @@ class PersistedIndex(Generic[IndexT]):
             temporary = self._temporary(merged)
             sources = [self.path.parent / segment for segment in segments]
             segment_changes = index.merge_changes(sources, temporary)  # type: ignore[attr-defined]
-            _fsync(temporary)
+            fsync_path(temporary)
             os.replace(temporary, self.path.parent / merged)
             segments, merged_from = (merged,), segments
         name = self._segment_name(manifest)
         temporary = self._temporary(name)
         index.save_changes(temporary)  # type: ignore[attr-defined]
-        _fsync(temporary)
+        fsync_path(temporary)
         os.replace(temporary, self.path.parent / name)
         self._publish(
             index,
@@ -349,7 +349,7 @@ class PersistedIndex(Generic[IndexT]):
         name = f"{self.path.name}.{generation}.base"
         temporary = self._temporary(name)
         index.save(temporary)
-        _fsync(temporary)
+        fsync_path(temporary)
         os.replace(temporary, self.path.parent / name)
         self._publish(
             index,
@@ -366,9 +366,9 @@ class PersistedIndex(Generic[IndexT]):
     def _publish(self, index: IndexT, manifest: Manifest) -> None:
         temporary = self._temporary(self.path.name)
         temporary.write_bytes(manifest.to_json())
-        _fsync(temporary)
+        fsync_path(temporary)
         os.replace(temporary, self.path)
-        _fsync(self.path.parent)  # the renames themselves survive a power cut
+        fsync_path(self.path.parent)  # the renames themselves survive a power cut
         self._index, self._manifest, self._stamp = index, manifest, self._disk_stamp()
 
     def _remove_unlisted(self) -> None:

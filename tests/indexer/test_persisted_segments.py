@@ -143,7 +143,7 @@ def _write_and_die(path: Path, calls_before_exit: int, mode: str) -> None:
         return step
 
     persisted_module.os.replace = dying(os.replace)  # type: ignore[attr-defined]
-    persisted_module._fsync = dying(persisted_module._fsync)  # type: ignore[attr-defined]
+    persisted_module.fsync_path = dying(persisted_module.fsync_path)  # type: ignore[attr-defined]
     if mode == "compaction":
         persisted_module.SEGMENT_FLOOR = 0  # type: ignore[attr-defined]
         persisted_module.COMPACT_FRACTION = 0.0  # type: ignore[attr-defined]
