@@ -77,9 +77,11 @@ def seed_descriptors(
 ):
     """Give every seeded item a random unit descriptor, and a few items (not in `exclude`)
     a near copy of the reference's (similarity 0.99, 0.97, 0.95: above the calibrated
-    0.93). Returns their FAISS index and the item ids holding the near copies."""
+    0.93). Returns the bank's index over them (compressed from 200,000 entries, as the
+    history's own would be: an exact file that size is compressed again at every open)
+    and the item ids holding the near copies."""
     from ansim.detector.descriptor import SIGNAL_KIND
-    from ansim.indexer.descriptor_index import FaissDescriptorIndex
+    from ansim.indexer.tiered_descriptor_index import TieredDescriptorIndex
     from ansim.store.tables import Signal
 
     dim = len(reference.vector)
@@ -104,7 +106,7 @@ def seed_descriptors(
             "blob": vectors[i].tobytes(),
         },
     )
-    index = FaissDescriptorIndex(dim)
+    index = TieredDescriptorIndex(dim)
     index.add(list(range(first_id, first_id + items)), vectors)
     return index, sorted(int(p) + 1 for p in positions)
 
