@@ -21,20 +21,36 @@ from ansim.store.tables import Reference
 from tests.casework_fixtures import found_at, open_case_with_reference, reposted_copy
 
 
-@pytest.fixture
-def populated(ansim_home: Path, tmp_path: Path) -> tuple[Workspace, dict[str, object]]:
+def populate(workspace: Workspace, folder: Path) -> dict[str, object]:
     """Two cases (one closed), a withdrawn and a standing reference, a queue item, hosts."""
-    workspace, _ = init_workspace()
-    case_id, reference_id, reference = open_case_with_reference(workspace, tmp_path, seed=5)
-    other_case, withdrawn, _ = open_case_with_reference(workspace, tmp_path / "b", seed=6)
+    case_id, reference_id, reference = open_case_with_reference(workspace, folder, seed=5)
+    other_case, withdrawn, _ = open_case_with_reference(workspace, folder / "b", seed=6)
     intake.withdraw_reference(workspace, withdrawn)
     retention.close_case(workspace, other_case)
-    copy = reposted_copy(reference, tmp_path / "copy.jpg")
+    copy = reposted_copy(reference, folder / "copy.jpg")
     [item] = found_at(workspace, copy, "https://img.host.example/a.jpg")
     hosts.set_host(workspace, "host.example", abuse_email="abuse@host.example", lang="ko")
     hosts.set_host(workspace, "board.example.kr", form_url="https://board.example.kr/report")
-    ids = {"case": case_id, "other": other_case, "reference": reference_id, "item": item}
-    return workspace, ids
+    return {"case": case_id, "other": other_case, "reference": reference_id, "item": item}
+
+
+@pytest.fixture
+def populated(ansim_home: Path, tmp_path: Path) -> tuple[Workspace, dict[str, object]]:
+    workspace, _ = init_workspace()
+    return workspace, populate(workspace, tmp_path)
+
+
+def every_listing(store: listings.ListingStore, ids: dict[str, object]) -> dict[str, object]:
+    case_id = str(ids["case"])
+    return {
+        "cases": [c.as_dict() for c in listings.list_cases(store)],
+        "open cases": [c.as_dict() for c in listings.list_cases(store, "open")],
+        "queue": listings.list_queue(store, case_id=case_id),
+        "new items": listings.list_queue(store, status="new"),
+        "references": listings.list_references(store, bank_kinds={"pdq"}),
+        "case images": listings.list_references(store, case_id, "image", {"pdq"}),
+        "hosts": listings.list_hosts(store),
+    }
 
 
 def plain_of(workspace: Workspace) -> PlainHome:
@@ -43,52 +59,52 @@ def plain_of(workspace: Workspace) -> PlainHome:
     return opened
 
 
-def test_lists_what_the_orm_reads(populated: tuple[Workspace, dict[str, object]]) -> None:
-    workspace, ids = populated
-    plain = plain_of(workspace)
-    with plain.transaction() as store:
-        listed_cases = [c.as_dict() for c in listings.list_cases(store)]
-        open_cases = [c.as_dict() for c in listings.list_cases(store, "open")]
-        listed_queue = listings.list_queue(store, case_id=str(ids["case"]))
-        listed_references = listings.list_references(store, bank_kinds={"pdq"})
-        image_references = listings.list_references(store, str(ids["case"]), "image", {"pdq"})
-        listed_hosts = listings.list_hosts(store)
-    plain.close()
+def test_lists_what_the_orm_reads(backend_workspace: Workspace, tmp_path: Path) -> None:
+    """Through a Session on each backend, and through sqlite3 on SQLite: the same lists,
+    and what the ORM reads of the same rows."""
+    workspace = backend_workspace
+    ids = populate(workspace, tmp_path)
+    with workspace.listing() as store:
+        listed = every_listing(store, ids)
+    if workspace.home.db_url.startswith("sqlite"):
+        plain = plain_of(workspace)
+        with plain.transaction() as store:
+            assert every_listing(store, ids) == listed
+        plain.close()
+    else:
+        assert open_plain(workspace.home, workspace.actor) is None
 
-    # The ORM's own reads of the same rows.
-    assert [c["case_id"] for c in listed_cases] == [ids["case"], ids["other"]]
-    for shown in listed_cases:
+    assert [c["case_id"] for c in listed["cases"]] == [ids["case"], ids["other"]]
+    for shown in listed["cases"]:
         from_orm = cases.show_case(workspace, shown["case_id"])
         assert shown == {key: from_orm[key] for key in shown}
         assert shown["pseudonym"] == "Blue-홍길동"
-    assert [c["case_id"] for c in open_cases] == [ids["case"]]
-    assert listed_queue == [
-        {key: value for key, value in queue.show_item(workspace, ids["item"]).items() if key in row}
-        for row in listed_queue
-    ]
-    assert listed_queue[0]["url"] == "https://img.host.example/a.jpg"
+    assert [c["case_id"] for c in listed["open cases"]] == [ids["case"]]
+    from_orm = queue.show_item(workspace, ids["item"])
+    assert listed["queue"] == [{key: from_orm[key] for key in listed["queue"][0]}]
+    assert listed["queue"][0]["url"] == "https://img.host.example/a.jpg"
+    assert listed["new items"] == listed["queue"]
     with workspace.session() as session:
         references = session.query(Reference).order_by(Reference.id).all()
         signals = {r.id: sorted(s.kind for s in r.signals) for r in references}
         expected = [(r.id, r.case_id, r.consent, r.added_at.isoformat()) for r in references]
-    assert [(r["id"], r["case_id"], r["consent"], r["added_at"]) for r in listed_references] == (
-        expected
-    )
-    for shown in listed_references:
-        assert (
-            sorted(k for k, n in shown["signals"].items() for _ in range(n)) == signals[shown["id"]]
-        )
-        assert shown["bank_entries"] == (
-            shown["signals"].get("pdq", 0) if shown["consent"] == "given" else 0
-        )
-    assert [r["consent"] for r in listed_references] == ["given", "withdrawn"]
-    assert [r["id"] for r in image_references] == [ids["reference"]]
-    assert listed_hosts == hosts.list_hosts(workspace)
-    assert [h["domain"] for h in listed_hosts] == ["board.example.kr", "host.example"]
-
-    # And the Workspace's transaction lists the same through a Session.
-    assert [c.as_dict() for c in cases.list_cases(workspace)] == listed_cases
-    assert queue.list_queue(workspace, case_id=str(ids["case"])) == listed_queue
+    assert [
+        (r["id"], r["case_id"], r["consent"], r["added_at"]) for r in listed["references"]
+    ] == expected
+    for shown in listed["references"]:
+        kinds = sorted(kind for kind, n in shown["signals"].items() for _ in range(n))
+        assert kinds == signals[shown["id"]]
+        in_bank = shown["signals"].get("pdq", 0) if shown["consent"] == "given" else 0
+        assert shown["bank_entries"] == in_bank
+    assert [r["consent"] for r in listed["references"]] == ["given", "withdrawn"]
+    assert [r["id"] for r in listed["case images"]] == [ids["reference"]]
+    assert [h["domain"] for h in listed["hosts"]] == ["board.example.kr", "host.example"]
+    assert listed["hosts"][1] == {
+        "domain": "host.example",
+        "abuse_email": "abuse@host.example",
+        "form_url": None,
+        "lang": "ko",
+    }
 
 
 def test_its_audit_entries_join_the_chain(populated: tuple[Workspace, dict[str, object]]) -> None:
