@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from ansim.store import audit
 from ansim.store.crypto import Cipher, KeyProblem
@@ -109,7 +110,8 @@ class PlainHome:
         try:
             yield self
         except BaseException:
-            self.connection.execute("ROLLBACK")
+            if self.connection.in_transaction:  # a failed statement may have ended it
+                self.connection.execute("ROLLBACK")
             raise
         self.connection.execute("COMMIT")
         if write:
@@ -156,7 +158,7 @@ def open_plain(home: Home, actor: str) -> PlainHome | None:
         return None
     # mode=rw: never create a database file that is not there.
     connection = sqlite3.connect(
-        f"file:{path}?mode=rw", uri=True, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False
+        f"file:{quote(str(path))}?mode=rw", uri=True, timeout=SQLITE_BUSY_TIMEOUT_S
     )
     try:
         configure(connection)

@@ -162,6 +162,13 @@ def test_steps_aside_for_a_home_that_needs_the_full_opening(
     workspace.close()
     assert open_plain(home, "kim") is not None
 
+    odd = tmp_path / "a home #1 100%"
+    odd.mkdir()
+    (odd / "ansim.db").write_bytes(Path(database_file(home)).read_bytes())
+    # Characters a file: URI would read otherwise (sqlite3 opens it by URI, read-write only).
+    odd_home = Home(odd, f"sqlite:///{odd / 'ansim.db'}", home.key_file, home.audit_key_file)
+    assert open_plain(odd_home, "kim") is not None
+
     missing = Home(root=tmp_path / "none", db_url=f"sqlite:///{tmp_path / 'none' / 'ansim.db'}")
     assert open_plain(missing, "kim") is None
     assert not (tmp_path / "none" / "ansim.db").exists()  # never created
