@@ -176,12 +176,48 @@ def localize_help_panels() -> None:
     rich_utils.DEFAULT_STRING = _("[default: {}]")
 
 
+def coerce_only_given_values() -> None:
+    """typer builds a pydantic TypeAdapter for every parameter it processes, also for one
+    without a value (an option left out, `--help` unasked), which it then returns as None
+    without asking the adapter (`typer._coercion.RuntimeParam.coerce`). Importing pydantic
+    for that costs every command ~0.1 s CPU, as much as all of `case list` otherwise.
+    Here the adapter is built when the first value comes: the same coercion, paid for only
+    by commands given a value to coerce. (If typer's internals change, this steps aside.)"""
+    from typer import _coercion, core
+
+    parameter = getattr(core, "_TyperParameter", None)
+    if parameter is None or not hasattr(parameter, "get_runtime_param"):
+        return
+
+    @dataclass(frozen=True)
+    class BuiltOnFirstValue(_coercion.RuntimeParam):
+        descriptor: Any
+
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            built = _coercion.build_runtime_param(self.descriptor)
+            param._runtime_param = built
+            return built._coerce_value(value, param=param, ctx=ctx)
+
+    def get_runtime_param(self: Any) -> Any:
+        if self._runtime_param is None:
+            descriptor = self.type_descriptor
+            self._runtime_param = BuiltOnFirstValue(
+                parameter_info=descriptor.parameter_info,
+                annotation=descriptor.annotation,
+                descriptor=descriptor,
+            )
+        return self._runtime_param
+
+    parameter.get_runtime_param = get_runtime_param
+
+
 def main() -> None:
     arguments = sys.argv[1:]
     # `ansim`, `ansim GROUP` and `--help` anywhere show help.
     shows_help = "--help" in arguments or (not arguments[1:] and arguments[:1] != ["--version"])
     if language() != "en" and shows_help:
         localize_help_panels()
+    coerce_only_given_values()
     client.route(arguments)  # ANSIM_SERVER set: some commands act through the server
     try:
         app()

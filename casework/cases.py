@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
+from ansim.casework import listings
 from ansim.casework.errors import CaseworkError, NotFound
+from ansim.casework.listings import CaseSummary
 from ansim.casework.workspace import Workspace
 from ansim.store import audit
 from ansim.store.crypto import Cipher, case_context
@@ -92,34 +92,8 @@ def open_case(
     raise CaseworkError("could not allocate a case id; try again")
 
 
-@dataclass
-class CaseSummary:
-    case_id: str
-    case_type: str
-    status: str
-    pseudonym: str | None
-    assigned_to: str | None
-    created_at: datetime
-    references: int
-    open_takedowns: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "case_id": self.case_id,
-            "type": self.case_type,
-            "status": self.status,
-            "pseudonym": self.pseudonym,
-            "assigned_to": self.assigned_to,
-            "created_at": self.created_at.isoformat(),
-            "references": self.references,
-            "open_takedowns": self.open_takedowns,
-        }
-
-
 def pseudonym_of(cipher: Cipher, case: Case) -> str | None:
-    if case.pseudonym_encrypted is not None:
-        return cipher.decrypt_text(case.pseudonym_encrypted, case_context(case.id, "pseudonym"))
-    return case.pseudonym  # written before 0004, until `ansim key rotate` encrypts it
+    return listings.pseudonym(cipher, case.id, case.pseudonym_encrypted, case.pseudonym)
 
 
 def service_note_of(cipher: Cipher, service: Service) -> str:
@@ -137,7 +111,7 @@ def _summary(session: Session, cipher: Cipher, case: Case) -> CaseSummary:
     ).scalar_one()
     open_takedowns = session.execute(
         select(func.count(Takedown.id)).where(
-            Takedown.case_id == case.id, Takedown.status.not_in(("rejected", "removed"))
+            Takedown.case_id == case.id, Takedown.status.not_in(listings.SETTLED_TAKEDOWN_STATUSES)
         )
     ).scalar_one()
     return CaseSummary(
@@ -153,21 +127,8 @@ def _summary(session: Session, cipher: Cipher, case: Case) -> CaseSummary:
 
 
 def list_cases(workspace: Workspace, status: str | None = None) -> list[CaseSummary]:
-    with workspace.session() as session:
-        query = select(Case).order_by(Case.id)
-        if status:
-            query = query.where(Case.status == status)
-        listed = [_summary(session, workspace.cipher, case) for case in session.execute(query)
-                  .scalars()]  # fmt: skip
-        # Reads are audited too: who looked at which victims' cases, and when.
-        audit.record(
-            session,
-            workspace.actor,
-            "case.list",
-            "case:*",
-            {"status": status, "shown": len(listed)},
-        )
-        return listed
+    with workspace.listing() as store:
+        return listings.list_cases(store, status)
 
 
 def show_case(workspace: Workspace, case_id: str, reveal: bool = False) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from ansim.casework import listings
 from ansim.casework.errors import CaseworkError
 from ansim.casework.notices import LANGUAGES, HostContact
 from ansim.casework.workspace import Workspace
@@ -77,19 +78,12 @@ def set_host(
 
 
 def host_summary(host: Host) -> dict[str, Any]:
-    return {
-        "domain": host.domain,
-        "abuse_email": host.abuse_email,
-        "form_url": host.form_url,
-        "lang": host.lang,
-    }
+    return listings.host_summary(host.domain, host.abuse_email, host.form_url, host.lang)
 
 
 def list_hosts(workspace: Workspace) -> list[dict[str, Any]]:
-    with workspace.session() as session:
-        return [
-            host_summary(h) for h in session.execute(select(Host).order_by(Host.domain)).scalars()
-        ]
+    with workspace.listing() as store:
+        return listings.list_hosts(store)
 
 
 def find_host(session: Session, hostname: str | None) -> Host | None:

@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from ansim.casework import listings
 from ansim.casework.errors import CaseworkError, NotFound
 from ansim.casework.lifecycle import InvalidTransition, check_transition, transition_time
 from ansim.casework.workspace import Workspace
@@ -17,40 +18,22 @@ from sqlalchemy.orm import Session
 __all__ = ["InvalidTransition", "get_item", "list_queue", "set_status", "show_item", "transition"]
 
 
-def _location_field(location: str) -> str:
-    return "url" if "://" in location else "path"
-
-
 def takedown_summary(takedown: Takedown) -> dict[str, Any]:
-    return {
-        "id": takedown.id,
-        "status": takedown.status,
-        "case_id": takedown.case_id,
-        "reference_id": takedown.reference_id,
-        _location_field(takedown.location): takedown.location,
-        "detected_at": takedown.detected_at.isoformat(),
-    }
+    return listings.takedown_summary(
+        takedown.id,
+        takedown.status,
+        takedown.case_id,
+        takedown.reference_id,
+        takedown.location,
+        takedown.detected_at,
+    )
 
 
 def list_queue(
     workspace: Workspace, status: str | None = None, case_id: str | None = None
 ) -> list[dict[str, Any]]:
-    with workspace.session() as session:
-        query = select(Takedown).order_by(Takedown.id)
-        if status:
-            query = query.where(Takedown.status == status)
-        if case_id:
-            query = query.where(Takedown.case_id == case_id)
-        listed = [takedown_summary(t) for t in session.execute(query).scalars()]
-        # Reads are audited: who looked at which victims' material, and when.
-        audit.record(
-            session,
-            workspace.actor,
-            "queue.list",
-            f"case:{case_id or '*'}",
-            {"status": status, "shown": len(listed)},
-        )
-        return listed
+    with workspace.listing() as store:
+        return listings.list_queue(store, status, case_id)
 
 
 def show_item(workspace: Workspace, takedown_id: int) -> dict[str, Any]:

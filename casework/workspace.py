@@ -10,18 +10,18 @@ its index (numpy, FAISS, OpenCV...), which a command that only lists cases must 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ansim.settings import Settings
-from ansim.store.audit import unkeyed_until, write_anchor
+from ansim.store.audit import record, unkeyed_until, write_anchor
 from ansim.store.crypto import Cipher
 from ansim.store.db import Store
 from ansim.store.home import Home
 from ansim.store.tables import AuditHead
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 
@@ -75,6 +75,12 @@ class Workspace:
             yield session
         self.anchor_audit_head()
 
+    @contextmanager
+    def listing(self) -> Iterator[SessionListing]:
+        """One transaction as a `casework.listings.ListingStore`."""
+        with self.session() as session:
+            yield SessionListing(session, self.cipher, self.actor)
+
     def anchor_audit_head(self) -> None:
         """Write the committed audit chain head outside the DB (after every commit)."""
         with self.store.read_session() as session:
@@ -87,3 +93,18 @@ class Workspace:
 
     def close(self) -> None:
         self.store.dispose()
+
+
+@dataclass
+class SessionListing:
+    """A Session as a `casework.listings.ListingStore` (any database)."""
+
+    session: Session
+    cipher: Cipher
+    actor: str
+
+    def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Any]:
+        return list(self.session.execute(text(sql), params or {}))
+
+    def record_audit(self, action: str, subject: str, detail: dict[str, Any]) -> None:
+        record(self.session, self.actor, action, subject, detail)

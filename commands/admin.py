@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from ansim.commands.common import JsonFlag, emit_json, err, out, refusals
 from ansim.commands.display import print_fields
-from ansim.commands.workspace import open_workspace
+from ansim.commands.workspace import open_plain_home, open_workspace
 from ansim.i18n import _
 
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
@@ -66,16 +66,29 @@ def audit_verify(
     """
     from ansim.store import audit
 
-    workspace = open_workspace()
-    with workspace.store.read_session() as session:
-        try:
-            checked, problems = audit.verify(
-                session, workspace.home.audit_head_file, shipped=anchor
-            )
-        except audit.AnchorProblem as exc:
-            checked, problems = 0, [audit.AuditProblem(None, str(exc))]
+    try:
+        checked, problems = verify_audit_chain(anchor)
+    except audit.AnchorProblem as exc:
+        checked, problems = 0, [audit.AuditProblem(None, str(exc))]
     result = {"entries": checked, "ok": not problems, "problems": [p.__dict__ for p in problems]}
     print_audit_verdict(result, json_out)
+
+
+def verify_audit_chain(shipped: Path | None) -> tuple[int, list[Any]]:
+    """`audit.verify` of the home's chain: through sqlite3 where the home allows it
+    (`store.plain_sqlite`, no SQLAlchemy to import), else through the opened Workspace."""
+    plain = open_plain_home()
+    if plain is not None:
+        try:
+            with plain.transaction(write=False):
+                return plain.verify_audit(shipped)
+        finally:
+            plain.close()
+    from ansim.store import audit
+
+    workspace = open_workspace()
+    with workspace.store.read_session() as session:
+        return audit.verify(session, workspace.home.audit_head_file, shipped=shipped)
 
 
 def print_audit_verdict(result: dict[str, Any], json_out: bool) -> None:

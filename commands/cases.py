@@ -26,7 +26,7 @@ from ansim.commands.display import (
     yes_no,
 )
 from ansim.commands.references import reference_rows, references_table
-from ansim.commands.workspace import open_workspace
+from ansim.commands.workspace import open_listing, open_workspace
 from ansim.i18n import _
 from ansim.store.vocabulary import CASE_TYPES, SERVICE_KINDS
 
@@ -71,9 +71,10 @@ def case_list(
     json_out: JsonFlag = False,
 ) -> None:
     """List cases with their reference and open-takedown counts."""
-    from ansim.casework import cases
+    from ansim.casework import listings
 
-    summaries = [s.as_dict() for s in cases.list_cases(open_workspace(), status)]
+    with open_listing() as store:
+        summaries = [s.as_dict() for s in listings.list_cases(store, status)]
     if json_out:
         emit_json(summaries)
         return
@@ -119,7 +120,8 @@ def case_show(
 
     workspace = open_workspace()
     shown = cases.show_case(workspace, case_id, reveal)
-    shown["reference_list"] = reference_rows(workspace, case_id, None)
+    with workspace.listing() as store:
+        shown["reference_list"] = reference_rows(store, case_id, None)
     if json_out:
         emit_json(shown)
         return

@@ -11,7 +11,6 @@ ANSIM_SERVER_CA names a CA file for a server with a private certificate.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import sys
@@ -107,6 +106,8 @@ def download(path: str, write: Callable[[bytes], Any]) -> int:
 
 
 def _read_chunk(answer: Any) -> bytes:
+    import http.client  # here: every command imports this module (`route`)
+
     try:
         return answer.read(1 << 16)
     except (OSError, http.client.HTTPException) as exc:

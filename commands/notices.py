@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from ansim.commands.common import JsonFlag, emit_json, out, refusals, shown
 from ansim.commands.display import Column, fitted_table, print_fields, text_or_dash, when
-from ansim.commands.workspace import open_workspace
+from ansim.commands.workspace import open_listing, open_workspace
 from ansim.i18n import _
 
 if TYPE_CHECKING:
@@ -80,9 +80,10 @@ def host_set(
 @refusals
 def host_list(json_out: JsonFlag = False) -> None:
     """List registered hosts."""
-    from ansim.casework import hosts
+    from ansim.casework import listings
 
-    listed = hosts.list_hosts(open_workspace())
+    with open_listing() as store:
+        listed = listings.list_hosts(store)
     if json_out:
         emit_json(listed)
         return

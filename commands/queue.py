@@ -31,7 +31,7 @@ from ansim.commands.display import (
     when,
 )
 from ansim.commands.notices import OrgOption, SenderOption, SmtpOption, smtp_settings
-from ansim.commands.workspace import open_workspace
+from ansim.commands.workspace import open_listing, open_workspace
 from ansim.i18n import _
 from rich.table import Table
 from rich.text import Text
@@ -47,9 +47,10 @@ def queue_list(
     json_out: JsonFlag = False,
 ) -> None:
     """List takedown items. Example: `ansim queue list --status new --case C-2026-0001`"""
-    from ansim.casework import queue
+    from ansim.casework import listings
 
-    items = queue.list_queue(open_workspace(), status, case_id)
+    with open_listing() as store:
+        items = listings.list_queue(store, status, case_id)
     if json_out:
         emit_json(items)
         return

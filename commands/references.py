@@ -30,12 +30,12 @@ from ansim.commands.common import (
     worker_count,
 )
 from ansim.commands.display import Column, counts, fitted_table, text_or_dash, when
-from ansim.commands.workspace import open_workspace
+from ansim.commands.workspace import open_listing, open_workspace
 from ansim.i18n import _
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from ansim.casework.workspace import Workspace
+    from ansim.casework.listings import ListingStore
     from ansim.pipeline.intake import IntakeResult
 
 # As ansim.detector.video.REFERENCE_SECONDS_PER_HASH (tests/commands/test_startup.py checks), which
@@ -317,10 +317,10 @@ def bank_signal_kinds() -> set[str]:
     return set(indexed_type_names())
 
 
-def reference_rows(workspace: Workspace, case_id: str | None, modality: str | None) -> list[dict]:
-    from ansim.casework.references import list_references
+def reference_rows(store: ListingStore, case_id: str | None, modality: str | None) -> list[dict]:
+    from ansim.casework.listings import list_references
 
-    return list_references(workspace, case_id, modality, bank_signal_kinds())
+    return list_references(store, case_id, modality, bank_signal_kinds())
 
 
 def references_table(listed: list[dict[str, Any]], with_case: bool = True) -> Table:
@@ -363,7 +363,8 @@ def ref_list(
 
     Example: `ansim ref list --case C-2026-0001 --modality video`
     """
-    listed = reference_rows(open_workspace(), case_id, modality)
+    with open_listing() as store:
+        listed = reference_rows(store, case_id, modality)
     if json_out:
         emit_json(listed)
         return

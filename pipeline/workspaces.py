@@ -16,12 +16,12 @@ from ansim.store import audit
 from ansim.store.crypto import Cipher, KeyProblem, create_key_file, create_secret_file
 from ansim.store.db import Store
 from ansim.store.home import Home, resolve_home
+from ansim.store.plain_sqlite import KEY_CHECK
 from ansim.store.tables import AuditHead, StoreSetting
 
 if TYPE_CHECKING:
     from ansim.pipeline.banks import Banks
 
-KEY_CHECK = "data_key_check"
 KEY_INSIDE_HOME_WARNING = (
     "the encryption key is inside the home ({key}): a copy of the home decrypts every "
     "contact; keep it elsewhere and point ANSIM_KEY_FILE at it"

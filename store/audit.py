@@ -15,6 +15,10 @@ catches even a rewrite by someone holding the audit key.
 Free text (notes, URLs, addresses, file digests) never goes into the chained detail: it
 goes into `audit_private`, encrypted and deletable by a purge, and the chain holds only
 its keyed hash.
+
+The chain's arithmetic (hashes, the walk, the anchor file) needs no SQLAlchemy: the tables
+are imported inside the functions that use a Session, so `store.plain_sqlite` (listing
+commands that must start fast) appends and verifies with the same code.
 """
 
 from __future__ import annotations
@@ -25,14 +29,15 @@ import hmac
 import json
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ansim.store.tables import AuditEntry, AuditHead, AuditPrivate, StoreSetting, utcnow
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+if TYPE_CHECKING:
+    from ansim.store.tables import AuditEntry
+    from sqlalchemy.orm import Session
 
 GENESIS_HASH = "0" * 64
 AUDIT_KEY_INFO = "ansim_audit_key"  # Session.info entry holding the audit key (bytes)
@@ -110,6 +115,9 @@ def record(
     stored encrypted in `audit_private` under `case_id` (so purging that case deletes it)
     and chained only as its keyed hash.
     """
+    from ansim.store.tables import AuditEntry, AuditHead, AuditPrivate
+    from sqlalchemy import select
+
     key = audit_key(session)
     head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar()
     if head is None:
@@ -117,7 +125,6 @@ def record(
         session.add(head)
         session.flush()
     seq = head.seq + 1
-    at = utcnow()
     chained = dict(detail or {})
     if private:
         text = json.dumps(private, ensure_ascii=False, sort_keys=True, default=str)
@@ -130,25 +137,47 @@ def record(
                 detail_encrypted=cipher.encrypt(text.encode(), f"audit:{seq}"),
             )
         )
-    detail_text = json.dumps(chained, ensure_ascii=False, sort_keys=True, default=str)
-    digest = entry_hash(seq, at, actor, action, subject, detail_text, head.entry_hash, key)
-    entry = AuditEntry(
-        seq=seq,
-        at=at,
-        actor=actor,
-        action=action,
-        subject=subject,
-        detail=detail_text,
-        prev_hash=head.entry_hash,
-        entry_hash=digest,
-    )
+    chained_entry = next_entry(head.seq, head.entry_hash, actor, action, subject, chained, key)
+    entry = AuditEntry(**asdict(chained_entry))
     session.add(entry)
-    head.seq, head.entry_hash = seq, digest
+    head.seq, head.entry_hash = seq, chained_entry.entry_hash
     return entry
+
+
+@dataclass(frozen=True)
+class ChainedEntry:
+    """An entry ready to append: the fields of the `audit` table."""
+
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    detail: str
+    prev_hash: str
+    entry_hash: str
+
+
+def next_entry(
+    head_seq: int,
+    head_hash: str,
+    actor: str,
+    action: str,
+    subject: str,
+    detail: dict[str, Any],
+    key: bytes,
+) -> ChainedEntry:
+    """The entry that follows the head (seq, hash), stamped now and keyed with `key`."""
+    seq, at = head_seq + 1, datetime.now(UTC)
+    detail_text = json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str)
+    digest = entry_hash(seq, at, actor, action, subject, detail_text, head_hash, key)
+    return ChainedEntry(seq, at, actor, action, subject, detail_text, head_hash, digest)
 
 
 def private_detail(session: Session, seq: int) -> dict[str, Any] | None:
     """The free text of entry `seq`, decrypted (None when there is none or it was purged)."""
+    from ansim.store.tables import AuditPrivate
+
     row = session.get(AuditPrivate, seq)
     if row is None:
         return None
@@ -157,6 +186,8 @@ def private_detail(session: Session, seq: int) -> dict[str, Any] | None:
 
 
 def unkeyed_until(session: Session) -> int:
+    from ansim.store.tables import StoreSetting
+
     setting = session.get(StoreSetting, UNKEYED_UNTIL)
     return int(setting.value) if setting is not None else 0
 
@@ -217,12 +248,35 @@ def verify(
     `head_file` is the home's own anchor (audit.head): required once rows exist.
     `shipped` is a copy of an earlier head kept off the machine (`audit anchor --out`).
     """
+    from ansim.store.tables import AuditEntry, AuditHead
+    from sqlalchemy import select
+
     key = key if key is not None else audit_key(session)
+    entries = session.execute(select(AuditEntry).order_by(AuditEntry.seq)).scalars()
+    head = session.get(AuditHead, 1)
+    return verify_entries(
+        entries,
+        None if head is None else (head.seq, head.entry_hash),
+        unkeyed_until(session),
+        key,
+        head_file,
+        shipped,
+    )
+
+
+def verify_entries(
+    entries: Iterable[AuditEntry | ChainedEntry],
+    head: tuple[int, str] | None,
+    legacy_end: int,
+    key: bytes,
+    head_file: Path | None = None,
+    shipped: Path | None = None,
+) -> tuple[int, list[AuditProblem]]:
+    """`verify` over entries in seq order and the stored head (seq, hash), however read."""
     problems: list[AuditProblem] = []
-    legacy_end = unkeyed_until(session)
     expected_prev, expected_seq, count = GENESIS_HASH, 1, 0
     hash_at_seq: dict[int, str] = {}
-    for entry in session.execute(select(AuditEntry).order_by(AuditEntry.seq)).scalars():
+    for entry in entries:
         count += 1
         if entry.seq != expected_seq:
             problems.append(
@@ -244,10 +298,9 @@ def verify(
             )
         expected_prev, expected_seq = entry.entry_hash, entry.seq + 1
         hash_at_seq[entry.seq] = entry.entry_hash
-    head = session.get(AuditHead, 1)
     last = (expected_seq - 1, expected_prev)
-    if head is not None and (head.seq, head.entry_hash) != last:
-        problems.append(AuditProblem(None, f"chain ends at {last[0]} but its head says {head.seq}"))
+    if head is not None and head != last:
+        problems.append(AuditProblem(None, f"chain ends at {last[0]} but its head says {head[0]}"))
     if head_file is not None:
         problems += _check_home_anchor(head_file, key, legacy_end, last[0], hash_at_seq)
     if shipped is not None:

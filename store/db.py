@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import functools
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ansim.store.plain_sqlite import SQLITE_BUSY_TIMEOUT_S, configure
+from ansim.store.schema_version import MIGRATIONS_DIR, VERSION_TABLE, head_revision
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-# Alembic's record of the schema's revision (its default name; env.py does not change it).
-VERSION_TABLE = "alembic_version"
-# `revision: str = "0005_users"`, `down_revision: str | None = None` in a migration file.
-REVISION_LINE = re.compile(r'^(revision|down_revision)\b[^=\n]*=\s*(?:"([^"\n]*)"|None)\s*$', re.M)
-SQLITE_BUSY_TIMEOUT_S = 60
 READ_ONLY_OPTION = "ansim_read_only"
 
 
@@ -58,17 +51,8 @@ def make_engine(url: str) -> Engine:
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
-        # Let SQLAlchemy, not pysqlite, decide when transactions begin (see on_begin).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        # Deleted and overwritten content is zeroed on its page, not left in free space:
-        # a purged victim's rows must not be recoverable from the database file.
-        cursor.execute("PRAGMA secure_delete=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
-        cursor.close()
+        # SQLAlchemy, not pysqlite, decides when transactions begin (see on_begin).
+        configure(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def on_begin(connection):  # type: ignore[no-untyped-def]
@@ -119,27 +103,6 @@ def _refuse_broken_references(connection: Connection) -> None:
     broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
     if broken:
         raise RuntimeError(f"migration would break references: {broken[:5]}")
-
-
-@functools.cache
-def head_revision() -> str:
-    """The newest migration, read from the `revision` and `down_revision` lines of the
-    migration files. Every command checks the schema on opening the home, and importing
-    Alembic to ask its ScriptDirectory would cost each one ~0.4 s CPU; a test checks that
-    both give the same head."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
-        fields = {name: value for name, value in REVISION_LINE.findall(path.read_text())}
-        if "revision" not in fields:
-            raise RuntimeError(f'no `revision = "..."` line in migration {path.name}')
-        revisions.add(fields["revision"])
-        if fields.get("down_revision"):
-            parents.add(fields["down_revision"])
-    heads = revisions - parents
-    if len(heads) != 1:
-        raise RuntimeError(f"the migrations must have one head, not {sorted(heads)}")
-    return heads.pop()
 
 
 def schema_is_current(engine: Engine) -> bool:
