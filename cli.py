@@ -183,8 +183,10 @@ def coerce_only_given_values() -> None:
     for that costs every command ~0.1 s CPU, as much as all of `case list` otherwise.
     Here the adapter is built when the first value comes: the same coercion, paid for only
     by commands given a value to coerce. (If typer's internals change, this steps aside.)"""
-    from typer import _coercion, core
-
+    try:
+        from typer import _coercion, core
+    except ImportError:
+        return
     parameter = getattr(core, "_TyperParameter", None)
     if parameter is None or not hasattr(parameter, "get_runtime_param"):
         return
