@@ -454,7 +454,8 @@ def bench_robust(
     json_out: JsonFlag = False,
 ) -> None:
     """Hard transforms (crops, rotations, pads, memes, screenshots, pastes, perspective):
-    PDQ alone vs the descriptor alone vs ansim's full decision, measured on bsds500/test.
+    PDQ alone vs the descriptor alone vs ansim's full decision (and the crawl's
+    `--image-verification triage` on the same signals), measured on bsds500/test.
 
     Example: `ansim bench robust --calibrate` (full run), `ansim bench robust --limit 20`
     """

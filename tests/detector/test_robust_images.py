@@ -519,6 +519,12 @@ def test_bench_robust_runs_end_to_end_on_a_small_pool(shared_data: Path, tmp_pat
     assert set(evaluation) == {"all hard", "all easy", "crop20", "paste", "jpeg30"}
     assert evaluation["jpeg30"]["pdq"]["recall_at_target"] == 1.0
     assert evaluation["all hard"]["full"]["recall_at_target"] >= 0.5
+    # Triage verifies only what PDQ or the descriptor leave open: never more than the full
+    # decision finds, and what PDQ matches on its own it keeps.
+    assert evaluation["jpeg30"]["triage_decision"]["recall"] == 1.0
+    for group in evaluation.values():
+        assert group["triage_decision"]["recall"] <= group["decision"]["recall"]
+    assert 0.0 <= result["timing"]["triage_queries_with_orb_features"] <= 1.0
     assert evaluation["all hard"]["queries"] == {"with_reference": 6.0, "distractor": 6.0}
     assert (tmp_path / "report" / "robust_images.md").read_text().count("|") > 20
     assert result["timing"]["projected_queries_per_second_2_cores"]["full"] > 0
