@@ -156,7 +156,7 @@ def needs_local_features(signals: MediaSignals, searches: ImageSearches) -> bool
     What triage gives up, for a bulk crawl: the local-feature index as a third source of
     candidates, i.e. copies that PDQ and the descriptor both put at the level of an
     unrelated photo, and the verification budget that index's votes steer. On the robust
-    benchmark that is about half the screenshots and pastes (benchmarks/RESULTS.md,
+    benchmark that is about half the screenshots and most pastes (benchmarks/RESULTS.md,
     "robust"), so it is not the default."""
     if signals.modality != "image" or NAME in signals.extra:
         return False
