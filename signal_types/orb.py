@@ -24,7 +24,11 @@ from ansim.detector.image_decision import (
     judge_candidates,
 )
 from ansim.detector.image_decision import Decision as ImageDecision
-from ansim.detector.image_robust import LOCAL_FEATURES_OPTION, ROBUST_OPTION
+from ansim.detector.image_robust import (
+    COARSE_LOCAL_FEATURES_OPTION,
+    LOCAL_FEATURES_OPTION,
+    ROBUST_OPTION,
+)
 from ansim.detector.local_verify import SIGNAL_KIND as NAME
 from ansim.detector.local_verify import LocalFeatures, extract_local_features
 from ansim.detector.signals import MediaSignals
@@ -73,7 +77,8 @@ class OrbType:
         a candidate to verify (`needs_local_features`)."""
         extra = media.options.extra
         if extra.get(ROBUST_OPTION, True) and extra.get(LOCAL_FEATURES_OPTION, True):
-            signals.extra[self.name] = extract_local_features(media.rgb)
+            coarse = extra.get(COARSE_LOCAL_FEATURES_OPTION, True)
+            signals.extra[self.name] = extract_local_features(media.rgb, coarse)
 
     def values(self, signals: MediaSignals) -> list[LocalFeatures]:
         features = signals.extra.get(self.name)

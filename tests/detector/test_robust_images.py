@@ -336,6 +336,25 @@ def test_verification_finds_a_cropped_and_pasted_copy_and_says_where(shared_data
     assert "cropped about" in result.describe()
 
 
+def test_a_query_without_half_size_keypoints_still_finds_a_pasted_copy(
+    shared_data: Path,
+) -> None:
+    """A crawled image (only ever a query) keeps its full-size keypoints alone: the copy
+    shrunk inside it meets the reference's half-size ones."""
+    from ansim.detector.local_verify import extract_local_features, verify
+
+    reference = shared_photo(shared_data, "100007.jpg")
+    query = crop_and_paste(reference, shared_photo(shared_data, "2018.jpg"))
+    full = extract_local_features(np.asarray(query))
+    fine = extract_local_features(np.asarray(query), coarse=False)
+    assert len(fine) == fine.fine_count == full.fine_count < len(full)
+    assert np.array_equal(fine.descriptors, full.descriptors[: full.fine_count])
+    result = verify(fine, extract_local_features(np.asarray(reference)))
+    assert result.geometry_ok
+    assert result.inliers >= Thresholds.load().verification_min_inliers
+    assert result.query_share < 0.4
+
+
 def test_verification_places_the_reference_where_it_was_pasted(shared_data: Path) -> None:
     """The reference's frame projected into the item lands where `crop_and_paste` put it:
     its visible middle on the pasted box, its cropped-away margins beyond the box."""
