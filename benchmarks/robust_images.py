@@ -84,6 +84,9 @@ class RobustBenchConfig:
     target_precision: float = 0.999
     descriptor_neighbours: int = 10
     max_verifications: int = VERIFICATION_BUDGET
+    # False: queries' ORB features without the half-size keypoints, as a crawl hashes its
+    # images (references keep them).
+    query_half_size_features: bool = True
     seed: int = 2021
     weights: Path | None = None
 
@@ -194,7 +197,7 @@ class RobustBank:
         self.features: dict[int, LocalFeatures] = {}
         self.local_index = FaissLocalFeatureIndex()
 
-    def signals(self, path: Path, clock: StageClock) -> ItemSignals:
+    def signals(self, path: Path, clock: StageClock, half_size: bool = True) -> ItemSignals:
         rgb = clock.time("decode", lambda: load_rgb(path, ImageOptions()))
         hashes, _quality = clock.time("pdq", lambda: hash_pixels_dihedral(rgb))
         descriptor = (
@@ -202,7 +205,7 @@ class RobustBank:
             if self.model
             else None
         )
-        features = clock.time("local_features", lambda: extract_local_features(rgb))
+        features = clock.time("local_features", lambda: extract_local_features(rgb, half_size))
         return ItemSignals(hashes, descriptor, features)
 
     def add(self, entry_id: int, signals: ItemSignals) -> None:
@@ -379,7 +382,7 @@ def run_query(bank: RobustBank, query: Query, config: RobustBenchConfig, run: Po
     for entry_id, distance in _top(distances, PREDICTIONS_PER_QUERY, lowest=True):
         run.predictions["pdq"].append(prediction(query.query_id, entry_id, -float(distance)))
     # The full pipeline: every signal, candidates from both indexes, verification.
-    signals = bank.signals(query.path, run.query_clock)
+    signals = bank.signals(query.path, run.query_clock, config.query_half_size_features)
     decisions = bank.decide(
         signals, config.descriptor_neighbours, config.max_verifications, run.query_clock
     )

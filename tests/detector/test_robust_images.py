@@ -547,3 +547,15 @@ def test_bench_robust_runs_end_to_end_on_a_small_pool(shared_data: Path, tmp_pat
     assert evaluation["all hard"]["queries"] == {"with_reference": 6.0, "distractor": 6.0}
     assert (tmp_path / "report" / "robust_images.md").read_text().count("|") > 20
     assert result["timing"]["projected_queries_per_second_2_cores"]["full"] > 0
+
+
+def test_bench_robust_can_hash_queries_as_a_crawl_does(shared_data: Path, tmp_path: Path) -> None:
+    from ansim.benchmarks.robust_images import RobustBank, StageClock
+    from ansim.detector.image_decision import Thresholds
+
+    photo = shared_data / "images" / "bsds500" / "test" / "100007.jpg"
+    bank = RobustBank(None, Thresholds())
+    reference = bank.signals(photo, StageClock()).features
+    crawled = bank.signals(photo, StageClock(), half_size=False).features
+    assert reference is not None and crawled is not None
+    assert len(crawled) == crawled.fine_count == reference.fine_count < len(reference)
