@@ -348,11 +348,13 @@ def _history_bytes_per_image(workspace: Any) -> dict[str, float]:
             .join(ScannedItem, Signal.item_id == ScannedItem.id)
             .where(ScannedItem.modality == "image")
         ).one()
-    # The image banks' files (text and audio banks are other modalities' items).
+    # The image banks' files (text and audio banks are other modalities' items): each
+    # bank's manifest and the base and delta segments it names.
     index_bytes = sum(
         path.stat().st_size
         for name in ("pdq", "descriptor", "orb")
-        if (path := workspace.home.index_dir / f"history-{name}.index").exists()
+        for path in workspace.home.index_dir.glob(f"history-{name}.index*")
+        if path.is_file()
     )
     return {
         "store_signals": round((stored or 0) / max(1, images), 1),

@@ -5,7 +5,10 @@ Three matchers run side by side on the same queries:
 - `pdq`: PDQ alone, as Meta's HMA does it (8 dihedral query hashes, Hamming distance);
 - `descriptor`: the learned copy-detection descriptor alone (cosine similarity);
 - `full`: ansim's decision (PDQ near misses and descriptor neighbours as candidates,
-  local-feature verification, thresholds calibrated at the target precision).
+  local-feature verification, thresholds calibrated at the target precision);
+- `triage`: the crawl's `--image-verification triage` (candidates from PDQ and the
+  descriptor only; ORB features and verification only for a query that leaves an owner
+  open with evidence), on the same signals.
 
 Data split (by folder of `../shared/data/images/`): the descriptor trains on
 `bsds500/train` and `urban100`; the decision's thresholds are calibrated on `cq100` and
@@ -47,6 +50,7 @@ from ansim.detector.image_decision import (
     Evidence,
     Thresholds,
     calibrate,
+    decide,
     judge_candidates,
 )
 from ansim.detector.local_verify import LocalFeatures, extract_local_features
@@ -66,7 +70,7 @@ KNOWN_DUPLICATES = {
     "kodak24/kodim05.png": "cq100/motocross.png",
     "kodak24/kodim23.png": "cq100/macaws.png",
 }
-METHODS = ("pdq", "descriptor", "full")
+METHODS = ("pdq", "descriptor", "full", "triage")
 PREDICTIONS_PER_QUERY = 10
 
 
@@ -80,6 +84,9 @@ class RobustBenchConfig:
     target_precision: float = 0.999
     descriptor_neighbours: int = 10
     max_verifications: int = VERIFICATION_BUDGET
+    # False: queries' ORB features without the half-size keypoints, as a crawl hashes its
+    # images (references keep them).
+    query_half_size_features: bool = True
     seed: int = 2021
     weights: Path | None = None
 
@@ -190,7 +197,7 @@ class RobustBank:
         self.features: dict[int, LocalFeatures] = {}
         self.local_index = FaissLocalFeatureIndex()
 
-    def signals(self, path: Path, clock: StageClock) -> ItemSignals:
+    def signals(self, path: Path, clock: StageClock, half_size: bool = True) -> ItemSignals:
         rgb = clock.time("decode", lambda: load_rgb(path, ImageOptions()))
         hashes, _quality = clock.time("pdq", lambda: hash_pixels_dihedral(rgb))
         descriptor = (
@@ -198,7 +205,7 @@ class RobustBank:
             if self.model
             else None
         )
-        features = clock.time("local_features", lambda: extract_local_features(rgb))
+        features = clock.time("local_features", lambda: extract_local_features(rgb, half_size))
         return ItemSignals(hashes, descriptor, features)
 
     def add(self, entry_id: int, signals: ItemSignals) -> None:
@@ -254,6 +261,40 @@ class RobustBank:
             ),
         )
 
+    def decide_triage(
+        self, signals: ItemSignals, k: int, max_verifications: int, clock: StageClock
+    ) -> tuple[list[Decision], bool]:
+        """The crawl's triage rule (`signal_types.orb`): no local-feature candidates; only
+        owners that PDQ or the descriptor put above "no evidence" may be verified, and the
+        query's ORB features are needed only when one of them is not matched without
+        verification. Returns the decisions and whether ORB features were needed."""
+        distances = self.pdq_distances(signals, clock)
+        similarities = self.descriptor_neighbours(signals, k, clock)
+        candidates = [
+            Candidate(owner, distances.get(owner), similarities.get(owner))
+            for owner in sorted(set(distances) | set(similarities))
+        ]
+        unverified = {
+            c.owner_id: decide(
+                Evidence(c.pdq_distance, c.descriptor_similarity), self.thresholds, c.owner_id
+            )
+            for c in candidates
+        }
+        with_evidence = [c for c in candidates if unverified[c.owner_id].score > 0.0]
+        needs_features = any(not unverified[c.owner_id].matched for c in with_evidence)
+        decisions = clock.time(
+            "verify_and_decide",
+            lambda: judge_candidates(
+                with_evidence,
+                signals.features if needs_features else None,
+                self.features.get,
+                self.thresholds,
+                max_verifications,
+            ),
+        )
+        without = [d for owner, d in unverified.items() if d.score <= 0.0]
+        return decisions + without, needs_features
+
 
 # --- metrics (ISC 2021 definitions, from ansim.benchmarks.metrics) ---------------------------
 
@@ -292,10 +333,14 @@ class PoolRun:
     transform_of: dict[str, str] = field(default_factory=dict)
     predictions: dict[str, list[Prediction]] = field(default_factory=lambda: defaultdict(list))
     decisions: list[tuple[str, Decision]] = field(default_factory=list)
+    triage_decisions: list[tuple[str, Decision]] = field(default_factory=list)
+    # Queries for which triage extracted ORB features (an owner left open with evidence).
+    triage_with_features: int = 0
     reference_clock: StageClock = field(default_factory=StageClock)
     query_clock: StageClock = field(default_factory=StageClock)
     pdq_clock: StageClock = field(default_factory=StageClock)
     descriptor_clock: StageClock = field(default_factory=StageClock)
+    triage_clock: StageClock = field(default_factory=StageClock)
 
 
 def run_pool(
@@ -337,7 +382,7 @@ def run_query(bank: RobustBank, query: Query, config: RobustBenchConfig, run: Po
     for entry_id, distance in _top(distances, PREDICTIONS_PER_QUERY, lowest=True):
         run.predictions["pdq"].append(prediction(query.query_id, entry_id, -float(distance)))
     # The full pipeline: every signal, candidates from both indexes, verification.
-    signals = bank.signals(query.path, run.query_clock)
+    signals = bank.signals(query.path, run.query_clock, config.query_half_size_features)
     decisions = bank.decide(
         signals, config.descriptor_neighbours, config.max_verifications, run.query_clock
     )
@@ -347,6 +392,17 @@ def run_query(bank: RobustBank, query: Query, config: RobustBenchConfig, run: Po
             prediction(query.query_id, decision.owner_id, decision.score)
         )
         run.decisions.append((query.query_id, decision))
+    # The crawl's triage on the same signals (its searches and verifications timed apart).
+    triage, needed_features = bank.decide_triage(
+        signals, config.descriptor_neighbours, config.max_verifications, run.triage_clock
+    )
+    run.triage_clock.items += 1
+    run.triage_with_features += needed_features
+    for decision in sorted(triage, key=lambda d: -d.score)[:PREDICTIONS_PER_QUERY]:
+        run.predictions["triage"].append(
+            prediction(query.query_id, decision.owner_id, decision.score)
+        )
+        run.triage_decisions.append((query.query_id, decision))
     # The descriptor alone (its cost is the decode + descriptor + search stages above).
     similarities = bank.descriptor_neighbours(signals, PREDICTIONS_PER_QUERY, run.descriptor_clock)
     run.descriptor_clock.items += 1
@@ -396,6 +452,9 @@ def summarize(run: PoolRun, config: RobustBenchConfig, methods: Sequence[str]) -
                 ).recall,
             }
         row["decision"] = operating_point(((q, d) for q, d in run.decisions if q in queries), truth)
+        row["triage_decision"] = operating_point(
+            ((q, d) for q, d in run.triage_decisions if q in queries), truth
+        )
         row["queries"] = {
             "with_reference": float(sum(1 for t in truth.values() if t is not None)),
             "distractor": float(sum(1 for t in truth.values() if t is None)),
@@ -409,6 +468,15 @@ def timing_summary(run: PoolRun) -> dict[str, object]:
         return sum(v[key] for v in clock.per_item_ms().values())
 
     full_cpu = total(run.query_clock, "cpu_ms")
+    # Triage pays decode, PDQ and the descriptor like the full path, ORB features only for
+    # the queries that needed them, and its own searches and verifications.
+    stages = run.query_clock.per_item_ms()
+    features_share = run.triage_with_features / max(1, run.triage_clock.items)
+    triage_cpu = (
+        sum(stages[k]["cpu_ms"] for k in ("decode", "pdq", "descriptor") if k in stages)
+        + features_share * stages.get("local_features", {"cpu_ms": 0.0})["cpu_ms"]
+        + total(run.triage_clock, "cpu_ms")
+    )
     pdq_cpu = total(run.pdq_clock, "cpu_ms")
     descriptor_stages = {
         k: v for k, v in run.query_clock.per_item_ms().items() if k in ("decode", "descriptor")
@@ -420,7 +488,14 @@ def timing_summary(run: PoolRun) -> dict[str, object]:
         "reference_ms_per_item": run.reference_clock.per_item_ms(),
         "full_ms_per_query": run.query_clock.per_item_ms(),
         "pdq_ms_per_query": run.pdq_clock.per_item_ms(),
-        "cpu_ms_per_query": {"pdq": pdq_cpu, "descriptor": descriptor_cpu, "full": full_cpu},
+        "triage_ms_per_query": run.triage_clock.per_item_ms(),
+        "triage_queries_with_orb_features": features_share,
+        "cpu_ms_per_query": {
+            "pdq": pdq_cpu,
+            "descriptor": descriptor_cpu,
+            "full": full_cpu,
+            "triage": triage_cpu,
+        },
         "wall_queries_per_second_one_thread": {
             "pdq": 1000 / max(total(run.pdq_clock, "wall_ms"), 1e-9),
             "full": 1000 / max(total(run.query_clock, "wall_ms"), 1e-9),
@@ -430,6 +505,7 @@ def timing_summary(run: PoolRun) -> dict[str, object]:
             "pdq": 2000 / max(pdq_cpu, 1e-9),
             "descriptor": 2000 / max(descriptor_cpu, 1e-9),
             "full": 2000 / max(full_cpu, 1e-9),
+            "triage": 2000 / max(triage_cpu, 1e-9),
         },
     }
 
@@ -448,8 +524,9 @@ def markdown_table(result: dict) -> str:
         "`decision` = the full pipeline at its calibrated threshold (recall / precision).",
         "",
         "| transform | PDQ R@P | PDQ µAP | descriptor R@P | descriptor µAP "
-        "| full R@P | full µAP | decision recall | decision precision |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| full R@P | full µAP | triage R@P | triage µAP | decision recall | decision precision "
+        "| triage recall | triage precision |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for group, row in result["evaluation"].items():
         cells = [group]
@@ -461,7 +538,8 @@ def markdown_table(result: dict) -> str:
                 ]
             else:
                 cells += ["-", "-"]
-        cells += [f"{row['decision']['recall']:.3f}", f"{row['decision']['precision']:.4f}"]
+        for decision in ("decision", "triage_decision"):
+            cells += [f"{row[decision]['recall']:.3f}", f"{row[decision]['precision']:.4f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -475,11 +553,12 @@ def plot_recall(result: dict, path: Path) -> None:
     groups = [g for g in result["evaluation"] if not g.startswith("all")]
     x = np.arange(len(groups))
     fig, axis = plt.subplots(figsize=(12, 4))
-    for offset, method in zip((-0.27, 0, 0.27), METHODS, strict=True):
+    width = 0.8 / len(METHODS)
+    for position, method in enumerate(METHODS):
         values = [
             result["evaluation"][g].get(method, {}).get("recall_at_target", 0.0) for g in groups
         ]
-        axis.bar(x + offset, values, width=0.27, label=method)
+        axis.bar(x + (position - (len(METHODS) - 1) / 2) * width, values, width=width, label=method)
     axis.set_xticks(x, groups, rotation=45, ha="right")
     axis.set_ylabel(f"recall at precision >= {result['config']['target_precision']}")
     axis.set_ylim(0, 1.05)

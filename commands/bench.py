@@ -461,10 +461,18 @@ def bench_robust(
         typer.Option(help="Calibration file (default models/weights/image_decision.json)."),
     ] = None,
     out_dir: Annotated[Path, typer.Option(help="Report folder.")] = Path("bench-out/robust"),
+    crawl_queries: Annotated[
+        bool,
+        typer.Option(
+            help="Queries' ORB features without the half-size keypoints, as a crawl hashes "
+            "its images."
+        ),
+    ] = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Hard transforms (crops, rotations, pads, memes, screenshots, pastes, perspective):
-    PDQ alone vs the descriptor alone vs ansim's full decision, measured on bsds500/test.
+    PDQ alone vs the descriptor alone vs ansim's full decision (and the crawl's
+    `--image-verification triage` on the same signals), measured on bsds500/test.
 
     Example: `ansim bench robust --calibrate` (full run), `ansim bench robust --limit 20`
     """
@@ -486,6 +494,7 @@ def bench_robust(
         data_root=data or shared_data_root() / "images",
         limit=limit,
         transforms=tuple(transform) if transform else tuple(known),
+        query_half_size_features=not crawl_queries,
     )
     with progress_bar() as progress:
         task = progress.add_task("bench", total=None, current="")

@@ -251,6 +251,7 @@ ImageVerification = Annotated[
     typer.Option(
         help="Local-feature verification of crawled images against the references: all (as "
         "`ansim scan`), triage (only images with a candidate that PDQ or the descriptor "
-        "leave open now), off (PDQ and descriptor decide). The history never keeps them."
+        "leave open now; misses about half of the screenshots and most pastes that `all` "
+        "finds), off (PDQ and descriptor decide). The history never keeps them."
     ),
 ]

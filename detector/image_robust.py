@@ -22,6 +22,9 @@ from ansim.detector.local_verify import LocalFeatures, extract_local_features
 ROBUST_OPTION = "image_robust"
 # HashOptions.extra key: False skips the ORB features alone (see the module doc).
 LOCAL_FEATURES_OPTION = "image_local_features"
+# HashOptions.extra key: False leaves out the half-size ORB keypoints, for queries that are
+# never stored (`local_verify.extract_local_features`).
+COARSE_LOCAL_FEATURES_OPTION = "image_local_features_coarse"
 
 
 def descriptor_available() -> bool:
@@ -29,6 +32,8 @@ def descriptor_available() -> bool:
     return torch_available() and weights_path().is_file()
 
 
-def local_features_file(path: Path, options: ImageOptions = ImageOptions()) -> LocalFeatures:
+def local_features_file(
+    path: Path, options: ImageOptions = ImageOptions(), coarse: bool = True
+) -> LocalFeatures:
     """The ORB features `hash_file` would have computed for this image file."""
-    return extract_local_features(load_rgb(path, options))
+    return extract_local_features(load_rgb(path, options), coarse)

@@ -83,17 +83,25 @@ class LocalFeatures:
         return {"keypoints": len(self), "frame": [self.width, self.height]}
 
 
-def extract_local_features(rgb: np.ndarray) -> LocalFeatures:
+def extract_local_features(rgb: np.ndarray, coarse: bool = True) -> LocalFeatures:
     """ORB keypoints of the image shrunk so its long side is at most WORK_SIDE, plus
-    half as many from a half-size rendering.
+    half as many from a half-size rendering (`coarse`).
 
     Keypoints are spread over an 8x8 grid (the strongest in each cell first), so a
     textured background cannot take every keypoint from a small pasted copy. The
     half-size keypoints let a copy shrunk into a screenshot or another picture meet
     features at its own scale. Items and references get the same features: a stored item
     is the reference side when a new reference is hunted through the crawl history.
+
+    A query that is never stored may leave the half-size keypoints out (`coarse` False):
+    the local-feature index is searched with full-size ones only, and a copy shrunk inside
+    the query meets the reference's half-size ones. On `bench robust` every hard
+    transform kept its recall without them, for a third less ORB and verification CPU
+    (benchmarks/RESULTS.md, "crawl").
     """
     features = _spread_orb(_grey(rgb, WORK_SIDE), MAX_FEATURES)
+    if not coarse:
+        return features
     coarse = _spread_orb(_grey(rgb, WORK_SIDE // 2), MAX_FEATURES // 2)
     ratio = features.width / max(coarse.width, 1)
     return LocalFeatures(

@@ -24,7 +24,11 @@ from ansim.detector.image_decision import (
     judge_candidates,
 )
 from ansim.detector.image_decision import Decision as ImageDecision
-from ansim.detector.image_robust import LOCAL_FEATURES_OPTION, ROBUST_OPTION
+from ansim.detector.image_robust import (
+    COARSE_LOCAL_FEATURES_OPTION,
+    LOCAL_FEATURES_OPTION,
+    ROBUST_OPTION,
+)
 from ansim.detector.local_verify import SIGNAL_KIND as NAME
 from ansim.detector.local_verify import LocalFeatures, extract_local_features
 from ansim.detector.signals import MediaSignals
@@ -73,7 +77,8 @@ class OrbType:
         a candidate to verify (`needs_local_features`)."""
         extra = media.options.extra
         if extra.get(ROBUST_OPTION, True) and extra.get(LOCAL_FEATURES_OPTION, True):
-            signals.extra[self.name] = extract_local_features(media.rgb)
+            coarse = extra.get(COARSE_LOCAL_FEATURES_OPTION, True)
+            signals.extra[self.name] = extract_local_features(media.rgb, coarse)
 
     def values(self, signals: MediaSignals) -> list[LocalFeatures]:
         features = signals.extra.get(self.name)
@@ -155,7 +160,9 @@ def needs_local_features(signals: MediaSignals, searches: ImageSearches) -> bool
 
     What triage gives up, for a bulk crawl: the local-feature index as a third source of
     candidates, i.e. copies that PDQ and the descriptor both put at the level of an
-    unrelated photo (the robust benchmark's pastes and screenshots)."""
+    unrelated photo, and the verification budget that index's votes steer. On the robust
+    benchmark that is about half the screenshots and most pastes (benchmarks/RESULTS.md,
+    "robust"), so it is not the default."""
     if signals.modality != "image" or NAME in signals.extra:
         return False
     if DESCRIPTOR_KIND not in signals.extra:

@@ -27,6 +27,7 @@ from ansim.crawler.extract import PageContent, extract_page
 from ansim.detector.decision import MatchRules
 from ansim.detector.hashing import HashOptions
 from ansim.detector.image_robust import (
+    COARSE_LOCAL_FEATURES_OPTION,
     LOCAL_FEATURES_OPTION,
     descriptor_available,
     local_features_file,
@@ -66,7 +67,11 @@ class HashingPlan:
     hashing CPU) are computed only when a candidate is left to verify, and only PDQ's and
     the descriptor's candidates with evidence are verified (see
     `ansim.signal_types.orb.needs_local_features` for what that gives up). Without
-    a descriptor, triage is "all": local features are then the only robust evidence."""
+    a descriptor, triage is "all": local features are then the only robust evidence.
+
+    In every mode a crawled image's ORB features leave out the half-size keypoints: the
+    history never stores them, so they are only ever the query side of a verification
+    (`local_verify.extract_local_features`)."""
 
     hash_options: HashOptions
     rules: MatchRules
@@ -76,11 +81,11 @@ class HashingPlan:
     def for_verification(cls, mode: str, max_file_bytes: int) -> HashingPlan:
         robust_here = descriptor_available()
         features_up_front = mode == "all" or (mode == "triage" and not robust_here)
+        extra = {COARSE_LOCAL_FEATURES_OPTION: False}
+        if not features_up_front:
+            extra[LOCAL_FEATURES_OPTION] = False
         return cls(
-            hash_options=HashOptions(
-                max_file_bytes=max_file_bytes,
-                extra={} if features_up_front else {LOCAL_FEATURES_OPTION: False},
-            ),
+            hash_options=HashOptions(max_file_bytes=max_file_bytes, extra=extra),
             rules=MatchRules(image_triage=not features_up_front),
             lazy_local_features=mode == "triage" and robust_here,
         )
@@ -221,7 +226,9 @@ def fingerprint_and_match(
             and signals.modality == "image"
             and needs_local_features(session, banks, signals, rules, searches)
         ):
-            signals.extra[LOCAL_FEATURES_KIND] = local_features_file(path, options.image)
+            signals.extra[LOCAL_FEATURES_KIND] = local_features_file(
+                path, options.image, options.extra.get(COARSE_LOCAL_FEATURES_OPTION, True)
+            )
             featured = True
         findings = find_matches(session, banks, signals, rules, searches)
     return signals, findings, featured

@@ -21,3 +21,6 @@ def test_small_crawl_bench_finds_every_planted_copy(shared_data: Path, tmp_path:
     assert all(seconds > 0 for seconds in cpu)
     # Each figure is rounded to 0.1 s on its own.
     assert abs(result["cpu_bound_floor_s"] - sum(cpu) / result["cpu_count"]) <= 0.2
+    # The history's image banks hold at least a PDQ hash (32 B) and an int8 descriptor
+    # (128 B) per image, counted over each bank's manifest and the segments it names.
+    assert result["history_bytes_per_image"]["image_index_files"] >= 160

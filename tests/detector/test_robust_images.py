@@ -336,6 +336,25 @@ def test_verification_finds_a_cropped_and_pasted_copy_and_says_where(shared_data
     assert "cropped about" in result.describe()
 
 
+def test_a_query_without_half_size_keypoints_still_finds_a_pasted_copy(
+    shared_data: Path,
+) -> None:
+    """A crawled image (only ever a query) keeps its full-size keypoints alone: the copy
+    shrunk inside it meets the reference's half-size ones."""
+    from ansim.detector.local_verify import extract_local_features, verify
+
+    reference = shared_photo(shared_data, "100007.jpg")
+    query = crop_and_paste(reference, shared_photo(shared_data, "2018.jpg"))
+    full = extract_local_features(np.asarray(query))
+    fine = extract_local_features(np.asarray(query), coarse=False)
+    assert len(fine) == fine.fine_count == full.fine_count < len(full)
+    assert np.array_equal(fine.descriptors, full.descriptors[: full.fine_count])
+    result = verify(fine, extract_local_features(np.asarray(reference)))
+    assert result.geometry_ok
+    assert result.inliers >= Thresholds.load().verification_min_inliers
+    assert result.query_share < 0.4
+
+
 def test_verification_places_the_reference_where_it_was_pasted(shared_data: Path) -> None:
     """The reference's frame projected into the item lands where `crop_and_paste` put it:
     its visible middle on the pasted box, its cropped-away margins beyond the box."""
@@ -519,6 +538,24 @@ def test_bench_robust_runs_end_to_end_on_a_small_pool(shared_data: Path, tmp_pat
     assert set(evaluation) == {"all hard", "all easy", "crop20", "paste", "jpeg30"}
     assert evaluation["jpeg30"]["pdq"]["recall_at_target"] == 1.0
     assert evaluation["all hard"]["full"]["recall_at_target"] >= 0.5
+    # Triage verifies only what PDQ or the descriptor leave open: never more than the full
+    # decision finds, and what PDQ matches on its own it keeps.
+    assert evaluation["jpeg30"]["triage_decision"]["recall"] == 1.0
+    for group in evaluation.values():
+        assert group["triage_decision"]["recall"] <= group["decision"]["recall"]
+    assert 0.0 <= result["timing"]["triage_queries_with_orb_features"] <= 1.0
     assert evaluation["all hard"]["queries"] == {"with_reference": 6.0, "distractor": 6.0}
     assert (tmp_path / "report" / "robust_images.md").read_text().count("|") > 20
     assert result["timing"]["projected_queries_per_second_2_cores"]["full"] > 0
+
+
+def test_bench_robust_can_hash_queries_as_a_crawl_does(shared_data: Path, tmp_path: Path) -> None:
+    from ansim.benchmarks.robust_images import RobustBank, StageClock
+    from ansim.detector.image_decision import Thresholds
+
+    photo = shared_data / "images" / "bsds500" / "test" / "100007.jpg"
+    bank = RobustBank(None, Thresholds())
+    reference = bank.signals(photo, StageClock()).features
+    crawled = bank.signals(photo, StageClock(), half_size=False).features
+    assert reference is not None and crawled is not None
+    assert len(crawled) == crawled.fine_count == reference.fine_count < len(reference)

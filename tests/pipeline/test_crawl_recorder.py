@@ -11,7 +11,11 @@ from pathlib import Path
 
 import pytest
 from ansim.crawler.fetch import Exchange, FetchResult
-from ansim.detector.image_robust import LOCAL_FEATURES_OPTION, descriptor_available
+from ansim.detector.image_robust import (
+    COARSE_LOCAL_FEATURES_OPTION,
+    LOCAL_FEATURES_OPTION,
+    descriptor_available,
+)
 from ansim.pipeline.crawl import CrawlOptions, start_run
 from ansim.pipeline.crawl import hashing as crawl_hashing
 from ansim.pipeline.crawl.hashing import HashingPlan, HashingWorkers
@@ -63,11 +67,17 @@ def fetched(path: Path, url: str) -> FetchResult:
 
 
 def test_hashing_plans_follow_the_verification_mode() -> None:
+    # Crawled images are only ever the query side: no half-size ORB keypoints in any mode.
     every = HashingPlan.for_verification("all", 1 << 20)
-    assert every.hash_options.extra == {} and not every.rules.image_triage
+    assert every.hash_options.extra == {COARSE_LOCAL_FEATURES_OPTION: False}
+    assert not every.rules.image_triage
     assert not every.lazy_local_features and every.hash_options.max_file_bytes == 1 << 20
     off = HashingPlan.for_verification("off", 1 << 20)
-    assert off.hash_options.extra == {LOCAL_FEATURES_OPTION: False} and off.rules.image_triage
+    assert off.hash_options.extra == {
+        LOCAL_FEATURES_OPTION: False,
+        COARSE_LOCAL_FEATURES_OPTION: False,
+    }
+    assert off.rules.image_triage
     assert not off.lazy_local_features
     # Triage needs a descriptor to find candidates; without one it is "all".
     triage = HashingPlan.for_verification("triage", 1 << 20)
