@@ -159,6 +159,15 @@ class Banks:
             self._ensure_one_consistent(session, name)
         return self._persisted[name].read()
 
+    def bring_level(self, session: Session) -> list[str]:
+        """Catch up (or rebuild) every index whose files disagree with the store's checkpoint,
+        without loading the ones that agree; returns their names. A replica opened again
+        thus drops what the store no longer holds (a purge) even in indexes not yet used."""
+        stale = [name for name in self._persisted if not self._level_with_store(session, name)]
+        for name in stale:
+            self._ensure_one_consistent(session, name)
+        return stale
+
     def _level_with_store(self, session: Session, name: str) -> bool:
         """Whether the index's files cover exactly the store's checkpoint (one row read
         from the store, the small manifest from disk)."""

@@ -199,9 +199,13 @@ _matching_banks: dict[Home, tuple[Store, Banks]] = {}
 def use_replica_banks(home: Home, index_dir: Path) -> None:
     """Match `home`'s crawl in this process against replica banks in `index_dir` (a Ray
     node's own folder) instead of the home's index folder, which may not exist here: they
-    follow the store's checkpoint at every use, since no other process writes them."""
+    follow the store's checkpoint at every use, since no other process writes them, and
+    are all brought level with it here."""
     if home not in _matching_banks:
-        _matching_banks[home] = (Store(home.db_url), Banks(index_dir, follow_store=True))
+        store, banks = Store(home.db_url), Banks(index_dir, follow_store=True)
+        with store.read_session() as session:
+            banks.bring_level(session)  # what a purge left in the files goes now
+        _matching_banks[home] = (store, banks)
 
 
 def release_matching_banks(home: Home) -> None:

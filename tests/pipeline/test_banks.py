@@ -238,3 +238,25 @@ def test_a_replica_follows_the_store_by_checkpoint_at_every_use(
         hits = replica.index(session, "pdq").search([row.value for row in pdq_rows], 0)
     found = {hit.entry_id for row_hits in hits for hit in row_hits}
     assert found == {row.id for row in pdq_rows if row.reference_id != added[0].reference_id}
+
+
+def test_a_replica_opened_again_drops_what_the_store_no_longer_holds(
+    ansim_home: Path, tmp_path: Path
+) -> None:
+    """A withdrawal while no actor used the replica: opening it rewrites every index that
+    still holds the entry, used or not, and the old files holding it are gone."""
+    from ansim.pipeline.banks import Banks
+
+    workspace, _ = init_workspace()
+    case_id = cases.open_case(workspace, "other")
+    added = intake.add_reference_files(workspace, case_id, make_images(tmp_path / "refs", 2))
+    folder = tmp_path / "replica"
+    with workspace.store.read_session() as session:
+        assert Banks(folder, follow_store=True).bring_level(session)  # built from the store
+    before = {path.name for path in folder.glob("reference-*.base")}
+    intake.withdraw_reference(workspace, added[0].reference_id)
+    with workspace.store.read_session() as session:
+        rewritten = Banks(folder, follow_store=True).bring_level(session)
+        assert "pdq" in rewritten and "descriptor" in rewritten
+        assert Banks(folder, follow_store=True).bring_level(session) == []
+    assert not before & {path.name for path in folder.glob("reference-*.base")}
