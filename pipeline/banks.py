@@ -187,13 +187,17 @@ class Banks:
         write left out, are read from the store and added) and then hold as many entries
         as the store, or it is rebuilt. Returns whether it had to change.
 
-        Under a lock per index: processes that share the files (a node's actors) would
-        otherwise catch up on the same rows twice."""
+        A replica's check holds a lock per index: the actors of a node share its files
+        and would otherwise catch up on the same rows twice. (A home's index folder is not
+        locked here: it may be read by processes that cannot write there.)"""
         with self._checking(name):
             return self._check_one(session, name)
 
     @contextmanager
     def _checking(self, name: str) -> Iterator[None]:
+        if not self.follow_store:
+            yield
+            return
         # Not named like the index's own files, which a compaction deletes when unlisted.
         self._index_dir.mkdir(parents=True, exist_ok=True)
         lock_path = self._index_dir / f"{self._prefix}-{name}.check.lock"
