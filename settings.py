@@ -26,6 +26,7 @@ the detector included, may depend on it.
 | ANSIM_SERVER             | server             | none (the CLI works embedded)  |
 | ANSIM_SERVER_CA          | server_ca          | the system's CA certificates   |
 | ANSIM_CLIENT_FILE        | client_file        | ~/.config/ansim/client.json    |
+| ANSIM_INDEX_CACHE_DIR    | index_cache_dir    | ~/.cache/ansim/indexes         |
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ class SettingsError(ValueError):
 
 def _default_home() -> Path:
     return Path.home() / ".ansim"
+
+
+def _default_index_cache_dir() -> Path:
+    return Path.home() / ".cache" / "ansim" / "indexes"
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,9 @@ class Settings:
     server: str | None = None
     server_ca: Path | None = None
     client_file: Path | None = None
+    # Where a Ray node keeps its replicas of a store's reference banks (read on the node
+    # where an actor runs, from that node's environment; see pipeline.ray_engine).
+    index_cache_dir: Path = field(default_factory=_default_index_cache_dir)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -104,6 +112,7 @@ class Settings:
             "server": env.get("ANSIM_SERVER"),
             "server_ca": _path(env.get("ANSIM_SERVER_CA")),
             "client_file": _path(env.get("ANSIM_CLIENT_FILE")),
+            "index_cache_dir": _path(env.get("ANSIM_INDEX_CACHE_DIR")),
         }
         return cls(**{name: value for name, value in found.items() if value is not None})
 

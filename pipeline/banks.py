@@ -4,13 +4,20 @@ kept in step with the store.
 Two sets of banks share this code: the reference bank (what victims reported; owner
 "reference") and the crawl history (everything seen; owner "item"). The store is the
 source of truth: an index whose size disagrees with the store is rebuilt from it.
+
+Banks opened with `follow_store` are a replica (a Ray node's own copy of the reference
+banks, `pipeline.ray_engine`): nobody else writes their files, so instead of following
+other processes' writes through the files they compare each index with the store's
+checkpoint (entries, last id) at every use and catch up from the store when it differs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,16 +53,20 @@ def signal_rows(signals: MediaSignals) -> list[Signal]:
 
 
 class Banks:
-    def __init__(self, index_dir: Path, owner: str = "reference") -> None:
+    def __init__(
+        self, index_dir: Path, owner: str = "reference", follow_store: bool = False
+    ) -> None:
         self.owner = owner
+        self.follow_store = follow_store
+        self._index_dir = index_dir
+        self._prefix = "reference" if owner == "reference" else "history"
         self.direction = Direction.SCAN if owner == "reference" else Direction.RETRO_HUNT
-        prefix = "reference" if owner == "reference" else "history"
         self._types: dict[str, SignalType] = {t.name: t for t in indexed_types()}
         self._persisted: dict[str, PersistedIndex] = {}
         for name, signal_type in self._types.items():
             assert signal_type.index is not None
             create, load = signal_type.index.factories(self.direction)
-            path = index_dir / f"{prefix}-{name}.index"
+            path = index_dir / f"{self._prefix}-{name}.index"
             self._persisted[name] = PersistedIndex(path, load, create)
         self._checked: set[str] = set()
         # Signal id -> decoded ORB features. A signal row never changes (a re-hash is a new
@@ -140,10 +151,31 @@ class Banks:
 
     def index(self, session: Session, name: str) -> Any:
         """The named index, rebuilt first if it disagrees with the store. Only this one is
-        checked (and loaded): a photo's retro-hunt need not open a million pages' text."""
-        if name not in self._checked:
+        checked (and loaded): a photo's retro-hunt need not open a million pages' text.
+        Checked once per process, or at every use when following the store (a replica)."""
+        if name not in self._checked or (
+            self.follow_store and not self._level_with_store(session, name)
+        ):
             self._ensure_one_consistent(session, name)
         return self._persisted[name].read()
+
+    def bring_level(self, session: Session) -> list[str]:
+        """Catch up (or rebuild) every index whose files disagree with the store's checkpoint,
+        without loading the ones that agree; returns their names. A replica opened again
+        thus drops what the store no longer holds (a purge) even in indexes not yet used."""
+        stale = [name for name in self._persisted if not self._level_with_store(session, name)]
+        for name in stale:
+            self._ensure_one_consistent(session, name)
+        return stale
+
+    def _level_with_store(self, session: Session, name: str) -> bool:
+        """Whether the index's files cover exactly the store's checkpoint (one row read
+        from the store, the small manifest from disk)."""
+        entries, last_id = self._store_checkpoint(session, name)
+        manifest = self._persisted[name].manifest()
+        if manifest is None:
+            return entries == 0
+        return manifest.last_id == last_id and manifest.count == entries
 
     def ensure_consistent(self, session: Session) -> list[str]:
         """Rebuild every index whose entry count differs from the store; returns their names."""
@@ -153,7 +185,30 @@ class Banks:
         """Checked by checkpoint: the index must have seen the store's newest signal (ids
         only grow; newer rows, which a crash between the store's commit and the index's
         write left out, are read from the store and added) and then hold as many entries
-        as the store, or it is rebuilt. Returns whether it had to change."""
+        as the store, or it is rebuilt. Returns whether it had to change.
+
+        A replica's check holds a lock per index: the actors of a node share its files
+        and would otherwise catch up on the same rows twice. (A home's index folder is not
+        locked here: it may be read by processes that cannot write there.)"""
+        with self._checking(name):
+            return self._check_one(session, name)
+
+    @contextmanager
+    def _checking(self, name: str) -> Iterator[None]:
+        if not self.follow_store:
+            yield
+            return
+        # Not named like the index's own files, which a compaction deletes when unlisted.
+        self._index_dir.mkdir(parents=True, exist_ok=True)
+        lock_path = self._index_dir / f"{self._prefix}-{name}.check.lock"
+        with open(lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _check_one(self, session: Session, name: str) -> bool:
         persisted = self._persisted[name]
         expected, store_last_id = self._store_checkpoint(session, name)
         if not persisted.exists():

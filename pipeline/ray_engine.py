@@ -16,11 +16,20 @@ comes back `lost` like a file whose local worker died, and a new actor takes its
 parsing on actors the same way; fetching, the frontier and every store write stay with
 the driver, so a node lost mid-crawl costs only the calls its actors held, tried again on
 other actors.
+
+A crawl's actors match against the reference banks of a replica on their own node, never
+the driver's home (which another machine does not have, or has as another home): a
+folder per store under the node's `index_cache_dir` (`ANSIM_INDEX_CACHE_DIR` in the
+environment `ray start` ran with), built from the store when first opened and caught up
+by checkpoint at every use (`Banks(follow_store=True)`). The store is the only thing the
+nodes share; only the driver's processes write the home's banks and the crawl history.
+The actors need no data key: sealing evidence is the driver's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import pickle
@@ -43,6 +52,8 @@ from ansim.pipeline.workers import (
     describe_exception,
     run_in_process,
 )
+from ansim.settings import Settings
+from ansim.store.private_files import private_dir
 
 # How long a replacement actor may take to start (imports, the model) and find room on the
 # cluster; a node gone for good leaves fewer actors rather than calls waiting forever.
@@ -217,6 +228,8 @@ class CrawlHasher:
     def __init__(self, options: HashOptions) -> None:
         _clear_dead_actors_bodies()
         init_hash_worker(options)
+        self.index_cache_dir = Settings.from_environment().index_cache_dir
+        self._replicas_opened: set[Any] = set()
 
     def ready(self) -> bool:
         return True
@@ -230,16 +243,32 @@ class CrawlHasher:
         job: tuple[Any, ...],
     ) -> tuple[bool, Any]:
         """(True, fingerprint) or (False, the exception the hashing raised)."""
-        from ansim.pipeline.crawl.hashing import fingerprint_and_match
-
         with _body_file(name, data) as path:
-            return _guarded(kind, budgets, fingerprint_and_match, path, *job)
+            return _guarded(kind, budgets, self._fingerprint_on_replica, path, *job)
+
+    def _fingerprint_on_replica(self, path: Path, *job: Any) -> Any:
+        from ansim.pipeline.crawl.hashing import fingerprint_and_match, use_replica_banks
+
+        home = job[1]
+        if home not in self._replicas_opened:
+            use_replica_banks(home, replica_dir(self.index_cache_dir, home.db_url))
+            self._replicas_opened.add(home)
+        return fingerprint_and_match(path, *job)
 
     def parse_page(self, data: bytes, url: str, budgets: Budgets) -> tuple[bool, Any]:
         from ansim.pipeline.crawl.hashing import parse_page_file
 
         with _body_file("page.html", data) as path:
             return _guarded("page", budgets, parse_page_file, path, url)
+
+
+def replica_dir(cache_dir: Path, db_url: str) -> Path:
+    """This node's folder (0700: reference hashes) for the replica of one store's banks,
+    named by a digest of the store's URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    shown = make_url(db_url).render_as_string(hide_password=True)
+    return private_dir(cache_dir / hashlib.sha256(shown.encode()).hexdigest()[:16])
 
 
 # Shipped bodies wait here (0700) while an actor works on them, named by the actor's pid:

@@ -201,6 +201,18 @@ def parse_page_file(path: Path, url: str) -> PageContent:
 _matching_banks: dict[Home, tuple[Store, Banks]] = {}
 
 
+def use_replica_banks(home: Home, index_dir: Path) -> None:
+    """Match `home`'s crawl in this process against replica banks in `index_dir` (a Ray
+    node's own folder) instead of the home's index folder, which may not exist here: they
+    follow the store's checkpoint at every use, since no other process writes them, and
+    are all brought level with it here."""
+    if home not in _matching_banks:
+        store, banks = Store(home.db_url), Banks(index_dir, follow_store=True)
+        with store.read_session() as session:
+            banks.bring_level(session)  # what a purge left in the files goes now
+        _matching_banks[home] = (store, banks)
+
+
 def release_matching_banks(home: Home) -> None:
     """Close this process's matching store for `home` (its connections) if it has one."""
     opened = _matching_banks.pop(home, None)

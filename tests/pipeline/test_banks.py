@@ -204,3 +204,59 @@ def test_a_descriptor_bank_past_its_threshold_is_compressed_and_finds_what_the_t
         [h.entry_id for h in hits] for hits in want
     ]
     assert [hits[0].entry_id for hits in got] == [signal_id for signal_id, _ in rows]
+
+
+def test_a_replica_follows_the_store_by_checkpoint_at_every_use(
+    ansim_home: Path, tmp_path: Path
+) -> None:
+    """A Ray node's replica (its own folder, written by no one else) is built from the
+    store, then sees each addition and withdrawal of the home at its next use."""
+    from ansim.pipeline.banks import Banks
+
+    workspace, _ = init_workspace()
+    case_id = cases.open_case(workspace, "other")
+    images = make_images(tmp_path / "refs", 3)
+    added = intake.add_reference_files(workspace, case_id, images[:2])
+    replica = Banks(tmp_path / "replica", follow_store=True)
+    frozen = Banks(tmp_path / "frozen")  # checked once, as a local worker's banks are
+
+    def sizes(banks: Banks) -> int:
+        with workspace.store.read_session() as session:
+            return len(banks.index(session, "pdq"))
+
+    assert sizes(replica) == sizes(frozen) == 2
+    assert (tmp_path / "replica" / "reference-pdq.index").exists()
+    intake.add_reference_files(workspace, case_id, images[2:])
+    assert sizes(replica) == 3
+    assert sizes(frozen) == 2  # nobody writes its files: it never hears of the addition
+    intake.withdraw_reference(workspace, added[0].reference_id)
+    assert sizes(replica) == 2
+    with workspace.store.read_session() as session:
+        pdq_rows = session.execute(
+            select(Signal.id, Signal.value, Signal.reference_id).where(Signal.kind == "pdq")
+        ).all()
+        hits = replica.index(session, "pdq").search([row.value for row in pdq_rows], 0)
+    found = {hit.entry_id for row_hits in hits for hit in row_hits}
+    assert found == {row.id for row in pdq_rows if row.reference_id != added[0].reference_id}
+
+
+def test_a_replica_opened_again_drops_what_the_store_no_longer_holds(
+    ansim_home: Path, tmp_path: Path
+) -> None:
+    """A withdrawal while no actor used the replica: opening it rewrites every index that
+    still holds the entry, used or not, and the old files holding it are gone."""
+    from ansim.pipeline.banks import Banks
+
+    workspace, _ = init_workspace()
+    case_id = cases.open_case(workspace, "other")
+    added = intake.add_reference_files(workspace, case_id, make_images(tmp_path / "refs", 2))
+    folder = tmp_path / "replica"
+    with workspace.store.read_session() as session:
+        assert Banks(folder, follow_store=True).bring_level(session)  # built from the store
+    before = {path.name for path in folder.glob("reference-*.base")}
+    intake.withdraw_reference(workspace, added[0].reference_id)
+    with workspace.store.read_session() as session:
+        rewritten = Banks(folder, follow_store=True).bring_level(session)
+        assert "pdq" in rewritten and "descriptor" in rewritten
+        assert Banks(folder, follow_store=True).bring_level(session) == []
+    assert not before & {path.name for path in folder.glob("reference-*.base")}

@@ -3,6 +3,10 @@
 what the local engine finds, and a crawl whose second node is killed mid-run loses
 nothing and records nothing twice. Skipped without the `cluster` extra.
 
+Each node keeps its replicas of the banks in its own folder (`ANSIM_INDEX_CACHE_DIR` in
+the environment it was started with), as machines that share nothing but the store would:
+with the store on PostgreSQL, a crawl still finds what the local engine finds.
+
 The drivers run as `ansim` commands in their own processes, as an analyst would run them:
 each process joins the cluster once, with the cluster's token in its environment."""
 
@@ -73,6 +77,10 @@ class LocalRayCluster:
         }
         self.port, dashboard = free_ports(2)
         self.address = f"127.0.0.1:{self.port}"
+        self.index_cache = {
+            "head": self.root / "head-indexes",
+            "second": self.root / "second-indexes",
+        }
         self.head = self._start(
             "head",
             ["--head", "--port", str(self.port), "--temp-dir", str(self.root / "t")]
@@ -82,9 +90,12 @@ class LocalRayCluster:
         self.add_second_node()
 
     def _start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        # The node's actors inherit its environment: their own replica folder.
+        env = {**self.env, "ANSIM_INDEX_CACHE_DIR": str(self.index_cache[name])}
         node_manager, object_manager, metrics, agent, agent_grpc, runtime_env = free_ports(6)
         log_path = self.root / f"{name}-{time.monotonic_ns()}.log"
-        command = [str(RAY), "start", "--block", "--num-cpus", "1"]
+        # Through this interpreter: the nodes run this tree's code whatever the script says.
+        command = [sys.executable, str(RAY), "start", "--block", "--num-cpus", "1"]
         command += ["--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
         command += ["--object-store-memory", str(200 << 20)]
         command += ["--node-manager-port", str(node_manager)]
@@ -96,7 +107,7 @@ class LocalRayCluster:
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
                 command + args,
-                env=self.env,
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -159,9 +170,11 @@ def bigger_site(tmp_path: Path) -> Iterator[CrawlSite]:
 
 
 def ansim(
-    home: Path, cluster: LocalRayCluster, *args: str, wait: bool = True
+    home: Path, cluster: LocalRayCluster, *args: str, wait: bool = True, db_url: str | None = None
 ) -> subprocess.Popen[bytes] | subprocess.CompletedProcess[bytes]:
     env = {**cluster.env, "ANSIM_HOME": str(home)}
+    if db_url is not None:
+        env["ANSIM_DB_URL"] = db_url
     command = [sys.executable, "-m", "cli", *args]
     if not wait:
         return subprocess.Popen(
@@ -171,10 +184,16 @@ def ansim(
 
 
 def home_with_references(
-    root: Path, references: list[Path], monkeypatch: pytest.MonkeyPatch
+    root: Path,
+    references: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
+    db_url: str | None = None,
 ) -> Path:
     monkeypatch.setenv("ANSIM_HOME", str(root))
-    monkeypatch.delenv("ANSIM_DB_URL", raising=False)
+    if db_url is None:
+        monkeypatch.delenv("ANSIM_DB_URL", raising=False)
+    else:
+        monkeypatch.setenv("ANSIM_DB_URL", db_url)
     monkeypatch.delenv("ANSIM_KEY_FILE", raising=False)
     workspace, _ = init_workspace()
     intake.add_reference_files(workspace, cases.open_case(workspace, "other"), references)
@@ -182,12 +201,14 @@ def home_with_references(
     return root
 
 
-def crawl_findings(home: Path, site: CrawlSite) -> tuple[set[str], dict[str, tuple[str, str]]]:
+def crawl_findings(
+    home: Path, site: CrawlSite, db_url: str | None = None
+) -> tuple[set[str], dict[str, tuple[str, str]]]:
     """The URL paths a crawl matched, and each URL's state and outcome; and that no
     location was recorded twice."""
     from ansim.store.db import Store
 
-    store = Store(f"sqlite:///{home / 'ansim.db'}")
+    store = Store(db_url or f"sqlite:///{home / 'ansim.db'}")
     base = site.server.base_url
     try:
         with store.read_session() as session:
@@ -341,3 +362,46 @@ def test_a_node_killed_mid_scan_loses_nothing_and_duplicates_nothing(
     assert on_ray == scan_findings(local)
     assert len(on_ray[0]) == 2 and [name for name, _ in on_ray[1]] == ["broken.jpg"]
     assert _items_recorded(home) == len(list(folder.iterdir()))  # each file once
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    from tests.conftest import PG_URL_ENV, _fresh_pg_database, _pg_admin_url
+
+    admin_url = _pg_admin_url()
+    if admin_url is None:
+        pytest.skip(f"{PG_URL_ENV} is not set (run through scripts/pg-test-cluster)")
+    yield from _fresh_pg_database(admin_url)
+
+
+def test_nodes_match_against_their_own_replicas_of_a_postgresql_store(
+    cluster: LocalRayCluster,
+    site: CrawlSite,
+    pg_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each node's actors build the reference banks from the store in that node's own
+    folder (none of them opens the driver's home) and find what the local engine finds."""
+    from ansim.pipeline.ray_engine import replica_dir
+
+    if cluster.second is None:
+        cluster.add_second_node()
+    local = local_crawl(tmp_path, site, monkeypatch)
+    home = home_with_references(tmp_path / "ray", site.reference_files, monkeypatch, pg_url)
+    replicas = {node: folder / replica_dir(folder, pg_url).name
+                for node, folder in cluster.index_cache.items()}  # fmt: skip
+    for folder in replicas.values():
+        shutil.rmtree(folder, ignore_errors=True)  # empty: this store never seen there
+    # The driver's home has no reference banks: an actor that opened them there (the
+    # shared folder of this one machine) would have to build them.
+    for path in (home / "index").glob("reference-*"):
+        path.unlink()
+    result = ansim(home, cluster, *crawl_args(site, cluster), db_url=pg_url)
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    assert crawl_findings(home, site, pg_url) == local, result.stderr.decode()[-3000:]
+    assert not list((home / "index").glob("reference-*"))
+    # Both nodes hashed (one actor each, a dozen files): each built its own replica.
+    for node, folder in replicas.items():
+        assert (folder / "reference-pdq.index").exists(), node
+        assert (folder.stat().st_mode & 0o777) == 0o700

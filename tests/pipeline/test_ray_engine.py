@@ -30,10 +30,25 @@ pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    # The actors inherit this environment: their replicas of the banks go under the test's
+    # folder, not the user's ~/.cache.
+    replicas = tmp_path_factory.mktemp("replicas")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ANSIM_INDEX_CACHE_DIR", str(replicas))
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
+
+
+def test_a_replica_folder_is_private_and_named_without_the_password(tmp_path: Path) -> None:
+    from ansim.pipeline.ray_engine import replica_dir
+
+    first = replica_dir(tmp_path, "postgresql+psycopg://ansim:secret@db.example:5432/ansim")
+    again = replica_dir(tmp_path, "postgresql+psycopg://ansim:rotated@db.example:5432/ansim")
+    other = replica_dir(tmp_path, "postgresql+psycopg://ansim:secret@db.example:5432/other")
+    assert first == again != other
+    assert first.parent == tmp_path and (first.stat().st_mode & 0o777) == 0o700
 
 
 def test_ray_scan_finds_what_the_local_scan_finds(
