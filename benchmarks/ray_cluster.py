@@ -1,7 +1,7 @@
 """A real Ray cluster of several nodes on this machine (`ray start --head` plus `ray start
 --address` for each further node, one CPU each, token authentication on), as the tests and
 `ansim bench crawl --engine ray` run it. Each node keeps its replicas of the banks in its
-own folder (`ANSIM_INDEX_CACHE_DIR` in the environment it was started with), as machines
+own folder (the settings' `index_cache_dir` in the environment it was started with), as machines
 that share nothing but the store would.
 
 A driver joins it with `env` in its environment (the cluster's token): `joined()` sets it
@@ -21,6 +21,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from ansim.settings import variable
 
 RAY = Path(sys.executable).parent / "ray"
 STARTED = "Ray runtime started"
@@ -79,7 +81,7 @@ class LocalRayCluster:
 
     def _start(self, name: str, args: list[str]) -> None:
         # The node's actors inherit its environment: their own replica folder.
-        env = {**self.env, "ANSIM_INDEX_CACHE_DIR": str(self.index_cache[name])}
+        env = {**self.env, variable("index_cache_dir"): str(self.index_cache[name])}
         node_manager, object_manager, metrics, agent, agent_grpc, runtime_env = free_ports(6)
         log_path = self.root / f"{name}-{time.monotonic_ns()}.log"
         # Through this interpreter: the nodes run this tree's code whatever the script says.
