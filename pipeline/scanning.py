@@ -29,7 +29,7 @@ from ansim.detector.signals import MediaSignals
 from ansim.pipeline.banks import signal_rows
 from ansim.pipeline.file_hashing import MatchedFile, hash_paths, hash_work
 from ansim.pipeline.matching import Finding, find_matches
-from ansim.pipeline.workers import WORKER_LOST, Budgets, run_in_process
+from ansim.pipeline.workers import WORKER_LOST, Budgets, default_workers, run_in_process
 from ansim.store import audit
 from ansim.store.tables import Match, ScannedItem, Signal, Takedown, TakedownEvent
 from sqlalchemy import func, insert, select
@@ -133,9 +133,12 @@ def scan_paths(
             )
     todo = [path for path in listed if str(path) not in given_up]
     matching = None
-    if engine == "local" and workers > 0 and len(todo) > 1:
-        # The workers match against the home's banks: level with the store first, here, so
-        # that no worker has an index to catch up or rebuild (they only read them).
+    if engine == "local" and workers >= default_workers() and len(todo) > 1:
+        # Workers on every core: this process, matching every file, would be the one
+        # serial step, so each worker matches what it hashed. (With a core to spare, this
+        # process matches one file while the workers hash the next ones.) The banks are
+        # brought level with the store here first, so that no worker has an index to catch
+        # up or rebuild: they only read them.
         with workspace.store.read_session() as session:
             workspace.banks.bring_level(session)
         matching = (workspace.home, rules)
@@ -175,13 +178,22 @@ class _RecordBatch:
         self.dry_run = dry_run
         self.rules = rules
         self.finished = finished
-        self._files: list[tuple[Path, Any, str | None]] = []
+        self._files: list[tuple[Path, MatchedFile | None, str | None]] = []
         self._opened = 0.0
 
     def add(self, path: Path, value: Any, error: str | None) -> None:
-        """One file's outcome: its MediaSignals or MatchedFile, or its error."""
+        """One file's outcome: its MatchedFile, or its MediaSignals (matched here, outside
+        the batch's transaction), or its error."""
+        if error is None and not isinstance(value, MatchedFile):
+            with self.workspace.store.read_session() as session:
+                findings = find_matches(session, self.workspace.banks, value, self.rules)
+            value = MatchedFile(value, findings)
         if self.dry_run:
-            matches = [] if error is not None else self._dry_run_matches(str(path), value)
+            matches = (
+                []
+                if error is not None
+                else [_scan_match(str(path), finding, None) for finding in value.findings]
+            )
             self.finished(path, matches, error)
             return
         if not self._files:
@@ -226,23 +238,15 @@ class _RecordBatch:
             self.write()
 
     def _record(
-        self, session: Session, location: str, value: Any, error: str | None
+        self, session: Session, location: str, value: MatchedFile | None, error: str | None
     ) -> list[ScanMatch]:
-        if error is not None:
+        if error is not None or value is None:
             session.add(ScannedItem(location=location, error=error))
             return []
-        if isinstance(value, MatchedFile):
-            _item, matches = record_item(
-                session, self.workspace, value.signals, location, self.rules, value.findings
-            )
-        else:
-            _item, matches = record_item(session, self.workspace, value, location, self.rules)
+        _item, matches = record_item(
+            session, self.workspace, value.signals, location, self.rules, value.findings
+        )
         return matches
-
-    def _dry_run_matches(self, location: str, value: Any) -> list[ScanMatch]:
-        if isinstance(value, MatchedFile):
-            return [_scan_match(location, finding, None) for finding in value.findings]
-        return record_signals(self.workspace, value, location, dry_run=True, rules=self.rules)
 
 
 def _worker_losses(workspace: Workspace, locations: list[str]) -> dict[str, int]:
