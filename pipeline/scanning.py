@@ -1,7 +1,8 @@
 """Scanning collected files: fingerprint, match against the reference bank, and put every
 match into the takedown queue (one item per location and case).
 
-Worker processes hash and match each file; this process records them. Finished files are
+Worker processes hash each file; this process matches it (or, with more workers than it
+keeps up with, the worker that hashed it does) and records it. Finished files are
 committed together (`COMMIT_EVERY_FILES`, `COMMIT_INTERVAL_S`), each file in its own
 SAVEPOINT, so an interrupted scan keeps every file committed before the interruption
 (a kill loses at most the open batch, which was not yet reported as scanned) and a re-run
@@ -29,7 +30,7 @@ from ansim.detector.signals import MediaSignals
 from ansim.pipeline.banks import signal_rows
 from ansim.pipeline.file_hashing import MatchedFile, hash_paths, hash_work
 from ansim.pipeline.matching import Finding, find_matches
-from ansim.pipeline.workers import WORKER_LOST, Budgets, default_workers, run_in_process
+from ansim.pipeline.workers import WORKER_LOST, Budgets, run_in_process
 from ansim.store import audit
 from ansim.store.tables import Match, ScannedItem, Signal, Takedown, TakedownEvent
 from sqlalchemy import func, insert, select
@@ -46,6 +47,12 @@ CONFLICT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 # loses and how long the scan holds SQLite's write lock.
 COMMIT_EVERY_FILES = 64
 COMMIT_INTERVAL_S = 0.25
+# This process matches each file while the workers hash the next ones, as long as it keeps
+# up with them: matching an image costs about half as much CPU as hashing it, so it keeps
+# up with this many workers (benchmarks/RESULTS.md, "scan"). With more, this process would
+# be the one serial step, and each worker matches what it hashed instead, at the price of
+# every worker importing the store's modules and loading the banks.
+PARENT_MATCHES_FOR_WORKERS = 2
 
 
 @dataclass
@@ -101,8 +108,9 @@ def scan_paths(
     address: str | None = None,
 ) -> ScanReport:
     """Hash the files in `workers` processes (0: in this one), each under its budget, and
-    record each as it comes back (its own transaction, in order of completion). The report
-    lists failures and matches in the order the files were given.
+    record each as it comes back (its own SAVEPOINT in a batch's transaction, in order of
+    completion; `on_item` once its batch committed). The report lists failures and matches
+    in the order the files were given.
 
     A file whose hashing worker was lost (killed, crashed, hung) is recorded with a
     `worker lost:` error; the next scan of it tries again, until it has cost
@@ -133,12 +141,10 @@ def scan_paths(
             )
     todo = [path for path in listed if str(path) not in given_up]
     matching = None
-    if engine == "local" and workers >= default_workers() and len(todo) > 1:
-        # Workers on every core: this process, matching every file, would be the one
-        # serial step, so each worker matches what it hashed. (With a core to spare, this
-        # process matches one file while the workers hash the next ones.) The banks are
-        # brought level with the store here first, so that no worker has an index to catch
-        # up or rebuild: they only read them.
+    if engine == "local" and workers > PARENT_MATCHES_FOR_WORKERS and len(todo) > 1:
+        # More workers than this process keeps up with: each worker matches what it
+        # hashed. The banks are brought level with the store here first, so that no worker
+        # has an index to catch up or rebuild: they only read them.
         with workspace.store.read_session() as session:
             workspace.banks.bring_level(session)
         matching = (workspace.home, rules)

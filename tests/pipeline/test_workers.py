@@ -214,7 +214,8 @@ def test_findings_equal_with_one_worker_and_several(
 
     one = findings(1)
     assert len(one[0]) == 3 and len(one[1]) == 5
-    assert findings(2) == one == findings(0)
+    # 0: in this process; 1 and 2: matched here, hashed in workers; 3: matched in workers.
+    assert findings(2) == one == findings(0) == findings(scanning.PARENT_MATCHES_FOR_WORKERS + 1)
 
 
 # --- the pool itself -------------------------------------------------------------------
@@ -294,7 +295,7 @@ def test_a_scanned_file_is_reported_once_its_batch_committed(
     for i in range(4):
         photo_like(folder / f"p{i}.jpg", seed=60 + i)
     (folder / "empty.jpg").write_bytes(b"")
-    for scans_before, workers in enumerate((0, 1, 2)):
+    for scans_before, workers in enumerate((0, 1, scanning.PARENT_MATCHES_FOR_WORKERS + 1)):
         reported: list[Path] = []
 
         def committed(
