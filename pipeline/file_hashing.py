@@ -85,8 +85,8 @@ def hashing_modules(options: HashOptions, matching: bool = False) -> tuple[str, 
 
 @dataclass(frozen=True)
 class MatchedFile:
-    """A file's signals and the references they match, both found in the worker that
-    hashed it (`hash_paths` with `matching`)."""
+    """A file's signals and the references they match: found by the worker that hashed
+    it (`hash_paths` with `matching`), or by the process that records it."""
 
     signals: MediaSignals
     findings: list[Finding]
@@ -124,9 +124,9 @@ def hash_and_match_work(
     job: tuple[Path, HashOptions, Home, MatchRules], budget: ItemBudget
 ) -> MatchedFile:
     """One file hashed (`hash_work`) and matched against the reference bank, under the
-    budget of its kind: matching (index searches, verification) costs as much CPU as
-    hashing, and done here it runs on every worker instead of in the one recording
-    process."""
+    budget of its kind: done here, matching (index searches, verification) runs on every
+    worker instead of in the one recording process, which would otherwise be the scan's
+    serial step once there are more workers than it keeps up with."""
     from ansim.pipeline.matching import find_matches
 
     path, options, home, rules = job
@@ -186,8 +186,8 @@ def hash_paths(
     `matching` (home, rules): worker processes also match each file against the home's
     reference bank, and `value` is a `MatchedFile`; the caller brings the banks level with
     the store first (`Banks.bring_level`). Hashed in this process or on Ray, `value` stays
-    the MediaSignals, for the caller to match. `tick_s`: worker processes also yield None
-    whenever that long passed without a file ending (`WorkerPool.run`)."""
+    the MediaSignals, for the caller to match. `tick_s`: with worker processes, also yield
+    None whenever that long passed without a file ending (`WorkerPool.run`)."""
     listed = list(paths)
     if engine == "ray":
         from ansim.pipeline.ray_engine import ray_hash_paths

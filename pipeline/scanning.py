@@ -48,10 +48,10 @@ CONFLICT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 COMMIT_EVERY_FILES = 64
 COMMIT_INTERVAL_S = 0.25
 # This process matches each file while the workers hash the next ones, as long as it keeps
-# up with them: matching an image costs about half as much CPU as hashing it, so it keeps
-# up with this many workers (benchmarks/RESULTS.md, "scan"). With more, this process would
-# be the one serial step, and each worker matches what it hashed instead, at the price of
-# every worker importing the store's modules and loading the banks.
+# up with them: matching an image costs less CPU than hashing it, so it keeps up with this
+# many workers (benchmarks/RESULTS.md, "scan"). With more, this process would be the one
+# serial step, and each worker matches what it hashed instead, at the price of every
+# worker importing the store's modules and loading the banks.
 PARENT_MATCHES_FOR_WORKERS = 2
 
 
