@@ -280,7 +280,8 @@ def bench_scan(
     out.print(f"{result['images']} images from {result['folder']}, {result['cores']} cores")
     for label, row in result["rows"].items():
         out.print(
-            f"{row['images_per_s']:8.2f} images/s  x{row['vs_pdqhash_loop']:<6} {label}",
+            f"{row['images_per_s']:8.2f} images/s  x{row['vs_pdqhash_loop']:<6} "
+            f"{row['images_per_cpu_s']:8.2f} per CPU-second  {label}",
             highlight=False,
         )
     out.print(f"same findings with 1 and {result['workers']} workers: {result['same_findings']}")
