@@ -28,12 +28,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import psutil
+from ansim.benchmarks.processes import PeakMemory, cpu_seconds
 from PIL import Image, ImageEnhance, ImageOps
 
 SITE_VERSION = 2  # 2: cq100's copies of Kodak images left out of the distractors
@@ -191,58 +191,6 @@ def serve(site: Path, port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
-class PeakMemory:
-    """Samples the RSS of this process and its children (the hashing workers), and the
-    CPU time of those children (the last sample of each; `exclude`: the site server).
-    With `roots`, the "children" are those processes and theirs instead (a local Ray
-    cluster's nodes and their workers)."""
-
-    def __init__(self, exclude: set[int] | None = None, roots: list[int] | None = None) -> None:
-        self.peak_main = 0
-        self.peak_total = 0
-        self.peak_children = 0
-        self.exclude = exclude or set()
-        self.roots = roots
-        self._child_cpu: dict[int, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        me = psutil.Process()
-        while not self._stop.is_set():
-            try:
-                main = me.memory_info().rss
-                kids = [c for c in self._watched(me) if c.pid not in self.exclude]
-                children = 0
-                for child in kids:
-                    children += child.memory_info().rss
-                    self._child_cpu[child.pid] = _cpu_seconds(child)
-            except psutil.Error:
-                continue
-            self.peak_main = max(self.peak_main, main)
-            self.peak_total = max(self.peak_total, main + children)
-            self.peak_children = max(self.peak_children, children)
-            self._stop.wait(0.2)
-
-    def _watched(self, me: psutil.Process) -> list[psutil.Process]:
-        if self.roots is None:
-            return me.children(recursive=True)
-        roots = [psutil.Process(pid) for pid in self.roots]
-        return [p for root in roots for p in (root, *root.children(recursive=True))]
-
-    @property
-    def children_cpu_s(self) -> float:
-        return sum(self._child_cpu.values())
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def run_crawl_bench(
     shared: Path,
     out: Path,
@@ -320,7 +268,7 @@ def run_crawl_bench(
             summary = crawl.run_crawl(workspace, options)
         # The crawler's own process (all its threads); hashing workers are not in it.
         crawler_cpu_s = time.process_time() - cpu_before
-        server_cpu_s = _cpu_seconds(psutil.Process(server.pid))
+        server_cpu_s = cpu_seconds(psutil.Process(server.pid))
     finally:
         server.terminate()
         server.wait(10)
@@ -404,11 +352,6 @@ def _history_bytes_per_image(workspace: Any) -> dict[str, float]:
         "store_signals": round((stored or 0) / max(1, images), 1),
         "image_index_files": round(index_bytes / max(1, images), 1),
     }
-
-
-def _cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
 
 
 def _wait_for_port(port: int, timeout_s: float = 30) -> None:

@@ -1,6 +1,6 @@
-"""`ansim bench scan`: the full robust scan of one folder, with one worker and with the
-default (one per core), beside a plain single-process pdqhash loop and imagehash's pHash
-over the same files in the same run.
+"""`ansim bench scan`: the full robust scan of one folder, with one worker, with the
+default (one per core) and optionally through Ray (`--engine ray`), beside a plain
+single-process pdqhash loop and imagehash's pHash over the same files in the same run.
 
 Each ansim scan runs in its own scratch home with the same few references registered (so
 matching has banks to search), counts its worker start-up (imports, the descriptor model)
@@ -108,9 +108,52 @@ def timed_cpu(run: Callable[[], Any]) -> tuple[float, float, Any]:
     return seconds, _cpu_seconds() - cpu, result
 
 
+def ray_scan_row(
+    root: Path, files: list[Path], references: list[Path], address: str
+) -> tuple[dict[str, Any], list[tuple[str, int, str, float]]]:
+    """In a child that joins the cluster at `address` (Ray reads the cluster's token when
+    it is first imported): the scan through Ray actors, its wall and CPU seconds here."""
+    with scratch_workspace(root, references) as workspace:
+        cpu = _cpu_seconds()
+        seconds, report = timed(
+            lambda: scanning.scan_paths(workspace, files, engine="ray", address=address)
+        )
+        cpu = _cpu_seconds() - cpu
+    row = {"seconds": seconds, "driver_cpu_s": cpu, "errors": report.errors}
+    row["matches"] = len(report.matches)
+    findings = sorted((m.location, m.reference_id, m.signal, m.distance) for m in report.matches)
+    return row, findings
+
+
+def ray_scan(
+    out_dir: Path, files: list[Path], references: list[Path], nodes: int
+) -> tuple[dict[str, Any], list[tuple[str, int, str, float]]]:
+    """The scan on a local cluster of `nodes` one-CPU nodes started for it; CPU seconds
+    are the driver's and the nodes' (actors, raylets, the head's services)."""
+    from ansim.benchmarks.processes import PeakMemory, in_child
+    from ansim.benchmarks.ray_cluster import LocalRayCluster
+
+    cluster = LocalRayCluster(nodes=nodes)
+    try:
+        roots = [process.pid for process in cluster.nodes.values()]
+        with cluster.joined() as address, PeakMemory(roots=roots) as usage:
+            row, findings = in_child(ray_scan_row, out_dir / "home-ray", files, references, address)
+        row["cluster_cpu_s"] = round(usage.children_cpu_s, 2)
+        row["cpu_s"] = row["driver_cpu_s"] + usage.children_cpu_s
+    finally:
+        cluster.close()
+    return row, findings
+
+
 def run_scan_bench(
-    folder: Path, out_dir: Path, limit: int, workers: int | None = None
+    folder: Path,
+    out_dir: Path,
+    limit: int,
+    workers: int | None = None,
+    ray_nodes: int = 0,
 ) -> dict[str, Any]:
+    """`ray_nodes` > 0 adds the scan through Ray actors on a local cluster of that many
+    one-CPU nodes (its start-up not counted: a cluster is up before an analyst scans)."""
     files = image_files(folder, limit)
     if not files:
         raise ValueError(f"no images under {folder}")
@@ -147,6 +190,9 @@ def run_scan_bench(
         findings[label] = sorted(
             (m.location, m.reference_id, m.signal, m.distance) for m in report.matches
         )
+    if ray_nodes:
+        label = f"ansim scan --engine ray ({ray_nodes} local nodes of 1 CPU)"
+        rows[label], findings[label] = ray_scan(out_dir, files, references, ray_nodes)
     baseline = rows["pdqhash loop (1 process, full decode, PDQ only)"]["seconds"]
     for row in rows.values():
         row["images_per_s"] = round(len(files) / row["seconds"], 2)
