@@ -14,6 +14,7 @@ function yielding its rows in order): it is written a piece at a time.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -106,8 +107,15 @@ def has_magic(path: Path, magic: bytes) -> bool:
         return source.read(MAGIC_BYTES) == magic
 
 
-def read_arrays(path: Path, magic: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """(meta, read-only memory-mapped arrays) of a file `write_arrays` wrote."""
+def read_arrays(
+    path: Path, magic: bytes, random_access: frozenset[str] = frozenset()
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(meta, read-only memory-mapped arrays) of a file `write_arrays` wrote.
+
+    Arrays named in `random_access` are read a page at a time: a fault on a mapped file
+    otherwise reads the pages around it too (as much as the device's read-ahead, often
+    megabytes), which for an array read at scattered places fills memory with pages no
+    search wants and, where memory is short, evicts those it does."""
     with open(path, "rb") as source:
         if source.read(MAGIC_BYTES) != magic:
             raise ValueError(f"{path} is not a {magic.decode(errors='replace').strip()} file")
@@ -128,4 +136,6 @@ def read_arrays(path: Path, magic: bytes) -> tuple[dict[str, Any], dict[str, np.
             arrays[name] = np.memmap(
                 path, dtype=dtype, mode="r", offset=start + spec["offset"], shape=shape
             )
+            if name in random_access:
+                arrays[name]._mmap.madvise(mmap.MADV_RANDOM)  # type: ignore[attr-defined]
     return header["meta"], arrays

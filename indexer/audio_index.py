@@ -11,8 +11,10 @@ ranges they span.
 file that is memory-mapped on open; adds go to a tail sorted on its own, withdrawn
 entries are filtered out of the answers until the next save drops them.
 
-The file (format 3) keeps each hash once: its distinct hashes, sorted, with where each
-one's run of postings starts (CSR). A posting is then only (entry row, time): the entry's
+The file (format 3) keeps each hash once (CSR): where the run of postings of every hash
+up to the largest starts, the hash being the position itself (one read a lookup), or,
+where that table would be larger (a small bank), the distinct hashes, sorted, with where
+each one's run starts. A posting is then only (entry row, time): the entry's
 row among the file's sorted entry ids, shifted above the landmark's anchor frame, in as
 few little-endian bytes as the bank's own largest row and frame need (`posting_layout`).
 Entry ids below 2**32 and frames below 2**32 (as `add` already requires) give at most
@@ -142,12 +144,12 @@ class _SortedPostings:
 
 
 class _PackedPostings:
-    """A format-3 file's postings: runs found through the distinct hashes, each posting
-    (entry row << time_bits | time) in `width` bytes."""
+    """A format-3 file's postings: runs found through `starts` (by hash, or through the
+    distinct `keys`), each posting (entry row << time_bits | time) in `width` bytes."""
 
     def __init__(
         self,
-        keys: np.ndarray,
+        keys: np.ndarray | None,
         starts: np.ndarray,
         packed: np.ndarray,
         entry_ids: np.ndarray,
@@ -160,6 +162,11 @@ class _PackedPostings:
         return len(self.packed)
 
     def runs(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.keys is None:
+            inside = hashes < len(self.starts) - 1
+            at = np.where(inside, hashes, 0).astype(np.int64)
+            starts = self.starts[at]
+            return starts, np.where(inside, self.starts[at + 1] - starts, 0)
         if not len(self.keys):
             zeros = np.zeros(len(hashes), dtype=np.int64)
             return zeros, zeros
@@ -176,7 +183,8 @@ class _PackedPostings:
         return self.entry_ids[rows].astype(np.int64), times
 
     def triple(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        hashes = np.repeat(np.asarray(self.keys), np.diff(self.starts))
+        keys = np.arange(len(self.starts) - 1) if self.keys is None else self.keys
+        hashes = np.repeat(np.asarray(keys, dtype=np.uint32), np.diff(self.starts))
         entries, times = self.gather(slice(None))
         return hashes, entries.astype(np.uint32), times.astype(np.uint32)
 
@@ -214,6 +222,21 @@ def _hash_runs(sorted_hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         np.asarray(sorted_hashes[starts], dtype=np.uint32),
         np.append(starts, len(sorted_hashes)).astype(np.int64),
     )
+
+
+def _run_table(keys: np.ndarray, lengths: np.ndarray) -> dict[str, np.ndarray]:
+    """The arrays that find each distinct hash's run of `lengths` postings: where the run
+    of every hash up to the largest starts, unless that is larger than the distinct
+    hashes with their runs' starts."""
+    largest = int(keys[-1]) if len(keys) else -1
+    if len(keys) and 8 * (largest + 2) <= 12 * len(keys) + 8:
+        every = np.zeros(largest + 1, dtype=np.int64)
+        every[keys] = lengths
+        return {"starts": np.concatenate([[0], np.cumsum(every)]).astype(np.int64)}
+    return {
+        "keys": np.asarray(keys, dtype=np.uint32),
+        "starts": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+    }
 
 
 def _empty_postings() -> _SortedPostings:
@@ -452,8 +475,7 @@ class InvertedAudioIndex(AudioIndex):
         rows = np.searchsorted(ids, entries).astype(np.uint64)
         keys, starts = _hash_runs(hashes)
         arrays = {
-            "keys": keys,
-            "starts": starts,
+            **_run_table(keys, np.diff(starts)),
             "postings": _pack((rows << np.uint64(time_bits)) | times, width),
             "entry_ids": ids,
             "peak_bounds": np.concatenate([[0], np.cumsum([len(f) for f, _ in peaks])]).astype(
@@ -480,12 +502,13 @@ class InvertedAudioIndex(AudioIndex):
             index = cls(int(meta["max_postings_per_hash"]))
             index._base = _SortedPostings(arrays["hashes"], arrays["entries"], arrays["times"])
         elif has_magic(path, FILE_MAGIC):
-            meta, arrays = read_arrays(path, FILE_MAGIC)
+            # A query reads a page or two of these at each of its hashes.
+            meta, arrays = read_arrays(path, FILE_MAGIC, frozenset({"keys", "starts", "postings"}))
             if meta.get("format") != INDEX_FORMAT:
                 raise ValueError(f"{path}: unknown audio index format; rebuild the index")
             index = cls(int(meta["max_postings_per_hash"]))
             index._base = _PackedPostings(
-                arrays["keys"],
+                arrays.get("keys"),
                 arrays["starts"],
                 arrays["postings"],
                 arrays["entry_ids"],
@@ -543,8 +566,7 @@ def write_audio_bank(
         max_time = max(max_time, int(times.max()) if len(times) else 0)
     time_bits, width = posting_layout(len(ids), max_time)
     keys = np.flatnonzero(counts).astype(np.uint32)
-    starts = np.concatenate([[0], np.cumsum(counts[keys])]).astype(np.int64)
-    total = int(starts[-1])
+    total = int(counts.sum())
     hash_starts = np.concatenate([[0], np.cumsum(counts)])
 
     def postings() -> Iterator[np.ndarray]:
@@ -569,8 +591,7 @@ def write_audio_bank(
         return chunks
 
     arrays = {
-        "keys": keys,
-        "starts": starts,
+        **_run_table(keys, counts[keys]),
         "postings": Chunked(np.dtype(np.uint8), (total, width), postings),
         "entry_ids": np.array(ids, dtype=np.uint32),
         "peak_bounds": index_bounds,
