@@ -485,8 +485,9 @@ def text_open_step(path: Path, references: int, queries: list[str]) -> dict[str,
     }
 
 
-# Landmarks per hour of reference audio (800,000: RESULTS.md "audio") and the width of the
-# synthetic landmark hashes (random; wider than the detector's, so runs are shorter).
+# Landmarks per hour of reference audio (the density RESULTS.md "audio" measured) and the
+# width of the synthetic landmark hashes (random; wider than the detector's, so each hash's
+# run of postings is shorter than a real bank's).
 AUDIO_POSTINGS_PER_HOUR = 800_000
 AUDIO_HASH_BITS = 24
 AUDIO_ENTRY_HOURS = 0.05  # a 3-minute recording per entry
