@@ -193,12 +193,16 @@ def serve(site: Path, port: int) -> None:
 
 class PeakMemory:
     """Samples the RSS of this process and its children (the hashing workers), and the
-    CPU time of those children (the last sample of each; `exclude`: the site server)."""
+    CPU time of those children (the last sample of each; `exclude`: the site server).
+    With `roots`, the "children" are those processes and theirs instead (a local Ray
+    cluster's nodes and their workers)."""
 
-    def __init__(self, exclude: set[int] | None = None) -> None:
+    def __init__(self, exclude: set[int] | None = None, roots: list[int] | None = None) -> None:
         self.peak_main = 0
         self.peak_total = 0
+        self.peak_children = 0
         self.exclude = exclude or set()
+        self.roots = roots
         self._child_cpu: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -208,7 +212,7 @@ class PeakMemory:
         while not self._stop.is_set():
             try:
                 main = me.memory_info().rss
-                kids = [c for c in me.children(recursive=True) if c.pid not in self.exclude]
+                kids = [c for c in self._watched(me) if c.pid not in self.exclude]
                 children = 0
                 for child in kids:
                     children += child.memory_info().rss
@@ -217,7 +221,14 @@ class PeakMemory:
                 continue
             self.peak_main = max(self.peak_main, main)
             self.peak_total = max(self.peak_total, main + children)
+            self.peak_children = max(self.peak_children, children)
             self._stop.wait(0.2)
+
+    def _watched(self, me: psutil.Process) -> list[psutil.Process]:
+        if self.roots is None:
+            return me.children(recursive=True)
+        roots = [psutil.Process(pid) for pid in self.roots]
+        return [p for root in roots for p in (root, *root.children(recursive=True))]
 
     @property
     def children_cpu_s(self) -> float:
@@ -238,7 +249,37 @@ def run_crawl_bench(
     workers: int = 32,
     pages: int = PAGES,
     image_verification: str = "all",
+    engine: str = "local",
+    ray_address: str | None = None,
+    ray_nodes: int = 2,
 ) -> dict[str, Any]:
+    """`engine` "ray" without `ray_address` starts a local cluster of `ray_nodes` nodes of
+    one CPU each for the crawl (and stops it after)."""
+    if engine == "ray" and ray_address is None:
+        from ansim.benchmarks.processes import in_child
+        from ansim.benchmarks.ray_cluster import LocalRayCluster
+
+        cluster = LocalRayCluster(nodes=ray_nodes)
+        try:
+            # In a child started now: Ray reads the cluster's token at its first import.
+            nodes = [process.pid for process in cluster.nodes.values()]
+            with cluster.joined() as address, PeakMemory(roots=nodes) as cluster_usage:
+                result = in_child(
+                    run_crawl_bench, shared, out, workers, pages, image_verification, "ray", address
+                )
+            result["ray_cluster_cpu_s"] = round(cluster_usage.children_cpu_s, 1)
+            result["peak_rss_mb"]["ray_cluster"] = round(cluster_usage.peak_children / 2**20)
+        finally:
+            cluster.close()
+        # The actors hash on the cluster's nodes, which share this machine's cores.
+        result["ray_local_nodes"] = ray_nodes
+        result["cpu_bound_floor_s"] = round(
+            sum(result[k] for k in ("crawler_cpu_s", "ray_cluster_cpu_s", "site_server_cpu_s"))
+            / (os.cpu_count() or 1),
+            1,
+        )
+        (out / "crawl-bench.json").write_text(json.dumps(result, indent=2))
+        return result
     from ansim.casework.cases import open_case
     from ansim.pipeline import crawl, intake
     from ansim.pipeline.workspaces import init_workspace
@@ -271,6 +312,8 @@ def run_crawl_bench(
             workers=workers,
             host_concurrency=workers,
             image_verification=image_verification,
+            engine=engine,
+            ray_address=ray_address,
         )
         cpu_before = time.process_time()
         with PeakMemory(exclude={server.pid}) as memory:
@@ -310,6 +353,7 @@ def run_crawl_bench(
             (crawler_cpu_s + memory.children_cpu_s + server_cpu_s) / (os.cpu_count() or 1), 1
         ),
         "image_verification": image_verification,
+        "engine": engine,
         "images_local_features": summary.images_local_features,
         "seconds_to_last_queued_match": round(summary.seconds_to_last_match or 0, 2),
         "planted": len(planted),

@@ -42,13 +42,12 @@ from __future__ import annotations
 import resource
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ansim.benchmarks.processes import in_child
 
 RADIUS = 31
 PLANTED_BITS = (4, 16, 28, 36)
@@ -146,11 +145,6 @@ def read_list(path: Path) -> np.ndarray:
         digits = nibble[lines[start : start + LIST_CHUNK, :64]]
         codes[start : start + LIST_CHUNK] = (digits[:, 0::2] << 4) | digits[:, 1::2]
     return codes
-
-
-def _in_child(function: Callable[..., Any], *args: Any) -> Any:
-    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(function, *args).result()
 
 
 def _peak_rss_mb() -> float:
@@ -612,19 +606,19 @@ def run_scale_benchmark(config: ScaleConfig, log: Callable[[str], None]) -> dict
         write_list(list_file, entries, photos, config.seed)
         log(f"{entries:,} entries: importing")
         row: dict[str, Any] = {"entries": entries}
-        row.update(_in_child(import_step, home, list_file))
+        row.update(in_child(import_step, home, list_file))
         log(f"{entries:,} entries: opening and looking up")
-        row.update(_in_child(lookup_step, home, list_file, photos, config.seed))
+        row.update(in_child(lookup_step, home, list_file, photos, config.seed))
         log(f"{entries:,} entries: adding and withdrawing one")
         row.update(
-            _in_child(change_step, home, row["case_id"], photos[0], row["first_reference_id"])
+            in_child(change_step, home, row["case_id"], photos[0], row["first_reference_id"])
         )
         list_file.unlink()
         report["banks"].append(row)
     for entries in config.history:
         log(f"history index of {entries:,}")
         path = config.out / f"history-{entries}.tables"
-        built = _in_child(history_build_step, path, entries, config.seed)
+        built = in_child(history_build_step, path, entries, config.seed)
         log(f"history index of {entries:,}: opening and searching")
         step_args = (history_open_step, path, entries, photos, config.seed)
         if config.history_memory_limit:
@@ -633,7 +627,7 @@ def run_scale_benchmark(config: ScaleConfig, log: Callable[[str], None]) -> dict
             forget_cached_pages(path)
             opened = run_limited(config.history_memory_limit, *step_args)
         else:
-            opened = _in_child(*step_args)
+            opened = in_child(*step_args)
         report["history"].append({**built, **opened})
         path.unlink()
     for references in config.text_references:
@@ -642,12 +636,12 @@ def run_scale_benchmark(config: ScaleConfig, log: Callable[[str], None]) -> dict
         texts = _bank_texts(config.texts, TEXT_PLANTED)
         queries = _text_bank_file(path, references, texts, config.seed)
         log(f"text bank of {references:,} references: opening and searching")
-        report["text"].append(_in_child(text_open_step, path, references, queries))
+        report["text"].append(in_child(text_open_step, path, references, queries))
         path.unlink()
     for hours in config.audio_hours:
         path = config.out / f"audio-{hours:g}h.index"
         log(f"audio bank of {hours:g} hours: building")
-        built, clips = _in_child(_audio_bank_file, path, hours, config.seed)
+        built, clips = in_child(_audio_bank_file, path, hours, config.seed)
         log(f"audio bank of {hours:g} hours: opening and searching")
         audio_args = (audio_open_step, path, clips, config.seed)
         if config.audio_memory_limit:
@@ -656,19 +650,17 @@ def run_scale_benchmark(config: ScaleConfig, log: Callable[[str], None]) -> dict
             forget_cached_pages(path)
             opened = run_limited(config.audio_memory_limit, *audio_args)
         else:
-            opened = _in_child(*audio_args)
+            opened = in_child(*audio_args)
         report["audio"].append({"audio_hours": hours, **built, **opened})
         path.unlink()
     for entries in config.descriptors:
         log(f"descriptor index of {entries:,}")
-        report["descriptors"].append(_in_child(descriptor_step, entries, config.seed))
+        report["descriptors"].append(in_child(descriptor_step, entries, config.seed))
     for distractors in config.robust_descriptors:
         from ansim.benchmarks.robust_descriptors import robust_descriptor_step
 
         log(f"descriptor bank: robust queries among {distractors:,} distractors")
         report["robust_descriptors"].append(
-            _in_child(
-                robust_descriptor_step, distractors, config.images, config.photos, config.seed
-            )
+            in_child(robust_descriptor_step, distractors, config.images, config.photos, config.seed)
         )
     return report

@@ -10,8 +10,10 @@ from typing import Annotated
 import typer
 from ansim.casework.errors import CaseworkError
 from ansim.commands.common import (
+    Engine,
     ImageVerification,
     JsonFlag,
+    RayAddress,
     emit_json,
     err,
     out,
@@ -215,17 +217,32 @@ def bench_crawl(
         int, typer.Option(help="Site size: pages (5 media each); smaller for profiling.")
     ] = 1000,
     image_verification: ImageVerification = "all",
+    engine: Engine = "local",
+    address: RayAddress = None,
+    ray_nodes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="--engine ray without --address: a cluster of this many local nodes "
+            "(one CPU each), started and stopped by the benchmark.",
+        ),
+    ] = 2,
     json_out: JsonFlag = False,
 ) -> None:
     """Crawl a generated local site of 1,000 pages / 5,000 media from ../shared/data with
     planted transformed copies of references: pages/s, media/s, peak memory, time to the
     last queued match, planted found vs missed (target: whole site < 120 s).
 
-    Example: `ansim bench crawl --out bench-out/crawl` (`--pages 100` for a quick profile)
+    Example: `ansim bench crawl --out bench-out/crawl` (`--pages 100` for a quick profile;
+    `--engine ray` on a local two-node cluster, or `--address HOST:PORT` on yours)
     """
     from ansim.benchmarks.crawl_bench import run_crawl_bench
 
-    result = run_crawl_bench(shared_data_dir(), out_dir, workers, pages, image_verification)
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter("local or ray", param_hint="--engine")
+    result = run_crawl_bench(
+        shared_data_dir(), out_dir, workers, pages, image_verification, engine, address, ray_nodes
+    )
     emit_json(result) if json_out else out.print_json(data=result)
 
 
@@ -263,7 +280,8 @@ def bench_scan(
     out.print(f"{result['images']} images from {result['folder']}, {result['cores']} cores")
     for label, row in result["rows"].items():
         out.print(
-            f"{row['images_per_s']:8.2f} images/s  x{row['vs_pdqhash_loop']:<6} {label}",
+            f"{row['images_per_s']:8.2f} images/s  x{row['vs_pdqhash_loop']:<6} "
+            f"{row['images_per_cpu_s']:8.2f} per CPU-second  {label}",
             highlight=False,
         )
     out.print(f"same findings with 1 and {result['workers']} workers: {result['same_findings']}")

@@ -18,9 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.fft
 from ansim.detector.audio_decode import TARGET_RATE
-from scipy.ndimage import maximum_filter, uniform_filter
 
 N_FFT = 1024
 HOP = 256
@@ -52,6 +50,10 @@ _FULL_SCALE_DB = 20 * np.log10(_WINDOW.sum() / 2)
 
 def spectrogram_db(samples: np.ndarray) -> np.ndarray:
     """Log power (dB re full scale), shape (frames, bins in MIN_HZ..MAX_HZ), no padding."""
+    # scipy's FFT and filters are imported where used: every hashing worker imports this
+    # module, and one scanning photos would pay their import at start-up for nothing.
+    import scipy.fft
+
     if len(samples) < N_FFT:
         return np.zeros((0, _LAST_BIN - _FIRST_BIN + 1), dtype=np.float32)
     count = 1 + (len(samples) - N_FFT) // HOP
@@ -67,6 +69,8 @@ def spectrogram_db(samples: np.ndarray) -> np.ndarray:
 
 def pick_peaks(spec: np.ndarray, options: PeakOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(frame, bin, prominence dB) of every peak of a spectrogram block, before density capping."""
+    from scipy.ndimage import maximum_filter, uniform_filter
+
     local_max = maximum_filter(
         spec, size=(2 * options.time_radius + 1, 2 * options.freq_radius + 1), mode="nearest"
     )

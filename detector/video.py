@@ -34,7 +34,6 @@ import numpy as np
 from ansim.detector.borders import CropBox, crop, smooth_crops, uniform_share
 from ansim.detector.errors import MediaError
 from ansim.detector.pdq import DEFAULT_MIN_QUALITY, pdq_distance
-from ansim.detector.pdq_fast import hash_frame
 from ansim.detector.signals import FrameHash
 
 # A decoder that fails on this many packets in a row is given up on.
@@ -464,6 +463,10 @@ def iter_sampled_frames(
 
 def hash_video(path: Path, options: VideoOptions = VideoOptions()) -> VideoHashes:
     """vPDQ hashes of a video file. Raises MediaError when no frame can be hashed."""
+    # Imported here: its scipy.sparse is a start-up cost for every process that hashes
+    # files (scan and crawl workers among them), most of which never see a video.
+    from ansim.detector.pdq_fast import hash_frame
+
     warnings: list[str] = []
     frames: list[FrameHash] = []
     uniform: list[bool] = []

@@ -1,13 +1,19 @@
 """Scanning collected files: fingerprint, match against the reference bank, and put every
 match into the takedown queue (one item per location and case).
 
-Each file is its own transaction, so an interrupted scan keeps everything finished
-before the interruption and a re-run adds no duplicate queue items.
+Worker processes hash each file; this process matches it (or, with more workers than it
+keeps up with, the worker that hashed it does) and records it. Finished files are
+committed together (`COMMIT_EVERY_FILES`, `COMMIT_INTERVAL_S`), each file in its own
+SAVEPOINT, so an interrupted scan keeps every file committed before the interruption
+(a kill loses at most the open batch, which was not yet reported as scanned) and a re-run
+adds no duplicate queue items.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +28,7 @@ from ansim.detector.decision import MatchRules
 from ansim.detector.hashing import HashOptions
 from ansim.detector.signals import MediaSignals
 from ansim.pipeline.banks import signal_rows
-from ansim.pipeline.file_hashing import hash_paths, hash_work
+from ansim.pipeline.file_hashing import MatchedFile, hash_paths, hash_work
 from ansim.pipeline.matching import Finding, find_matches
 from ansim.pipeline.workers import WORKER_LOST, Budgets, run_in_process
 from ansim.store import audit
@@ -35,6 +41,18 @@ from sqlalchemy.orm import Session
 SIGNAL_COLUMNS = ("kind", "value", "quality", "frame", "timestamp", "blob")
 # The stores ansim runs on, and their INSERT ... ON CONFLICT.
 CONFLICT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+# A commit (and the audit head's anchor after it) per file cost the recording process more
+# CPU than the file's own rows. A batch is committed when it holds this many files or its
+# first file has waited this long, whichever comes first: the interval bounds what a kill
+# loses and how long the scan holds SQLite's write lock.
+COMMIT_EVERY_FILES = 64
+COMMIT_INTERVAL_S = 0.25
+# This process matches each file while the workers hash the next ones, as long as it keeps
+# up with them: matching an image costs less CPU than hashing it, so it keeps up with this
+# many workers (benchmarks/RESULTS.md, "scan"). With more, this process would be the one
+# serial step, and each worker matches what it hashed instead, at the price of every
+# worker importing the store's modules and loading the banks.
+PARENT_MATCHES_FOR_WORKERS = 2
 
 
 @dataclass
@@ -90,8 +108,9 @@ def scan_paths(
     address: str | None = None,
 ) -> ScanReport:
     """Hash the files in `workers` processes (0: in this one), each under its budget, and
-    record each as it comes back (its own transaction, in order of completion). The report
-    lists failures and matches in the order the files were given.
+    record each as it comes back (its own SAVEPOINT in a batch's transaction, in order of
+    completion; `on_item` once its batch committed). The report lists failures and matches
+    in the order the files were given.
 
     A file whose hashing worker was lost (killed, crashed, hung) is recorded with a
     `worker lost:` error; the next scan of it tries again, until it has cost
@@ -121,20 +140,119 @@ def scan_paths(
                 f"(the limit is {budgets.max_item_kills})",
             )
     todo = [path for path in listed if str(path) not in given_up]
-    for outcome in hash_paths(todo, options, workers, budgets, on_start, engine, address):
-        path = outcome.key
-        error = outcome.failure
-        if error is None:
-            matches = record_signals(workspace, outcome.value, str(path), dry_run, rules)
-        else:
-            matches = []
-            if not dry_run:
-                with workspace.session() as session:
-                    session.add(ScannedItem(location=str(path), error=error))
-        finished(path, matches, error)
+    matching = None
+    if engine == "local" and workers > PARENT_MATCHES_FOR_WORKERS and len(todo) > 1:
+        # More workers than this process keeps up with: each worker matches what it
+        # hashed. The banks are brought level with the store here first, so that no worker
+        # has an index to catch up or rebuild: they only read them.
+        with workspace.store.read_session() as session:
+            workspace.banks.bring_level(session)
+        matching = (workspace.home, rules)
+    batch = _RecordBatch(workspace, dry_run, rules, finished)
+    outcomes = hash_paths(
+        todo, options, workers, budgets, on_start, engine, address, matching, COMMIT_INTERVAL_S
+    )
+    try:
+        for outcome in outcomes:
+            if outcome is None:  # no file ended for a while: commit what waits
+                batch.write_if_overdue()
+            else:
+                batch.add(outcome.key, outcome.value, outcome.failure)
+    except BaseException:
+        batch.write_after_interruption()
+        raise
+    batch.write()
     report.failures = sorted(failures, key=lambda f: order[f["path"]])
     report.matches.sort(key=lambda m: order[m.location])
     return report
+
+
+class _RecordBatch:
+    """Finished files' store writes, committed together, each file in its own SAVEPOINT.
+    A file is reported (`finished`) only once its batch committed. A file whose recording
+    raises stops the scan, as it always did: the files before it in the batch are committed
+    first, and the files after it are not recorded."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        dry_run: bool,
+        rules: MatchRules,
+        finished: Callable[[Path, list[ScanMatch], str | None], None],
+    ) -> None:
+        self.workspace = workspace
+        self.dry_run = dry_run
+        self.rules = rules
+        self.finished = finished
+        self._files: list[tuple[Path, MatchedFile | None, str | None]] = []
+        self._opened = 0.0
+
+    def add(self, path: Path, value: Any, error: str | None) -> None:
+        """One file's outcome: its MatchedFile, or its MediaSignals (matched here, outside
+        the batch's transaction), or its error."""
+        if error is None and not isinstance(value, MatchedFile):
+            with self.workspace.store.read_session() as session:
+                findings = find_matches(session, self.workspace.banks, value, self.rules)
+            value = MatchedFile(value, findings)
+        if self.dry_run:
+            matches = (
+                []
+                if error is not None
+                else [_scan_match(str(path), finding, None) for finding in value.findings]
+            )
+            self.finished(path, matches, error)
+            return
+        if not self._files:
+            self._opened = time.monotonic()
+        self._files.append((path, value, error))
+        if len(self._files) >= COMMIT_EVERY_FILES or self._overdue():
+            self.write()
+
+    def _overdue(self) -> bool:
+        return bool(self._files) and time.monotonic() - self._opened >= COMMIT_INTERVAL_S
+
+    def write_if_overdue(self) -> None:
+        if self._overdue():
+            self.write()
+
+    def write(self) -> None:
+        files, self._files = self._files, []
+        if not files:
+            return
+        written: list[tuple[Path, list[ScanMatch], str | None]] = []
+        failure: Exception | None = None
+        with self.workspace.store.session() as session:
+            for path, value, error in files:
+                try:
+                    with session.begin_nested():
+                        matches = self._record(session, str(path), value, error)
+                except Exception as exc:  # recorded below, once the files before it are
+                    failure = exc
+                    break
+                written.append((path, matches, error))
+        self.workspace.anchor_audit_head()
+        for path, matches, error in written:
+            self.finished(path, matches, error)
+        if failure is not None:
+            raise failure
+
+    def write_after_interruption(self) -> None:
+        """Commit what finished before an interruption (Ctrl-C, a broken pool); a failure
+        to do so leaves those files unrecorded, as a kill would, and the interruption's
+        own exception is the one that propagates."""
+        with contextlib.suppress(Exception):
+            self.write()
+
+    def _record(
+        self, session: Session, location: str, value: MatchedFile | None, error: str | None
+    ) -> list[ScanMatch]:
+        if error is not None or value is None:
+            session.add(ScannedItem(location=location, error=error))
+            return []
+        _item, matches = record_item(
+            session, self.workspace, value.signals, location, self.rules, value.findings
+        )
+        return matches
 
 
 def _worker_losses(workspace: Workspace, locations: list[str]) -> dict[str, int]:

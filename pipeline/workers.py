@@ -316,23 +316,46 @@ class WorkerPool:
             worker.process.join(max(0.0, deadline - time.monotonic()))
             self._retire(worker)
 
-    def run(self, items: Iterable[tuple[Any, Any]]) -> Iterator[Outcome]:
+    def run(
+        self, items: Iterable[tuple[Any, Any]], tick_s: float | None = None
+    ) -> Iterator[Outcome | None]:
+        """`tick_s`: also yield None whenever that long passed without an item ending, so
+        that a caller holding finished items' writes can commit them while it waits."""
         pending = iter(items)
         exhausted = False
         queue: deque[tuple[Any, Any]] = deque()
-        while True:
-            # Keep every worker busy while items remain.
+
+        def refill() -> None:
+            nonlocal exhausted
             while not exhausted and len(queue) < self.processes:
                 try:
                     queue.append(next(pending))
                 except StopIteration:
                     exhausted = True
+
+        while True:
+            # Keep every worker busy while items remain.
+            refill()
             self._dispatch(queue)
             if not self._busy_count():
                 if exhausted and not queue:
                     return
                 continue
-            yield from self._collect()
+            ended: list[Outcome] = []
+            try:
+                for outcome in self._collect(limit_s=tick_s):
+                    ended.append(outcome)
+            except WorkerPoolBroken:
+                yield from ended  # what finished before the pool broke is still the caller's
+                raise
+            # The freed workers take their next items before the caller handles these: a
+            # worker never waits while the caller records what it returned.
+            refill()
+            self._dispatch(queue)
+            if ended:
+                yield from ended
+            elif tick_s is not None:
+                yield None
 
     def _dispatch(self, queue: deque[tuple[Any, Any]]) -> None:
         """Start workers as needed and hand each idle one the next queued item."""
@@ -352,11 +375,15 @@ class WorkerPool:
         worker.deadline = worker.started + startup + self.budgets.unknown_wall_s
         worker.conn.send((key, payload))
 
-    def _collect(self, also: list[Any] | None = None) -> Iterator[Outcome]:
-        """Wait for a result, a death or a deadline (or one of `also` to be readable);
-        yield what ended."""
+    def _collect(
+        self, also: list[Any] | None = None, limit_s: float | None = None
+    ) -> Iterator[Outcome]:
+        """Wait for a result, a death or a deadline (or one of `also` to be readable, or
+        `limit_s` to pass); yield what ended."""
         busy = [w for w in self._workers if w.busy]
         timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic()) if busy else None
+        if limit_s is not None:
+            timeout = limit_s if timeout is None else min(timeout, limit_s)
         waited = [w.conn for w in busy] + [w.process.sentinel for w in busy] + (also or [])
         ready = wait(waited, timeout)
         for worker in busy:

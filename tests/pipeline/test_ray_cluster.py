@@ -13,20 +13,16 @@ each process joins the cluster once, with the cluster's token in its environment
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ansim.benchmarks.ray_cluster import ClusterStartFailed, LocalRayCluster
 from ansim.casework import cases
 from ansim.pipeline import crawl as crawling
 from ansim.pipeline import intake
@@ -43,109 +39,13 @@ from tests.localserve import LocalServer
 pytest.importorskip("ray")
 pytestmark = pytest.mark.timeout(900)
 
-RAY = Path(sys.executable).parent / "ray"
-STARTED = "Ray runtime started"
-START_TIMEOUT_S = 180
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-class LocalRayCluster:
-    """`ray start --block` processes, each in its own process group: SIGTERM stops a node
-    with everything it started, SIGKILL of the group is a node dying at once."""
-
-    def __init__(self) -> None:
-        # Short: Ray's socket paths live under it and are limited to ~107 characters.
-        self.root = Path(tempfile.mkdtemp(prefix="ansim-ray-", dir="/tmp"))
-        self.env = {
-            **os.environ,
-            # A cluster that runs code it is sent takes only callers holding its token.
-            "RAY_AUTH_MODE": "token",
-            "RAY_AUTH_TOKEN": secrets.token_hex(32),
-            "RAY_USAGE_STATS_ENABLED": "0",
-            # A dead node is noticed in seconds, not the default half minute.
-            "RAY_health_check_period_ms": "1000",
-            "RAY_health_check_failure_threshold": "3",
-        }
-        self.port, dashboard = free_ports(2)
-        self.address = f"127.0.0.1:{self.port}"
-        self.index_cache = {
-            "head": self.root / "head-indexes",
-            "second": self.root / "second-indexes",
-        }
-        self.head = self._start(
-            "head",
-            ["--head", "--port", str(self.port), "--temp-dir", str(self.root / "t")]
-            + ["--include-dashboard", "false", "--dashboard-port", str(dashboard)],
-        )
-        self.second: subprocess.Popen[bytes] | None = None
-        self.add_second_node()
-
-    def _start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        # The node's actors inherit its environment: their own replica folder.
-        env = {**self.env, "ANSIM_INDEX_CACHE_DIR": str(self.index_cache[name])}
-        node_manager, object_manager, metrics, agent, agent_grpc, runtime_env = free_ports(6)
-        log_path = self.root / f"{name}-{time.monotonic_ns()}.log"
-        # Through this interpreter: the nodes run this tree's code whatever the script says.
-        command = [sys.executable, str(RAY), "start", "--block", "--num-cpus", "1"]
-        command += ["--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
-        command += ["--object-store-memory", str(200 << 20)]
-        command += ["--node-manager-port", str(node_manager)]
-        command += ["--object-manager-port", str(object_manager)]
-        command += ["--metrics-export-port", str(metrics)]
-        command += ["--dashboard-agent-listen-port", str(agent)]
-        command += ["--dashboard-agent-grpc-port", str(agent_grpc)]
-        command += ["--runtime-env-agent-port", str(runtime_env)]
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                command + args,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                cwd=self.root,
-            )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while STARTED not in log_path.read_text(errors="replace"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                self.close()
-                pytest.fail(f"ray start {name} failed:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
-        return process
-
-    def add_second_node(self) -> None:
-        self.second = self._start("second", ["--address", self.address])
-
-    def kill_second_node(self) -> None:
-        assert self.second is not None
-        os.killpg(self.second.pid, signal.SIGKILL)  # the node's raylet and workers at once
-        self.second.wait()
-        self.second = None
-
-    def close(self) -> None:
-        for process in (self.second, getattr(self, "head", None)):
-            if process is None or process.poll() is not None:
-                continue
-            process.terminate()  # `ray start --block` stops what it started
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        shutil.rmtree(self.root, ignore_errors=True)
-
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalRayCluster]:
-    started = LocalRayCluster()
+    try:
+        started = LocalRayCluster(nodes=2)
+    except ClusterStartFailed as exc:
+        pytest.fail(str(exc))
     try:
         yield started
     finally:
@@ -310,7 +210,7 @@ def test_a_node_killed_mid_crawl_loses_nothing_and_duplicates_nothing(
 ) -> None:
     site = bigger_site
     if cluster.second is None:
-        cluster.add_second_node()
+        cluster.add_node()
     local = local_crawl(tmp_path, site, monkeypatch)
     home = home_with_references(tmp_path / "ray", site.reference_files, monkeypatch)
     crawl = ansim(home, cluster, *crawl_args(site, cluster), wait=False)
@@ -321,7 +221,7 @@ def test_a_node_killed_mid_crawl_loses_nothing_and_duplicates_nothing(
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert crawl.poll() is None  # still crawling as the node dies
-    cluster.kill_second_node()
+    cluster.kill_node()
     stdout, stderr = crawl.communicate(timeout=600)
     assert crawl.returncode == 0, stderr.decode()[-3000:]
     # The cluster's news of the dead node goes to stderr: stdout is the JSON result alone.
@@ -337,7 +237,7 @@ def test_a_node_killed_mid_scan_loses_nothing_and_duplicates_nothing(
     cluster: LocalRayCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if cluster.second is None:
-        cluster.add_second_node()
+        cluster.add_node()
     references = [photo_like(tmp_path / f"ref{i}.png", seed=400 + i) for i in range(2)]
     folder = scan_folder(tmp_path, references)
     for i in range(16):  # enough files that most are still to hash when the node dies
@@ -355,7 +255,7 @@ def test_a_node_killed_mid_scan_loses_nothing_and_duplicates_nothing(
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert scan.poll() is None  # still scanning as the node dies
-    cluster.kill_second_node()
+    cluster.kill_node()
     stdout, stderr = scan.communicate(timeout=600)
     assert scan.returncode in (0, 1), stderr.decode()[-3000:]
     on_ray = scan_findings(subprocess.CompletedProcess([], scan.returncode, stdout, stderr))
@@ -386,7 +286,7 @@ def test_nodes_match_against_their_own_replicas_of_a_postgresql_store(
     from ansim.pipeline.ray_engine import replica_dir
 
     if cluster.second is None:
-        cluster.add_second_node()
+        cluster.add_node()
     local = local_crawl(tmp_path, site, monkeypatch)
     home = home_with_references(tmp_path / "ray", site.reference_files, monkeypatch, pg_url)
     replicas = {node: folder / replica_dir(folder, pg_url).name

@@ -214,7 +214,8 @@ def test_findings_equal_with_one_worker_and_several(
 
     one = findings(1)
     assert len(one[0]) == 3 and len(one[1]) == 5
-    assert findings(2) == one == findings(0)
+    # 0: in this process; 1 and 2: matched here, hashed in workers; 3: matched in workers.
+    assert findings(2) == one == findings(0) == findings(scanning.PARENT_MATCHES_FOR_WORKERS + 1)
 
 
 # --- the pool itself -------------------------------------------------------------------
@@ -250,6 +251,71 @@ def test_pool_cpu_budget_is_an_item_error() -> None:
         assert pool.replaced == 0  # the worker itself survived its item's budget
     assert outcomes["spin"].error == "page used up its CPU budget of 1 s; refused"
     assert outcomes["short"].value == "spun"
+
+
+def started_at(seconds: float, budget: ItemBudget) -> float:
+    """When (wall clock) the worker started this item, after sleeping `seconds`."""
+    started = time.time()
+    time.sleep(seconds)
+    return started
+
+
+def test_a_freed_worker_starts_its_next_item_while_the_caller_handles_a_result() -> None:
+    handled_at: dict[str, float] = {}
+    with WorkerPool(started_at, 1) as pool:
+        outcomes = []
+        for outcome in pool.run([("a", 0.0), ("b", 0.0), ("c", 0.0)]):
+            assert outcome is not None
+            time.sleep(0.3)  # the caller recording what came back
+            handled_at[outcome.key] = time.time()
+            outcomes.append(outcome)
+    started = {o.key: o.value for o in outcomes}
+    assert [o.key for o in outcomes] == ["a", "b", "c"]
+    # The worker took b (and c) before the caller was done with a (and b).
+    assert started["b"] < handled_at["a"] and started["c"] < handled_at["b"]
+
+
+def test_pool_ticks_while_no_item_ends() -> None:
+    with WorkerPool(sleep_work, 1) as pool:
+        outcomes = list(pool.run([("slow", 1.0)], tick_s=0.05))
+    assert outcomes[-1] is not None and outcomes[-1].value == 1.0
+    assert None in outcomes[:-1]
+    with WorkerPool(sleep_work, 1) as pool:
+        assert None not in list(pool.run([("slow", 0.2)]))  # no ticks unless asked
+
+
+def test_a_scanned_file_is_reported_once_its_batch_committed(
+    ansim_home: Path, tmp_path: Path
+) -> None:
+    """Files are committed in batches; `on_item` sees a file only once it is in the store,
+    seen from another connection, whichever process matched it."""
+    workspace, _ = init_workspace()
+    folder = tmp_path / "dump"
+    folder.mkdir()
+    for i in range(4):
+        photo_like(folder / f"p{i}.jpg", seed=60 + i)
+    (folder / "empty.jpg").write_bytes(b"")
+    for scans_before, workers in enumerate((0, 1, scanning.PARENT_MATCHES_FOR_WORKERS + 1)):
+        reported: list[Path] = []
+
+        def committed(
+            path: Path,
+            matches: object,
+            error: str | None,
+            reported: list[Path] = reported,
+            scans_before: int = scans_before,
+        ) -> None:
+            with workspace.store.read_session() as session:
+                rows = session.execute(
+                    select(ScannedItem.id).where(ScannedItem.location == str(path))
+                ).all()
+            assert len(rows) == scans_before + 1, path
+            reported.append(path)
+
+        report = scanning.scan_paths(
+            workspace, [folder], options=PDQ_ONLY, workers=workers, on_item=committed
+        )
+        assert report.scanned == len(reported) == 5 and report.errors == 1
 
 
 def test_budgets_from_settings(tmp_path: Path) -> None:
