@@ -17,11 +17,12 @@ where that table would be larger (a small bank), the distinct hashes, sorted, wi
 each one's run starts. A posting is then only (entry row, time): the entry's
 row among the file's sorted entry ids, shifted above the landmark's anchor frame, in as
 few little-endian bytes as the bank's own largest row and frame need (`posting_layout`).
-Entry ids below 2**32 and frames below 2**32 (as `add` already requires) give at most
-64 bits, so every bank fits; the widths are checked again when the file is written.
+Entry ids below 2**32 (`add` refuses others) and frames kept as uint32 give at most 64
+bits, so every bank fits; the widths are checked again when the file is written.
 `write_audio_bank` writes the same file straight from a stream of entries, for banks
 whose postings do not fit in memory. Format-2 files (hash, entry id, time: 12 bytes a
 posting) and the earlier .npz are still read.
+
 `BruteForceAudioIndex` keeps each entry's landmarks apart and votes with plain loops:
 obviously right and slow, the twin the fast one is tested against.
 """
