@@ -4,7 +4,8 @@ A process's resident size says what it touched, not what it needs: mapped file p
 are counted while the kernel could drop them. A cgroup's limit is what a smaller machine
 would impose: the step's heap and every file page it faults in are charged to it, and
 past the limit the kernel reclaims file pages (or kills the step). `--history-memory-limit`
-of `ansim bench scale` uses it to show that the crawl history works inside its budget.
+and `--audio-memory-limit` of `ansim bench scale` use it to show that the crawl history
+and the audio bank work inside a budget below their files' size.
 
 Needs a writable cgroup hierarchy (v2's unified one, or v1's memory controller), which a
 root shell in a container or on a host usually has; otherwise the step is refused with
@@ -80,6 +81,7 @@ def forget_cached_pages(path: Path) -> None:
     (pages cached by another process would be charged to that process's cgroup)."""
     descriptor = os.open(path, os.O_RDONLY)
     try:
+        os.fdatasync(descriptor)  # dirty pages are not dropped, only queued for writing
         os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(descriptor)

@@ -31,8 +31,10 @@ robust` planted among that many synthetic descriptors (`robust_descriptors`).
 For each size in `--text-refs`, a text reference bank (synthetic entries plus 200 real
 texts) saved, then opened in a fresh process: open time, first answer, queries/s of the
 real texts' typo'd copies and the share found. For each size in `--audio-hours`, an
-audio bank of synthetic 3-minute entries at the measured landmark density, opened the
-same way: open time, votes/s for 20 stored clips and 20 of noise, clips found.
+audio bank of synthetic 3-minute entries at the measured landmark density, written
+streamed (`write_audio_bank`) and opened the same way: build time, open time, votes/s
+for 20 stored clips and 20 of noise, clips found, pages read from disk; with
+`--audio-memory-limit`, inside a memory cgroup (the file's pages not resident).
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ class ScaleConfig:
     seed: int = 0
     # The history's open step runs inside a memory cgroup of this many bytes (None: not).
     history_memory_limit: int | None = None
+    # The audio bank's open and query step likewise.
+    audio_memory_limit: int | None = None
 
 
 def photo_hashes(images: Path, limit: int) -> list[list[str]]:
@@ -475,45 +479,73 @@ def text_open_step(path: Path, references: int, queries: list[str]) -> dict[str,
     }
 
 
-# Landmarks per hour of reference audio (9.2 MiB an hour at 12 bytes a posting, see
-# RESULTS.md "audio") and the share of the 32-bit hash space real landmarks use.
+# Landmarks per hour of reference audio (the density RESULTS.md "audio" measured) and the
+# width of the synthetic landmark hashes (random; wider than the detector's, so each hash's
+# run of postings is shorter than a real bank's).
 AUDIO_POSTINGS_PER_HOUR = 800_000
 AUDIO_HASH_BITS = 24
 AUDIO_ENTRY_HOURS = 0.05  # a 3-minute recording per entry
+AUDIO_CLIPS = 20
+
+
+def _audio_entries(hours: float, seed: int) -> tuple[int, Callable[[], Iterator[Any]]]:
+    """(entry count, a function yielding the synthetic entries): each entry's landmarks
+    drawn from its own seed, so that every pass of a streamed build sees the same bank."""
+    from ansim.indexer.audio_index import AudioEntry
+
+    per_entry = int(AUDIO_POSTINGS_PER_HOUR * AUDIO_ENTRY_HOURS)
+    frames = np.arange(per_entry, dtype=np.uint32) // 60
+    peaks = np.arange(per_entry // 4, dtype=np.uint32)
+    pitches = np.zeros(len(peaks), np.float32)
+    count = int(hours / AUDIO_ENTRY_HOURS)
+
+    def entries() -> Iterator[tuple[int, AudioEntry]]:
+        for entry_id in range(1, count + 1):
+            rng = np.random.default_rng([seed, entry_id])
+            hashes = rng.integers(0, 1 << AUDIO_HASH_BITS, per_entry, dtype=np.uint32)
+            yield entry_id, AudioEntry(hashes, frames, peaks, pitches)
+
+    return count, entries
 
 
 def _audio_bank_file(
     path: Path, hours: float, seed: int
-) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """A saved audio bank of synthetic 3-minute entries (random landmark hashes); returns
-    20 clips of stored entries: (entry id, 300 of its landmarks' hashes, their times)."""
-    from ansim.indexer.audio_index import AudioEntry, InvertedAudioIndex
+) -> tuple[dict[str, Any], list[tuple[int, np.ndarray, np.ndarray]]]:
+    """An audio bank of synthetic 3-minute entries (random landmark hashes) written as a
+    rebuild writes a bank too large for memory (`write_audio_bank`, streamed); returns
+    its build time and memory, and 20 clips of stored entries: (entry id, 300 of its
+    landmarks' hashes, their times)."""
+    from ansim.indexer.audio_index import write_audio_bank
 
+    count, entries = _audio_entries(hours, seed)
+    started, cpu = time.perf_counter(), time.process_time()
+    write_audio_bank(path, entries)
+    built = {
+        "audio_build_s": round(time.perf_counter() - started, 1),
+        "audio_build_cpu_s": round(time.process_time() - cpu, 1),
+        "audio_build_peak_rss_mb": round(_peak_rss_mb()),
+    }
     rng = np.random.default_rng(seed)
-    index = InvertedAudioIndex()
-    per_entry = int(AUDIO_POSTINGS_PER_HOUR * AUDIO_ENTRY_HOURS)
-    frames = np.arange(per_entry, dtype=np.uint32) // 60
-    entries = int(hours / AUDIO_ENTRY_HOURS)
-    clipped = set(rng.choice(entries, 20, replace=False).tolist())
+    clipped = set((rng.choice(count, min(AUDIO_CLIPS, count), replace=False) + 1).tolist())
     clips = []
-    for entry_id in range(1, entries + 1):
-        hashes = rng.integers(0, 1 << AUDIO_HASH_BITS, per_entry, dtype=np.uint32)
-        peaks = np.arange(per_entry // 4, dtype=np.uint32)
-        index.add(entry_id, AudioEntry(hashes, frames, peaks, np.zeros(len(peaks), np.float32)))
-        if entry_id - 1 in clipped:
-            start = int(rng.integers(0, per_entry - 300))
-            clips.append((entry_id, hashes[start : start + 300], frames[start : start + 300]))
-    index.save(path)
-    return clips
+    for entry_id, entry in entries():
+        if entry_id in clipped:
+            start = int(rng.integers(0, len(entry.hashes) - 300))
+            window = slice(start, start + 300)
+            clips.append((entry_id, entry.hashes[window], entry.times[window]))
+    return built, clips
 
 
 def audio_open_step(
     path: Path, clips: list[tuple[int, np.ndarray, np.ndarray]], seed: int
 ) -> dict[str, Any]:
     """Open the bank in a fresh process; vote on the 20 clips (time-shifted, beside 7
-    noise variants, as a query's pitch and tempo grid brings) and on 20 of noise alone."""
+    noise variants, as a query's pitch and tempo grid brings) and on 20 of noise alone.
+    Page faults that read the disk are counted: under a memory limit below the file's
+    size they show the bank answering from pages it did not have."""
     from ansim.indexer.audio_index import InvertedAudioIndex, QueryLandmarks
 
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_majflt
     started = time.perf_counter()
     index = InvertedAudioIndex.load(path)
     opened = time.perf_counter()
@@ -524,13 +556,14 @@ def audio_open_step(
         return QueryLandmarks(hashes, rng.uniform(0, 900, 300))
 
     queries = [[QueryLandmarks(h, t - 100.0)] + [noise() for _ in range(7)] for _, h, t in clips]
-    queries += [[noise() for _ in range(8)] for _ in range(20)]
+    queries += [[noise() for _ in range(8)] for _ in range(AUDIO_CLIPS)]
     index.vote(queries[0])
     answered = time.perf_counter()
     wall, cpu = time.perf_counter(), time.process_time()
     votes = [index.vote(query) for query in queries]
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     found = sum(bool(v) and v[0].entry_id == c[0] for v, c in zip(votes, clips, strict=False))
+    memory = _rss()
     return {
         "audio_entries": len(index),
         "audio_postings": index.postings,
@@ -540,6 +573,11 @@ def audio_open_step(
         "audio_queries_per_cpu_s": round(len(queries) / max(cpu, 1e-9), 1),
         "audio_clips_found": round(found / len(clips), 3),
         "audio_file_mb": round(path.stat().st_size / 2**20, 1),
+        "audio_file_bytes_per_posting": round(path.stat().st_size / max(index.postings, 1), 2),
+        "audio_major_faults": resource.getrusage(resource.RUSAGE_SELF).ru_majflt - faults,
+        "audio_rss_mb": memory["now"],
+        "audio_rss_file_mb": memory["file"],
+        "audio_peak_rss_mb": memory["peak"],
     }
 
 
@@ -603,10 +641,17 @@ def run_scale_benchmark(config: ScaleConfig, log: Callable[[str], None]) -> dict
     for hours in config.audio_hours:
         path = config.out / f"audio-{hours:g}h.index"
         log(f"audio bank of {hours:g} hours: building")
-        clips = in_child(_audio_bank_file, path, hours, config.seed)
+        built, clips = in_child(_audio_bank_file, path, hours, config.seed)
         log(f"audio bank of {hours:g} hours: opening and searching")
-        opened = in_child(audio_open_step, path, clips, config.seed)
-        report["audio"].append({"audio_hours": hours, **opened})
+        audio_args = (audio_open_step, path, clips, config.seed)
+        if config.audio_memory_limit:
+            from ansim.benchmarks.memory_limit import forget_cached_pages, run_limited
+
+            forget_cached_pages(path)
+            opened = run_limited(config.audio_memory_limit, *audio_args)
+        else:
+            opened = in_child(*audio_args)
+        report["audio"].append({"audio_hours": hours, **built, **opened})
         path.unlink()
     for entries in config.descriptors:
         log(f"descriptor index of {entries:,}")

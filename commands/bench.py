@@ -354,6 +354,13 @@ def bench_scale(
             "(needs a writable /sys/fs/cgroup; 0: no limit)."
         ),
     ] = 0,
+    audio_memory_limit: Annotated[
+        float,
+        typer.Option(
+            help="Open and search each audio bank inside a memory cgroup of this many GB "
+            "(needs a writable /sys/fs/cgroup; 0: no limit)."
+        ),
+    ] = 0,
     json_out: JsonFlag = False,
 ) -> None:
     """The PDQ bank at scale: import time and RSS, open time, lookups/s with recall against
@@ -363,7 +370,8 @@ def bench_scale(
     Example: `nice ansim bench scale --out bench-out/scale --entries 1e6,1e7` (1M: a few
     minutes on 2 cores; 10M: about 20 and 4 GB of disk); the crawl history at 100M inside
     8 GB: `ansim bench scale --out OUT --entries '' --history 1e8 --history-memory-limit 8`
-    (~5 minutes, 11 GB of disk).
+    (~5 minutes, 11 GB of disk); an audio bank of 1,000 hours with its pages not resident:
+    `ansim bench scale --out OUT --entries '' --audio-hours 1000 --audio-memory-limit 1`.
     """
     from ansim.benchmarks.scale import ScaleConfig, run_scale_benchmark
 
@@ -391,6 +399,7 @@ def bench_scale(
         texts=shared_data_dir() / "text",
         photos=photos,
         history_memory_limit=int(history_memory_limit * 2**30) or None,
+        audio_memory_limit=int(audio_memory_limit * 2**30) or None,
     )
     if not (
         config.entries

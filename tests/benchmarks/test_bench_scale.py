@@ -43,3 +43,27 @@ def test_small_scale_run_is_exact(shared_data: Path, tmp_path: Path) -> None:
     text, audio = report["text"][0], report["audio"][0]
     assert text["text_references"] == 3000 + 200 and text["text_copies_found"] >= 0.97
     assert audio["audio_entries"] == 20 and audio["audio_clips_found"] == 1.0
+
+
+def test_audio_bank_answers_inside_a_memory_limit(shared_data: Path, tmp_path: Path) -> None:
+    """`--audio-memory-limit`: the bank opened and searched in a memory cgroup, its pages
+    dropped from the cache first so that the step reads them from disk itself, every
+    clip found. (How it fares with a file far larger than the limit: RESULTS.md.)"""
+    from ansim.benchmarks.memory_limit import MemoryCgroup
+
+    try:
+        MemoryCgroup.create(1 << 30).remove()
+    except ValueError as exc:
+        pytest.skip(str(exc))
+    config = ScaleConfig(
+        out=tmp_path / "scale",
+        images=shared_data / "images" / "kodak24",
+        entries=[],
+        audio_hours=[4.0],
+        photos=1,
+        audio_memory_limit=128 * 2**20,
+    )
+    audio = run_scale_benchmark(config, lambda line: None)["audio"][0]
+    assert audio["audio_entries"] == 80 and audio["audio_clips_found"] == 1.0
+    assert audio["memory_limit_mb"] == 128 and 0 < audio["cgroup_peak_mb"] <= 128
+    assert audio["audio_major_faults"] > 0 and audio["audio_build_s"] > 0

@@ -1,5 +1,6 @@
 """The audio landmark index: the fast inverted index agrees with its brute-force twin,
-adds and withdraws incrementally, and survives a trip through its file."""
+adds and withdraws incrementally, and survives a trip through its file; the packed file
+answers as the earlier 12-byte layout did, and a streamed build writes the same file."""
 
 from __future__ import annotations
 
@@ -11,12 +12,19 @@ import soxr
 from ansim.detector.audio import fingerprint_samples
 from ansim.detector.audio_decode import TARGET_RATE
 from ansim.detector.audio_landmarks import query_variants
+from ansim.indexer.array_file import read_arrays, write_arrays
 from ansim.indexer.audio_index import (
     DEFAULT_MAX_POSTINGS_PER_HASH,
+    FILE_MAGIC,
+    SORTED_FORMAT,
+    SORTED_MAGIC,
+    STREAM_HASH_BITS,
     AudioEntry,
     BruteForceAudioIndex,
     InvertedAudioIndex,
     QueryLandmarks,
+    posting_layout,
+    write_audio_bank,
 )
 from ansim.indexer.persisted import PersistedIndex
 
@@ -132,7 +140,7 @@ def test_opened_file_with_changes_since_agrees_with_brute_force(
         built.add(entry_id, entries[entry_id][0])
     built.save(tmp_path / "audio.index")
     opened = InvertedAudioIndex.load(tmp_path / "audio.index")
-    assert isinstance(opened._hashes, np.memmap) and len(opened) == 3
+    assert isinstance(opened._base.packed, np.memmap) and len(opened) == 3
     twin = BruteForceAudioIndex(cap)
     for entry_id in ids[:3]:
         twin.add(entry_id, entries[entry_id][0])
@@ -156,3 +164,141 @@ def test_opened_file_with_changes_since_agrees_with_brute_force(
     assert again.entry_ids() == set(ids) - {ids[2]} and again.postings == twin.postings
     for query in query_set:
         assert again.vote(query) == twin.vote(query)
+
+
+def save_sorted_layout(index: InvertedAudioIndex, path: Path) -> None:
+    """The bank in the format-2 layout (hash, entry id, time: 12 bytes a posting), written
+    as that format's `save` wrote it."""
+    hashes, entries, times = index._all_postings()
+    ids = sorted(index.entry_ids())
+    peaks = [index.peaks(i) for i in ids]
+    arrays = {
+        "hashes": hashes,
+        "entries": entries,
+        "times": times,
+        "entry_ids": np.array(ids, dtype=np.uint32),
+        "peak_bounds": np.concatenate([[0], np.cumsum([len(f) for f, _ in peaks])]).astype(
+            np.int64
+        ),
+        "peak_frames": np.concatenate([f for f, _ in peaks]).astype(np.uint32),
+        "peak_pitches": np.concatenate([p for _, p in peaks]).astype(np.float32),
+    }
+    meta = {"format": SORTED_FORMAT, "max_postings_per_hash": index.max_postings_per_hash}
+    write_arrays(path, SORTED_MAGIC, meta, arrays)
+
+
+# Hashes cut to this many bits crowd few keys: the packed file then keeps a start for
+# every hash (no key table), as a large bank's does.
+NARROW_BITS = 10
+
+
+def narrowed(entries, query_set=None):
+    """The entries (or queries) with their hashes mixed down to NARROW_BITS bits (a
+    multiplicative hash: the detector's low bits are far from uniform)."""
+
+    def cut(hashes: np.ndarray) -> np.ndarray:
+        mixed = (hashes.astype(np.uint64) * np.uint64(2654435761)) & np.uint64(0xFFFFFFFF)
+        return (mixed >> np.uint64(32 - NARROW_BITS)).astype(np.uint32)
+
+    if query_set is not None:
+        return [[QueryLandmarks(cut(q.hashes), q.times) for q in query] for query in query_set]
+    return {
+        entry_id: (AudioEntry(cut(e.hashes), e.times, e.peak_frames, e.peak_pitches), mono)
+        for entry_id, (e, mono) in entries.items()
+    }
+
+
+@pytest.mark.parametrize("narrow", [False, True], ids=["key table", "start per hash"])
+@pytest.mark.parametrize("cap", [DEFAULT_MAX_POSTINGS_PER_HASH, 2])
+def test_packed_file_answers_as_the_sorted_layout(
+    entries, tmp_path: Path, cap: int, narrow: bool
+) -> None:
+    """The same bank in the earlier layout and in the packed one: the same answers to the
+    same queries (and the twin's), a few bytes a posting instead of 12; a bank of the
+    earlier layout opens, and its next save writes the packed one."""
+    query_set = queries(entries, 6, seed=21)
+    if narrow:
+        entries, query_set = narrowed(entries), narrowed(entries, query_set)
+    built = InvertedAudioIndex(cap)
+    for entry_id, (entry, _) in entries.items():
+        built.add(entry_id, entry)
+    save_sorted_layout(built, tmp_path / "before.index")
+    built.save(tmp_path / "after.index")
+    before = InvertedAudioIndex.load(tmp_path / "before.index")
+    after = InvertedAudioIndex.load(tmp_path / "after.index")
+    twin = BruteForceAudioIndex(cap)
+    for entry_id, (entry, _) in entries.items():
+        twin.add(entry_id, entry)
+    assert before.postings == after.postings == twin.postings
+    strong = 0
+    for query in query_set:
+        answer = after.vote(query)
+        assert answer == before.vote(query) == twin.vote(query)
+        strong += bool(answer) and answer[0].votes > 20
+    assert cap == 2 or strong >= 2  # real matches among them, not only chance hits
+    for entry_id, (entry, _) in entries.items():
+        for got, want in zip(
+            after.peaks(entry_id), (entry.peak_frames, entry.peak_pitches), strict=True
+        ):
+            np.testing.assert_array_equal(got, want)
+    meta, arrays = read_arrays(tmp_path / "after.index", FILE_MAGIC)
+    max_time = max(int(np.rint(e.times).max()) for e, _ in entries.values())
+    time_bits, width = posting_layout(len(entries), max_time)
+    assert meta["time_bits"] == time_bits and arrays["postings"].shape == (built.postings, width)
+    assert width < 12 and ("keys" in arrays) is not narrow
+    assert len(arrays["starts"]) == (1 << NARROW_BITS) + 1 if narrow else len(arrays["keys"]) + 1
+    before.save(tmp_path / "before.index")  # over the very file it maps
+    resaved = InvertedAudioIndex.load(tmp_path / "before.index")
+    assert (tmp_path / "before.index").read_bytes() == (tmp_path / "after.index").read_bytes()
+    for query in query_set[:2]:
+        assert resaved.vote(query) == twin.vote(query)
+
+
+@pytest.mark.parametrize("narrow", [False, True], ids=["key table", "start per hash"])
+@pytest.mark.parametrize("pass_postings", [1 << 27, 5000])
+def test_streamed_build_writes_the_saved_file(
+    entries, tmp_path: Path, pass_postings: int, narrow: bool
+) -> None:
+    """`write_audio_bank` (in one pass over the hashes, or in many) writes what `save`
+    writes for the same entries, byte for byte."""
+    if narrow:
+        entries = narrowed(entries)
+    built = InvertedAudioIndex()
+    for entry_id, (entry, _) in entries.items():
+        built.add(entry_id, entry)
+    built.save(tmp_path / "saved.index")
+
+    def stream():
+        return ((entry_id, entry) for entry_id, (entry, _) in sorted(entries.items()))
+
+    write_audio_bank(tmp_path / "streamed.index", stream, pass_postings=pass_postings)
+    saved = (tmp_path / "saved.index").read_bytes()
+    assert (tmp_path / "streamed.index").read_bytes() == saved
+
+
+def test_streamed_build_refuses_what_it_cannot_hold(entries, tmp_path: Path) -> None:
+    ordered = sorted(((i, e) for i, (e, _) in entries.items()), reverse=True)
+    with pytest.raises(ValueError, match="ids must rise"):
+        write_audio_bank(tmp_path / "a.index", lambda: iter(ordered))
+    entry = ordered[0][1]
+    wide = AudioEntry(
+        entry.hashes | np.uint32(1 << STREAM_HASH_BITS),
+        entry.times,
+        entry.peak_frames,
+        entry.peak_pitches,
+    )
+    with pytest.raises(ValueError, match="hashes below"):
+        write_audio_bank(tmp_path / "a.index", lambda: iter([(1, wide)]))
+    assert not list(tmp_path.iterdir())  # nothing half-written left behind
+
+
+def test_posting_layout_is_the_narrowest_that_holds_the_bank() -> None:
+    # A row and a frame, each in as many bits as the bank's largest needs, in whole bytes.
+    assert posting_layout(1, 0) == (1, 1)
+    assert posting_layout(20_000, 5_624) == (13, 4)  # 15 + 13 bits
+    assert posting_layout(200_000, 5_624) == (13, 4)  # 18 + 13 bits
+    assert posting_layout(16_000_000, 6 * 3600 * 32) == (20, 6)  # 24 + 20 bits
+    # The most `add` accepts (ids and frames below 2**32) still fits 64 bits; more would not.
+    assert posting_layout(1 << 32, (1 << 32) - 1) == (32, 8)
+    with pytest.raises(ValueError):
+        posting_layout((1 << 32) + 1, (1 << 32) - 1)
