@@ -8,15 +8,26 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from typing import Any
 
 import psutil
 
 
+class StepDied(RuntimeError):
+    pass
+
+
 def in_child(function: Callable[..., Any], *args: Any) -> Any:
     with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(function, *args).result()
+        try:
+            return pool.submit(function, *args).result()
+        except BrokenProcessPool as exc:
+            raise StepDied(
+                f"the benchmark step {function.__name__} died in its process (killed: out "
+                "of memory? see `dmesg`); try a smaller size"
+            ) from exc
 
 
 def cpu_seconds(process: psutil.Process) -> float:

@@ -75,12 +75,14 @@ def pool_descriptors(images: Path, photos: int, seed: int) -> tuple[np.ndarray, 
 
 
 def distractor_descriptors(
-    count: int, centres: np.ndarray, seed: int, chunk: int = 100_000
+    count: int, centres: np.ndarray, seed: int, chunk: int = 100_000, out: np.ndarray | None = None
 ) -> np.ndarray:
-    """`count` synthetic descriptors: half around `centres` (the pool's), half isotropic."""
+    """`count` synthetic descriptors: half around `centres` (the pool's), half isotropic;
+    written into `out` when given (a view of a larger array: no second copy at 10M)."""
     rng = np.random.default_rng(seed)
     dim = centres.shape[1]
-    out = np.empty((count, dim), dtype=np.float32)
+    if out is None:
+        out = np.empty((count, dim), dtype=np.float32)
     for start in range(0, count, chunk):
         size = min(chunk, count - start)
         clustered = rng.random(size) < CLUSTERED_SHARE
@@ -104,11 +106,12 @@ def robust_descriptor_step(
     started = time.perf_counter()
     references, queries = pool_descriptors(images, photos, seed)
     described = time.perf_counter() - started
-    noise = distractor_descriptors(distractors, np.concatenate([references, queries]), seed)
     # References first (ids 1..), then the distractors; the bank adds them as one batch.
     ids = np.arange(1, len(references) + distractors + 1, dtype=np.int64)
-    vectors = np.concatenate([references, noise])
-    del noise
+    vectors = np.empty((len(ids), references.shape[1]), dtype=np.float32)
+    vectors[: len(references)] = references
+    centres = np.concatenate([references, queries])
+    distractor_descriptors(distractors, centres, seed, out=vectors[len(references) :])
     exact = FaissDescriptorIndex(vectors.shape[1])
     exact.add(ids, vectors)
     started = time.perf_counter()

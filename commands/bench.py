@@ -17,6 +17,7 @@ from ansim.commands.common import (
     emit_json,
     err,
     out,
+    print_error,
     progress_bar,
     refusals,
     shared_data_dir,
@@ -413,10 +414,15 @@ def bench_scale(
             "give --entries, --history, --descriptors, --robust-descriptors, --text-refs and/or "
             "--audio-hours sizes"
         )
+    from ansim.benchmarks.processes import StepDied
+
     try:
         report = run_scale_benchmark(config, lambda line: err.print(line, highlight=False))
     except ValueError as exc:
         raise CaseworkError(str(exc)) from exc
+    except StepDied as exc:
+        print_error(str(exc))
+        raise typer.Exit(1) from exc
     if json_out:
         emit_json(report)
     else:
