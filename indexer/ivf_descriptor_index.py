@@ -77,7 +77,9 @@ class IvfDescriptorIndex(DescriptorIndex):
             raise ValueError(f"{len(entry_ids)} ids for {len(matrix)} vectors")
         first = len(self._ids)
         self._ids = np.concatenate([self._ids, np.asarray(entry_ids, dtype=np.int64)])
-        if self._ivf is None:
+        if self._ivf is None and not len(self._vectors):
+            self._vectors = matrix.copy()  # the index's own (the caller may reuse theirs)
+        elif self._ivf is None:
             self._vectors = np.concatenate([self._vectors, matrix])
         else:
             self._added = np.concatenate([self._added, matrix])
@@ -115,7 +117,12 @@ class IvfDescriptorIndex(DescriptorIndex):
         """Train the cells on a sample of the live vectors and file every vector in them."""
         keep = np.flatnonzero(self._alive)
         self._ids, self._alive = self._ids[keep], self._alive[keep]
-        self._vectors = np.concatenate([self._vectors, self._added])[keep]
+        # Copied only where there is something to join or drop (each copy is the bank's
+        # full size: 5 GB at 10M x 128-d).
+        if len(self._added):
+            self._vectors = np.concatenate([self._vectors, self._added])
+        if len(keep) != len(self._vectors):
+            self._vectors = self._vectors[keep]
         self._added = self._added[:0]
         # No fewer training vectors a cell than FAISS asks for (a small bank's cells).
         cells = min(cells_for(len(keep)), max(1, len(keep) // MIN_TRAIN_PER_CELL))

@@ -53,13 +53,17 @@ class TieredDescriptorIndex(DescriptorIndex):
         return isinstance(self.inner, IvfDescriptorIndex)
 
     def add(self, entry_ids: list[int], vectors: np.ndarray) -> None:
-        self.inner.add(entry_ids, vectors)
+        if not self.compressed and len(self.inner) + len(entry_ids) >= self.ivf_from:
+            # The batch that crosses the threshold goes straight into the IVF: through the
+            # exact index it would be held twice more (its copy there and the copy read
+            # back out), 5 GB each for a 10M-entry rebuild.
+            self.inner = _compressed(self.inner, entry_ids, vectors)
+        else:
+            self.inner.add(entry_ids, vectors)
         if self._recording and len(entry_ids):
             self._added.append(
                 (np.asarray(entry_ids, dtype=np.int64), as_matrix(vectors, self.dim).copy())
             )
-        if not self.compressed and len(self.inner) >= self.ivf_from:
-            self.inner = _compressed(self.inner)
 
     def remove(self, entry_ids: list[int]) -> int:
         if self._recording and len(entry_ids):
@@ -149,13 +153,21 @@ def _read_changes(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return ids, vectors.reshape(added, dim), gone
 
 
-def _compressed(exact: FaissDescriptorIndex) -> IvfDescriptorIndex:
-    """The exact index's entries in a trained IVF (the cells trained on all of them)."""
+def _compressed(
+    exact: FaissDescriptorIndex,
+    entry_ids: list[int] | None = None,
+    vectors: np.ndarray | None = None,
+) -> IvfDescriptorIndex:
+    """The exact index's entries and a new batch in a trained IVF (the cells trained on
+    all of them)."""
     id_map = exact.faiss_index
     count = int(id_map.ntotal)
-    ids = faiss.vector_to_array(id_map.id_map).astype(np.int64)
-    vectors = id_map.index.reconstruct_n(0, count) if count else np.zeros((0, exact.dim))
     ivf = IvfDescriptorIndex(exact.dim, min_train=0)
-    ivf.add(ids, vectors)
+    if count:
+        ids = faiss.vector_to_array(id_map.id_map).astype(np.int64)
+        ivf.add(ids, id_map.index.reconstruct_n(0, count))
+        id_map.reset()  # its vectors are in the IVF now
+    if entry_ids is not None and vectors is not None:
+        ivf.add(entry_ids, vectors)
     ivf.build()
     return ivf

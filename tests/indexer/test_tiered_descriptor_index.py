@@ -139,3 +139,21 @@ def test_adds_to_an_opened_ivf_leave_its_file_mapped(tmp_path: Path) -> None:
     opened.save(tmp_path / "again.index")
     again = IvfDescriptorIndex.load(tmp_path / "again.index")
     assert len(again) == ENTRIES and top_ids(again, queries) == top_ids(opened, queries)
+
+
+def test_one_batch_across_the_threshold_builds_the_index_the_exact_route_builds() -> None:
+    """A rebuild adds the whole bank at once, straight into the IVF; adds that cross the
+    threshold later move the exact index's vectors there first. Same vectors, same order:
+    the same cells and the same answers, the batch's vectors kept as the index's own."""
+    vectors, ids, _, queries = planted_bank(seed=8)
+    at_once = TieredDescriptorIndex(DIM, ivf_from=IVF_FROM)
+    at_once.add(ids, vectors)
+    in_two = TieredDescriptorIndex(DIM, ivf_from=IVF_FROM)
+    in_two.add(ids[:9_000], vectors[:9_000])
+    assert not in_two.compressed
+    in_two.add(ids[9_000:], vectors[9_000:])
+    assert at_once.compressed and in_two.compressed
+    assert at_once.inner.cells == in_two.inner.cells
+    assert at_once.search(queries, 10, 0.5) == in_two.search(queries, 10, 0.5)
+    vectors[:] = 0  # the caller reuses its array: the index is unchanged
+    assert top_ids(at_once, queries) == top_ids(in_two, queries)
