@@ -140,6 +140,18 @@ def robust_descriptor_step(
         return {(h.entry_id, round(h.similarity, 5)) for h in hits if h.entry_id <= len(references)}
 
     same = sum(reference_hits(w) == reference_hits(g) for w, g in zip(want, got, strict=True))
+    # Where they differ, how: a similarity's last decimal, a tie at the k-th place, or a
+    # reference the bank missed.
+    differing = [
+        {
+            "query": number,
+            "exact_only": sorted(reference_hits(w) - reference_hits(g)),
+            "bank_only": sorted(reference_hits(g) - reference_hits(w)),
+            "exact_kth_similarity": round(w[-1].similarity, 5) if w else None,
+        }
+        for number, (w, g) in enumerate(zip(want, got, strict=True))
+        if reference_hits(w) != reference_hits(g)
+    ][:5]
     floor_wanted, floor_recall = recall(floor)
     match_wanted, match_recall = recall(match)
     inner = bank.inner
@@ -157,5 +169,6 @@ def robust_descriptor_step(
         f"exact_top{k}_at_match": match_wanted,
         "candidate_recall_at_match": match_recall,
         "queries_with_same_reference_hits": same,
+        "differing_reference_hits": differing,
         "resident_bytes_per_entry": round(inner.memory_bytes() / len(ids), 1),
     }
