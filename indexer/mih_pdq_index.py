@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from itertools import combinations
@@ -128,6 +128,17 @@ def chunk_flips(entries: int, chunks: int, radius: int) -> tuple[int, ...]:
         )
         flips[cheapest] -= 1
     return tuple(flips)
+
+
+def offsets_of(sizes: Sequence[int]) -> np.ndarray:
+    """Where each of these consecutive sizes starts (chunks' bit offsets, tables' bases)."""
+    return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+
+
+def probing_pays(entries: int, chunks: int, radius: int) -> bool:
+    """Would chunk tables over `entries` rows answer this radius faster than a scan? (Not
+    at the image matcher's 90 bits.)"""
+    return RANDOM_READ_COST * probe_cost(entries, chunks, radius) < entries
 
 
 def probe_cost(entries: int, chunks: int, radius: int) -> float:
@@ -396,10 +407,10 @@ class MihPdqIndex(CodeSearchingPdqIndex):
         return self._count - self._indexed > self._tail_limit
 
     def _probing_pays(self, radius: int) -> bool:
-        """Would tables over every row answer this radius faster than a scan? (Not at the
-        image matcher's 90 bits: such searches never call for a build.)"""
+        """Would tables over every row answer this radius faster than a scan? (Searches
+        where they would not never call for a build.)"""
         chunks = self._fixed_chunks or best_chunk_count(self._count)
-        return RANDOM_READ_COST * probe_cost(self._count, chunks, radius) < self._count
+        return probing_pays(self._count, chunks, radius)
 
     def _tables_due(self) -> bool:
         """Tables are (re)built once enough queries have paid for scanning without them:
@@ -415,7 +426,7 @@ class MihPdqIndex(CodeSearchingPdqIndex):
             self._compact()
         chunks = self._fixed_chunks or best_chunk_count(self._count)
         widths = chunk_widths(chunks)
-        offsets = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.int64)
+        offsets = offsets_of(widths)
         from ansim.indexer import mih_kernels
 
         codes = self._codes[: self._count]
@@ -425,9 +436,7 @@ class MihPdqIndex(CodeSearchingPdqIndex):
             starts_parts.append(starts)
         self._chunk_offsets = offsets
         self._chunk_widths = np.asarray(widths, dtype=np.int64)
-        self._start_bases = np.concatenate(
-            [[0], np.cumsum([len(s) for s in starts_parts])[:-1]]
-        ).astype(np.int64)
+        self._start_bases = offsets_of([len(s) for s in starts_parts])
         self._starts = np.concatenate(starts_parts)
         self._rows = rows
         self._indexed = self._count
@@ -454,10 +463,8 @@ class MihPdqIndex(CodeSearchingPdqIndex):
             self._stale_queries += len(queries)
             if self._tables_due():
                 self.build()
-        use_tables = (
-            self._indexed > 0
-            and RANDOM_READ_COST * probe_cost(self._indexed, len(self._chunk_widths), max_distance)
-            < self._indexed
+        use_tables = self._indexed > 0 and probing_pays(
+            self._indexed, len(self._chunk_widths), max_distance
         )
         if not use_tables:
             work = self._count * len(queries)

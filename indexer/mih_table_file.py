@@ -36,6 +36,8 @@ from ansim.indexer.mih_pdq_index import (
     best_chunk_count,
     chunk_widths,
     hits_per_query,
+    offsets_of,
+    probing_pays,
     run_split,
     scan_search,
     table_search,
@@ -68,7 +70,7 @@ class Layout:
     def __init__(self, entries: int, widths: list[int]) -> None:
         self.entries = entries
         self.widths = widths
-        self.chunk_offsets = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.int64)
+        self.chunk_offsets = offsets_of(widths)
         self.key_counts = [(1 << w) + 1 for w in widths]
         self.ids_at = _aligned(HEADER_BYTES)
         self.heads_at = _aligned(self.ids_at + 8 * entries)
@@ -221,9 +223,7 @@ class MappedMihTables:
             chunks, n
         )
         self._widths = np.asarray(layout.widths, dtype=np.int64)
-        self._start_bases = np.concatenate([[0], np.cumsum(layout.key_counts)[:-1]]).astype(
-            np.int64
-        )
+        self._start_bases = offsets_of(layout.key_counts)
         self.alive = np.ones(layout.entries, dtype=np.bool_)
         self.live = layout.entries
         self._threads = threads
@@ -249,7 +249,7 @@ class MappedMihTables:
         return self.ids[rows]
 
     def search_codes(self, query_words: np.ndarray, radius: int) -> list[list[PdqHit]]:
-        if not self._probing_pays(radius):
+        if not probing_pays(self.layout.entries, len(self._widths), radius):
             return self._scan(query_words, radius)
         run = table_search(
             self.heads,
@@ -294,12 +294,6 @@ class MappedMihTables:
             )
         finally:
             os.close(descriptor)
-
-    def _probing_pays(self, radius: int) -> bool:
-        from ansim.indexer.mih_pdq_index import RANDOM_READ_COST, probe_cost
-
-        entries = self.layout.entries
-        return RANDOM_READ_COST * probe_cost(entries, len(self._widths), radius) < entries
 
     def live_batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """The live rows' (ids, hashes as (n, 4) words), a batch at a time, in row order."""
