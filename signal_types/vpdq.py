@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from ansim.detector.decision import Decision, MatchRules
 from ansim.detector.hashing import Media
 from ansim.detector.signals import MediaSignals
@@ -25,7 +24,7 @@ from ansim.detector.video_match import (
     format_time,
 )
 from ansim.detector.vpdq_format import format_vpdq
-from ansim.indexer.pdq_index import PdqHit, hashes_to_array
+from ansim.indexer.pdq_index import FaissPdqIndex, PdqHit
 from ansim.signal_types.base import BankReader, Direction, SignalRecord
 
 
@@ -88,20 +87,13 @@ def frame_votes(hexes: list[str], bank: BankReader, vrules: VideoMatchRules) -> 
     entries = bank.pdq_entries_of(owners)
     if not entries:
         return close
-    import faiss
-
-    entry_ids = np.asarray([entry_id for entry_id, _ in entries], dtype=np.int64)
-    owners_frames = faiss.IndexBinaryFlat(256)
-    owners_frames.add(hashes_to_array([value for _, value in entries]))
-    limits, distances, rows = owners_frames.range_search(
-        hashes_to_array(hexes), vrules.vote_distance + 1
-    )
+    owners_frames = FaissPdqIndex()
+    owners_frames.add([entry_id for entry_id, _ in entries], [value for _, value in entries])
     found: list[list[PdqHit]] = []
-    for q in range(len(hexes)):
-        near = slice(limits[q], limits[q + 1])
-        votes = dict(zip(entry_ids[rows[near]].tolist(), distances[near].tolist(), strict=True))
+    for near, first in zip(owners_frames.search(hexes, vrules.vote_distance), close, strict=True):
+        votes = {h.entry_id: h.distance for h in near}
         # Hits on entries of other owners (images) are kept as the first step found them.
-        votes.update({h.entry_id: h.distance for h in close[q]})
+        votes.update({h.entry_id: h.distance for h in first})
         found.append(sorted(PdqHit(d, e) for e, d in votes.items()))
     return found
 
