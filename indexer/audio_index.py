@@ -213,12 +213,17 @@ def _unpack(rows: np.ndarray) -> np.ndarray:
     return wide.view("<u8").ravel()
 
 
+def _run_firsts(ordered: np.ndarray) -> np.ndarray:
+    """Whether each value of a sorted array is the first of its run of equal values."""
+    first = np.empty(len(ordered), dtype=bool)
+    first[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    return first
+
+
 def _hash_runs(sorted_hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(distinct hashes, start of each one's run plus the end) of hashes sorted."""
-    first = np.empty(len(sorted_hashes), dtype=bool)
-    first[:1] = True
-    np.not_equal(sorted_hashes[1:], sorted_hashes[:-1], out=first[1:])
-    starts = np.flatnonzero(first)
+    starts = np.flatnonzero(_run_firsts(sorted_hashes))
     return (
         np.asarray(sorted_hashes[starts], dtype=np.uint32),
         np.append(starts, len(sorted_hashes)).astype(np.int64),
@@ -485,14 +490,7 @@ class InvertedAudioIndex(AudioIndex):
             "peak_frames": _concat([f for f, _ in peaks], np.uint32),
             "peak_pitches": _concat([p for _, p in peaks], np.float32),
         }
-        write_arrays(path, FILE_MAGIC, self._meta(time_bits), arrays)
-
-    def _meta(self, time_bits: int) -> dict[str, int]:
-        return {
-            "format": INDEX_FORMAT,
-            "max_postings_per_hash": self.max_postings_per_hash,
-            "time_bits": time_bits,
-        }
+        write_arrays(path, FILE_MAGIC, _file_meta(self.max_postings_per_hash, time_bits), arrays)
 
     @classmethod
     def load(cls, path: Path) -> InvertedAudioIndex:
@@ -601,8 +599,15 @@ def write_audio_bank(
             np.dtype(np.float32), (peak_total,), peaks("peak_pitches", np.float32)
         ),
     }
-    meta = InvertedAudioIndex(max_postings_per_hash)._meta(time_bits)
-    write_arrays(path, FILE_MAGIC, meta, arrays)
+    write_arrays(path, FILE_MAGIC, _file_meta(max_postings_per_hash, time_bits), arrays)
+
+
+def _file_meta(max_postings_per_hash: int, time_bits: int) -> dict[str, int]:
+    return {
+        "format": INDEX_FORMAT,
+        "max_postings_per_hash": max_postings_per_hash,
+        "time_bits": time_bits,
+    }
 
 
 def _stream_batches(
@@ -651,10 +656,7 @@ def _stream_pass(
         values = (rows[inside] << np.uint64(time_bits)) | times[inside]
         order = np.argsort(local, kind="stable")
         local, values = local[order], values[order]
-        first = np.empty(len(local), dtype=bool)
-        first[:1] = True
-        np.not_equal(local[1:], local[:-1], out=first[1:])
-        group_start = np.flatnonzero(first)
+        group_start = np.flatnonzero(_run_firsts(local))
         sizes = np.diff(np.append(group_start, len(local)))
         rank = np.arange(len(local)) - np.repeat(group_start, sizes)
         out[cursor[local] + rank] = values
@@ -688,21 +690,14 @@ def _concat(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
 def _distinct(values: np.ndarray) -> np.ndarray:
     """Sorted distinct values (sort-based: faster here than numpy's hashing unique)."""
     ordered = np.sort(values)
-    if not len(ordered):
-        return ordered
-    keep = np.empty(len(ordered), dtype=bool)
-    keep[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
-    return ordered[keep]
+    return ordered[_run_firsts(ordered)]
 
 
 def _group(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(sorted distinct values, index of each input value among them)."""
     order = np.argsort(values, kind="stable")
     ordered = values[order]
-    first = np.empty(len(ordered), dtype=bool)
-    first[:1] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    first = _run_firsts(ordered)
     inverse = np.empty(len(values), dtype=np.int64)
     inverse[order] = np.cumsum(first) - 1
     return ordered[first], inverse
