@@ -204,21 +204,13 @@ def run_crawl_bench(
     """`engine` "ray" without `ray_address` starts a local cluster of `ray_nodes` nodes of
     one CPU each for the crawl (and stops it after)."""
     if engine == "ray" and ray_address is None:
-        from ansim.benchmarks.processes import in_child
-        from ansim.benchmarks.ray_cluster import LocalRayCluster
+        from ansim.benchmarks.ray_cluster import in_child_on_local_cluster
 
-        cluster = LocalRayCluster(nodes=ray_nodes)
-        try:
-            # In a child started now: Ray reads the cluster's token at its first import.
-            nodes = [process.pid for process in cluster.nodes.values()]
-            with cluster.joined() as address, PeakMemory(roots=nodes) as cluster_usage:
-                result = in_child(
-                    run_crawl_bench, shared, out, workers, pages, image_verification, "ray", address
-                )
-            result["ray_cluster_cpu_s"] = round(cluster_usage.children_cpu_s, 1)
-            result["peak_rss_mb"]["ray_cluster"] = round(cluster_usage.peak_children / 2**20)
-        finally:
-            cluster.close()
+        result, cluster_usage = in_child_on_local_cluster(
+            ray_nodes, run_crawl_bench, shared, out, workers, pages, image_verification, "ray"
+        )
+        result["ray_cluster_cpu_s"] = round(cluster_usage.children_cpu_s, 1)
+        result["peak_rss_mb"]["ray_cluster"] = round(cluster_usage.peak_children / 2**20)
         # The actors hash on the cluster's nodes, which share this machine's cores.
         result["ray_local_nodes"] = ray_nodes
         result["cpu_bound_floor_s"] = round(

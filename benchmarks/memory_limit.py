@@ -18,11 +18,11 @@ import contextlib
 import os
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
+
+from ansim.benchmarks.processes import in_child
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -89,16 +89,13 @@ def forget_cached_pages(path: Path) -> None:
 
 def run_limited(limit_bytes: int, function: Callable[..., Any], *args: Any) -> dict[str, Any]:
     """`function(*args)` (returning a dict) in a fresh process inside a memory cgroup of
-    `limit_bytes`; the cgroup's peak usage and limit hits are added to its result."""
+    `limit_bytes`; the cgroup's peak usage and limit hits are added to its result. A step
+    the kernel kills at the limit is `StepDied`."""
     group = MemoryCgroup.create(limit_bytes)
     try:
-        with ProcessPoolExecutor(
-            1,
-            mp_context=get_context("spawn"),
-            initializer=_join,
-            initargs=(str(group.path / "cgroup.procs"),),
-        ) as pool:
-            result = pool.submit(function, *args).result()
+        result = in_child(
+            function, *args, initializer=_join, initargs=(str(group.path / "cgroup.procs"),)
+        )
         return {
             **result,
             "memory_limit_mb": round(limit_bytes / 2**20),

@@ -19,8 +19,17 @@ class StepDied(RuntimeError):
     pass
 
 
-def in_child(function: Callable[..., Any], *args: Any) -> Any:
-    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+def in_child(
+    function: Callable[..., Any],
+    *args: Any,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple[Any, ...] = (),
+) -> Any:
+    """`function(*args)` in a fresh interpreter (`initializer(*initargs)` run there first);
+    a child killed on the way (out of memory) is `StepDied`."""
+    with ProcessPoolExecutor(
+        1, mp_context=get_context("spawn"), initializer=initializer, initargs=initargs
+    ) as pool:
         try:
             return pool.submit(function, *args).result()
         except BrokenProcessPool as exc:

@@ -18,10 +18,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from ansim.benchmarks.processes import PeakMemory, in_child
 from ansim.settings import variable
 
 RAY = Path(sys.executable).parent / "ray"
@@ -150,3 +152,20 @@ class LocalRayCluster:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
+
+
+def in_child_on_local_cluster(
+    nodes: int, function: Callable[..., Any], *args: Any
+) -> tuple[Any, PeakMemory]:
+    """`function(*args, address)` in a fresh process joined to a local cluster of `nodes`
+    one-CPU nodes started for it (Ray reads the cluster's token at its first import, so
+    the driver must be a process started after the cluster); its result, and the nodes'
+    CPU and memory sampled while it ran. The cluster is stopped after."""
+    cluster = LocalRayCluster(nodes=nodes)
+    try:
+        roots = [process.pid for process in cluster.nodes.values()]
+        with cluster.joined() as address, PeakMemory(roots=roots) as usage:
+            result = in_child(function, *args, address)
+    finally:
+        cluster.close()
+    return result, usage

@@ -20,9 +20,8 @@ compaction writes it (a table file, `indexer/mih_table_file.py`) and a retro-hun
 it (mapped, in a fresh process): build time, open time, lookups/s, one image retro-hunted
 (its 8 dihedral hashes at 31 and 90 bits), a 10-minute video's 6,000 frame hashes at 31
 bits (and, estimated from 50, at the video matcher's vote radius: the one-step search
-`frame_votes` avoids), resident bytes per entry and the
-process's memory (heap and
-mapped file pages apart). For each size in
+`frame_votes` avoids), resident bytes per entry and the process's memory (heap and mapped
+file pages apart); with `--history-memory-limit`, inside a memory cgroup. For each size in
 `--descriptors`, the compressed descriptor index (IvfDescriptorIndex) against the exact
 one: build time, queries/s, candidate recall, resident bytes per entry. For each size in
 `--robust-descriptors`, the descriptor bank's index on the real queries of `ansim bench
@@ -362,6 +361,20 @@ def history_open_step(
     }
 
 
+def _open_step(
+    limit: int | None, path: Path, function: Callable[..., dict[str, Any]], *args: Any
+) -> dict[str, Any]:
+    """A step that opens the file at `path`, in a fresh process; with a memory `limit`,
+    inside a cgroup of that size, the file's pages dropped from the cache first (so that
+    the step reads them itself, charged to its limit)."""
+    if not limit:
+        return in_child(function, *args)
+    from ansim.benchmarks.memory_limit import forget_cached_pages, run_limited
+
+    forget_cached_pages(path)
+    return run_limited(limit, function, *args)
+
+
 def _rss() -> dict[str, int]:
     """This process's resident memory now (all, anonymous, mapped files) and at its peak,
     in MB, from /proc (ru_maxrss alone cannot tell mapped file pages from the heap)."""
@@ -620,14 +633,9 @@ def run_scale_benchmark(config: ScaleConfig, log: Callable[[str], None]) -> dict
         path = config.out / f"history-{entries}.tables"
         built = in_child(history_build_step, path, entries, config.seed)
         log(f"history index of {entries:,}: opening and searching")
-        step_args = (history_open_step, path, entries, photos, config.seed)
-        if config.history_memory_limit:
-            from ansim.benchmarks.memory_limit import forget_cached_pages, run_limited
-
-            forget_cached_pages(path)
-            opened = run_limited(config.history_memory_limit, *step_args)
-        else:
-            opened = in_child(*step_args)
+        opened = _open_step(
+            config.history_memory_limit, path, history_open_step, path, entries, photos, config.seed
+        )
         report["history"].append({**built, **opened})
         path.unlink()
     for references in config.text_references:
@@ -643,14 +651,9 @@ def run_scale_benchmark(config: ScaleConfig, log: Callable[[str], None]) -> dict
         log(f"audio bank of {hours:g} hours: building")
         built, clips = in_child(_audio_bank_file, path, hours, config.seed)
         log(f"audio bank of {hours:g} hours: opening and searching")
-        audio_args = (audio_open_step, path, clips, config.seed)
-        if config.audio_memory_limit:
-            from ansim.benchmarks.memory_limit import forget_cached_pages, run_limited
-
-            forget_cached_pages(path)
-            opened = run_limited(config.audio_memory_limit, *audio_args)
-        else:
-            opened = in_child(*audio_args)
+        opened = _open_step(
+            config.audio_memory_limit, path, audio_open_step, path, clips, config.seed
+        )
         report["audio"].append({"audio_hours": hours, **built, **opened})
         path.unlink()
     for entries in config.descriptors:

@@ -121,8 +121,11 @@ def ray_scan_row(
         cpu = _cpu_seconds() - cpu
     row = {"seconds": seconds, "driver_cpu_s": cpu, "errors": report.errors}
     row["matches"] = len(report.matches)
-    findings = sorted((m.location, m.reference_id, m.signal, m.distance) for m in report.matches)
-    return row, findings
+    return row, _findings(report)
+
+
+def _findings(report: scanning.ScanReport) -> list[tuple[str, int, str, float]]:
+    return sorted((m.location, m.reference_id, m.signal, m.distance) for m in report.matches)
 
 
 def ray_scan(
@@ -130,18 +133,13 @@ def ray_scan(
 ) -> tuple[dict[str, Any], list[tuple[str, int, str, float]]]:
     """The scan on a local cluster of `nodes` one-CPU nodes started for it; CPU seconds
     are the driver's and the nodes' (actors, raylets, the head's services)."""
-    from ansim.benchmarks.processes import PeakMemory, in_child
-    from ansim.benchmarks.ray_cluster import LocalRayCluster
+    from ansim.benchmarks.ray_cluster import in_child_on_local_cluster
 
-    cluster = LocalRayCluster(nodes=nodes)
-    try:
-        roots = [process.pid for process in cluster.nodes.values()]
-        with cluster.joined() as address, PeakMemory(roots=roots) as usage:
-            row, findings = in_child(ray_scan_row, out_dir / "home-ray", files, references, address)
-        row["cluster_cpu_s"] = round(usage.children_cpu_s, 2)
-        row["cpu_s"] = row["driver_cpu_s"] + usage.children_cpu_s
-    finally:
-        cluster.close()
+    (row, findings), usage = in_child_on_local_cluster(
+        nodes, ray_scan_row, out_dir / "home-ray", files, references
+    )
+    row["cluster_cpu_s"] = round(usage.children_cpu_s, 2)
+    row["cpu_s"] = row["driver_cpu_s"] + usage.children_cpu_s
     return row, findings
 
 
@@ -187,9 +185,7 @@ def run_scan_bench(
             "errors": report.errors,
             "matches": len(report.matches),
         }
-        findings[label] = sorted(
-            (m.location, m.reference_id, m.signal, m.distance) for m in report.matches
-        )
+        findings[label] = _findings(report)
     if ray_nodes:
         label = f"ansim scan --engine ray ({ray_nodes} local nodes of 1 CPU)"
         rows[label], findings[label] = ray_scan(out_dir, files, references, ray_nodes)
