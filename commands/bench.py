@@ -14,6 +14,7 @@ from ansim.commands.common import (
     ImageVerification,
     JsonFlag,
     RayAddress,
+    checked_engine,
     emit_json,
     err,
     out,
@@ -239,8 +240,7 @@ def bench_crawl(
     """
     from ansim.benchmarks.crawl_bench import run_crawl_bench
 
-    if engine not in ("local", "ray"):
-        raise typer.BadParameter("local or ray", param_hint="--engine")
+    checked_engine(engine)
     result = run_crawl_bench(
         shared_data_dir(), out_dir, workers, pages, image_verification, engine, address, ray_nodes
     )
@@ -279,8 +279,7 @@ def bench_scan(
     """
     from ansim.benchmarks.scan_bench import run_scan_bench
 
-    if engine not in ("local", "ray"):
-        raise typer.BadParameter("local or ray", param_hint="--engine")
+    checked_engine(engine)
     source = folder or shared_data_dir() / "images"
     try:
         result = run_scan_bench(

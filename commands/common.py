@@ -146,6 +146,15 @@ def emit_json(data: Any) -> None:
 
 
 Engine = Annotated[str, typer.Option(help="local (worker processes here) or ray (a Ray cluster).")]
+
+
+def checked_engine(engine: str) -> str:
+    """An `--engine` value, refused unless it names an engine."""
+    if engine not in ("local", "ray"):
+        raise CaseworkError("--engine must be local or ray")
+    return engine
+
+
 RayAddress = Annotated[
     str | None,
     typer.Option(help="--engine ray: the cluster's HOST:PORT (default: start a local Ray)."),

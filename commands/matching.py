@@ -16,6 +16,7 @@ from ansim.commands.common import (
     RayAddress,
     Workers,
     budgets,
+    checked_engine,
     count_files,
     emit_json,
     err,
@@ -144,8 +145,7 @@ def scan(
     Examples: `ansim scan ~/collected/forum-dump/ --json`,
     `ansim scan https://forum.example/thread/123 https://cdn.example/i/9.jpg`
     """
-    if engine not in ("local", "ray"):
-        raise CaseworkError("--engine must be local or ray")
+    checked_engine(engine)
     if engine == "ray":
         from ansim.pipeline.ray_engine import ray_available
 
