@@ -39,6 +39,22 @@ def image_files(folder: Path, limit: int) -> list[Path]:
     return files[:limit]
 
 
+def resized_copies(files: list[Path], folder: Path, long_side: int) -> list[Path]:
+    """The files re-encoded as a forum dump holds photos: JPEG (quality 90), scaled (up or
+    down, Lanczos) so that their long side is `long_side` pixels."""
+    folder.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for number, path in enumerate(files):
+        copy = folder / f"{number:04d}-{path.stem}.jpg"
+        with Image.open(path) as image:
+            rgb = image.convert("RGB")
+        scale = long_side / max(rgb.size)
+        size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+        rgb.resize(size, Image.LANCZOS).save(copy, quality=90)
+        copies.append(copy)
+    return copies
+
+
 def plain_pdqhash(files: list[Path]) -> None:
     """The naive peer: decode at full size, PDQ of the pixels, nothing else."""
     import pdqhash
@@ -149,12 +165,17 @@ def run_scan_bench(
     limit: int,
     workers: int | None = None,
     ray_nodes: int = 0,
+    long_side: int | None = None,
 ) -> dict[str, Any]:
     """`ray_nodes` > 0 adds the scan through Ray actors on a local cluster of that many
-    one-CPU nodes (its start-up not counted: a cluster is up before an analyst scans)."""
+    one-CPU nodes (its start-up not counted: a cluster is up before an analyst scans).
+    `long_side`: every run reads JPEG copies of the images at that long side instead
+    (`resized_copies`, made before any run is timed)."""
     files = image_files(folder, limit)
     if not files:
         raise ValueError(f"no images under {folder}")
+    if long_side is not None:
+        files = resized_copies(files, out_dir / f"photos-{long_side}px", long_side)
     workers = workers or default_workers()
     references = files[:REFERENCES]
     rows: dict[str, dict[str, Any]] = {}
@@ -198,6 +219,7 @@ def run_scan_bench(
         row["cpu_s"] = round(row["cpu_s"], 2)
     return {
         "folder": str(folder),
+        "long_side": long_side,
         "images": len(files),
         "cores": default_workers(),
         "workers": workers,

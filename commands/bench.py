@@ -268,6 +268,14 @@ def bench_scan(
     ray_nodes: Annotated[
         int, typer.Option(min=1, help="--engine ray: the local cluster's nodes (one CPU each).")
     ] = 2,
+    long_side: Annotated[
+        int | None,
+        typer.Option(
+            min=16,
+            help="Scan JPEG copies (quality 90) of the images scaled to this long side, made "
+            "in OUT before the runs (e.g. 1024: a forum dump's photos).",
+        ),
+    ] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """`ansim scan` of one folder with --workers 1 and with the default (and through Ray
@@ -275,7 +283,7 @@ def bench_scan(
     the same files: images/s and each one's speed relative to the pdqhash loop (target:
     the default scan >= 1.0).
 
-    Example: `ansim bench scan --out bench-out/scan --limit 120 [--engine ray]`
+    Example: `ansim bench scan --out bench-out/scan --limit 120 [--long-side 1024] [--engine ray]`
     """
     from ansim.benchmarks.scan_bench import run_scan_bench
 
@@ -283,7 +291,7 @@ def bench_scan(
     source = folder or shared_data_dir() / "images"
     try:
         result = run_scan_bench(
-            source, out_dir, limit, workers, ray_nodes if engine == "ray" else 0
+            source, out_dir, limit, workers, ray_nodes if engine == "ray" else 0, long_side
         )
     except ValueError as exc:
         raise CaseworkError(str(exc)) from exc
@@ -292,7 +300,8 @@ def bench_scan(
     if json_out:
         emit_json(result)
         return
-    out.print(f"{result['images']} images from {result['folder']}, {result['cores']} cores")
+    copies = f" as {result['long_side']}-px JPEG copies" if result["long_side"] else ""
+    out.print(f"{result['images']} images from {result['folder']}{copies}, {result['cores']} cores")
     for label, row in result["rows"].items():
         out.print(
             f"{row['images_per_s']:8.2f} images/s  x{row['vs_pdqhash_loop']:<6} "

@@ -1,5 +1,10 @@
 """Image hasher: decode safely, hash the stored pixels with PDQ.
 
+`ImageOptions.fast_decode` trades bit-exactness with Meta's reference for speed: JPEGs
+decode reduced, and PDQ is computed by the separable-filter form of the algorithm
+(`pdq_fast`), which agrees with the reference up to float rounding. Without it the
+pixels and the hash are the reference's, bit for bit (`pdqhash`).
+
 EXIF orientation is ignored on purpose: Meta's reference hashers hash the stored pixel
 grid, and hash lists exchanged with other systems must agree with them. Rotated copies
 still match because queries try all 8 dihedral variants (`indexer.pdq_bank`).
@@ -84,10 +89,17 @@ class ImageHashes:
 
 
 def hash_image(path: Path, options: ImageOptions = ImageOptions()) -> ImageHashes:
-    return hash_rgb(load_rgb(path, options))
+    return hash_rgb(load_rgb(path, options), exact=not options.fast_decode)
 
 
-def hash_rgb(rgb: np.ndarray) -> ImageHashes:
-    # compute_dihedral costs little more than one hash: the DCT is shared.
-    hashes, quality = hash_pixels_dihedral(rgb)
+def hash_rgb(rgb: np.ndarray, exact: bool = True) -> ImageHashes:
+    """`exact`: Meta's reference (pdqhash), else its separable-filter form, an order of
+    magnitude less CPU on a photo (benchmarks/RESULTS.md, "scan")."""
+    # Either way the 8 variants cost little more than one hash: the filtering is shared.
+    if exact:
+        hashes, quality = hash_pixels_dihedral(rgb)
+    else:
+        from ansim.detector.pdq_fast import hash_dihedral  # scipy: not for every import
+
+        hashes, quality = hash_dihedral(rgb)
     return ImageHashes(pdq=FrameHash(pdq=hashes[0], quality=quality), dihedral=hashes)

@@ -18,6 +18,7 @@ coefficient sits on the median (tests/detector/test_pdq_fast.py compares them).
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 from ansim.detector.pdq import bits_to_hex
@@ -111,3 +112,45 @@ def hash_frame(
         signs = np.where(np.arange(1, DCT_SIDE + 1) % 2 == 1, -1.0, 1.0).astype(np.float32)
         mirrored = _threshold(coefficients * signs[None, :])
     return _threshold(coefficients), quality_of(samples), mirrored
+
+
+class DihedralStep(NamedTuple):
+    """One of the eight rotations and mirrors, as it acts on the DCT coefficients: a
+    transpose first, then a sign flip of every odd-frequency row and/or column."""
+
+    transpose: bool
+    flip_rows: bool
+    flip_columns: bool
+
+
+# pdqhash's order (original, rot90, rot180, rot270, flipX, flipY, flipPlus1, flipMinus1),
+# each as the reference's own dihedral hashes are found to be (tests/detector/
+# test_pdq_fast.py holds every one to the reference).
+DIHEDRAL_STEPS = (
+    DihedralStep(False, False, False),
+    DihedralStep(True, True, False),
+    DihedralStep(False, True, True),
+    DihedralStep(True, False, True),
+    DihedralStep(False, True, False),
+    DihedralStep(False, False, True),
+    DihedralStep(True, False, False),
+    DihedralStep(True, True, True),
+)
+
+
+def hash_dihedral(pixels: np.ndarray) -> tuple[list[str], int]:
+    """The 8 dihedral hashes, in pdqhash's order, and the quality of an (h, w, 3) RGB
+    frame: one filtering and one DCT, the variants from the coefficients' symmetries."""
+    samples = samples_64(pixels)
+    dct = _dct_matrix()
+    coefficients = dct @ samples @ dct.T
+    signs = np.where(np.arange(1, DCT_SIDE + 1) % 2 == 1, -1.0, 1.0).astype(np.float32)
+    hashes = []
+    for step in DIHEDRAL_STEPS:
+        turned = coefficients.T if step.transpose else coefficients
+        if step.flip_rows:
+            turned = turned * signs[:, None]
+        if step.flip_columns:
+            turned = turned * signs[None, :]
+        hashes.append(_threshold(turned))
+    return hashes, quality_of(samples)

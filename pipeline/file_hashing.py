@@ -75,7 +75,7 @@ def hashing_modules(options: HashOptions, matching: bool = False) -> tuple[str, 
     """What every worker imports, imported once in the forkserver it forks from: torch alone
     takes seconds of CPU to import, per process, and the workers start at once. Workers
     that match also import the matcher, the store's tables and every signal type."""
-    modules = ["ansim.detector.hashing", "faiss"]
+    modules = ["ansim.detector.hashing", "ansim.detector.pdq_fast", "faiss"]
     if options.extra.get(ROBUST_OPTION, True) and descriptor_available():
         modules += ["torch", "ansim.models.descriptor"]
     if matching:

@@ -58,7 +58,7 @@ class PdqType:
             hashes = media.video
             signals.pdq = hashes.usable(min_quality) + hashes.usable_variants(min_quality)
             return
-        image = hash_rgb(media.rgb)
+        image = hash_rgb(media.rgb, exact=not media.options.image.fast_decode)
         if image.pdq.quality < min_quality:
             raise LowQuality(
                 f"image PDQ quality {image.pdq.quality} is below {min_quality}: "

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from ansim.benchmarks.scan_bench import run_scan_bench
+from PIL import Image
 
 from tests.helpers import photo_like
 
@@ -18,8 +19,14 @@ def test_bench_scan_runs_on_a_small_folder(tmp_path: Path) -> None:
     folder.mkdir()
     for i in range(6):
         photo_like(folder / f"p{i}.png", seed=90 + i)
-    result = run_scan_bench(folder, tmp_path / "out", limit=6, workers=2)
+    # Scanned as JPEG copies with a long side of 320 px (`--long-side`).
+    result = run_scan_bench(folder, tmp_path / "out", limit=6, workers=2, long_side=320)
     assert result["images"] == 6 and result["same_findings"] is True
+    copies = sorted((tmp_path / "out" / "photos-320px").iterdir())
+    assert len(copies) == 6
+    for copy in copies:
+        with Image.open(copy) as image:
+            assert image.format == "JPEG" and max(image.size) == 320
     rows = result["rows"]
     assert len(rows) == 4
     assert all(row["images_per_s"] > 0 for row in rows.values())

@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 from ansim.detector.pdq import hash_pixels_dihedral, pdq_distance
-from ansim.detector.pdq_fast import hash_frame, sample_weights
+from ansim.detector.pdq_fast import hash_dihedral, hash_frame, sample_weights
 from PIL import Image
 
 # pdqhash's dihedral order: original, rot90, rot180, rot270, flipX, flipY, ... The
@@ -61,6 +61,22 @@ def test_fast_pdq_equals_the_reference(shared_data: Path) -> None:
     # Float rounding may flip a coefficient sitting on the median, nothing more.
     assert max(distances) <= 2 and sum(d > 0 for d in distances) <= len(images) // 20
     assert max(mirror_distances) <= 2
+    assert max(quality_gaps) <= 1
+
+
+def test_fast_dihedral_variants_equal_the_reference(shared_data: Path) -> None:
+    """All eight variants from one filtering, in pdqhash's order (a wrong symmetry would
+    put a variant ~128 bits off)."""
+    images = _photos(shared_data, 30) + _synthetic()
+    distances, quality_gaps = [], []
+    for rgb in images:
+        rgb = np.ascontiguousarray(rgb)
+        reference, reference_quality = hash_pixels_dihedral(rgb)
+        variants, quality = hash_dihedral(rgb)
+        assert len(variants) == 8
+        distances += [pdq_distance(a, b) for a, b in zip(reference, variants, strict=True)]
+        quality_gaps.append(abs(reference_quality - quality))
+    assert max(distances) <= 2 and sum(d > 0 for d in distances) <= len(distances) // 20
     assert max(quality_gaps) <= 1
 
 
