@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The learned copy descriptor needs torch: several GB, taken from this machine's local
-# wheels (see models/README.md). The tests install it so its tests run rather than skip,
+# Training the learned copy descriptor needs torch: several GB, taken from this machine's
+# local wheels (see models/README.md). The tests install it so its tests run rather than skip,
 # and the `bench` extra (imagehash, librosa) because they run the benchmarks' code, and
 # the `cluster` extra (Ray) so the Ray engine's tests run a real local cluster.
 $(ML_STAMP): $(STAMP)

@@ -1,6 +1,6 @@
 """`ansim bench retrohunt`: one new image reference against a crawl history of N items
 (default 1,000,000), seeded synthetically: random PDQ hashes plus a few near copies
-(a handful of bits flipped) of the new reference's hash at random rows; with torch, also
+(a handful of bits flipped) of the new reference's hash at random rows; with the descriptor, also
 a random unit descriptor per item plus a few near copies of the reference's descriptor at
 other rows (items whose PDQ is random, so only the robust matcher can find them). No
 local features are seeded (their size per item: see benchmarks/RESULTS.md, "retro-hunt").

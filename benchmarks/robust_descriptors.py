@@ -49,7 +49,7 @@ def pool_descriptors(images: Path, photos: int, seed: int) -> tuple[np.ndarray, 
 
     model = load_descriptor_model()
     if model is None:
-        raise ValueError("the descriptor model (torch and its weights) is not installed")
+        raise ValueError("the descriptor model (its weights file) is not installed")
     config = RobustBenchConfig(data_root=images, limit=photos)
     pool = split_pool(images, EVALUATION_FOLDERS, config.limit, config.seed)
 

@@ -1,29 +1,28 @@
 """Learned copy-detection descriptor at inference: RGB pixels in, a unit vector out.
 
-torch is an optional dependency (`pip install 'ansim[ml]'`). Without it, or without the
-weights file, `load_descriptor_model()` returns None and image matching runs on PDQ
-and local-feature verification alone.
+The network runs in numpy (`models.descriptor_numpy`) from the weights file, read without
+torch (`models.torch_file`): torch is needed only to train it (`pip install 'ansim[ml]'`).
+Without the weights file, `load_descriptor_model()` returns None and image matching runs
+on PDQ and local-feature verification alone.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from ansim.models.descriptor_numpy import NumpyDescriptor
+from ansim.models.torch_file import read_torch_file
 from ansim.settings import Settings
+from threadpoolctl import ThreadpoolController
 
 SIGNAL_KIND = "descriptor"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "weights" / "descriptor.pt"
 # The bank's float index is made for this width (models.descriptor.DescriptorConfig.dim).
 DESCRIPTOR_DIM = 128
-
-
-def torch_available() -> bool:
-    return importlib.util.find_spec("torch") is not None
 
 
 def weights_path(settings: Settings | None = None) -> Path:
@@ -53,6 +52,9 @@ class Descriptor:
     def from_blob(cls, blob: bytes, model_id: str) -> Descriptor:
         return cls(vector_from_blob(blob), model_id)
 
+    def summary(self) -> dict[str, object]:
+        return {"model": self.model_id, "dim": int(self.vector.shape[0])}
+
 
 def quantise(vector: np.ndarray) -> np.ndarray:
     """int8 codes of a unit vector, scaled so its largest component is +-127. The scale is
@@ -71,45 +73,28 @@ def vector_from_blob(blob: bytes, dim: int = DESCRIPTOR_DIM) -> np.ndarray:
     norm = float(np.linalg.norm(vector))
     return vector / norm if norm else vector
 
-    def summary(self) -> dict[str, object]:
-        return {"model": self.model_id, "dim": int(self.vector.shape[0])}
-
 
 class DescriptorModel:
-    """A loaded network; `describe` is thread-compatible and runs on the CPU."""
+    """A loaded network; `describe` is thread-compatible and runs on the CPU, on `threads`
+    BLAS threads (one: hashing runs a worker per core, and more threads on these small
+    matrix products cost far more in hand-offs than they gain)."""
 
     def __init__(self, path: Path, threads: int = 1) -> None:
-        import torch
-        from ansim.models.descriptor import load_weights
-
-        self._torch = torch
-        self.network, self.recipe = load_weights(str(path))
-        self.input_size = self.network.config.input_size
+        self.network = NumpyDescriptor(read_torch_file(path))
         self.dim = self.network.config.dim
         # The id names the exact weights: descriptors from other weights are not comparable.
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
         self.model_id = f"sscd-narrow-{self.dim}d-{digest}"
         self.threads = threads
+        self._blas = ThreadpoolController()
 
     def describe(self, rgb: np.ndarray) -> Descriptor:
         return Descriptor(self.describe_batch([rgb])[0], self.model_id)
 
     def describe_batch(self, images: list[np.ndarray]) -> np.ndarray:
         """(n, dim) float32 unit vectors for RGB uint8 images."""
-        from ansim.models.descriptor import preprocess
-
-        torch = self._torch
-        if not images:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        previous = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            batch = torch.stack([preprocess(rgb, self.input_size) for rgb in images])
-            with torch.inference_mode():
-                vectors = self.network(batch).numpy().astype(np.float32)
-        finally:
-            torch.set_num_threads(previous)
-        return vectors
+        with self._blas.limit(limits=self.threads, user_api="blas"):
+            return self.network.describe(images)
 
 
 @lru_cache(maxsize=4)
@@ -118,8 +103,8 @@ def _load(path: str, mtime_ns: int) -> DescriptorModel:
 
 
 def load_descriptor_model(path: Path | None = None) -> DescriptorModel | None:
-    """The descriptor network, or None where torch or the weights are missing."""
+    """The descriptor network, or None where the weights file is missing."""
     path = path or weights_path()
-    if not torch_available() or not path.is_file():
+    if not path.is_file():
         return None
     return _load(str(path), path.stat().st_mtime_ns)

@@ -1,8 +1,8 @@
 """The image signals beyond PDQ: the learned descriptor and ORB local features.
 
-The descriptor is computed only where its optional dependency is installed (torch +
-weights); without it an image yields PDQ and local features, and matching falls back to
-PDQ near misses verified by local features.
+The descriptor is computed only where its weights file is installed; without it an image
+yields PDQ and local features, and matching falls back to PDQ near misses verified by
+local features.
 
 ORB features are the dearest signal, most of the CPU of hashing an image (see
 benchmarks/RESULTS.md, "crawl").
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ansim.detector.descriptor import torch_available, weights_path
+from ansim.detector.descriptor import weights_path
 from ansim.detector.image import ImageOptions, load_rgb
 from ansim.detector.local_verify import LocalFeatures, extract_local_features
 
@@ -28,8 +28,8 @@ COARSE_LOCAL_FEATURES_OPTION = "image_local_features_coarse"
 
 
 def descriptor_available() -> bool:
-    """Whether images get a descriptor here, without importing torch."""
-    return torch_available() and weights_path().is_file()
+    """Whether images get a descriptor here, without loading the model."""
+    return weights_path().is_file()
 
 
 def local_features_file(

@@ -4,59 +4,24 @@ L2 normalisation (the SSCD recipe, scaled down to train from scratch on two CPU 
 The trunk is ResNet's basic residual block, one per stage, with widths 24-48-96-192
 instead of ResNet-18's 64-512: about 0.7 M parameters (under 3 MB of float32 weights),
 fed 112x112 pixels.
+
+This torch network is for training (`train.py`); descriptors are computed by its numpy
+twin, `descriptor_numpy.NumpyDescriptor`, from the saved weights. Its config and
+preprocessing come from there, so both see the same pixels.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
 import numpy as np
 import torch
 import torch.nn.functional as F
+from ansim.models.descriptor_numpy import DescriptorConfig, normalised_pixels
 from torch import nn
-
-# ImageNet statistics: the usual choice; the network learns from scratch either way.
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
-
-
-@dataclass(frozen=True)
-class DescriptorConfig:
-    widths: tuple[int, ...] = (24, 48, 96, 192)
-    blocks: tuple[int, ...] = (1, 1, 1, 1)
-    dim: int = 128
-    input_size: int = 112
-    gem_p: float = 3.0
-    extra: dict[str, object] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, object]) -> DescriptorConfig:
-        return cls(
-            widths=tuple(data["widths"]),  # type: ignore[arg-type]
-            blocks=tuple(data["blocks"]),  # type: ignore[arg-type]
-            dim=int(data["dim"]),  # type: ignore[arg-type]
-            input_size=int(data["input_size"]),  # type: ignore[arg-type]
-            gem_p=float(data["gem_p"]),  # type: ignore[arg-type]
-            extra=dict(data.get("extra") or {}),  # type: ignore[arg-type]
-        )
 
 
 def preprocess(rgb: np.ndarray, size: int) -> torch.Tensor:
-    """RGB uint8 (H, W, 3) to a normalised (3, size, size) tensor.
-
-    The frame is squashed, not cropped: a copy keeps its whole frame, and crops or pads are
-    exactly what the network learned to see through.
-    """
-    from PIL import Image
-
-    resized = np.asarray(Image.fromarray(rgb).resize((size, size), Image.BILINEAR), np.float32)
-    tensor = torch.from_numpy(resized / 255.0).permute(2, 0, 1)
-    mean = torch.tensor(MEAN).view(3, 1, 1)
-    std = torch.tensor(STD).view(3, 1, 1)
-    return (tensor - mean) / std
+    """RGB uint8 (H, W, 3) to a normalised (3, size, size) tensor (`normalised_pixels`)."""
+    return torch.from_numpy(normalised_pixels(rgb, size)).permute(2, 0, 1)
 
 
 class GeM(nn.Module):

@@ -53,7 +53,7 @@ class DescriptorType:
     match = None  # evidence for the robust image decision
 
     def hash(self, media: Media, signals: MediaSignals) -> None:
-        """Only where torch and the weights are installed, and robust hashing is on."""
+        """Only where the weights are installed, and robust hashing is on."""
         if not media.options.extra.get(ROBUST_OPTION, True):
             return
         model = load_descriptor_model()

@@ -1,16 +1,14 @@
 """`ansim bench retrohunt` on a small synthetic history: the new reference finds its PDQ
-near copies and, with torch, the items only its descriptor connects it to."""
+near copies and the items only its descriptor connects it to."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from ansim.benchmarks.retrohunt_bench import run_retrohunt_bench
 
 
 def test_small_retrohunt_bench_finds_every_planted_copy(shared_data: Path, tmp_path: Path) -> None:
-    pytest.importorskip("torch")
     result = run_retrohunt_bench(shared_data, tmp_path, items=20_000)
 
     assert result["planted_descriptor_only"] == 3

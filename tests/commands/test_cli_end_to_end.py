@@ -17,8 +17,8 @@ from tests.helpers import photo_like
 ANSIM = str(Path(sys.executable).parent / "ansim")
 
 
-# About 20 fresh `ansim` processes, each importing the detector stack (and torch for
-# images): 5-15 s each on a loaded 2-core CI machine.
+# About 20 fresh `ansim` processes, each importing the detector stack: 5-15 s each on a
+# loaded 2-core CI machine.
 pytestmark = pytest.mark.timeout(900)
 
 

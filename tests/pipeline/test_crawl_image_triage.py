@@ -70,7 +70,6 @@ def _query_near(reference: Descriptor, similarity: float) -> MediaSignals:
 
 
 def test_local_features_only_for_an_open_candidate(workspace_with_reference) -> None:
-    pytest.importorskip("torch")
     workspace, photo = workspace_with_reference
     reference = hash_file(photo, HashOptions()).extra.get(DESCRIPTOR_KIND)
     if reference is None:

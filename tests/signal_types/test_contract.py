@@ -23,7 +23,7 @@ def test_index_agrees_with_its_twin(
     if signal_type.name == "descriptor" and not any(
         "descriptor" in s.extra for s in samples["image"]
     ):
-        pytest.skip("no descriptor model here (torch or weights missing)")
+        pytest.skip("no descriptor model here (weights missing)")
     check_index_contract(signal_type, samples, tmp_path)
 
 
