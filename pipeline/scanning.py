@@ -12,7 +12,6 @@ adds no duplicate queue items.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -27,7 +26,6 @@ from ansim.casework.queue import transition
 from ansim.casework.workspace import Workspace
 from ansim.detector.decision import MatchRules
 from ansim.detector.hashing import HashOptions
-from ansim.detector.image_robust import COARSE_LOCAL_FEATURES_OPTION
 from ansim.detector.signals import MediaSignals
 from ansim.pipeline.banks import signal_rows
 from ansim.pipeline.file_hashing import MatchedFile, hash_paths, hash_work
@@ -96,17 +94,6 @@ class ScanReport:
         }
 
 
-def item_options(options: HashOptions) -> HashOptions:
-    """A scanned file's ORB features leave out the half-size keypoints (unless the caller
-    chose), as a crawled image's do: a scanned image meets a reference's half-size
-    keypoints with its own full-size ones, in a scan and, turned round, in a retro-hunt,
-    and `bench robust` kept every transform's recall without them, for a sixth of an
-    image's hashing and verification CPU (benchmarks/RESULTS.md, "scan")."""
-    return dataclasses.replace(
-        options, extra={COARSE_LOCAL_FEATURES_OPTION: False, **options.extra}
-    )
-
-
 def scan_paths(
     workspace: Workspace,
     paths: list[Path],
@@ -129,7 +116,6 @@ def scan_paths(
     `worker lost:` error; the next scan of it tries again, until it has cost
     `budgets.max_item_kills` workers."""
     report = ScanReport()
-    options = item_options(options)
     listed = list(expand_paths(paths))
     order = {str(path): number for number, path in enumerate(listed)}
     kills = {} if dry_run else _worker_losses(workspace, list(order))
@@ -292,7 +278,7 @@ def scan_file(
     rules: MatchRules,
 ) -> tuple[list[ScanMatch], str | None]:
     """Fingerprint one file found at `location` (a path or URL) and queue its matches."""
-    [outcome] = run_in_process(hash_work, [(path, (path, item_options(options)))])
+    [outcome] = run_in_process(hash_work, [(path, (path, options))])
     if outcome.error is not None:
         if not dry_run:
             with workspace.session() as session:
