@@ -216,6 +216,9 @@ class RobustBank:
             self.features[entry_id] = signals.features
             self.local_index.add([entry_id], [signals.features])
 
+    def features_of(self, owner_ids: set[int]) -> dict[int, LocalFeatures]:
+        return {owner: self.features[owner] for owner in owner_ids if owner in self.features}
+
     def pdq_distances(self, signals: ItemSignals, clock: StageClock) -> dict[int, int]:
         hits = clock.time("pdq_search", lambda: self.pdq.search(signals.pdq, PDQ_NO_EVIDENCE))
         best: dict[int, int] = {}
@@ -255,7 +258,7 @@ class RobustBank:
             lambda: judge_candidates(
                 candidates,
                 signals.features,
-                self.features.get,
+                self.features_of,
                 self.thresholds,
                 max_verifications,
             ),
@@ -287,7 +290,7 @@ class RobustBank:
             lambda: judge_candidates(
                 with_evidence,
                 signals.features if needs_features else None,
-                self.features.get,
+                self.features_of,
                 self.thresholds,
                 max_verifications,
             ),

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -304,7 +304,7 @@ class Candidate:
 def judge_candidates(
     candidates: Sequence[Candidate],
     query_features: LocalFeatures | None,
-    reference_features: Callable[[int], LocalFeatures | None],
+    reference_features: Callable[[set[int]], Mapping[int, LocalFeatures]],
     thresholds: Thresholds,
     max_verifications: int = VERIFICATION_BUDGET,
     query_is_reference: bool = False,
@@ -319,17 +319,21 @@ def judge_candidates(
     the nearest descriptor, then the closest PDQ near miss, then the second of each, ...):
     a strong candidate from one index cannot crowd out the one that only another index
     found. Candidates that PDQ already matches need no verification.
+
+    `reference_features` is asked once, for the chosen owners' ORB features (a retro-hunt
+    fetches its items again then, all at once); an owner it leaves out is not verified.
     """
     chosen = (
         _pick_for_verification(candidates, thresholds, max_verifications)
         if query_features is not None
         else set()
     )
+    chosen_features = reference_features(chosen) if chosen else {}
     decisions = []
     for candidate in candidates:
         verification = None
         if candidate.owner_id in chosen:
-            features = reference_features(candidate.owner_id)
+            features = chosen_features.get(candidate.owner_id)
             if features is not None and query_is_reference:
                 verification = verify(features, query_features)
             elif features is not None:

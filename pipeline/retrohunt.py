@@ -16,13 +16,16 @@ such, with when it was last seen and its sealed evidence, if any.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Mapping
+from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ansim.casework.recheck import classify
 from ansim.casework.workspace import Workspace
+from ansim.crawler.fetch import BLOCKED, CONNECTION_ERROR, TIMEOUT, Fetcher
+from ansim.crawler.urls import host_key
 from ansim.detector.decision import MatchRules
 from ansim.detector.hashing import HashOptions
 from ansim.detector.image_robust import local_features_file
@@ -39,6 +42,10 @@ from ansim.store import audit
 from ansim.store.tables import Evidence, Reference, ScannedItem
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+
+# Fetch outcomes that say the host itself did not answer (no name, refused, silent): the
+# hunt's other items on that host are not fetched again (`_refetch_host`).
+HOST_DOWN_OUTCOMES = frozenset({CONNECTION_ERROR, BLOCKED, TIMEOUT})
 
 
 def history_banks(workspace: Workspace) -> Banks:
@@ -79,90 +86,96 @@ class HuntResult:
 
 class RefetchingHistoryReader(StoreBankReader):
     """The crawl history, whose items' ORB features are computed on the fresh bytes of their
-    URL when a verification asks for them (at most the verification budget per query)."""
+    URL when a verification asks for them (at most the verification budget per query).
+
+    The items a verification asks for are fetched all at once: one host's one after
+    another (the crawler's politeness), hosts side by side, so the hunt waits for its
+    slowest host rather than for the sum of every fetch."""
 
     def __init__(self, session: Session, banks: Banks, fetching: RecheckFetch) -> None:
         super().__init__(session, banks)
         self.fetching = fetching
         self.refetched: dict[int, Refetched] = {}
+        self._fresh: dict[int, LocalFeatures | None] = {}
 
     def local_features_of(self, owner_ids: set[int]) -> Mapping[int, LocalFeatures]:
         # Items crawled before the history stopped keeping ORB features still have them.
-        return _FeaturesOnDemand(super().local_features_of(owner_ids), owner_ids, self._refetch)
+        stored = super().local_features_of(owner_ids)
+        wanted = sorted(owner_ids - set(stored) - set(self._fresh))
+        if wanted:
+            self._fresh.update(asyncio.run(self._refetch_all(wanted)))
+        fresh = {owner: self._fresh[owner] for owner in owner_ids if owner not in stored}
+        return {**stored, **{owner: f for owner, f in fresh.items() if f is not None}}
 
-    def _refetch(self, item_id: int) -> LocalFeatures | None:
-        item = self._session.get(ScannedItem, item_id)
-        if item is None or item.modality != "image" or "://" not in item.location:
-            return None  # a scanned file or a video frame: nothing to fetch ORB features of
-        verdict, reason, features = asyncio.run(
-            _fetch_and_extract(self.fetching, item.location, item.sha256)
-        )
-        self.refetched[item_id] = Refetched(
-            item_id,
+    async def _refetch_all(self, item_ids: list[int]) -> dict[int, LocalFeatures | None]:
+        by_host: dict[str, list[ScannedItem]] = defaultdict(list)
+        features: dict[int, LocalFeatures | None] = {}
+        for item_id in item_ids:
+            item = self._session.get(ScannedItem, item_id)
+            if item is None or item.modality != "image" or "://" not in item.location:
+                features[item_id] = None  # a scanned file or a video frame: nothing to fetch
+            else:
+                by_host[host_key(item.location)].append(item)
+        async with self.fetching.fetcher() as fetcher:
+            for found in await asyncio.gather(
+                *(self._refetch_host(fetcher, items) for items in by_host.values())
+            ):
+                features.update(found)
+        return features
+
+    async def _refetch_host(
+        self, fetcher: Fetcher, items: list[ScannedItem]
+    ) -> dict[int, LocalFeatures | None]:
+        """One host's items in turn; once the host itself does not answer (its name does
+        not resolve, it refuses or stays silent), its other items get the same verdict
+        without another try: a host taken down takes all its items with it."""
+        features: dict[int, LocalFeatures | None] = {}
+        host_down: tuple[str, str] | None = None
+        for item in items:
+            if host_down is None:
+                verdict, reason, features[item.id], outcome = await _fetch_and_extract(
+                    fetcher, item.location, item.sha256
+                )
+                if outcome in HOST_DOWN_OUTCOMES:
+                    host_down = (verdict, f"{reason} (the host, for this hunt's later items)")
+            else:
+                (verdict, reason), features[item.id] = host_down, None
+            self.refetched[item.id] = self._record(item, verdict, reason)
+        return features
+
+    def _record(self, item: ScannedItem, verdict: str, reason: str) -> Refetched:
+        bundles = self._session.execute(
+            select(Evidence.bundle_id).where(Evidence.item_id == item.id).distinct()
+        ).scalars()
+        return Refetched(
+            item.id,
             item.location,
             verdict,
             reason,
             item.scanned_at.isoformat(timespec="seconds"),
-            list(
-                self._session.execute(
-                    select(Evidence.bundle_id).where(Evidence.item_id == item_id).distinct()
-                ).scalars()
-            ),
+            list(bundles),
         )
-        return features
-
-
-class _FeaturesOnDemand(Mapping[int, LocalFeatures]):
-    """Owner -> ORB features: stored ones, else fetched once on first use."""
-
-    def __init__(
-        self,
-        stored: Mapping[int, LocalFeatures],
-        owner_ids: set[int],
-        refetch: Any,
-    ) -> None:
-        self._stored = stored
-        self._owner_ids = owner_ids
-        self._refetch = refetch
-        self._fresh: dict[int, LocalFeatures | None] = {}
-
-    def __getitem__(self, owner_id: int) -> LocalFeatures:
-        if owner_id in self._stored:
-            return self._stored[owner_id]
-        if owner_id not in self._owner_ids:
-            raise KeyError(owner_id)
-        if owner_id not in self._fresh:
-            self._fresh[owner_id] = self._refetch(owner_id)
-        features = self._fresh[owner_id]
-        if features is None:
-            raise KeyError(owner_id)
-        return features
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self._stored)  # only what is known without fetching
-
-    def __len__(self) -> int:
-        return len(self._stored)
 
 
 async def _fetch_and_extract(
-    fetching: RecheckFetch, url: str, crawled_sha256: str | None
-) -> tuple[str, str, LocalFeatures | None]:
-    """(verdict, reason, ORB features when the same bytes are still there) for one URL."""
-    async with fetching.fetcher() as fetcher:  # its body files live as long as it does
-        fetched = await fetcher.fetch(url)
-        try:
-            outcome = classify(fetched, crawled_sha256, None)
-            if outcome.replaced:
-                return "replaced", outcome.reason, None
-            if outcome.verdict != "online" or fetched.body_path is None:
-                return outcome.verdict, outcome.reason, None
-            features, error = _features_of(fetched.body_path)
-            if features is None:
-                return "undecodable", error or "no features", None
-            return "online", outcome.reason, features
-        finally:
-            fetched.discard()
+    fetcher: Fetcher, url: str, crawled_sha256: str | None
+) -> tuple[str, str, LocalFeatures | None, str]:
+    """(verdict, reason, ORB features when the same bytes are still there, the fetch's
+    outcome) for one URL. The features are extracted in a thread, so the other hosts'
+    fetches go on meanwhile."""
+    fetched = await fetcher.fetch(url)
+    try:
+        outcome = classify(fetched, crawled_sha256, None)
+        if outcome.replaced:
+            return "replaced", outcome.reason, None, fetched.outcome
+        if outcome.verdict != "online" or fetched.body_path is None:
+            return outcome.verdict, outcome.reason, None, fetched.outcome
+        features, error = await asyncio.to_thread(_features_of, fetched.body_path)
+        if features is None:
+            return "undecodable", error or "no features", None, fetched.outcome
+        return "online", outcome.reason, features, fetched.outcome
+    finally:
+        fetched.discard()
 
 
 def _features_of(body: Path) -> tuple[LocalFeatures | None, str | None]:

@@ -110,7 +110,6 @@ class OrbType:
         if not candidates:
             return []
         retro_hunt = bank.direction is Direction.RETRO_HUNT
-        features = bank.local_features_of({c.owner_id for c in candidates})
         # A retro-hunt fetches an item again to verify it: not one that matches without.
         settled = {
             c.owner_id for c in candidates if retro_hunt and _without_verification(c).matched
@@ -118,7 +117,7 @@ class OrbType:
         decisions = judge_candidates(
             candidates,
             signals.extra.get(NAME),
-            lambda owner_id: None if owner_id in settled else features.get(owner_id),
+            lambda chosen: bank.local_features_of(chosen - settled),
             decision_thresholds(),
             RETRO_HUNT_VERIFICATIONS if retro_hunt else VERIFICATION_BUDGET,
             query_is_reference=retro_hunt,
