@@ -50,7 +50,11 @@ class LocalRayCluster:
     with everything it started, SIGKILL of the group is a node dying at once. Nodes are
     named "head", "second", "node3", ..."""
 
-    def __init__(self, nodes: int = 2, object_store_mb: int = 200) -> None:
+    def __init__(
+        self, nodes: int = 2, object_store_mb: int = 200, env: dict[str, str] | None = None
+    ) -> None:
+        """`env`: more of the nodes' environment (e.g. the store's `PGPASSWORD`, which a
+        crawl's calls do not carry)."""
         # Short: Ray's socket paths live under it and are limited to ~107 characters.
         self.root = Path(tempfile.mkdtemp(prefix="ansim-ray-", dir="/tmp"))
         self.object_store_mb = object_store_mb
@@ -63,6 +67,7 @@ class LocalRayCluster:
             # A dead node is noticed in seconds, not the default half minute.
             "RAY_health_check_period_ms": "1000",
             "RAY_health_check_failure_threshold": "3",
+            **(env or {}),
         }
         self.port, dashboard = free_ports(2)
         self.address = f"127.0.0.1:{self.port}"

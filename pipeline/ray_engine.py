@@ -23,7 +23,12 @@ folder per store under the node's `index_cache_dir` (`ANSIM_INDEX_CACHE_DIR` in 
 environment `ray start` ran with), built from the store when first opened and caught up
 by checkpoint at every use (`Banks(follow_store=True)`). The store is the only thing the
 nodes share; only the driver's processes write the home's banks and the crawl history.
-The actors need no data key: sealing evidence is the driver's.
+The actors need no data key: sealing evidence is the driver's. Nor do they get the store's
+password: the calls carry its URL without one (`home_for_nodes`), and each node's actors
+authenticate from the environment its `ray start` ran with (`PGPASSWORD`, or a
+`PGPASSFILE`/`~/.pgpass`, as libpq reads them), so the secret never sits in Ray's task
+arguments or object store. A local Ray (no `--address`) is started with it in its
+environment.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +59,9 @@ from ansim.pipeline.workers import (
     run_in_process,
 )
 from ansim.settings import Settings
+from ansim.store.home import Home
 from ansim.store.private_files import private_dir
+from sqlalchemy.engine import URL, make_url
 
 # How long a replacement actor may take to start (imports, the model) and find room on the
 # cluster; a node gone for good leaves fewer actors rather than calls waiting forever.
@@ -92,7 +100,29 @@ class FileHasher:
         return outcome.value, outcome.error
 
 
-def connect(address: str | None) -> Any:
+def home_for_nodes(home: Home) -> Home:
+    """The home as a crawl's calls carry it to the actors: its store's URL without the
+    password (the nodes bring their own)."""
+    if make_url(home.db_url).password is None:
+        return home
+    return replace(home, db_url=url_without_password(home.db_url))
+
+
+def url_without_password(db_url: str) -> str:
+    url = make_url(db_url)
+    bare = URL.create(
+        url.drivername, url.username, None, url.host, url.port, url.database, url.query
+    )
+    return bare.render_as_string(hide_password=False)
+
+
+def password_of(home: Home) -> str | None:
+    return make_url(home.db_url).password
+
+
+def connect(address: str | None, store_password: str | None = None) -> Any:
+    """Join the cluster at `address`, or start a local Ray: with `store_password` in its
+    environment (libpq's `PGPASSWORD`, unless one is set), as a node would have it."""
     if not ray_available():
         raise RayUnavailable("the ray engine needs Ray: pip install -e '.[cluster]'")
     import ray
@@ -102,6 +132,8 @@ def connect(address: str | None) -> Any:
             if address:
                 ray.init(address=address, log_to_driver=False)
             else:
+                if store_password is not None:
+                    os.environ.setdefault("PGPASSWORD", store_password)
                 ray.init(log_to_driver=False, include_dashboard=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise RayUnavailable(f"cannot reach the Ray cluster at {address}: {exc}") from exc
@@ -264,10 +296,9 @@ class CrawlHasher:
 
 def replica_dir(cache_dir: Path, db_url: str) -> Path:
     """This node's folder (0700: reference hashes) for the replica of one store's banks,
-    named by a digest of the store's URL without its password."""
-    from sqlalchemy.engine import make_url
-
-    shown = make_url(db_url).render_as_string(hide_password=True)
+    named by a digest of the store's URL without its password (which the driver's URL
+    has and the actors' does not)."""
+    shown = url_without_password(db_url)
     return private_dir(cache_dir / hashlib.sha256(shown.encode()).hexdigest()[:16])
 
 
@@ -327,14 +358,14 @@ class RayCrawlWorkers:
 
     def __init__(
         self,
-        home: Any,
+        home: Home,
         plan: Any,
         budgets: Budgets,
         address: str | None = None,
         actors: int | None = None,
     ) -> None:
-        self.ray = connect(address)
-        self.home = home
+        self.ray = connect(address, password_of(home) if address is None else None)
+        self.home = home_for_nodes(home)
         self.plan = plan
         self.budgets = budgets
         self.options = budgeted_options(plan.hash_options, budgets)

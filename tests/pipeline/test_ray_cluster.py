@@ -13,6 +13,7 @@ each process joins the cluster once, with the cluster's token in its environment
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -30,8 +31,9 @@ from ansim.pipeline.workspaces import init_workspace
 from ansim.store.tables import CrawlUrl, Match, ScannedItem
 from PIL import Image
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import PG_URL_ENV, REPO_ROOT
 from tests.crawl_site import CrawlSite
 from tests.helpers import photo_like
 from tests.localserve import LocalServer
@@ -42,8 +44,11 @@ pytestmark = pytest.mark.timeout(900)
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalRayCluster]:
+    # The nodes bring the PostgreSQL store's password themselves, as a deployment's would:
+    # a crawl's calls carry the store's URL without it.
+    password = make_url(os.environ[PG_URL_ENV]).password if os.environ.get(PG_URL_ENV) else None
     try:
-        started = LocalRayCluster(nodes=2)
+        started = LocalRayCluster(nodes=2, env={"PGPASSWORD": password} if password else None)
     except ClusterStartFailed as exc:
         pytest.fail(str(exc))
     try:

@@ -49,6 +49,20 @@ def test_a_replica_folder_is_private_and_named_without_the_password(tmp_path: Pa
     other = replica_dir(tmp_path, "postgresql+psycopg://ansim:secret@db.example:5432/other")
     assert first == again != other
     assert first.parent == tmp_path and (first.stat().st_mode & 0o777) == 0o700
+    # The actors' URL (no password at all) names the same folder as the driver's.
+    assert replica_dir(tmp_path, "postgresql+psycopg://ansim@db.example:5432/ansim") == first
+
+
+def test_a_crawls_calls_carry_the_store_url_without_its_password(tmp_path: Path) -> None:
+    from ansim.pipeline.ray_engine import home_for_nodes
+    from ansim.store.home import Home
+
+    home = Home(tmp_path, "postgresql+psycopg://ansim:s3cret@db.example:5432/ansim")
+    for_nodes = home_for_nodes(home)
+    assert for_nodes.db_url == "postgresql+psycopg://ansim@db.example:5432/ansim"
+    assert "s3cret" not in repr(for_nodes) and for_nodes.root == home.root
+    sqlite_home = Home(tmp_path, f"sqlite:///{tmp_path / 'ansim.db'}")
+    assert home_for_nodes(sqlite_home) == sqlite_home
 
 
 def test_ray_scan_finds_what_the_local_scan_finds(
