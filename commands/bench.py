@@ -406,6 +406,7 @@ def bench_scale(
         text_references=sizes(text_refs),
         audio_hours=hours(audio_hours),
         texts=shared_data_dir() / "text",
+        audio_recordings=shared_data_dir() / "audio",
         photos=photos,
         history_memory_limit=int(history_memory_limit * 2**30) or None,
         audio_memory_limit=int(audio_memory_limit * 2**30) or None,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from ansim.benchmarks.scale import ScaleConfig, run_scale_benchmark
+from ansim.detector.audio_landmarks import VariantGrid
 
 
 def test_small_scale_run_is_exact(shared_data: Path, tmp_path: Path) -> None:
@@ -18,6 +19,7 @@ def test_small_scale_run_is_exact(shared_data: Path, tmp_path: Path) -> None:
         text_references=[3000],
         audio_hours=[1.0],
         texts=shared_data / "text",
+        audio_recordings=shared_data / "audio",
         photos=6,
     )
     report = run_scale_benchmark(config, lambda line: None)
@@ -43,6 +45,10 @@ def test_small_scale_run_is_exact(shared_data: Path, tmp_path: Path) -> None:
     text, audio = report["text"][0], report["audio"][0]
     assert text["text_references"] == 3000 + 200 and text["text_copies_found"] >= 0.97
     assert audio["audio_entries"] == 20 and audio["audio_clips_found"] == 1.0
+    # A real 10-second clip's query: every variant of the grid, each with its landmarks.
+    assert audio["audio_real_query_variants"] == len(VariantGrid().variants())
+    assert audio["audio_real_query_lookups"] > 35 * 500 and audio["audio_real_query_hits"] > 0
+    assert audio["audio_real_query_cpu_s"] > 0
 
 
 def test_audio_bank_answers_inside_a_memory_limit(shared_data: Path, tmp_path: Path) -> None:
