@@ -9,6 +9,8 @@ on PDQ and local-feature verification alone.
 from __future__ import annotations
 
 import hashlib
+import pickle
+import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -16,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from ansim.models.descriptor_numpy import NumpyDescriptor
 from ansim.models.torch_file import read_torch_file
-from ansim.settings import Settings
+from ansim.settings import Settings, SettingsError, variable
 from threadpoolctl import ThreadpoolController
 
 SIGNAL_KIND = "descriptor"
@@ -80,7 +82,20 @@ class DescriptorModel:
     matrix products cost far more in hand-offs than they gain)."""
 
     def __init__(self, path: Path, threads: int = 1) -> None:
-        self.network = NumpyDescriptor(read_torch_file(path))
+        try:
+            self.network = NumpyDescriptor(read_torch_file(path))
+        except (
+            OSError,
+            zipfile.BadZipFile,
+            pickle.UnpicklingError,
+            LookupError,
+            ValueError,
+        ) as exc:
+            raise SettingsError(
+                f"the descriptor weights {path} cannot be used ({type(exc).__name__}: {exc}); "
+                f"set {variable('descriptor_weights')} to a trained weights file, or unset it "
+                "for the bundled one"
+            ) from exc
         self.dim = self.network.config.dim
         # The id names the exact weights: descriptors from other weights are not comparable.
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
@@ -103,7 +118,9 @@ def _load(path: str, mtime_ns: int) -> DescriptorModel:
 
 
 def load_descriptor_model(path: Path | None = None) -> DescriptorModel | None:
-    """The descriptor network, or None where the weights file is missing."""
+    """The descriptor network, or None where the weights file is missing. SettingsError
+    where it is there but unusable: a command stops on that before its first item
+    (`file_hashing.hash_paths`, the crawl's plan) rather than failing every image."""
     path = path or weights_path()
     if not path.is_file():
         return None

@@ -35,6 +35,10 @@ STORAGE_DTYPES = {
 }
 
 
+# The pickle names tensors, it does not hold them: anything larger is not a weights file.
+MAX_PICKLE_BYTES = 16 << 20
+
+
 class RefusedTorchFile(pickle.UnpicklingError):
     """The file is not a `torch.save` of tensors and plain values, or asks for more."""
 
@@ -82,7 +86,13 @@ def _rebuild_tensor(
 
 class _TensorUnpickler(pickle.Unpickler):
     def __init__(self, archive: zipfile.ZipFile, root: str, byteorder: str) -> None:
-        super().__init__(io.BytesIO(archive.read(f"{root}/data.pkl")))
+        pickled = archive.getinfo(f"{root}/data.pkl")
+        if pickled.file_size > MAX_PICKLE_BYTES:
+            raise RefusedTorchFile(
+                f"its data.pkl unpacks to {pickled.file_size:,} bytes (a weights file's is "
+                f"kilobytes; at most {MAX_PICKLE_BYTES:,} are read)"
+            )
+        super().__init__(io.BytesIO(archive.read(pickled)))
         self.archive = archive
         self.root = root
         self.byteorder = ">" if byteorder == "big" else "<"
@@ -110,13 +120,15 @@ class _TensorUnpickler(pickle.Unpickler):
         if key not in self.storages:
             dtype = storage_type.dtype.newbyteorder(self.byteorder)
             try:
-                data = self.archive.read(f"{self.root}/data/{key}")
+                member = self.archive.getinfo(f"{self.root}/data/{key}")
             except KeyError as exc:
                 raise RefusedTorchFile(f"storage {key} is missing from the file") from exc
-            if len(data) != elements * dtype.itemsize:
+            # Checked before reading: a compressed member may unpack to any size.
+            if not isinstance(elements, int) or member.file_size != elements * dtype.itemsize:
                 raise RefusedTorchFile(
-                    f"storage {key} holds {len(data)} bytes, not {elements} {dtype} elements"
+                    f"storage {key} holds {member.file_size} bytes, not {elements} {dtype} elements"
                 )
+            data = self.archive.read(member)
             native = dtype.newbyteorder("=")
             self.storages[key] = np.frombuffer(data, dtype=dtype).astype(native, copy=False)
         return self.storages[key]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ansim.detector.decision import MatchRules
+from ansim.detector.descriptor import load_descriptor_model
 from ansim.detector.hashing import HashOptions
 from ansim.detector.image_robust import ROBUST_OPTION, descriptor_available
 from ansim.detector.signals import MediaSignals
@@ -66,8 +67,6 @@ def init_hash_worker(options: HashOptions) -> None:
     faiss.omp_set_num_threads(1)
     cv2.setNumThreads(1)
     if options.extra.get(ROBUST_OPTION, True) and descriptor_available():
-        from ansim.detector.descriptor import load_descriptor_model
-
         load_descriptor_model()
 
 
@@ -189,6 +188,9 @@ def hash_paths(
     the MediaSignals, for the caller to match. `tick_s`: with worker processes, also yield
     None whenever that long passed without a file ending (`WorkerPool.run`)."""
     listed = list(paths)
+    images = engine == "local" and any(_is_image(p) for p in listed)
+    if images and options.extra.get(ROBUST_OPTION, True):
+        load_descriptor_model()  # unusable weights stop the run here, not at every image
     if engine == "ray":
         from ansim.pipeline.ray_engine import ray_hash_paths
 
@@ -201,7 +203,6 @@ def hash_paths(
         yield from run_in_process(hash_work, jobs, budgets)
         return
     processes = min(workers, len(listed))
-    images = any(_is_image(p) for p in listed)
     worker_options = options if images else _without_descriptor(options)
     if matching is None:
         work: Callable[[Any, ItemBudget], Any] = hash_work

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from ansim.crawler.extract import PageContent, extract_page
 from ansim.detector.decision import MatchRules
+from ansim.detector.descriptor import load_descriptor_model
 from ansim.detector.hashing import HashOptions
 from ansim.detector.image_robust import (
     COARSE_LOCAL_FEATURES_OPTION,
@@ -80,6 +81,8 @@ class HashingPlan:
     @classmethod
     def for_verification(cls, mode: str, max_file_bytes: int) -> HashingPlan:
         robust_here = descriptor_available()
+        if robust_here:
+            load_descriptor_model()  # unusable weights stop the crawl before it starts
         features_up_front = mode == "all" or (mode == "triage" and not robust_here)
         extra = {COARSE_LOCAL_FEATURES_OPTION: False}
         if not features_up_front:

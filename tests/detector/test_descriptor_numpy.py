@@ -4,6 +4,7 @@ one), and a process that describes images and never imports torch."""
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ansim.detector.descriptor import DEFAULT_WEIGHTS
-from ansim.models.torch_file import RefusedTorchFile, read_torch_file
+from ansim.models.torch_file import MAX_PICKLE_BYTES, RefusedTorchFile, read_torch_file
 from PIL import Image
 
 from tests.conftest import REPO_ROOT
@@ -131,6 +132,39 @@ def test_reader_refuses_a_file_that_is_no_torch_zip(tmp_path: Path) -> None:
     path.write_bytes(b"\x80\x02}q\x00.")
     with pytest.raises(RefusedTorchFile, match="not a torch.save zip"):
         read_torch_file(path)
+
+
+def test_reader_checks_sizes_before_unpacking(tmp_path: Path) -> None:
+    """A compressed member may unpack to any size: its declared size is checked first."""
+    wrong = write_torch_file(
+        tmp_path / "wrong.pt", tensor_pickle(4, 0, (4,), (1,)), {"0": bytes(1 << 20)}
+    )
+    with pytest.raises(RefusedTorchFile, match="1048576 bytes, not 4"):
+        read_torch_file(wrong)
+    bomb = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data.pkl", bytes(MAX_PICKLE_BYTES + 1))
+    assert bomb.stat().st_size < 1 << 20
+    with pytest.raises(RefusedTorchFile, match="data.pkl unpacks to"):
+        read_torch_file(bomb)
+
+
+def test_unusable_weights_stop_a_command_before_its_first_image(tmp_path: Path) -> None:
+    """Not one "decoder failed" per image: one error naming the file, exit code 2."""
+    weights = tmp_path / "weights.pt"
+    weights.write_bytes(b"not weights")
+    photos = [photo_like(tmp_path / f"p{n}.png", seed=n) for n in range(2)]
+    env = {**os.environ, "ANSIM_DESCRIPTOR_WEIGHTS": str(weights), "ANSIM_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "ansim"), "hash", *map(str, photos)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"the descriptor weights {weights} cannot be used" in " ".join(done.stderr.split())
+    assert "failed" not in done.stdout
 
 
 # --- the numpy network against the torch network ---------------------------------------------
