@@ -40,6 +40,7 @@ def serve(
     """
     import uvicorn
     from ansim.casework.smtp import is_loopback_host  # here: it loads smtplib and ssl
+    from ansim.detector.descriptor import load_descriptor_model
     from ansim.pipeline.workspaces import open_workspace
     from ansim.server.app import ServerSettings, create_app
 
@@ -52,6 +53,7 @@ def serve(
             f"[yellow]warning:[/yellow] serving {host} without TLS: passwords and victim media "
             "would cross the network in the clear (use --certfile/--keyfile or a TLS proxy)"
         )
+    load_descriptor_model()  # unusable weights: refused now, not at every uploaded image
     tls = certfile is not None
     settings = ServerSettings(
         secure_cookies=tls or behind_tls_proxy,
