@@ -89,29 +89,16 @@ def quality_of(samples: np.ndarray) -> int:
     return min(100, gradients // 90)
 
 
+def _dct_coefficients(samples: np.ndarray) -> np.ndarray:
+    """The 16 x 16 DCT coefficients (frequencies 1-16) of the 64 x 64 samples."""
+    dct = _dct_matrix()
+    return dct @ samples @ dct.T
+
+
 def _threshold(coefficients: np.ndarray) -> str:
     flat = coefficients.ravel()
     median = np.partition(flat, flat.size // 2 - 1)[flat.size // 2 - 1]
     return bits_to_hex((flat > median)[::-1])
-
-
-def hash_frame(
-    pixels: np.ndarray, mirror: bool = False, studio_range: bool = False
-) -> tuple[str, int, str]:
-    """PDQ hash, quality and (when `mirror`) the left-right mirror's hash ('' otherwise) of
-    an (h, w, 3) RGB or (h, w, 1) luma frame. `studio_range`: luma runs 16-235 (a video
-    decoder's Y plane), stretched to 0-255 so the quality reads as from RGB."""
-    samples = samples_64(pixels)
-    if studio_range:
-        samples = (samples - 16.0) * np.float32(255.0 / 219.0)
-    dct = _dct_matrix()
-    coefficients = dct @ samples @ dct.T
-    mirrored = ""
-    if mirror:
-        # Mirroring the columns flips the sign of every odd-frequency column coefficient.
-        signs = np.where(np.arange(1, DCT_SIDE + 1) % 2 == 1, -1.0, 1.0).astype(np.float32)
-        mirrored = _threshold(coefficients * signs[None, :])
-    return _threshold(coefficients), quality_of(samples), mirrored
 
 
 class DihedralStep(NamedTuple):
@@ -136,21 +123,40 @@ DIHEDRAL_STEPS = (
     DihedralStep(True, False, False),
     DihedralStep(True, True, True),
 )
+# flipY: mirroring the columns flips the sign of every odd-frequency column coefficient.
+LEFT_RIGHT_MIRROR = DIHEDRAL_STEPS[5]
+# -1 at the odd frequencies (the DCT's first row is frequency 1), +1 at the even ones.
+ODD_FREQUENCY_SIGNS = np.where(np.arange(1, DCT_SIDE + 1) % 2 == 1, -1.0, 1.0).astype(np.float32)
+
+
+def _turned(coefficients: np.ndarray, step: DihedralStep) -> np.ndarray:
+    """The DCT coefficients of the frame turned or mirrored by `step`."""
+    turned = coefficients.T if step.transpose else coefficients
+    if step.flip_rows:
+        turned = turned * ODD_FREQUENCY_SIGNS[:, None]
+    if step.flip_columns:
+        turned = turned * ODD_FREQUENCY_SIGNS[None, :]
+    return turned
+
+
+def hash_frame(
+    pixels: np.ndarray, mirror: bool = False, studio_range: bool = False
+) -> tuple[str, int, str]:
+    """PDQ hash, quality and (when `mirror`) the left-right mirror's hash ('' otherwise) of
+    an (h, w, 3) RGB or (h, w, 1) luma frame. `studio_range`: luma runs 16-235 (a video
+    decoder's Y plane), stretched to 0-255 so the quality reads as from RGB."""
+    samples = samples_64(pixels)
+    if studio_range:
+        samples = (samples - 16.0) * np.float32(255.0 / 219.0)
+    coefficients = _dct_coefficients(samples)
+    mirrored = _threshold(_turned(coefficients, LEFT_RIGHT_MIRROR)) if mirror else ""
+    return _threshold(coefficients), quality_of(samples), mirrored
 
 
 def hash_dihedral(pixels: np.ndarray) -> tuple[list[str], int]:
     """The 8 dihedral hashes, in pdqhash's order, and the quality of an (h, w, 3) RGB
     frame: one filtering and one DCT, the variants from the coefficients' symmetries."""
     samples = samples_64(pixels)
-    dct = _dct_matrix()
-    coefficients = dct @ samples @ dct.T
-    signs = np.where(np.arange(1, DCT_SIDE + 1) % 2 == 1, -1.0, 1.0).astype(np.float32)
-    hashes = []
-    for step in DIHEDRAL_STEPS:
-        turned = coefficients.T if step.transpose else coefficients
-        if step.flip_rows:
-            turned = turned * signs[:, None]
-        if step.flip_columns:
-            turned = turned * signs[None, :]
-        hashes.append(_threshold(turned))
+    coefficients = _dct_coefficients(samples)
+    hashes = [_threshold(_turned(coefficients, step)) for step in DIHEDRAL_STEPS]
     return hashes, quality_of(samples)
