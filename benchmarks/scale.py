@@ -553,12 +553,18 @@ def _audio_bank_file(
     return built, clips
 
 
-RealQuery = list[tuple[np.ndarray, np.ndarray]]  # (hashes, times) per variant
+@dataclass(frozen=True)
+class RealClip:
+    """The query a real clip brings: its landmarks under every variant of the query grid."""
+
+    name: str
+    seconds: float
+    variants: list[tuple[np.ndarray, np.ndarray]]  # (hashes, times) per variant
 
 
-def real_clip_query(recordings: Path, seconds: float) -> tuple[str, RealQuery] | None:
-    """The query a real clip brings: the first `seconds` of the first recording at least
-    that long, its landmarks under every variant of the query grid (`query_variants`)."""
+def real_clip_query(recordings: Path, seconds: float) -> RealClip | None:
+    """The first `seconds` of the first recording at least that long, as a query
+    (`query_variants`)."""
     from ansim.detector.audio import AudioOptions, fingerprint_file
     from ansim.detector.audio_landmarks import query_variants
     from ansim.detector.errors import MediaError
@@ -575,20 +581,20 @@ def real_clip_query(recordings: Path, seconds: float) -> tuple[str, RealQuery] |
         start = frames.min()
         within = frames < start + seconds * (frames.max() - start) / fingerprint.duration
         variants = query_variants(frames[within], pitches[within])
-        return path.name, [(marks.hashes, marks.times) for _, marks in variants]
+        return RealClip(path.name, seconds, [(marks.hashes, marks.times) for _, marks in variants])
     return None
 
 
-def _real_query_row(index: Any, name: str, query: RealQuery, seconds: float) -> dict[str, Any]:
+def _real_query_row(index: Any, clip: RealClip) -> dict[str, Any]:
     from ansim.indexer.audio_index import QueryLandmarks
 
-    variants = [QueryLandmarks(hashes, times) for hashes, times in query]
+    variants = [QueryLandmarks(hashes, times) for hashes, times in clip.variants]
     cpu = time.process_time()
     index.vote(variants)
     cpu = time.process_time() - cpu
     return {
-        "audio_real_clip": name,
-        "audio_real_clip_s": seconds,
+        "audio_real_clip": clip.name,
+        "audio_real_clip_s": clip.seconds,
         "audio_real_query_variants": len(variants),
         "audio_real_query_lookups": sum(len(v.hashes) for v in variants),
         "audio_real_query_hits": sum(len(index.hits(v)[0]) for v in variants),
@@ -600,7 +606,7 @@ def audio_open_step(
     path: Path,
     clips: list[tuple[int, np.ndarray, np.ndarray]],
     seed: int,
-    real: tuple[str, RealQuery, float] | None = None,
+    real: RealClip | None = None,
 ) -> dict[str, Any]:
     """Open the bank in a fresh process; vote on the 20 clips (time-shifted, beside 7
     noise variants, as a query's pitch and tempo grid brings) and on 20 of noise alone,
@@ -628,7 +634,7 @@ def audio_open_step(
     votes = [index.vote(query) for query in queries]
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     found = sum(bool(v) and v[0].entry_id == c[0] for v, c in zip(votes, clips, strict=False))
-    real_row = _real_query_row(index, real[0], real[1], real[2]) if real else {}
+    real_row = _real_query_row(index, real) if real else {}
     memory = _rss()
     return {
         **real_row,
@@ -702,8 +708,7 @@ def run_scale_benchmark(config: ScaleConfig, log: Callable[[str], None]) -> dict
         path.unlink()
     real = None
     if config.audio_hours and config.audio_recordings is not None:
-        found_clip = real_clip_query(config.audio_recordings, config.audio_clip_seconds)
-        real = (*found_clip, config.audio_clip_seconds) if found_clip else None
+        real = real_clip_query(config.audio_recordings, config.audio_clip_seconds)
     for hours in config.audio_hours:
         path = config.out / f"audio-{hours:g}h.index"
         log(f"audio bank of {hours:g} hours: building")
