@@ -139,7 +139,8 @@ class RefetchingHistoryReader(StoreBankReader):
                 if outcome in HOST_DOWN_OUTCOMES:
                     host_down = (verdict, f"{reason} (the host, for this hunt's later items)")
             else:
-                (verdict, reason), features[item.id] = host_down, None
+                verdict, reason = host_down
+                features[item.id] = None
             self.refetched[item.id] = self._record(item, verdict, reason)
         return features
 
